@@ -1,0 +1,51 @@
+"""The worker heartbeat behind /ready: a live worker refreshes a Redis key with a TTL.
+
+Celery's own event heartbeats need `-E` and a monitor to collect them; a key with an
+expiry answers "is a worker alive right now?" with one Redis SCAN from the web process.
+"""
+
+import threading
+import time
+
+import redis
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+
+KEY_PREFIX = "helmdeck:worker:"
+_stop = threading.Event()
+
+
+def client():
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+
+
+def beat(hostname):
+    client().set(f"{KEY_PREFIX}{hostname}", int(time.time()), ex=settings.HELMDECK_WORKER_HEARTBEAT_TTL)
+
+
+def live_workers(conn):
+    return [key.decode()[len(KEY_PREFIX):] for key in conn.scan_iter(f"{KEY_PREFIX}*", count=100)]
+
+
+def _run(hostname):
+    while not _stop.is_set():
+        try:
+            beat(hostname)
+        except redis.RedisError:
+            pass  # /ready reports Redis itself; the next beat retries
+        _stop.wait(settings.HELMDECK_WORKER_HEARTBEAT_SECONDS)
+
+
+@worker_ready.connect
+def _start(sender, **kwargs):
+    _stop.clear()
+    threading.Thread(target=_run, args=(sender.hostname,), daemon=True, name="heartbeat").start()
+
+
+@worker_shutdown.connect
+def _end(sender, **kwargs):
+    _stop.set()
+    try:
+        client().delete(f"{KEY_PREFIX}{sender.hostname}")
+    except redis.RedisError:
+        pass

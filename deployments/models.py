@@ -1,0 +1,216 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from deployments import validators as v
+
+
+class Cluster(models.Model):
+    """Where profiles deploy: a kube context and the Docker daemon images are built into."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    kubeconfig_path = models.CharField(
+        max_length=1024,
+        blank=True,
+        help_text="Empty: use $KUBECONFIG (or ~/.kube/config), as kubectl does.",
+    )
+    kube_context = models.CharField(
+        max_length=253, blank=True, help_text="Empty: the kubeconfig's current context."
+    )
+    minikube_profile = models.CharField(
+        max_length=63,
+        blank=True,
+        default="minikube",
+        help_text="Builds use `minikube -p <profile> docker-env`. Empty: not a Minikube cluster.",
+    )
+    docker_host = models.CharField(
+        max_length=1024,
+        blank=True,
+        help_text="Explicit DOCKER_HOST for builds; overrides the Minikube docker-env.",
+    )
+    capacity_cpus = models.DecimalField(
+        max_digits=6,
+        decimal_places=3,
+        default=4,
+        help_text="Used for fit checks when the cluster cannot be asked (seed: 4 CPUs).",
+    )
+    capacity_memory = models.CharField(
+        max_length=32, default="8Gi", validators=[v.validate_memory],
+        help_text="Used for fit checks when the cluster cannot be asked (seed: 8Gi).",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Profile(models.Model):
+    """A deployable app: its components, config and secrets; its name is the Helm release."""
+
+    ENVIRONMENTS = [("dev", "dev"), ("prod", "prod")]
+
+    name = models.CharField(max_length=v.RELEASE_NAME_MAX, unique=True,
+                            validators=[v.validate_release_name])
+    namespace = models.CharField(max_length=v.NAMESPACE_MAX, validators=[v.validate_namespace])
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="profiles")
+    environment = models.CharField(max_length=16, choices=ENVIRONMENTS, default="dev")
+    description = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("deploy_profile", "Can deploy, roll back and cancel releases")]
+
+    def __str__(self):
+        return self.name
+
+
+class Component(models.Model):
+    """One image of a profile: a Deployment plus its Service."""
+
+    CLUSTER_IP, NODE_PORT = "ClusterIP", "NodePort"
+    SERVICE_TYPES = [(CLUSTER_IP, "ClusterIP (inside the cluster)"),
+                     (NODE_PORT, "NodePort (reachable from the host)")]
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="components")
+    position = models.PositiveSmallIntegerField(default=0)
+    name = models.CharField(max_length=v.COMPONENT_NAME_MAX,
+                            validators=[v.validate_component_name])
+    image = models.CharField(max_length=255, validators=[v.validate_image_repository])
+    tag = models.CharField(max_length=128, default="latest", validators=[v.validate_image_tag])
+    build_context = models.CharField(max_length=512, blank=True,
+                                     validators=[v.validate_relative_path])
+    dockerfile = models.CharField(max_length=512, blank=True, default="Dockerfile",
+                                  validators=[v.validate_relative_path])
+    port = models.PositiveIntegerField(validators=[v.validate_port])
+    replicas = models.PositiveSmallIntegerField(default=1, validators=[v.validate_replicas])
+    service_type = models.CharField(max_length=16, choices=SERVICE_TYPES, default=CLUSTER_IP)
+    node_port = models.PositiveIntegerField(null=True, blank=True,
+                                            validators=[v.validate_node_port])
+    cpu_request = models.CharField(max_length=32, default="500m", validators=[v.validate_cpu])
+    cpu_limit = models.CharField(max_length=32, default="500m", validators=[v.validate_cpu])
+    memory_request = models.CharField(max_length=32, default="512Mi",
+                                      validators=[v.validate_memory])
+    memory_limit = models.CharField(max_length=32, default="512Mi",
+                                    validators=[v.validate_memory])
+    liveness_path = models.CharField(max_length=1024, default="/health",
+                                     validators=[v.validate_probe_path])
+    liveness_initial_delay = models.PositiveIntegerField(default=30, validators=[v.validate_probe_delay])
+    liveness_period = models.PositiveIntegerField(default=10,
+        validators=[v.validate_probe_positive])
+    liveness_timeout = models.PositiveIntegerField(default=5,
+        validators=[v.validate_probe_positive])
+    liveness_failure_threshold = models.PositiveIntegerField(default=3,
+        validators=[v.validate_probe_positive])
+    readiness_path = models.CharField(max_length=1024, default="/ready",
+                                      validators=[v.validate_probe_path])
+    readiness_initial_delay = models.PositiveIntegerField(default=10, validators=[v.validate_probe_delay])
+    readiness_period = models.PositiveIntegerField(default=5,
+        validators=[v.validate_probe_positive])
+    readiness_timeout = models.PositiveIntegerField(default=3,
+        validators=[v.validate_probe_positive])
+    readiness_failure_threshold = models.PositiveIntegerField(default=2,
+        validators=[v.validate_probe_positive])
+
+    class Meta:
+        ordering = ["profile", "position", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "name"], name="component_name_unique"),
+            models.CheckConstraint(
+                condition=Q(service_type="NodePort") | Q(node_port__isnull=True),
+                name="node_port_only_for_nodeport",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.profile.name}/{self.name}"
+
+    @property
+    def image_ref(self):
+        return f"{self.image}:{self.tag}"
+
+
+class ConfigEntry(models.Model):
+    """A non-sensitive setting: rendered into the ConfigMap `<profile>-config`."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="config")
+    key = models.CharField(max_length=v.CONFIG_KEY_MAX, validators=[v.validate_config_key])
+    value = models.TextField(blank=True, validators=[v.validate_config_value])
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["profile", "key"]
+        verbose_name_plural = "config entries"
+        constraints = [models.UniqueConstraint(fields=["profile", "key"], name="config_key_unique")]
+
+    def __str__(self):
+        return self.key
+
+
+class SecretEntry(models.Model):
+    """A credential: rendered into the Secret `<profile>-secrets`.
+
+    Either a value stored encrypted (`ciphertext`, MultiFernet: deployments.crypto) or the
+    name of an environment variable read by the worker at deploy time (`from_env`).
+    The plaintext never leaves `deployments.crypto` except on its way to Helm.
+    """
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="secrets")
+    key = models.CharField(max_length=v.CONFIG_KEY_MAX, validators=[v.validate_config_key])
+    ciphertext = models.TextField(blank=True, editable=False)
+    from_env = models.CharField(max_length=255, blank=True,
+                                validators=[v.validate_env_var_name])
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["profile", "key"]
+        verbose_name_plural = "secret entries"
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "key"], name="secret_key_unique"),
+            models.CheckConstraint(
+                condition=~Q(ciphertext="") | ~Q(from_env=""), name="secret_has_a_source"
+            ),
+        ]
+
+    def __str__(self):
+        return self.key
+
+    @property
+    def source_label(self):
+        return f"from ${self.from_env}" if self.from_env else "stored value"
+
+
+class AuditEvent(models.Model):
+    """Who changed what. Config changes keep before/after; secret changes never keep values."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=64)
+    profile = models.ForeignKey(
+        Profile, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    profile_name = models.CharField(max_length=v.RELEASE_NAME_MAX, blank=True)
+    target = models.CharField(max_length=300, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name or 'system'} {self.action} {self.target}"

@@ -1,0 +1,37 @@
+"""Profile documents as YAML text: safe loading with clear errors, stable dumping."""
+
+import yaml
+
+from deployments.spec import FieldError, SpecError, spec_from_profile
+
+MAX_BYTES = 256 * 1024
+
+
+def load(text):
+    """YAML text -> a Python document. Raises SpecError with a readable reason."""
+    if isinstance(text, bytes):
+        if len(text) > MAX_BYTES:
+            raise SpecError([FieldError("file", f"is larger than {MAX_BYTES // 1024} KiB")])
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SpecError([FieldError("file", "is not UTF-8 text")]) from None
+    if len(text) > MAX_BYTES:
+        raise SpecError([FieldError("file", f"is larger than {MAX_BYTES // 1024} KiB")])
+    try:
+        # SafeLoader builds plain dicts/lists/scalars only; aliases are capped by the size limit.
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(exc, "problem", None) or "it is not valid YAML"
+        raise SpecError([FieldError("file", f"is not valid YAML at {where}: {problem}")]) from None
+
+
+def dump(profile):
+    """The export document of a profile as YAML text (secret values never included)."""
+    header = (
+        f"# Helmdeck profile {profile.name}. Secrets list their source only; values stored in\n"
+        "# Helmdeck are written as {stored: true} and kept when this file is imported again.\n"
+    )
+    return header + yaml.safe_dump(spec_from_profile(profile), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,343 @@
+"""The profile spec: the shape of profile YAML (DESIGN.md), parsed and checked in full.
+
+`parse_spec(data)` turns a YAML document into a normalized spec with every default filled,
+or returns one error per bad field ("components.frontend.port: must be ..."). It never
+touches the database except to read which clusters exist; the write lives in
+services/profiles.py. `spec_from_profile` is the inverse used by export; it writes secret
+keys and their source, never a value.
+"""
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+
+from deployments import validators as v
+
+TOP_KEYS = {"name", "namespace", "cluster", "environment", "description", "components",
+            "config", "secrets"}
+COMPONENT_KEYS = {"image", "tag", "build", "port", "replicas", "service", "resources", "probes"}
+BUILD_KEYS = {"context", "dockerfile"}
+SERVICE_KEYS = {"type", "nodePort"}
+PROBE_KEYS = {"path", "initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold"}
+ENVIRONMENTS = ("dev", "prod")
+SERVICE_TYPES = ("ClusterIP", "NodePort")
+
+# The seed's numbers (sections 4 and 5): the defaults for anything a file leaves out.
+DEFAULT_RESOURCES = {"cpu": "500m", "memory": "512Mi"}
+DEFAULT_PROBES = {
+    "liveness": {"path": "/health", "initialDelaySeconds": 30, "periodSeconds": 10,
+                 "timeoutSeconds": 5, "failureThreshold": 3},
+    "readiness": {"path": "/ready", "initialDelaySeconds": 10, "periodSeconds": 5,
+                  "timeoutSeconds": 3, "failureThreshold": 2},
+}
+PROBE_VALIDATORS = {
+    "path": v.validate_probe_path,
+    "initialDelaySeconds": v.validate_probe_delay,
+    "periodSeconds": v.validate_probe_positive,
+    "timeoutSeconds": v.validate_probe_positive,
+    "failureThreshold": v.validate_probe_positive,
+}
+MAX_COMPONENTS = 20
+MAX_ENTRIES = 500
+
+
+@dataclass(frozen=True)
+class FieldError:
+    path: str
+    message: str
+
+    def __str__(self):
+        return f"{self.path}: {self.message}"
+
+
+class SpecError(Exception):
+    """A spec with one or more bad fields; `errors` holds one FieldError per field."""
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+class _Checker:
+    def __init__(self):
+        self.errors = []
+
+    def add(self, path, message):
+        self.errors.append(FieldError(path, message))
+
+    def check(self, path, validator, value):
+        """Run one validator; record its message under `path`. Returns True when valid."""
+        try:
+            validator(value)
+        except ValidationError as exc:
+            self.add(path, " ".join(exc.messages))
+            return False
+        return True
+
+    def mapping(self, path, value, allowed=None, required=False):
+        """Return `value` if it is a mapping (reporting unknown keys), else {}."""
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            self.add(path, "must be a mapping of keys to values")
+            return {}
+        for key in value:
+            if not isinstance(key, str):
+                self.add(path, f"has a key that is not text: {key!r}")
+            elif allowed is not None and key not in allowed:
+                self.add(f"{path}.{key}" if path else key,
+                         f"is not a known key; known keys: {', '.join(sorted(allowed))}")
+        return {k: val for k, val in value.items() if isinstance(k, str)}
+
+
+def parse_spec(data, *, cluster_names):
+    """Validate a profile document. Returns the normalized spec or raises SpecError."""
+    c = _Checker()
+    doc = c.mapping("", data, TOP_KEYS, required=True)
+    if not doc and not c.errors:
+        c.add("name", "is required; the file is empty")
+    if c.errors and not doc:
+        raise SpecError(c.errors)
+
+    spec = {
+        "name": doc.get("name"),
+        "namespace": doc.get("namespace", doc.get("name")),
+        "cluster": doc.get("cluster", "minikube"),
+        "environment": doc.get("environment", "dev"),
+        "description": doc.get("description", ""),
+    }
+    c.check("name", v.validate_release_name, spec["name"])
+    c.check("namespace", v.validate_namespace, spec["namespace"])
+    if spec["cluster"] not in cluster_names:
+        known = ", ".join(sorted(cluster_names)) or "none yet (add one in the admin)"
+        c.add("cluster", f"names no known cluster; known clusters: {known}")
+    if spec["environment"] not in ENVIRONMENTS:
+        c.add("environment", f"must be one of {', '.join(ENVIRONMENTS)}, e.g. dev")
+    if not isinstance(spec["description"], str) or len(spec["description"]) > 2000:
+        c.add("description", "must be text of at most 2000 characters")
+
+    spec["components"] = _components(c, doc.get("components"))
+    spec["config"] = _config(c, doc.get("config"))
+    spec["secrets"] = _secrets(c, doc.get("secrets"))
+    for key in sorted(set(spec["config"]) & set(spec["secrets"])):
+        c.add(f"secrets.{key}", "is also a config key; a key is either config or a secret")
+    if c.errors:
+        raise SpecError(c.errors)
+    return spec
+
+
+def _components(c, raw):
+    components = c.mapping("components", raw, required=True)
+    if raw is not None and not components and not c.errors:
+        c.add("components", "needs at least one component, e.g. backend")
+    if raw is None:
+        c.add("components", "is required: at least one component, e.g. backend")
+    if len(components) > MAX_COMPONENTS:
+        c.add("components", f"has {len(components)} components; at most {MAX_COMPONENTS}")
+        return []
+    result, node_ports = [], {}
+    for name, body in components.items():
+        base = f"components.{name}"
+        c.check(base, v.validate_component_name, name)
+        comp = _component(c, base, name, c.mapping(base, body, COMPONENT_KEYS, required=True))
+        port = comp["service"]["nodePort"]
+        if isinstance(port, int) and port in node_ports:
+            c.add(f"{base}.service.nodePort",
+                  f"{port} is already used by component {node_ports[port]}")
+        node_ports.setdefault(port, name)
+        result.append(comp)
+    return result
+
+
+def _component(c, base, name, body):
+    build = body.get("build")
+    if build is not None:
+        build = c.mapping(f"{base}.build", build, BUILD_KEYS)
+        build = {"context": build.get("context"), "dockerfile": build.get("dockerfile", "Dockerfile")}
+        for key in ("context", "dockerfile"):
+            c.check(f"{base}.build.{key}", v.validate_relative_path, build[key])
+    service = c.mapping(f"{base}.service", body.get("service"), SERVICE_KEYS)
+    comp = {
+        "name": name,
+        "image": body.get("image", name),
+        "tag": str(body["tag"]) if isinstance(body.get("tag"), int | float) else body.get("tag", "latest"),
+        "build": build,
+        "port": body.get("port"),
+        "replicas": body.get("replicas", 1),
+        "service": {"type": service.get("type", "ClusterIP"), "nodePort": service.get("nodePort")},
+        "resources": _resources(c, f"{base}.resources", body.get("resources")),
+        "probes": _probes(c, f"{base}.probes", body.get("probes")),
+    }
+    c.check(f"{base}.image", v.validate_image_repository, comp["image"])
+    c.check(f"{base}.tag", v.validate_image_tag, comp["tag"])
+    if comp["port"] is None:
+        c.add(f"{base}.port", "is required: the container port, e.g. 8000")
+    else:
+        c.check(f"{base}.port", v.validate_port, comp["port"])
+    c.check(f"{base}.replicas", v.validate_replicas, comp["replicas"])
+    stype, node_port = comp["service"]["type"], comp["service"]["nodePort"]
+    if stype not in SERVICE_TYPES:
+        c.add(f"{base}.service.type", "must be ClusterIP (internal) or NodePort (from the host)")
+    elif node_port is not None:
+        if stype != "NodePort":
+            c.add(f"{base}.service.nodePort", "is only allowed with service type NodePort")
+        else:
+            c.check(f"{base}.service.nodePort", v.validate_node_port, node_port)
+    return comp
+
+
+def _resources(c, base, raw):
+    body = c.mapping(base, raw, {"requests", "limits"})
+    requests = c.mapping(f"{base}.requests", body.get("requests"), {"cpu", "memory"})
+    limits = c.mapping(f"{base}.limits", body.get("limits"), {"cpu", "memory"})
+    result = {"requests": {}, "limits": {}}
+    for resource, validator in (("cpu", v.validate_cpu), ("memory", v.validate_memory)):
+        # requests=limits is the seed's rule: a side left out copies the other.
+        request = requests.get(resource, limits.get(resource, DEFAULT_RESOURCES[resource]))
+        limit = limits.get(resource, request)
+        request, limit = (str(x) if isinstance(x, int | float) and not isinstance(x, bool) else x
+                          for x in (request, limit))
+        ok = True  # a side copied from the other is reported once, where it was written
+        if resource in requests or resource not in limits:
+            ok &= c.check(f"{base}.requests.{resource}", validator, request)
+        if resource in limits:
+            ok &= c.check(f"{base}.limits.{resource}", validator, limit)
+        result["requests"][resource], result["limits"][resource] = request, limit
+        if ok:
+            for field, message in v.limit_errors({resource: request}, {resource: limit}).items():
+                c.add(f"{base}.limits.{field}", message)
+    return result
+
+
+def _probes(c, base, raw):
+    body = c.mapping(base, raw, set(DEFAULT_PROBES))
+    result = {}
+    for kind, defaults in DEFAULT_PROBES.items():
+        probe = c.mapping(f"{base}.{kind}", body.get(kind), PROBE_KEYS)
+        result[kind] = {key: probe.get(key, default) for key, default in defaults.items()}
+        for key, validator in PROBE_VALIDATORS.items():
+            c.check(f"{base}.{kind}.{key}", validator, result[kind][key])
+    return result
+
+
+def _config(c, raw):
+    config = c.mapping("config", raw)
+    if len(config) > MAX_ENTRIES:
+        c.add("config", f"has {len(config)} keys; at most {MAX_ENTRIES}")
+        return {}
+    result = {}
+    for key, value in config.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int | float):
+            value = str(value)
+        c.check(f"config.{key}", v.validate_config_key, key)
+        if c.check(f"config.{key}", v.validate_config_value, value):
+            result[key] = value
+    return result
+
+
+def _secrets(c, raw):
+    secrets = c.mapping("secrets", raw)
+    if len(secrets) > MAX_ENTRIES:
+        c.add("secrets", f"has {len(secrets)} keys; at most {MAX_ENTRIES}")
+        return {}
+    result = {}
+    for key, body in secrets.items():
+        path = f"secrets.{key}"
+        c.check(path, v.validate_config_key, key)
+        if not isinstance(body, dict) or len(body) != 1 or not isinstance(next(iter(body)), str):
+            # Never echo the body: it may be the secret itself, written inline by mistake.
+            c.add(path, 'must be one of {value: "..."}, {fromEnv: ENV_NAME} or {stored: true}')
+            continue
+        (source, value), = body.items()
+        if source == "value" and c.check(f"{path}.value", v.validate_secret_value, value):
+            result[key] = {"value": value}
+        elif source == "fromEnv" and c.check(f"{path}.fromEnv", v.validate_env_var_name, value):
+            result[key] = {"fromEnv": value}
+        elif source == "stored":
+            if value is True:
+                result[key] = {"stored": True}
+            else:
+                c.add(f"{path}.stored", "must be true (keep the value stored in Helmdeck)")
+        elif source not in ("value", "fromEnv"):
+            c.add(path, 'must be one of {value: "..."}, {fromEnv: ENV_NAME} or {stored: true}')
+    return result
+
+
+def component_fields(comp):
+    """Spec component -> Component model field values (the flat shape forms edit)."""
+    res, probes = comp["resources"], comp["probes"]
+    fields = {
+        "name": comp["name"], "image": comp["image"], "tag": comp["tag"],
+        "build_context": (comp["build"] or {}).get("context") or "",
+        "dockerfile": (comp["build"] or {}).get("dockerfile") or "Dockerfile",
+        "port": comp["port"], "replicas": comp["replicas"],
+        "service_type": comp["service"]["type"], "node_port": comp["service"]["nodePort"],
+        "cpu_request": res["requests"]["cpu"], "cpu_limit": res["limits"]["cpu"],
+        "memory_request": res["requests"]["memory"], "memory_limit": res["limits"]["memory"],
+    }
+    for kind in DEFAULT_PROBES:
+        p = probes[kind]
+        fields.update({
+            f"{kind}_path": p["path"],
+            f"{kind}_initial_delay": p["initialDelaySeconds"],
+            f"{kind}_period": p["periodSeconds"],
+            f"{kind}_timeout": p["timeoutSeconds"],
+            f"{kind}_failure_threshold": p["failureThreshold"],
+        })
+    return fields
+
+
+def component_spec(fields):
+    """Component model field values (a model instance's or a form's) -> spec component."""
+    def probe(kind):
+        return {
+            "path": fields[f"{kind}_path"],
+            "initialDelaySeconds": fields[f"{kind}_initial_delay"],
+            "periodSeconds": fields[f"{kind}_period"],
+            "timeoutSeconds": fields[f"{kind}_timeout"],
+            "failureThreshold": fields[f"{kind}_failure_threshold"],
+        }
+
+    service = {"type": fields["service_type"]}
+    if fields.get("node_port") is not None:
+        service["nodePort"] = fields["node_port"]
+    comp = {"image": fields["image"], "tag": fields["tag"]}
+    if fields.get("build_context"):
+        comp["build"] = {"context": fields["build_context"],
+                         "dockerfile": fields.get("dockerfile") or "Dockerfile"}
+    comp.update({
+        "port": fields["port"],
+        "replicas": fields["replicas"],
+        "service": service,
+        "resources": {
+            "requests": {"cpu": fields["cpu_request"], "memory": fields["memory_request"]},
+            "limits": {"cpu": fields["cpu_limit"], "memory": fields["memory_limit"]},
+        },
+        "probes": {kind: probe(kind) for kind in DEFAULT_PROBES},
+    })
+    return comp
+
+
+def spec_from_profile(profile):
+    """The export document of a saved profile. Secret values are never written."""
+    components = {}
+    for component in profile.components.all():
+        fields = {f.name: getattr(component, f.name) for f in component._meta.concrete_fields}
+        components[component.name] = component_spec(fields)
+    doc = {
+        "name": profile.name,
+        "namespace": profile.namespace,
+        "cluster": profile.cluster.name,
+        "environment": profile.environment,
+    }
+    if profile.description:
+        doc["description"] = profile.description
+    doc["components"] = components
+    doc["config"] = {entry.key: entry.value for entry in profile.config.all()}
+    doc["secrets"] = {
+        entry.key: {"fromEnv": entry.from_env} if entry.from_env else {"stored": True}
+        for entry in profile.secrets.all()
+    }
+    return doc
