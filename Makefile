@@ -1,0 +1,28 @@
+# The README's commands. Tools (helm, helm3, kubectl) live in ~/.cache/helmdeck/tools/bin.
+SHELL := /bin/bash
+HELMDECK_CACHE ?= $(HOME)/.cache/helmdeck
+export PATH := $(HELMDECK_CACHE)/tools/bin:$(CURDIR)/.venv/bin:$(PATH)
+UV ?= uv
+
+.PHONY: run test lint sandbox sandbox-down bench venv
+
+venv:
+	@scripts/dev/venv
+
+run: venv
+	@scripts/dev/run
+
+test: venv
+	$(UV) run --no-sync pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(UV) run --no-sync ruff check .
+
+sandbox:
+	@scripts/sandbox/up
+
+sandbox-down:
+	@scripts/sandbox/down
+
+bench: venv
+	$(UV) run --no-sync python -m benchmarks

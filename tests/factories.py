@@ -1,0 +1,78 @@
+import factory
+from django.contrib.auth.models import Group, User
+
+from deployments.models import Cluster, Component, ConfigEntry, Profile, SecretEntry
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        """UserFactory(role="viewer"|"deployer"|"admin") puts the user in that group."""
+        if extracted:
+            self.groups.add(Group.objects.get(name=extracted))
+        self.save()
+
+
+class ClusterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Cluster
+        django_get_or_create = ("name",)
+
+    name = "minikube"
+
+
+class ProfileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Profile
+
+    name = factory.Sequence(lambda n: f"app-{n}")
+    namespace = factory.LazyAttribute(lambda o: o.name)
+    cluster = factory.SubFactory(ClusterFactory)
+
+
+class ComponentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Component
+
+    profile = factory.SubFactory(ProfileFactory)
+    name = factory.Sequence(lambda n: f"web{n}")
+    image = factory.LazyAttribute(lambda o: f"{o.profile.name}-{o.name}")
+    tag = "1.0.0"
+    port = 8000
+
+
+class ConfigEntryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ConfigEntry
+
+    profile = factory.SubFactory(ProfileFactory)
+    key = factory.Sequence(lambda n: f"KEY_{n}")
+    value = "value"
+
+
+class SecretEntryFactory(factory.django.DjangoModelFactory):
+    """SecretEntryFactory(value="...") stores that value encrypted, as the service does."""
+
+    class Meta:
+        model = SecretEntry
+
+    profile = factory.SubFactory(ProfileFactory)
+    key = factory.Sequence(lambda n: f"SECRET_{n}")
+    from_env = ""
+
+    @classmethod
+    def _create(cls, model_class, *args, value="s3cr3t-value", **kwargs):
+        from deployments import crypto
+
+        if not kwargs.get("from_env"):
+            kwargs["ciphertext"] = crypto.encrypt(value)
+        return super()._create(model_class, *args, **kwargs)
