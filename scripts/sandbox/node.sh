@@ -1,0 +1,30 @@
+# shellcheck shell=bash
+# node_manifest NAME CPUS MEMORY PODS: a kwok-managed Node sized like the seed's Minikube
+node_manifest() {
+  local name=$1 cpus=$2 memory=$3 pods=$4
+  cat <<YAML
+apiVersion: v1
+kind: Node
+metadata:
+  name: $name
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: $name
+    kubernetes.io/os: linux
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    type: kwok
+    minikube.k8s.io/name: helmdeck
+spec: {}
+status:
+  allocatable: {cpu: "$cpus", memory: "$memory", pods: "$pods", ephemeral-storage: 50Gi}
+  capacity: {cpu: "$cpus", memory: "$memory", pods: "$pods", ephemeral-storage: 50Gi}
+  nodeInfo:
+    architecture: amd64
+    operatingSystem: linux
+    osImage: helmdeck sandbox (kwok)
+YAML
+}
