@@ -119,3 +119,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# Serve /static/ from the ASGI app itself (controlpanel/asgi.py); turn off behind a proxy.
+HELMDECK_SERVE_STATIC = env.bool("HELMDECK_SERVE_STATIC", default=True)

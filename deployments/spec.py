@@ -92,12 +92,12 @@ class _Checker:
 
 def parse_spec(data, *, cluster_names):
     """Validate a profile document. Returns the normalized spec or raises SpecError."""
+    if data is None:
+        raise SpecError([FieldError("file", "is empty; a profile needs a name and components")])
+    if not isinstance(data, dict):
+        raise SpecError([FieldError("file", "must be a mapping with name, components, ...")])
     c = _Checker()
     doc = c.mapping("", data, TOP_KEYS, required=True)
-    if not doc and not c.errors:
-        c.add("name", "is required; the file is empty")
-    if c.errors and not doc:
-        raise SpecError(c.errors)
 
     spec = {
         "name": doc.get("name"),
@@ -106,7 +106,10 @@ def parse_spec(data, *, cluster_names):
         "environment": doc.get("environment", "dev"),
         "description": doc.get("description", ""),
     }
-    c.check("name", v.validate_release_name, spec["name"])
+    if spec["name"] is None:
+        c.add("name", "is required: the Helm release name, e.g. todo-app")
+    else:
+        c.check("name", v.validate_release_name, spec["name"])
     c.check("namespace", v.validate_namespace, spec["namespace"])
     if spec["cluster"] not in cluster_names:
         known = ", ".join(sorted(cluster_names)) or "none yet (add one in the admin)"

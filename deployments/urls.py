@@ -1,9 +1,19 @@
 from django.urls import path
 
-from deployments.views import pages
+from deployments.views import actions, pages
 
 app_name = "deployments"
 
 urlpatterns = [
     path("", pages.status, name="status"),
+    path("profiles/", pages.profile_list, name="profile_list"),
+    path("profiles/new/", pages.profile_create, name="profile_create"),
+    path("profiles/validate/", pages.profile_validate, name="profile_validate"),
+    path("profiles/component-row/", pages.component_row, name="component_row"),
+    path("profiles/import/", actions.profile_import_view, name="profile_import"),
+    path("profiles/<str:name>/", pages.profile_detail, name="profile_detail"),
+    path("profiles/<str:name>/edit/", pages.profile_edit, name="profile_edit"),
+    path("profiles/<str:name>/clone/", actions.profile_clone_view, name="profile_clone"),
+    path("profiles/<str:name>/delete/", actions.profile_delete_view, name="profile_delete"),
+    path("profiles/<str:name>/export.yaml", actions.profile_export, name="profile_export"),
 ]

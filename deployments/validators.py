@@ -48,6 +48,7 @@ _DECIMAL = {
     "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
     "P": Decimal("1e15"), "E": Decimal("1e18"),
 }
+_RELATIVE_PATH = re.compile(r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*/?$")
 _PROBE_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
 
 
@@ -142,7 +143,7 @@ def validate_cpu(value):
         amount = parse_quantity(value)
     except ValueError:
         raise ValidationError(
-            "must be a CPU quantity: millicores like 500m, or cores like 1 or 0.5"
+            "must be a CPU quantity in millicores or cores, e.g. 500m, 1 or 0.5"
         ) from None
     if amount < Decimal("0.001"):
         raise ValidationError("must be at least 1m (one thousandth of a core), e.g. 500m")
@@ -155,7 +156,8 @@ def validate_memory(value):
         amount = parse_quantity(value)
     except ValueError:
         raise ValidationError(
-            "must be a memory quantity: 512Mi, 1Gi, 1e9 or 1G (Mi/Gi are powers of two)"
+            "must be a memory quantity in bytes with an optional suffix, e.g. 512Mi, 1Gi or 1e9 "
+            "(Mi/Gi are powers of two, M/G powers of ten)"
         ) from None
     if amount < 2**20:
         raise ValidationError("must be at least 1Mi, e.g. 512Mi")
@@ -270,6 +272,8 @@ def validate_secret_value(value):
 def validate_relative_path(value, *, example="examples/todo-app/backend"):
     """Build contexts and Dockerfiles are paths inside the project, never absolute or '..'."""
     _require_text(value, example)
-    parts = value.split("/")
-    if value.startswith("/") or ".." in parts or "\\" in value or len(value) > 512:
-        raise ValidationError(f"must be a relative path inside the project, e.g. {example}")
+    if len(value) > 512 or not _RELATIVE_PATH.match(value) or ".." in value.split("/"):
+        raise ValidationError(
+            "must be a relative path inside the project (letters, digits, '.', '_', '-', '/'), "
+            f"e.g. {example}"
+        )

@@ -1,7 +1,134 @@
-from django.shortcuts import render
+"""Pages: the status page, profile list/detail and the profile create/edit form.
 
-from deployments.models import Profile
+One view renders the whole page, or only its `#partial` when htmx asks (request.htmx).
+Writes go through deployments.services; reads through deployments.selectors.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from deployments import selectors
+from deployments.forms import ProfileForms, profile_initial
+from deployments.services.profiles import profile_apply_spec
+from deployments.spec import MAX_COMPONENTS, SpecError, parse_spec
+
+EDIT_PERMISSIONS = ("deployments.add_profile", "deployments.change_profile")
 
 
+def _template(request, name, partial):
+    """The full page, or just `partial` for an htmx request that is not a boosted page load."""
+    if request.htmx and not request.htmx.boosted:
+        return f"{name}#{partial}"
+    return name
+
+
+def _require_any(user, perms):
+    if not any(user.has_perm(perm) for perm in perms):
+        raise PermissionDenied
+
+
+@require_GET
+@permission_required("deployments.view_profile", raise_exception=True)
 def status(request):
-    return render(request, "deployments/status.html", {"profiles": Profile.objects.all()})
+    context = {"profiles": selectors.profile_list()}
+    return render(request, _template(request, "deployments/status.html", "profiles"), context)
+
+
+@require_GET
+@permission_required("deployments.view_profile", raise_exception=True)
+def profile_list(request):
+    query = request.GET.get("q", "")
+    context = {"profiles": selectors.profile_list(query=query), "query": query}
+    return render(request, _template(request, "deployments/profile_list.html", "rows"), context)
+
+
+@require_GET
+@permission_required("deployments.view_profile", raise_exception=True)
+def profile_detail(request, name):
+    profile = get_object_or_404(selectors.profile_detail_queryset(), name=name)
+    context = {"profile": profile, "audit": selectors.profile_audit(profile=profile)}
+    return render(request, "deployments/profile_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("deployments.add_profile", raise_exception=True)
+def profile_create(request):
+    return _profile_form(request, profile=None)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("deployments.change_profile", raise_exception=True)
+def profile_edit(request, name):
+    profile = get_object_or_404(selectors.profile_detail_queryset(), name=name)
+    return _profile_form(request, profile=profile)
+
+
+def _profile_form(request, *, profile):
+    names = selectors.cluster_names()
+    if profile is not None:
+        initial = profile_initial(profile)
+    else:
+        default = "minikube" if "minikube" in names else (names[0] if names else None)
+        initial = {"profile": {"cluster": default, "environment": "dev"}}
+    forms = ProfileForms(profile=profile, initial=initial, cluster_names=names)
+    if request.method == "POST":
+        data = request.POST
+        if "_add_component" in data:  # the no-JS "Add component" button
+            data = _with_one_more_component(data)
+        forms = ProfileForms(data, profile=profile, initial=initial, cluster_names=names)
+        if "_add_component" not in data and forms.is_valid():
+            try:
+                spec = parse_spec(forms.spec_document(), cluster_names=set(names))
+                saved = profile_apply_spec(spec=spec, profile=profile, actor=request.user)
+            except SpecError as exc:
+                forms.add_spec_errors(exc.errors)
+            else:
+                verb = "created" if profile is None else "saved"
+                messages.success(request, f"Profile {saved.name} {verb}.")
+                url = reverse("deployments:profile_detail", args=[saved.name])
+                return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    context = {"forms": forms, "profile": profile, "max_components": MAX_COMPONENTS}
+    return render(request, _template(request, "deployments/profile_form.html", "form"), context)
+
+
+def _with_one_more_component(data):
+    data = data.copy()
+    try:
+        total = int(data.get("components-TOTAL_FORMS", "0"))
+    except ValueError:
+        total = 0
+    data["components-TOTAL_FORMS"] = str(max(0, min(total + 1, MAX_COMPONENTS)))
+    return data
+
+
+@require_POST
+def profile_validate(request):
+    """Blur validation: the message (or none) for the one field that lost focus."""
+    _require_any(request.user, EDIT_PERMISSIONS)
+    trigger = (request.htmx.trigger_name if request.htmx else None) or request.POST.get("_field")
+    forms = ProfileForms(request.POST, cluster_names=selectors.cluster_names())
+    field = forms.bound_field(trigger or "")
+    if field is None:
+        return HttpResponse(status=204)
+    return render(request, "deployments/profile_form.html#field_errors", {"field": field})
+
+
+@require_GET
+def component_row(request):
+    """One more empty component form (the htmx "Add component" button)."""
+    _require_any(request.user, EDIT_PERMISSIONS)
+    try:
+        index = int(request.GET.get("components-TOTAL_FORMS", "0"))
+    except ValueError:
+        index = 0
+    if not 0 <= index < MAX_COMPONENTS:
+        return HttpResponse(status=204)
+    forms = ProfileForms(cluster_names=(), extra={"components": index + 1})
+    context = {"form": forms.components.forms[index], "total": index + 1}
+    return render(request, "deployments/profile_form.html#new_component", context)

@@ -99,7 +99,13 @@ def manage(*args):
     subprocess.run([PY, "manage.py", *args], cwd=ROOT, check=True)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def stop(children):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan children
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for name, proc in reversed(children):
         if proc.poll() is None:
             say(f"stopping {name}")
@@ -115,7 +121,7 @@ def main():
     STATE.mkdir(exist_ok=True)
     ensure_env_file()
     children = []
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         start_redis(children)
         manage("migrate", "--no-input", "-v", "0")
