@@ -110,7 +110,8 @@ class ComponentFormBase(LiveValidationMixin, forms.Form):
         return data
 
 
-ComponentForm = type("ComponentForm", (ComponentFormBase,), model_fields(Component, COMPONENT_FIELDS))
+ComponentForm = type("ComponentForm", (ComponentFormBase,),
+                     model_fields(Component, COMPONENT_FIELDS))
 
 
 class ConfigForm(LiveValidationMixin, forms.Form):
