@@ -1,0 +1,3 @@
+import os
+
+print(f"twostage uid={os.getuid()}")
