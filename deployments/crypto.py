@@ -51,11 +51,18 @@ def decrypt(token):
     try:
         return fernet().decrypt(token.encode()).decode()
     except InvalidToken:
-        raise SecretDecryptError("a stored secret cannot be decrypted with the configured keys") from None
+        raise SecretDecryptError(
+            "a stored secret cannot be decrypted with the configured keys"
+        ) from None
 
 
 def rotate(token):
-    return fernet().rotate(token.encode()).decode()
+    try:
+        return fernet().rotate(token.encode()).decode()
+    except InvalidToken:
+        raise SecretDecryptError(
+            "a stored secret cannot be decrypted with the configured keys"
+        ) from None
 
 
 def generate_key():

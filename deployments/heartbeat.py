@@ -4,6 +4,7 @@ Celery's own event heartbeats need `-E` and a monitor to collect them; a key wit
 expiry answers "is a worker alive right now?" with one Redis SCAN from the web process.
 """
 
+import contextlib
 import threading
 import time
 
@@ -20,19 +21,19 @@ def client():
 
 
 def beat(hostname):
-    client().set(f"{KEY_PREFIX}{hostname}", int(time.time()), ex=settings.HELMDECK_WORKER_HEARTBEAT_TTL)
+    client().set(
+        f"{KEY_PREFIX}{hostname}", int(time.time()), ex=settings.HELMDECK_WORKER_HEARTBEAT_TTL
+    )
 
 
 def live_workers(conn):
-    return [key.decode()[len(KEY_PREFIX):] for key in conn.scan_iter(f"{KEY_PREFIX}*", count=100)]
+    return [key.decode()[len(KEY_PREFIX) :] for key in conn.scan_iter(f"{KEY_PREFIX}*", count=100)]
 
 
 def _run(hostname):
     while not _stop.is_set():
-        try:
+        with contextlib.suppress(redis.RedisError):  # /ready reports Redis; the next beat retries
             beat(hostname)
-        except redis.RedisError:
-            pass  # /ready reports Redis itself; the next beat retries
         _stop.wait(settings.HELMDECK_WORKER_HEARTBEAT_SECONDS)
 
 
@@ -45,7 +46,5 @@ def _start(sender, **kwargs):
 @worker_shutdown.connect
 def _end(sender, **kwargs):
     _stop.set()
-    try:
+    with contextlib.suppress(redis.RedisError):
         client().delete(f"{KEY_PREFIX}{sender.hostname}")
-    except redis.RedisError:
-        pass

@@ -35,7 +35,9 @@ class Cluster(models.Model):
         help_text="Used for fit checks when the cluster cannot be asked (seed: 4 CPUs).",
     )
     capacity_memory = models.CharField(
-        max_length=32, default="8Gi", validators=[v.validate_memory],
+        max_length=32,
+        default="8Gi",
+        validators=[v.validate_memory],
         help_text="Used for fit checks when the cluster cannot be asked (seed: 8Gi).",
     )
 
@@ -51,8 +53,9 @@ class Profile(models.Model):
 
     ENVIRONMENTS = [("dev", "dev"), ("prod", "prod")]
 
-    name = models.CharField(max_length=v.RELEASE_NAME_MAX, unique=True,
-                            validators=[v.validate_release_name])
+    name = models.CharField(
+        max_length=v.RELEASE_NAME_MAX, unique=True, validators=[v.validate_release_name]
+    )
     namespace = models.CharField(max_length=v.NAMESPACE_MAX, validators=[v.validate_namespace])
     cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="profiles")
     environment = models.CharField(max_length=16, choices=ENVIRONMENTS, default="dev")
@@ -75,48 +78,64 @@ class Component(models.Model):
     """One image of a profile: a Deployment plus its Service."""
 
     CLUSTER_IP, NODE_PORT = "ClusterIP", "NodePort"
-    SERVICE_TYPES = [(CLUSTER_IP, "ClusterIP (inside the cluster)"),
-                     (NODE_PORT, "NodePort (reachable from the host)")]
+    SERVICE_TYPES = [
+        (CLUSTER_IP, "ClusterIP (inside the cluster)"),
+        (NODE_PORT, "NodePort (reachable from the host)"),
+    ]
 
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="components")
     position = models.PositiveSmallIntegerField(default=0)
-    name = models.CharField(max_length=v.COMPONENT_NAME_MAX,
-                            validators=[v.validate_component_name])
+    name = models.CharField(max_length=v.COMPONENT_NAME_MAX, validators=[v.validate_component_name])
     image = models.CharField(max_length=255, validators=[v.validate_image_repository])
     tag = models.CharField(max_length=128, default="latest", validators=[v.validate_image_tag])
-    build_context = models.CharField(max_length=512, blank=True,
-                                     validators=[v.validate_relative_path])
-    dockerfile = models.CharField(max_length=512, blank=True, default="Dockerfile",
-                                  validators=[v.validate_relative_path])
+    build_context = models.CharField(
+        max_length=512, blank=True, validators=[v.validate_relative_path]
+    )
+    dockerfile = models.CharField(
+        max_length=512, blank=True, default="Dockerfile", validators=[v.validate_relative_path]
+    )
     port = models.PositiveIntegerField(validators=[v.validate_port])
     replicas = models.PositiveSmallIntegerField(default=1, validators=[v.validate_replicas])
     service_type = models.CharField(max_length=16, choices=SERVICE_TYPES, default=CLUSTER_IP)
-    node_port = models.PositiveIntegerField(null=True, blank=True,
-                                            validators=[v.validate_node_port])
+    node_port = models.PositiveIntegerField(
+        null=True, blank=True, validators=[v.validate_node_port]
+    )
     cpu_request = models.CharField(max_length=32, default="500m", validators=[v.validate_cpu])
     cpu_limit = models.CharField(max_length=32, default="500m", validators=[v.validate_cpu])
-    memory_request = models.CharField(max_length=32, default="512Mi",
-                                      validators=[v.validate_memory])
-    memory_limit = models.CharField(max_length=32, default="512Mi",
-                                    validators=[v.validate_memory])
-    liveness_path = models.CharField(max_length=1024, default="/health",
-                                     validators=[v.validate_probe_path])
-    liveness_initial_delay = models.PositiveIntegerField(default=30, validators=[v.validate_probe_delay])
-    liveness_period = models.PositiveIntegerField(default=10,
-        validators=[v.validate_probe_positive])
-    liveness_timeout = models.PositiveIntegerField(default=5,
-        validators=[v.validate_probe_positive])
-    liveness_failure_threshold = models.PositiveIntegerField(default=3,
-        validators=[v.validate_probe_positive])
-    readiness_path = models.CharField(max_length=1024, default="/ready",
-                                      validators=[v.validate_probe_path])
-    readiness_initial_delay = models.PositiveIntegerField(default=10, validators=[v.validate_probe_delay])
-    readiness_period = models.PositiveIntegerField(default=5,
-        validators=[v.validate_probe_positive])
-    readiness_timeout = models.PositiveIntegerField(default=3,
-        validators=[v.validate_probe_positive])
-    readiness_failure_threshold = models.PositiveIntegerField(default=2,
-        validators=[v.validate_probe_positive])
+    memory_request = models.CharField(
+        max_length=32, default="512Mi", validators=[v.validate_memory]
+    )
+    memory_limit = models.CharField(max_length=32, default="512Mi", validators=[v.validate_memory])
+    liveness_path = models.CharField(
+        max_length=1024, default="/health", validators=[v.validate_probe_path]
+    )
+    liveness_initial_delay = models.PositiveIntegerField(
+        default=30, validators=[v.validate_probe_delay]
+    )
+    liveness_period = models.PositiveIntegerField(
+        default=10, validators=[v.validate_probe_positive]
+    )
+    liveness_timeout = models.PositiveIntegerField(
+        default=5, validators=[v.validate_probe_positive]
+    )
+    liveness_failure_threshold = models.PositiveIntegerField(
+        default=3, validators=[v.validate_probe_positive]
+    )
+    readiness_path = models.CharField(
+        max_length=1024, default="/ready", validators=[v.validate_probe_path]
+    )
+    readiness_initial_delay = models.PositiveIntegerField(
+        default=10, validators=[v.validate_probe_delay]
+    )
+    readiness_period = models.PositiveIntegerField(
+        default=5, validators=[v.validate_probe_positive]
+    )
+    readiness_timeout = models.PositiveIntegerField(
+        default=3, validators=[v.validate_probe_positive]
+    )
+    readiness_failure_threshold = models.PositiveIntegerField(
+        default=2, validators=[v.validate_probe_positive]
+    )
 
     class Meta:
         ordering = ["profile", "position", "name"]
@@ -167,8 +186,7 @@ class SecretEntry(models.Model):
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="secrets")
     key = models.CharField(max_length=v.CONFIG_KEY_MAX, validators=[v.validate_config_key])
     ciphertext = models.TextField(blank=True, editable=False)
-    from_env = models.CharField(max_length=255, blank=True,
-                                validators=[v.validate_env_var_name])
+    from_env = models.CharField(max_length=255, blank=True, validators=[v.validate_env_var_name])
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -9,7 +9,11 @@ ROLE_PERMISSIONS = {
     # ... and press Deploy, Roll back, Cancel
     DEPLOYER: [f"view_{model}" for model in MODELS] + ["deploy_profile"],
     # ... and edit profiles, config, secrets and clusters, in the pages and the admin site
-    ADMIN: [f"{action}_{model}" for model in MODELS if model != "auditevent"
-            for action in ("add", "change", "delete", "view")]
+    ADMIN: [
+        f"{action}_{model}"
+        for model in MODELS
+        if model != "auditevent"
+        for action in ("add", "change", "delete", "view")
+    ]
     + ["view_auditevent", "deploy_profile"],
 }

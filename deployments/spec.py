@@ -7,14 +7,24 @@ services/profiles.py. `spec_from_profile` is the inverse used by export; it writ
 keys and their source, never a value.
 """
 
+import json
+import re
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
 from deployments import validators as v
 
-TOP_KEYS = {"name", "namespace", "cluster", "environment", "description", "components",
-            "config", "secrets"}
+TOP_KEYS = {
+    "name",
+    "namespace",
+    "cluster",
+    "environment",
+    "description",
+    "components",
+    "config",
+    "secrets",
+}
 COMPONENT_KEYS = {"image", "tag", "build", "port", "replicas", "service", "resources", "probes"}
 BUILD_KEYS = {"context", "dockerfile"}
 SERVICE_KEYS = {"type", "nodePort"}
@@ -25,10 +35,20 @@ SERVICE_TYPES = ("ClusterIP", "NodePort")
 # The seed's numbers (sections 4 and 5): the defaults for anything a file leaves out.
 DEFAULT_RESOURCES = {"cpu": "500m", "memory": "512Mi"}
 DEFAULT_PROBES = {
-    "liveness": {"path": "/health", "initialDelaySeconds": 30, "periodSeconds": 10,
-                 "timeoutSeconds": 5, "failureThreshold": 3},
-    "readiness": {"path": "/ready", "initialDelaySeconds": 10, "periodSeconds": 5,
-                  "timeoutSeconds": 3, "failureThreshold": 2},
+    "liveness": {
+        "path": "/health",
+        "initialDelaySeconds": 30,
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+    },
+    "readiness": {
+        "path": "/ready",
+        "initialDelaySeconds": 10,
+        "periodSeconds": 5,
+        "timeoutSeconds": 3,
+        "failureThreshold": 2,
+    },
 }
 PROBE_VALIDATORS = {
     "path": v.validate_probe_path,
@@ -39,6 +59,16 @@ PROBE_VALIDATORS = {
 }
 MAX_COMPONENTS = 20
 MAX_ENTRIES = 500
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def key_path(base, key):
+    """`base.key`, with a key that is empty or holds odd characters quoted and escaped,
+    so an error stays on one line and shows exactly which key it means."""
+    shown = key if _PLAIN_KEY.match(key) else json.dumps(key)
+    return f"{base}.{shown}" if base else shown
 
 
 @dataclass(frozen=True)
@@ -85,8 +115,10 @@ class _Checker:
             if not isinstance(key, str):
                 self.add(path, f"has a key that is not text: {key!r}")
             elif allowed is not None and key not in allowed:
-                self.add(f"{path}.{key}" if path else key,
-                         f"is not a known key; known keys: {', '.join(sorted(allowed))}")
+                self.add(
+                    key_path(path, key),
+                    f"is not a known key; known keys: {', '.join(sorted(allowed))}",
+                )
         return {k: val for k, val in value.items() if isinstance(k, str)}
 
 
@@ -111,7 +143,7 @@ def parse_spec(data, *, cluster_names):
     else:
         c.check("name", v.validate_release_name, spec["name"])
     c.check("namespace", v.validate_namespace, spec["namespace"])
-    if spec["cluster"] not in cluster_names:
+    if not isinstance(spec["cluster"], str) or spec["cluster"] not in cluster_names:
         known = ", ".join(sorted(cluster_names)) or "none yet (add one in the admin)"
         c.add("cluster", f"names no known cluster; known clusters: {known}")
     if spec["environment"] not in ENVIRONMENTS:
@@ -123,30 +155,33 @@ def parse_spec(data, *, cluster_names):
     spec["config"] = _config(c, doc.get("config"))
     spec["secrets"] = _secrets(c, doc.get("secrets"))
     for key in sorted(set(spec["config"]) & set(spec["secrets"])):
-        c.add(f"secrets.{key}", "is also a config key; a key is either config or a secret")
+        c.add(key_path("secrets", key), "is also a config key; a key is either config or a secret")
     if c.errors:
         raise SpecError(c.errors)
     return spec
 
 
 def _components(c, raw):
-    components = c.mapping("components", raw, required=True)
-    if raw is not None and not components and not c.errors:
-        c.add("components", "needs at least one component, e.g. backend")
     if raw is None:
         c.add("components", "is required: at least one component, e.g. backend")
+        return []
+    components = c.mapping("components", raw, required=True)
+    if isinstance(raw, dict) and not raw:
+        c.add("components", "needs at least one component, e.g. backend")
     if len(components) > MAX_COMPONENTS:
         c.add("components", f"has {len(components)} components; at most {MAX_COMPONENTS}")
         return []
     result, node_ports = [], {}
     for name, body in components.items():
-        base = f"components.{name}"
+        base = key_path("components", name)
         c.check(base, v.validate_component_name, name)
         comp = _component(c, base, name, c.mapping(base, body, COMPONENT_KEYS, required=True))
         port = comp["service"]["nodePort"]
         if isinstance(port, int) and port in node_ports:
-            c.add(f"{base}.service.nodePort",
-                  f"{port} is already used by component {node_ports[port]}")
+            c.add(
+                f"{base}.service.nodePort",
+                f"{port} is already used by component {node_ports[port]}",
+            )
         node_ports.setdefault(port, name)
         result.append(comp)
     return result
@@ -156,14 +191,19 @@ def _component(c, base, name, body):
     build = body.get("build")
     if build is not None:
         build = c.mapping(f"{base}.build", build, BUILD_KEYS)
-        build = {"context": build.get("context"), "dockerfile": build.get("dockerfile", "Dockerfile")}
+        build = {
+            "context": build.get("context"),
+            "dockerfile": build.get("dockerfile", "Dockerfile"),
+        }
         for key in ("context", "dockerfile"):
             c.check(f"{base}.build.{key}", v.validate_relative_path, build[key])
     service = c.mapping(f"{base}.service", body.get("service"), SERVICE_KEYS)
     comp = {
         "name": name,
         "image": body.get("image", name),
-        "tag": str(body["tag"]) if isinstance(body.get("tag"), int | float) else body.get("tag", "latest"),
+        "tag": str(body["tag"])
+        if isinstance(body.get("tag"), int | float)
+        else body.get("tag", "latest"),
         "build": build,
         "port": body.get("port"),
         "replicas": body.get("replicas", 1),
@@ -198,8 +238,10 @@ def _resources(c, base, raw):
         # requests=limits is the seed's rule: a side left out copies the other.
         request = requests.get(resource, limits.get(resource, DEFAULT_RESOURCES[resource]))
         limit = limits.get(resource, request)
-        request, limit = (str(x) if isinstance(x, int | float) and not isinstance(x, bool) else x
-                          for x in (request, limit))
+        request, limit = (
+            str(x) if isinstance(x, int | float) and not isinstance(x, bool) else x
+            for x in (request, limit)
+        )
         ok = True  # a side copied from the other is reported once, where it was written
         if resource in requests or resource not in limits:
             ok &= c.check(f"{base}.requests.{resource}", validator, request)
@@ -234,8 +276,9 @@ def _config(c, raw):
             value = "true" if value else "false"
         elif isinstance(value, int | float):
             value = str(value)
-        c.check(f"config.{key}", v.validate_config_key, key)
-        if c.check(f"config.{key}", v.validate_config_value, value):
+        path = key_path("config", key)
+        c.check(path, v.validate_config_key, key)
+        if c.check(path, v.validate_config_value, value):
             result[key] = value
     return result
 
@@ -247,13 +290,13 @@ def _secrets(c, raw):
         return {}
     result = {}
     for key, body in secrets.items():
-        path = f"secrets.{key}"
+        path = key_path("secrets", key)
         c.check(path, v.validate_config_key, key)
         if not isinstance(body, dict) or len(body) != 1 or not isinstance(next(iter(body)), str):
             # Never echo the body: it may be the secret itself, written inline by mistake.
             c.add(path, 'must be one of {value: "..."}, {fromEnv: ENV_NAME} or {stored: true}')
             continue
-        (source, value), = body.items()
+        ((source, value),) = body.items()
         if source == "value" and c.check(f"{path}.value", v.validate_secret_value, value):
             result[key] = {"value": value}
         elif source == "fromEnv" and c.check(f"{path}.fromEnv", v.validate_env_var_name, value):
@@ -272,28 +315,37 @@ def component_fields(comp):
     """Spec component -> Component model field values (the flat shape forms edit)."""
     res, probes = comp["resources"], comp["probes"]
     fields = {
-        "name": comp["name"], "image": comp["image"], "tag": comp["tag"],
+        "name": comp["name"],
+        "image": comp["image"],
+        "tag": comp["tag"],
         "build_context": (comp["build"] or {}).get("context") or "",
         "dockerfile": (comp["build"] or {}).get("dockerfile") or "Dockerfile",
-        "port": comp["port"], "replicas": comp["replicas"],
-        "service_type": comp["service"]["type"], "node_port": comp["service"]["nodePort"],
-        "cpu_request": res["requests"]["cpu"], "cpu_limit": res["limits"]["cpu"],
-        "memory_request": res["requests"]["memory"], "memory_limit": res["limits"]["memory"],
+        "port": comp["port"],
+        "replicas": comp["replicas"],
+        "service_type": comp["service"]["type"],
+        "node_port": comp["service"]["nodePort"],
+        "cpu_request": res["requests"]["cpu"],
+        "cpu_limit": res["limits"]["cpu"],
+        "memory_request": res["requests"]["memory"],
+        "memory_limit": res["limits"]["memory"],
     }
     for kind in DEFAULT_PROBES:
         p = probes[kind]
-        fields.update({
-            f"{kind}_path": p["path"],
-            f"{kind}_initial_delay": p["initialDelaySeconds"],
-            f"{kind}_period": p["periodSeconds"],
-            f"{kind}_timeout": p["timeoutSeconds"],
-            f"{kind}_failure_threshold": p["failureThreshold"],
-        })
+        fields.update(
+            {
+                f"{kind}_path": p["path"],
+                f"{kind}_initial_delay": p["initialDelaySeconds"],
+                f"{kind}_period": p["periodSeconds"],
+                f"{kind}_timeout": p["timeoutSeconds"],
+                f"{kind}_failure_threshold": p["failureThreshold"],
+            }
+        )
     return fields
 
 
 def component_spec(fields):
     """Component model field values (a model instance's or a form's) -> spec component."""
+
     def probe(kind):
         return {
             "path": fields[f"{kind}_path"],
@@ -308,18 +360,22 @@ def component_spec(fields):
         service["nodePort"] = fields["node_port"]
     comp = {"image": fields["image"], "tag": fields["tag"]}
     if fields.get("build_context"):
-        comp["build"] = {"context": fields["build_context"],
-                         "dockerfile": fields.get("dockerfile") or "Dockerfile"}
-    comp.update({
-        "port": fields["port"],
-        "replicas": fields["replicas"],
-        "service": service,
-        "resources": {
-            "requests": {"cpu": fields["cpu_request"], "memory": fields["memory_request"]},
-            "limits": {"cpu": fields["cpu_limit"], "memory": fields["memory_limit"]},
-        },
-        "probes": {kind: probe(kind) for kind in DEFAULT_PROBES},
-    })
+        comp["build"] = {
+            "context": fields["build_context"],
+            "dockerfile": fields.get("dockerfile") or "Dockerfile",
+        }
+    comp.update(
+        {
+            "port": fields["port"],
+            "replicas": fields["replicas"],
+            "service": service,
+            "resources": {
+                "requests": {"cpu": fields["cpu_request"], "memory": fields["memory_request"]},
+                "limits": {"cpu": fields["cpu_limit"], "memory": fields["memory_limit"]},
+            },
+            "probes": {kind: probe(kind) for kind in DEFAULT_PROBES},
+        }
+    )
     return comp
 
 

@@ -4,7 +4,9 @@ import pytest
 
 from tests.factories import PASSWORD, UserFactory
 
-pytest_plugins = ["tests.fixtures.infra"] if (Path(__file__).parent / "fixtures/infra.py").exists() else []
+pytest_plugins = (
+    ["tests.fixtures.infra"] if (Path(__file__).parent / "fixtures/infra.py").exists() else []
+)
 
 ROLES = ("viewer", "deployer", "admin")
 

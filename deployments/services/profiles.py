@@ -59,46 +59,62 @@ def profile_apply_spec(*, spec, actor, profile=None):
         with transaction.atomic():
             profile.save()
     except IntegrityError:
-        raise SpecError([FieldError("name", f"a profile named {spec['name']} already exists")]) from None
+        raise SpecError(
+            [FieldError("name", f"a profile named {spec['name']} already exists")]
+        ) from None
 
     _apply_components(profile, spec["components"])
     _apply_config(profile, spec["config"], actor)
     _apply_secrets(profile, spec["secrets"], actor)
     after = _profile_summary(profile)
     if creating:
-        audit_record(actor=actor, action="profile.created", profile=profile, target=profile.name,
-                     after=after)
+        audit_record(
+            actor=actor, action="profile.created", profile=profile, target=profile.name, after=after
+        )
     elif before != after:
-        audit_record(actor=actor, action="profile.changed", profile=profile, target=profile.name,
-                     before=before, after=after)
+        audit_record(
+            actor=actor,
+            action="profile.changed",
+            profile=profile,
+            target=profile.name,
+            before=before,
+            after=after,
+        )
     return profile
 
 
 def _check_conflicts(spec, cluster, profile):
     errors = []
-    if profile is None or profile.name != spec["name"]:
-        if Profile.objects.filter(name=spec["name"]).exists():
-            errors.append(FieldError("name", f"a profile named {spec['name']} already exists"))
-    ports = {c["service"]["nodePort"]: c["name"] for c in spec["components"]
-             if c["service"]["nodePort"] is not None}
+    renamed = profile is None or profile.name != spec["name"]
+    if renamed and Profile.objects.filter(name=spec["name"]).exists():
+        errors.append(FieldError("name", f"a profile named {spec['name']} already exists"))
+    ports = {
+        c["service"]["nodePort"]: c["name"]
+        for c in spec["components"]
+        if c["service"]["nodePort"] is not None
+    }
     taken = Component.objects.filter(profile__cluster=cluster, node_port__in=ports)
     if profile is not None:
         taken = taken.exclude(profile=profile)
     for other in taken.select_related("profile"):
-        errors.append(FieldError(
-            f"components.{ports[other.node_port]}.service.nodePort",
-            f"{other.node_port} is already used on cluster {cluster.name} by "
-            f"{other.profile.name}/{other.name}; pick another port in 30000-32767",
-        ))
+        errors.append(
+            FieldError(
+                f"components.{ports[other.node_port]}.service.nodePort",
+                f"{other.node_port} is already used on cluster {cluster.name} by "
+                f"{other.profile.name}/{other.name}; pick another port in 30000-32767",
+            )
+        )
     stored = set()
     if profile is not None:
         stored = set(profile.secrets.exclude(ciphertext="").values_list("key", flat=True))
     for key, source in spec["secrets"].items():
         if "stored" in source and key not in stored:
-            errors.append(FieldError(
-                f"secrets.{key}",
-                'has no stored value to keep; give {value: "..."} or {fromEnv: ENV_NAME}',
-            ))
+            errors.append(
+                FieldError(
+                    f"secrets.{key}",
+                    'has no stored value to keep; give {value: "..."} or {fromEnv: ENV_NAME}',
+                )
+            )
     if errors:
         raise SpecError(errors)
 
@@ -129,8 +145,13 @@ def _apply_config(profile, config, actor):
     for key, entry in existing.items():
         if key not in config:
             entry.delete()
-            audit_record(actor=actor, action="config.deleted", profile=profile, target=key,
-                         before={key: entry.value})
+            audit_record(
+                actor=actor,
+                action="config.deleted",
+                profile=profile,
+                target=key,
+                before={key: entry.value},
+            )
     for key, value in config.items():
         config_set(profile=profile, key=key, value=value, actor=actor, entry=existing.get(key))
 
@@ -146,8 +167,14 @@ def config_set(*, profile, key, value, actor, entry=None):
     entry.value = value
     entry.updated_by = actor if getattr(actor, "pk", None) else None
     entry.save()
-    audit_record(actor=actor, action="config.created" if before is None else "config.changed",
-                 profile=profile, target=key, before=before, after={key: value})
+    audit_record(
+        actor=actor,
+        action="config.created" if before is None else "config.changed",
+        profile=profile,
+        target=key,
+        before=before,
+        after={key: value},
+    )
     return entry
 
 
@@ -160,8 +187,14 @@ def _apply_secrets(profile, secrets, actor):
     for key, source in secrets.items():
         if "stored" in source:
             continue  # keep what is stored; _check_conflicts made sure there is a value
-        secret_set(profile=profile, key=key, actor=actor, entry=existing.get(key),
-                   value=source.get("value"), from_env=source.get("fromEnv", ""))
+        secret_set(
+            profile=profile,
+            key=key,
+            actor=actor,
+            entry=existing.get(key),
+            value=source.get("value"),
+            from_env=source.get("fromEnv", ""),
+        )
 
 
 def secret_set(*, profile, key, actor, value=None, from_env="", entry=None):
@@ -181,9 +214,13 @@ def secret_set(*, profile, key, actor, value=None, from_env="", entry=None):
     entry.from_env = "" if value is not None else from_env
     entry.updated_by = actor if getattr(actor, "pk", None) else None
     entry.save()
-    audit_record(actor=actor, action="secret.created" if created else "secret.changed",
-                 profile=profile, target=key,
-                 after={"source": "environment" if entry.from_env else "stored value"})
+    audit_record(
+        actor=actor,
+        action="secret.created" if created else "secret.changed",
+        profile=profile,
+        target=key,
+        after={"source": "environment" if entry.from_env else "stored value"},
+    )
     return entry
 
 
@@ -199,12 +236,23 @@ def profile_clone(*, profile, name, namespace, actor):
     spec["secrets"] = secrets
     clone = profile_apply_spec(spec=spec, actor=actor)
     for entry in profile.secrets.exclude(ciphertext=""):
-        SecretEntry.objects.create(profile=clone, key=entry.key, ciphertext=entry.ciphertext,
-                                   updated_by=clone.updated_by)
-        audit_record(actor=actor, action="secret.created", profile=clone, target=entry.key,
-                     after={"source": f"copied from {profile.name}"})
-    audit_record(actor=actor, action="profile.cloned", profile=clone, target=clone.name,
-                 before={"from": profile.name})
+        SecretEntry.objects.create(
+            profile=clone, key=entry.key, ciphertext=entry.ciphertext, updated_by=clone.updated_by
+        )
+        audit_record(
+            actor=actor,
+            action="secret.created",
+            profile=clone,
+            target=entry.key,
+            after={"source": f"copied from {profile.name}"},
+        )
+    audit_record(
+        actor=actor,
+        action="profile.cloned",
+        profile=clone,
+        target=clone.name,
+        before={"from": profile.name},
+    )
     return clone
 
 
@@ -216,6 +264,11 @@ def parse_spec_of(profile):
 @transaction.atomic
 def profile_delete(*, profile, actor):
     name = profile.name
-    audit_record(actor=actor, action="profile.deleted", profile=profile, target=name,
-                 before={"name": name, "namespace": profile.namespace})
+    audit_record(
+        actor=actor,
+        action="profile.deleted",
+        profile=profile,
+        target=name,
+        before={"name": name, "namespace": profile.namespace},
+    )
     profile.delete()

@@ -51,6 +51,8 @@ def _check_redis_and_worker():
     finally:
         conn.close()
     if not workers:
-        return {"redis": "ok",
-                "worker": f"no heartbeat in the last {settings.HELMDECK_WORKER_HEARTBEAT_TTL}s"}
+        return {
+            "redis": "ok",
+            "worker": f"no heartbeat in the last {settings.HELMDECK_WORKER_HEARTBEAT_TTL}s",
+        }
     return {"redis": "ok", "worker": "ok"}

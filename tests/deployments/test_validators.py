@@ -6,8 +6,19 @@ from django.core.exceptions import ValidationError
 from deployments import validators as v
 
 HOSTILE = [
-    "", " ", "a b", "\x00", "name\n", "\u202eevil", "ñame", "<script>alert(1)</script>",
-    "'; DROP TABLE profiles; --", "../../etc/passwd", "a" * 10_000, "${HOME}", "$(reboot)",
+    "",
+    " ",
+    "a b",
+    "\x00",
+    "name\n",
+    "\u202eevil",
+    "ñame",
+    "<script>alert(1)</script>",
+    "'; DROP TABLE profiles; --",
+    "../../etc/passwd",
+    "a" * 10_000,
+    "${HOME}",
+    "$(reboot)",
 ]
 
 
@@ -50,18 +61,38 @@ def test_it_rejects_component_names_that_cannot_name_a_service(value):
     bad(v.validate_component_name, value)
 
 
-@pytest.mark.parametrize("value", [
-    "todo-backend", "team/app", "registry.local:5000/team/app", "localhost/app",
-    "a.b/c__d/e-f", "docker.io/library/python", "x" * 100,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "todo-backend",
+        "team/app",
+        "registry.local:5000/team/app",
+        "localhost/app",
+        "a.b/c__d/e-f",
+        "docker.io/library/python",
+        "x" * 100,
+    ],
+)
 def test_it_accepts_oci_repositories(value):
     ok(v.validate_image_repository, value)
 
 
-@pytest.mark.parametrize("value", [
-    "App", "app:1.0", "app@sha256:abc", "app/", "/app", "team//app", "app-", "-app", "a..b",
-    "registry:port/app", *HOSTILE,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "App",
+        "app:1.0",
+        "app@sha256:abc",
+        "app/",
+        "/app",
+        "team//app",
+        "app-",
+        "-app",
+        "a..b",
+        "registry:port/app",
+        *HOSTILE,
+    ],
+)
 def test_it_rejects_bad_repositories(value):
     bad(v.validate_image_repository, value)
 
@@ -76,12 +107,24 @@ def test_it_rejects_bad_tags(value):
     bad(v.validate_image_tag, value)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("500m", Decimal("0.5")), ("1", Decimal(1)), ("0.5", Decimal("0.5")), ("1000m", Decimal(1)),
-    ("512Mi", Decimal(512 * 2**20)), ("1Gi", Decimal(2**30)), ("1e9", Decimal(10**9)),
-    ("1G", Decimal(10**9)), ("128974848", Decimal(128974848)), ("1.5Gi", Decimal(3 * 2**29)),
-    (".5", Decimal("0.5")), ("+1", Decimal(1)), ("2E3", Decimal(2000)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("500m", Decimal("0.5")),
+        ("1", Decimal(1)),
+        ("0.5", Decimal("0.5")),
+        ("1000m", Decimal(1)),
+        ("512Mi", Decimal(512 * 2**20)),
+        ("1Gi", Decimal(2**30)),
+        ("1e9", Decimal(10**9)),
+        ("1G", Decimal(10**9)),
+        ("128974848", Decimal(128974848)),
+        ("1.5Gi", Decimal(3 * 2**29)),
+        (".5", Decimal("0.5")),
+        ("+1", Decimal(1)),
+        ("2E3", Decimal(2000)),
+    ],
+)
 def test_it_parses_kubernetes_quantities(text, expected):
     assert v.parse_quantity(text) == expected
 
@@ -91,10 +134,27 @@ def test_it_accepts_cpu(value):
     ok(v.validate_cpu, value)
 
 
-@pytest.mark.parametrize("value", [
-    "lots", "500 m", "-1", "0", "0m", "1.2.3", "1mi", "1Mb", "1e", "513", "1Ki", "0.0001",
-    True, None, [], *HOSTILE,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "lots",
+        "500 m",
+        "-1",
+        "0",
+        "0m",
+        "1.2.3",
+        "1mi",
+        "1Mb",
+        "1e",
+        "513",
+        "1Ki",
+        "0.0001",
+        True,
+        None,
+        [],
+        *HOSTILE,
+    ],
+)
 def test_it_rejects_bad_cpu_and_names_the_valid_shapes(value):
     message = bad(v.validate_cpu, value)
     assert "500m" in message or "1m" in message or "512" in message or "1" in message
@@ -105,16 +165,30 @@ def test_it_accepts_memory(value):
     ok(v.validate_memory, value)
 
 
-@pytest.mark.parametrize("value", [
-    "512MB", "1gi", "lots", "0", "1Ki", "2Ti", "1.5", "1e99", "-1Gi", "512m", *HOSTILE,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "512MB",
+        "1gi",
+        "lots",
+        "0",
+        "1Ki",
+        "2Ti",
+        "1.5",
+        "1e99",
+        "-1Gi",
+        "512m",
+        *HOSTILE,
+    ],
+)
 def test_it_rejects_bad_memory(value):
     bad(v.validate_memory, value)
 
 
 def test_it_requires_limits_at_least_requests():
-    assert v.limit_errors({"cpu": "500m", "memory": "512Mi"},
-                          {"cpu": "0.5", "memory": "512Mi"}) == {}
+    assert (
+        v.limit_errors({"cpu": "500m", "memory": "512Mi"}, {"cpu": "0.5", "memory": "512Mi"}) == {}
+    )
     errors = v.limit_errors({"cpu": "1", "memory": "1Gi"}, {"cpu": "500m", "memory": "1023Mi"})
     assert set(errors) == {"cpu", "memory"}
     assert "below the request 1" in errors["cpu"]
@@ -125,13 +199,16 @@ def test_it_leaves_unparseable_quantities_to_their_own_validator():
     assert v.limit_errors({"cpu": "x"}, {"cpu": "1"}) == {}
 
 
-@pytest.mark.parametrize(("validator", "good", "bad_values"), [
-    (v.validate_port, [1, 8000, 65535], [0, 65536, -1, "80", True, 3.0]),
-    (v.validate_node_port, [30000, 32767], [29999, 32768, 80, "30000"]),
-    (v.validate_replicas, [0, 1, 50], [-1, 51, "1", None]),
-    (v.validate_probe_delay, [0, 10, 3600], [-1, 3601, "10"]),
-    (v.validate_probe_positive, [1, 5], [0, -3, 3601, 1.5]),
-])
+@pytest.mark.parametrize(
+    ("validator", "good", "bad_values"),
+    [
+        (v.validate_port, [1, 8000, 65535], [0, 65536, -1, "80", True, 3.0]),
+        (v.validate_node_port, [30000, 32767], [29999, 32768, 80, "30000"]),
+        (v.validate_replicas, [0, 1, 50], [-1, 51, "1", None]),
+        (v.validate_probe_delay, [0, 10, 3600], [-1, 3601, "10"]),
+        (v.validate_probe_positive, [1, 5], [0, -3, 3601, 1.5]),
+    ],
+)
 def test_it_checks_number_ranges(validator, good, bad_values):
     for value in good:
         ok(validator, value)
@@ -175,5 +252,7 @@ def test_it_accepts_relative_paths():
 
 def test_it_never_echoes_a_secret_value_in_its_message():
     secret = "sk-" + "Z" * (70 * 1024)
-    message = " ".join(pytest.raises(ValidationError, v.validate_secret_value, secret).value.messages)
+    message = " ".join(
+        pytest.raises(ValidationError, v.validate_secret_value, secret).value.messages
+    )
     assert "sk-Z" not in message

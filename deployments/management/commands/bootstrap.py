@@ -27,13 +27,17 @@ class Command(BaseCommand):
             password = os.environ.get("HELMDECK_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
             user = User.objects.create_superuser(username=username, password=password, email="")
             user.groups.add(Group.objects.get(name="admin"))
-            shown = ("from HELMDECK_ADMIN_PASSWORD" if "HELMDECK_ADMIN_PASSWORD" in os.environ
-                     else f"{password}  (shown once; change it in the admin)")
+            shown = (
+                "from HELMDECK_ADMIN_PASSWORD"
+                if "HELMDECK_ADMIN_PASSWORD" in os.environ
+                else f"{password}  (shown once; change it in the admin)"
+            )
             self.stdout.write(f"admin login: {username} / {shown}")
         if profile and not Profile.objects.exists():
             try:
-                imported = profile_import(data=profile_yaml.load(Path(profile).read_bytes()),
-                                          actor=None)
+                imported = profile_import(
+                    data=profile_yaml.load(Path(profile).read_bytes()), actor=None
+                )
             except SpecError as exc:
                 self.stderr.write(f"{profile}: not imported:\n{exc}")
             else:

@@ -9,8 +9,10 @@ from deployments.spec import SpecError
 
 
 class Command(BaseCommand):
-    help = "Create or replace a profile from a YAML file (DESIGN.md shape). Atomic: a bad file " \
-           "exits 2, prints one line per bad field on stderr and writes nothing."
+    help = (
+        "Create or replace a profile from a YAML file (DESIGN.md shape). Atomic: a bad file "
+        "exits 2, prints one line per bad field on stderr and writes nothing."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="profile YAML file, or - for standard input")
@@ -26,5 +28,6 @@ class Command(BaseCommand):
             for error in exc.errors:
                 self.stderr.write(f"{file}: {error}")
             sys.exit(2)
-        self.stdout.write(f"imported profile {profile.name} "
-                          f"({profile.components.count()} components)")
+        self.stdout.write(
+            f"imported profile {profile.name} ({profile.components.count()} components)"
+        )

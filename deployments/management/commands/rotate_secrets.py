@@ -1,0 +1,29 @@
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from deployments import crypto
+from deployments.models import SecretEntry
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-encrypt every stored secret with the first key of HELMDECK_SECRET_KEYS. "
+        "Run after putting a new key first; then the old keys can be removed."
+    )
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        entries = SecretEntry.objects.select_for_update().exclude(ciphertext="")
+        rotated = 0
+        for entry in entries:
+            try:
+                entry.ciphertext = crypto.rotate(entry.ciphertext)
+            except crypto.SecretDecryptError:
+                raise CommandError(
+                    f"secret {entry.key} of profile {entry.profile.name} cannot be decrypted with "
+                    "any configured key; nothing was changed (keep the old key in the list)",
+                    returncode=2,
+                ) from None
+            entry.save(update_fields=["ciphertext"])
+            rotated += 1
+        self.stdout.write(f"re-encrypted {rotated} secrets with the first key")

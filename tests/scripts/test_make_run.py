@@ -1,0 +1,93 @@
+"""`make run` for real: the embedded default comes up, answers, and Ctrl-C stops it all."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.mark.integration
+def test_it_brings_up_the_embedded_default_and_stops_cleanly_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = {
+        k: val
+        for k, val in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+    }
+    env.update(
+        HELMDECK_PORT=str(port),
+        HELMDECK_ENV_FILE=str(tmp_path / ".env"),
+        HELMDECK_EMBEDDED_REDIS="1",
+        HELMDECK_ADMIN_PASSWORD="make-run-test-pw",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts/dev/run")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    try:
+        deadline = time.monotonic() + 120
+        while not any("Helmdeck is up" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, "".join(lines)
+            lines.append(line)
+            assert time.monotonic() < deadline, "".join(lines)
+        output = "".join(lines)
+        assert "started valkey-server on 127.0.0.1:" in output
+        assert "admin login: admin / from HELMDECK_ADMIN_PASSWORD" in output
+        assert "imported profile todo-app" in output
+        assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
+        redis_port = int(output.split("started valkey-server on 127.0.0.1:")[1].split()[0])
+
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:  # uvicorn binds and the worker's first heartbeat lands
+            try:
+                status, body = get(f"{base}/ready")
+            except OSError:
+                status, body = None, ""
+            if status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert status == 200, body
+        assert get(f"{base}/health") == (200, '{"status": "healthy"}')
+        status, body = get(f"{base}/accounts/login/")
+        assert status == 200 and 'name="username"' in body
+        assert get(f"{base}/static/vendor/htmx-2.0.11.min.js")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=45)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, proc.stdout.read()
+    for stopped in (port, redis_port):
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", stopped)) != 0, f"port {stopped} still open"
