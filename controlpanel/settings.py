@@ -6,10 +6,9 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-STATE_DIR = BASE_DIR / ".helmdeck"
-
 env = environ.Env()
 environ.Env.read_env(env.str("HELMDECK_ENV_FILE", default=str(BASE_DIR / ".env")))
+STATE_DIR = Path(env.str("HELMDECK_STATE_DIR", default=str(BASE_DIR / ".helmdeck")))
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-only-key-set-SECRET_KEY-in-production")
@@ -62,7 +61,7 @@ TEMPLATES = [
 ]
 
 if "DATABASE_URL" not in env:
-    STATE_DIR.mkdir(exist_ok=True)  # the embedded default keeps its SQLite file here
+    STATE_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default keeps its SQLite file here
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{STATE_DIR / 'db.sqlite3'}"),
 }

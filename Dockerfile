@@ -1,0 +1,26 @@
+# The panel's own image, per the seed's section 2: uv in a build stage, a venv copied into
+# a slim runtime, non-root uid 1001. BASE_IMAGE lets tests build from a local base image.
+# Django 6 needs Python 3.12+, so the default base is python:3.12-slim.
+ARG BASE_IMAGE=python:3.12-slim
+
+FROM ${BASE_IMAGE} AS builder
+WORKDIR /app
+RUN pip install --no-cache-dir uv==0.13.9
+COPY pyproject.toml uv.lock ./
+RUN uv venv /opt/venv --python "$(command -v python3)" \
+ && UV_PROJECT_ENVIRONMENT=/opt/venv uv sync --frozen --no-dev --no-install-project --no-cache
+
+FROM ${BASE_IMAGE} AS runner
+WORKDIR /app
+RUN useradd --create-home --uid 1001 --user-group helmdeck
+COPY --from=builder /opt/venv /opt/venv
+COPY --chown=1001:1001 . .
+ENV PATH="/opt/venv/bin:$PATH" \
+    PYTHONUNBUFFERED=1 \
+    DJANGO_SETTINGS_MODULE=controlpanel.settings \
+    HELMDECK_STATE_DIR=/home/helmdeck/state
+USER 1001
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
+CMD ["uvicorn", "controlpanel.asgi:application", "--host", "0.0.0.0", "--port", "8000"]
