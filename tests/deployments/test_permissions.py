@@ -1,0 +1,112 @@
+"""Who may open what: anonymous, a user without a role, viewer, deployer, admin x every URL."""
+
+import pytest
+from django.test import Client
+
+from tests.factories import PASSWORD, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+VIEW, EDIT = "view", "edit"
+# (method, url, data, needs, status for a user who may)
+PAGES = [
+    ("get", "/", None, VIEW, 200),
+    ("get", "/profiles/", None, VIEW, 200),
+    ("get", "/profiles/?q=todo", None, VIEW, 200),
+    ("get", "/profiles/todo-app/", None, VIEW, 200),
+    ("get", "/profiles/todo-app/export.yaml", None, VIEW, 200),
+    ("get", "/profiles/new/", None, EDIT, 200),
+    ("get", "/profiles/todo-app/edit/", None, EDIT, 200),
+    ("get", "/profiles/todo-app/clone/", None, EDIT, 200),
+    ("get", "/profiles/todo-app/delete/", None, EDIT, 200),
+    ("get", "/profiles/import/", None, EDIT, 200),
+    ("get", "/profiles/component-row/?components-TOTAL_FORMS=1", None, EDIT, 200),
+    ("post", "/profiles/new/", {}, EDIT, 200),
+    ("post", "/profiles/todo-app/edit/", {}, EDIT, 200),
+    ("post", "/profiles/validate/", {"name": "x"}, EDIT, 204),
+    ("post", "/profiles/todo-app/clone/", {}, EDIT, 200),
+    ("post", "/profiles/import/", {}, EDIT, 200),
+    ("post", "/profiles/todo-app/delete/", {}, EDIT, 302),
+]
+ADMIN_PAGES = ["/admin/", "/admin/deployments/profile/", "/admin/deployments/profile/add/",
+               "/admin/deployments/cluster/", "/admin/deployments/auditevent/"]
+ROLES = [None, "", "viewer", "deployer", "admin"]  # None: anonymous, "": no role
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def client_for(role):
+    client = Client()
+    if role is not None:
+        user = UserFactory(role=role or None)
+        assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def expected(role, needs, allowed_status):
+    if role is None:
+        return 302
+    if role == "admin" or (needs == VIEW and role in ("viewer", "deployer")):
+        return allowed_status
+    return 403
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: {None: "anonymous", "": "no-role"}.get(r, r))
+@pytest.mark.parametrize(("method", "url", "data", "needs", "status"), PAGES,
+                         ids=[f"{p[0]} {p[1]}" for p in PAGES])
+def test_it_enforces_the_permission_matrix(todo_app, role, method, url, data, needs, status):
+    client = client_for(role)
+    response = getattr(client, method)(url, data) if data is not None else client.get(url)
+    assert response.status_code == expected(role, needs, status)
+    if role is None:
+        assert response["Location"].startswith("/accounts/login/?next=")
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: {None: "anonymous", "": "no-role"}.get(r, r))
+@pytest.mark.parametrize("url", ADMIN_PAGES)
+def test_it_lets_only_the_admin_role_into_the_admin_site(todo_app, role, url):
+    response = client_for(role).get(url)
+    if role == "admin":
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 302
+        assert response["Location"].startswith(("/admin/login/", "/accounts/login/"))
+
+
+def test_it_serves_the_login_page_to_anonymous_users(db):
+    response = Client().get("/accounts/login/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'name="username"' in body and 'name="password"' in body and "autofocus" in body
+
+
+def test_it_hides_edit_buttons_from_viewers_and_deployers(todo_app):
+    for role in ("viewer", "deployer"):
+        body = client_for(role).get("/profiles/todo-app/").content.decode()
+        assert "/profiles/todo-app/edit/" not in body
+        assert "/profiles/todo-app/delete/" not in body
+        assert "/profiles/todo-app/clone/" not in body
+        assert "/admin/" not in body
+        assert "/profiles/todo-app/export.yaml" in body
+    body = client_for("admin").get("/profiles/todo-app/").content.decode()
+    assert "/profiles/todo-app/edit/" in body and "/admin/" in body
+
+
+def test_it_answers_404_and_405_rather_than_500(todo_app):
+    client = client_for("admin")
+    assert client.get("/profiles/nope/").status_code == 404
+    assert client.get("/profiles/nope/edit/").status_code == 404
+    assert client.get("/profiles/nope/export.yaml").status_code == 404
+    assert client.put("/profiles/todo-app/").status_code == 405
+    assert client.get("/profiles/validate/").status_code == 405
+    assert client.post("/profiles/todo-app/export.yaml").status_code == 405
+
+
+def test_it_logs_out_with_a_post(todo_app):
+    client = client_for("viewer")
+    assert b'action="/accounts/logout/"' in client.get("/").content
+    assert client.post("/accounts/logout/").status_code == 302
+    assert client.get("/").status_code == 302
