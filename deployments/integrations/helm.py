@@ -1,0 +1,117 @@
+"""A thin adapter over the helm CLI (Helm 3 and Helm 4).
+
+Secrets reach helm only as paths of 0600 values files, never as arguments. Every call has
+a timeout. Helm 4 renamed `--atomic` to `--rollback-on-failure` and made `--wait` take a
+strategy; `Helm.version()` is read once per binary and the flags follow it.
+"""
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from deployments.integrations import IntegrationError
+
+_VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
+_UNREACHABLE = (
+    "connection refused",
+    "no such host",
+    "i/o timeout",
+    "unable to connect",
+    "kubernetes cluster unreachable",
+    "tls handshake timeout",
+)
+
+
+class HelmError(IntegrationError):
+    pass
+
+
+@functools.cache
+def _version_of(binary):
+    try:
+        out = subprocess.run(
+            [binary, "version", "--short"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise HelmError(f"cannot run {binary}: {exc}", permanent=True) from None
+    match = _VERSION.search(out)
+    if not match:
+        raise HelmError(f"{binary} printed no version: {out.strip()[:200]}", permanent=True)
+    return tuple(int(part) for part in match.groups())
+
+
+@dataclass(frozen=True)
+class Helm:
+    binary: str = ""
+    kubeconfig: str = ""
+    context: str = ""
+
+    def __post_init__(self):
+        if not self.binary:
+            object.__setattr__(self, "binary", settings.HELMDECK_HELM)
+
+    def version(self):
+        path = shutil.which(self.binary) or self.binary
+        return _version_of(path)
+
+    @property
+    def major(self):
+        return self.version()[0]
+
+    def rollback_flags(self):
+        """Wait for readiness and undo a failed upgrade, in this helm's dialect."""
+        if self.major >= 4:
+            return ["--rollback-on-failure", "--wait=watcher"]
+        return ["--atomic", "--wait"]
+
+    def _kube_args(self):
+        args = []
+        if self.kubeconfig:
+            args += ["--kubeconfig", self.kubeconfig]
+        if self.context:
+            args += ["--kube-context", self.context]
+        return args
+
+    def run(self, *args, timeout=120, cluster=True):
+        argv = [self.binary, *args, *(self._kube_args() if cluster else [])]
+        env = {**os.environ, "HELM_NO_PLUGINS": "1"}
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            raise HelmError(
+                f"helm {args[0]} took longer than {timeout}s", permanent=False
+            ) from None
+        except OSError as exc:
+            raise HelmError(f"cannot run {self.binary}: {exc.strerror}", permanent=True) from None
+        if result.returncode != 0:
+            message = (result.stderr or result.stdout).strip()
+            transient = any(marker in message.lower() for marker in _UNREACHABLE)
+            raise HelmError(f"helm {args[0]} failed: {message[-2000:]}", permanent=not transient)
+        return result.stdout
+
+    def lint(self, chart, value_files):
+        return self.run("lint", chart, "--strict", *_files(value_files), cluster=False)
+
+    def template(self, release, namespace, chart, value_files, *, kube_version=None):
+        args = ["template", release, chart, "--namespace", namespace, *_files(value_files)]
+        if kube_version:
+            args += ["--kube-version", kube_version]
+        return self.run(*args, cluster=False)
+
+    def get_manifest(self, release, namespace):
+        """The manifest deployed now, or None when the release does not exist."""
+        try:
+            return self.run("get", "manifest", release, "--namespace", namespace, timeout=60)
+        except HelmError as exc:
+            if "release: not found" in str(exc):
+                return None
+            raise
+
+
+def _files(paths):
+    return [arg for path in paths for arg in ("-f", path)]

@@ -1,0 +1,95 @@
+"""Profile -> Helm values for charts/app.
+
+`values_for(spec)` is a pure function of a profile spec (deployments/spec.py shape), so a
+release can be rendered again from its frozen snapshot. Secret values never enter it:
+`secret_values(profile)` resolves them separately and `secrets_file()` hands them to helm
+in a 0600 file that is removed as soon as the run ends.
+"""
+
+import contextlib
+import os
+import tempfile
+
+import yaml
+
+from deployments import crypto
+
+CHART_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "charts", "app"
+)
+
+
+def values_for(spec):
+    """The values file Helmdeck writes for a profile spec (no secret values: only keys)."""
+    components = {}
+    for comp in spec["components"]:
+        service = {"type": comp["service"]["type"]}
+        if comp["service"]["type"] == "NodePort":
+            service["nodePort"] = comp["service"]["nodePort"]
+        components[comp["name"]] = {
+            "image": {"repository": comp["image"], "tag": str(comp["tag"])},
+            "port": comp["port"],
+            "replicas": comp["replicas"],
+            "service": service,
+            "resources": {
+                "requests": dict(comp["resources"]["requests"]),
+                "limits": dict(comp["resources"]["limits"]),
+            },
+            "probes": {kind: dict(probe) for kind, probe in comp["probes"].items()},
+        }
+    return {"config": dict(spec["config"]), "components": components}
+
+
+def value_files(spec):
+    """The -f files helm gets, in order, before the secrets file."""
+    return [
+        os.path.join(CHART_DIR, "values.yaml"),
+        os.path.join(CHART_DIR, f"values-{spec['environment']}.yaml"),
+    ]
+
+
+class MissingSecret(Exception):
+    """A secret's source has no value (says which key and which variable, never a value)."""
+
+
+def secret_values(profile, *, environ=None):
+    """Decrypt stored secrets and read `fromEnv` ones. Raises MissingSecret."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for entry in profile.secrets.all():
+        if entry.from_env:
+            if entry.from_env not in environ:
+                raise MissingSecret(
+                    f"secret {entry.key} reads ${entry.from_env}, which is not set in the "
+                    "worker's environment; set it or store a value in the admin"
+                )
+            values[entry.key] = environ[entry.from_env]
+        else:
+            values[entry.key] = crypto.decrypt(entry.ciphertext)
+    return values
+
+
+@contextlib.contextmanager
+def secrets_file(secrets):
+    """A 0600 values file holding {secrets: ...}, deleted when the block ends."""
+    fd, path = tempfile.mkstemp(prefix="helmdeck-secrets-", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "w") as handle:  # mkstemp creates it 0600
+            yaml.safe_dump({"secrets": secrets}, handle)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+@contextlib.contextmanager
+def values_file(values):
+    """The profile's (non-secret) values as a temporary file for helm."""
+    fd, path = tempfile.mkstemp(prefix="helmdeck-values-", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            yaml.safe_dump(values, handle, sort_keys=False)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
