@@ -20,6 +20,9 @@ metadata:
     minikube.k8s.io/name: helmdeck
 spec: {}
 status:
+  addresses:
+  - {type: InternalIP, address: 127.0.0.1}
+  - {type: Hostname, address: $name}
   allocatable: {cpu: "$cpus", memory: "$memory", pods: "$pods", ephemeral-storage: 50Gi}
   capacity: {cpu: "$cpus", memory: "$memory", pods: "$pods", ephemeral-storage: 50Gi}
   nodeInfo:

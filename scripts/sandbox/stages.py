@@ -168,7 +168,7 @@ def containers(state, ready="false", started="true", restart="0", last=None):
 
 HEAD = "{{ $now := Now }}\n{{ $root := . }}\n"
 RESTARTS = "(int64 (or $o.restartCount 0))"
-BACKOFF = '(or (index .metadata.annotations "helmdeck.dev/crash-backoff") "5s")'
+BACKOFF = '(or (index $root.metadata.annotations "helmdeck.dev/crash-backoff") "5s")'
 IMG = "$c.image"
 
 stages = []
