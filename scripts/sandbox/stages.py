@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ruff: noqa: E501  (Go templates and jq expressions read better unwrapped)
 """Print the sandbox's kwok Stage resources (YAML) on stdout.
 
 The sandbox replaces kwok's default stages with these, so a pod on a simulated node
@@ -19,12 +20,15 @@ Knobs (pod annotations, durations like "2s"):
   helmdeck.dev/crash-after      how long a crashing container runs (default 2s)
   helmdeck.dev/crash-backoff    CrashLoopBackOff / ImagePullBackOff wait (default 5s)
   helmdeck.dev/complete-after   run time of restartPolicy Never/OnFailure pods (1s)
+Environment (read when scripts/sandbox/up applies the stages):
+  HELMDECK_SANDBOX_READY_SCALE  multiplies readiness delays (default 1; 0.1 = ten times faster)
 
 Events are written like a kubelet's (source kubelet, involvedObject.fieldPath
 spec.containers{NAME}, count increasing); they describe the pod's first container.
 Stdlib only: the script runs before any virtualenv exists.
 """
 
+import os
 import sys
 
 SIM = '.metadata.annotations["helmdeck.dev/simulate"]'
@@ -56,7 +60,11 @@ def duration(default_ms, jq):
 
 
 def status_patch(template):
-    return "  - patch:\n      subresource: status\n      root: status\n      template: |\n" + indent(template, 8) + "\n"
+    return (
+        "  - patch:\n      subresource: status\n      root: status\n      template: |\n"
+        + indent(template, 8)
+        + "\n"
+    )
 
 
 def meta_patch(template):
@@ -103,14 +111,18 @@ def stage(name, selector, steps, delay="  delay:\n    durationMilliseconds: 200\
         f"metadata:\n  name: {name}\n  labels: {{app.kubernetes.io/part-of: helmdeck-sandbox}}\n"
         "spec:\n  resourceRef: {apiGroup: v1, kind: Pod}\n"
         "  selector:\n    matchExpressions:\n"
-        + expr(".metadata.deletionTimestamp", "DoesNotExist") + "\n"
-        + "\n".join(selector) + "\n"
+        + expr(".metadata.deletionTimestamp", "DoesNotExist")
+        + "\n"
+        + "\n".join(selector)
+        + "\n"
         + delay
-        + "  steps:\n" + "".join(steps)
+        + "  steps:\n"
+        + "".join(steps)
     )
 
 
 # ---- status templates -----------------------------------------------------------
+
 
 def conditions(ready, reason="ContainersNotReady"):
     not_ready = (
@@ -120,7 +132,9 @@ def conditions(ready, reason="ContainersNotReady"):
     )
     lines = ["conditions:"]
     for type_ in ("PodReadyToStartContainers", "Initialized"):
-        lines.append(f"  - type: {type_}\n    status: 'True'\n    lastTransitionTime: {{{{ $now | Quote }}}}")
+        lines.append(
+            f"  - type: {type_}\n    status: 'True'\n    lastTransitionTime: {{{{ $now | Quote }}}}"
+        )
     for type_ in ("Ready", "ContainersReady"):
         body = f"  - type: {type_}\n    status: '{'True' if ready else 'False'}'\n    lastTransitionTime: {{{{ $now | Quote }}}}"
         body += "\n    message: ''\n    reason: ''" if ready else "\n" + not_ready.rstrip("\n")
@@ -155,13 +169,15 @@ def containers(state, ready="false", started="true", restart="0", last=None):
         "{{ $o = index $root.status.containerStatuses $i }}{{ end }}{{ end }}\n"
         "- name: {{ $c.name | Quote }}\n"
         "  image: {{ $c.image | Quote }}\n"
-        "  imageID: {{ printf \"docker-pullable://%s\" $c.image | Quote }}\n"
-        "  containerID: {{ printf \"containerd://%s%s\" (trunc 8 $root.metadata.uid) (sha256sum $c.name | trunc 56) | Quote }}\n"
+        '  imageID: {{ printf "docker-pullable://%s" $c.image | Quote }}\n'
+        '  containerID: {{ printf "containerd://%s%s" (trunc 8 $root.metadata.uid) (sha256sum $c.name | trunc 56) | Quote }}\n'
         f"  ready: {ready}\n"
         f"  started: {started}\n"
         f"  restartCount: {{{{ {restart} }}}}\n"
         + last_block
-        + "  state:\n" + indent(state, 4) + "\n"
+        + "  state:\n"
+        + indent(state, 4)
+        + "\n"
         "{{ end }}\n"
     )
 
@@ -174,148 +190,312 @@ IMG = "$c.image"
 stages = []
 
 # 1. scheduled -> ContainerCreating ------------------------------------------------
-stages.append(stage(
-    "pod-create",
-    [expr(".status.podIP", "DoesNotExist")],
-    [
-        status_patch(HEAD + conditions(False).replace(
-            "  - type: PodReadyToStartContainers\n    status: 'True'",
-            "  - type: PodReadyToStartContainers\n    status: 'False'") + """
+stages.append(
+    stage(
+        "pod-create",
+        [expr(".status.podIP", "DoesNotExist")],
+        [
+            status_patch(
+                HEAD
+                + conditions(False).replace(
+                    "  - type: PodReadyToStartContainers\n    status: 'True'",
+                    "  - type: PodReadyToStartContainers\n    status: 'False'",
+                )
+                + """
 hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
 hostIPs: [{ip: {{ NodeIPWith .spec.nodeName | Quote }}}]
 podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
 phase: Pending
 startTime: {{ $now | Quote }}
-""" + containers("waiting: {reason: ContainerCreating}", started="false")),
-        event("pulling", "Normal", "Pulling", f'printf "Pulling image %q" {IMG}'),
-    ],
-))
+"""
+                + containers("waiting: {reason: ContainerCreating}", started="false")
+            ),
+            event("pulling", "Normal", "Pulling", f'printf "Pulling image %q" {IMG}'),
+        ],
+    )
+)
 
 # 2. ContainerCreating (or a fixed ImagePullBackOff) -> Running, not ready ---------
 START_EVENTS = [
-    event("pulled", "Normal", "Pulled",
-          f'printf "Successfully pulled image %q in 812ms (812ms including waiting). Image size: 52428800 bytes." {IMG}'),
+    event(
+        "pulled",
+        "Normal",
+        "Pulled",
+        f'printf "Successfully pulled image %q in 812ms (812ms including waiting). Image size: 52428800 bytes." {IMG}',
+    ),
     event("created", "Normal", "Created", 'printf "Created container: %s" $c.name'),
     event("started", "Normal", "Started", 'printf "Started container %s" $c.name'),
 ]
-stages.append(stage(
-    "pod-start",
-    [expr(C0_WAITING, "In", "ContainerCreating", "ImagePullBackOff", "ErrImagePull"),
-     expr(SIM, "NotIn", "image-pull-error")],
-    [status_patch(HEAD + conditions(False) + "\nphase: Running\n" + INIT_DONE
-                  + containers("running: {startedAt: {{ $now | Quote }}}", restart=RESTARTS))] + START_EVENTS,
-    delay="  delay:\n    durationMilliseconds: 800\n",
-))
+stages.append(
+    stage(
+        "pod-start",
+        [
+            expr(C0_WAITING, "In", "ContainerCreating", "ImagePullBackOff", "ErrImagePull"),
+            expr(SIM, "NotIn", "image-pull-error"),
+        ],
+        [
+            status_patch(
+                HEAD
+                + conditions(False)
+                + "\nphase: Running\n"
+                + INIT_DONE
+                + containers("running: {startedAt: {{ $now | Quote }}}", restart=RESTARTS)
+            )
+        ]
+        + START_EVENTS,
+        delay="  delay:\n    durationMilliseconds: 800\n",
+    )
+)
 
 # 3. Running -> Ready after the readiness probe's initialDelaySeconds --------------
-READY_DELAY = ('.metadata.annotations["helmdeck.dev/ready-delay"] // '
-               '((([.spec.containers[].readinessProbe.initialDelaySeconds // 0] | max) | tostring) + "s")')
-stages.append(stage(
-    "pod-ready",
-    [expr(".status.phase", "In", "Running"),
-     expr(C0_RUNNING, "Exists"),
-     expr(READY, "NotIn", "True"),
-     expr(SIM, "NotIn", "never-ready", "crash-loop", "oom")],
-    [status_patch(HEAD + conditions(True) + "\n"
-                  + containers("running: {startedAt: {{ $o.state.running.startedAt | Quote }}}",
-                               ready="true", restart=RESTARTS,
-                               last="{{ with $o.lastState }}{{ toJson . }}{{ else }}{}{{ end }}"))],
-    delay=duration(0, READY_DELAY),
-))
+# HELMDECK_SANDBOX_READY_SCALE (read when `up` applies the stages) multiplies every
+# readiness delay, e.g. 0.1 turns the seed's initialDelaySeconds 10 into 1s.
+READY_SCALE = float(os.environ.get("HELMDECK_SANDBOX_READY_SCALE", "1") or 1)
+READY_DELAY = (
+    '.metadata.annotations["helmdeck.dev/ready-delay"] // '
+    f'((([.spec.containers[].readinessProbe.initialDelaySeconds // 0] | max) * {READY_SCALE} | tostring) + "s")'
+)
+stages.append(
+    stage(
+        "pod-ready",
+        [
+            expr(".status.phase", "In", "Running"),
+            expr(C0_RUNNING, "Exists"),
+            expr(READY, "NotIn", "True"),
+            expr(SIM, "NotIn", "never-ready", "crash-loop", "oom"),
+        ],
+        [
+            status_patch(
+                HEAD
+                + conditions(True)
+                + "\n"
+                + containers(
+                    "running: {startedAt: {{ $o.state.running.startedAt | Quote }}}",
+                    ready="true",
+                    restart=RESTARTS,
+                    last="{{ with $o.lastState }}{{ toJson . }}{{ else }}{}{{ end }}",
+                )
+            )
+        ],
+        delay=duration(0, READY_DELAY),
+    )
+)
 
 # 4. restartPolicy Never/OnFailure pods (Jobs, helm test hooks) complete -----------
-stages.append(stage(
-    "pod-complete",
-    [expr(".status.phase", "In", "Running"),
-     expr(READY, "In", "True"),
-     expr(".spec.restartPolicy", "In", "Never", "OnFailure")],
-    [status_patch(HEAD + """
+stages.append(
+    stage(
+        "pod-complete",
+        [
+            expr(".status.phase", "In", "Running"),
+            expr(READY, "In", "True"),
+            expr(".spec.restartPolicy", "In", "Never", "OnFailure"),
+        ],
+        [
+            status_patch(
+                HEAD
+                + """
 conditions:
 - {type: Ready, status: 'False', reason: PodCompleted, message: '', lastTransitionTime: {{ $now | Quote }}}
 - {type: ContainersReady, status: 'False', reason: PodCompleted, message: '', lastTransitionTime: {{ $now | Quote }}}
 - {type: PodReadyToStartContainers, status: 'False', lastTransitionTime: {{ $now | Quote }}}
 phase: Succeeded
-""" + containers("terminated: {exitCode: 0, reason: Completed, startedAt: {{ $o.state.running.startedAt | Quote }}, finishedAt: {{ $now | Quote }}}",
-                 started="false", restart=RESTARTS))],
-    delay=duration(1000, '.metadata.annotations["helmdeck.dev/complete-after"]'),
-))
+"""
+                + containers(
+                    "terminated: {exitCode: 0, reason: Completed, startedAt: {{ $o.state.running.startedAt | Quote }}, finishedAt: {{ $now | Quote }}}",
+                    started="false",
+                    restart=RESTARTS,
+                )
+            )
+        ],
+        delay=duration(1000, '.metadata.annotations["helmdeck.dev/complete-after"]'),
+    )
+)
 
 # 5. image-pull-error: ErrImagePull <-> ImagePullBackOff ---------------------------
-PULL_ERR = ('printf "rpc error: code = NotFound desc = failed to pull and unpack image %q: '
-            'failed to resolve reference %q: %s: not found" $c.image $c.image $c.image')
-stages.append(stage(
-    "pod-image-pull-error",
-    [expr(C0_WAITING, "In", "ContainerCreating", "ImagePullBackOff"),
-     expr(SIM, "In", "image-pull-error")],
-    [status_patch(HEAD + conditions(False) + "\nphase: Pending\n" + containers(
-        "waiting:\n  reason: ErrImagePull\n  message: {{ " + PULL_ERR + " | Quote }}", started="false")),
-     event("failed-pull", "Warning", "Failed", f'printf "Failed to pull image %q: %s" {IMG} ({PULL_ERR})',
-           count='add1 (int64 (or (index .metadata.annotations "helmdeck.dev/pull-attempts") 0))'),
-     event("failed-errimagepull", "Warning", "Failed", '"Error: ErrImagePull"',
-           count='add1 (int64 (or (index .metadata.annotations "helmdeck.dev/pull-attempts") 0))'),
-     meta_patch('annotations:\n  helmdeck.dev/pull-attempts: {{ add1 (int64 (or (index .metadata.annotations "helmdeck.dev/pull-attempts") 0)) | toString | Quote }}')],
-    delay=duration(1000, '.metadata.annotations["helmdeck.dev/crash-backoff"]'),
-))
-stages.append(stage(
-    "pod-image-pull-backoff",
-    [expr(C0_WAITING, "In", "ErrImagePull"),
-     expr(SIM, "In", "image-pull-error")],
-    [status_patch(HEAD + conditions(False) + "\nphase: Pending\n" + containers(
-        "waiting:\n  reason: ImagePullBackOff\n  message: {{ printf \"Back-off pulling image %q\" $c.image | Quote }}", started="false")),
-     event("backoff-pull", "Normal", "BackOff", f'printf "Back-off pulling image %q" {IMG}',
-           count='int64 (or (index .metadata.annotations "helmdeck.dev/pull-attempts") 1)'),
-     event("failed-imagepullbackoff", "Warning", "Failed", '"Error: ImagePullBackOff"',
-           count='int64 (or (index .metadata.annotations "helmdeck.dev/pull-attempts") 1)')],
-    delay="  delay:\n    durationMilliseconds: 1000\n",
-))
+PULL_ERR = (
+    'printf "rpc error: code = NotFound desc = failed to pull and unpack image %q: '
+    'failed to resolve reference %q: %s: not found" $c.image $c.image $c.image'
+)
+stages.append(
+    stage(
+        "pod-image-pull-error",
+        [
+            expr(C0_WAITING, "In", "ContainerCreating", "ImagePullBackOff"),
+            expr(SIM, "In", "image-pull-error"),
+        ],
+        [
+            status_patch(
+                HEAD
+                + conditions(False)
+                + "\nphase: Pending\n"
+                + containers(
+                    "waiting:\n  reason: ErrImagePull\n  message: {{ " + PULL_ERR + " | Quote }}",
+                    started="false",
+                )
+            ),
+            event(
+                "failed-pull",
+                "Warning",
+                "Failed",
+                f'printf "Failed to pull image %q: %s" {IMG} ({PULL_ERR})',
+                count='add1 (int64 (or (index .metadata.annotations "helmdeck.dev/pull-attempts") 0))',
+            ),
+            event(
+                "failed-errimagepull",
+                "Warning",
+                "Failed",
+                '"Error: ErrImagePull"',
+                count='add1 (int64 (or (index .metadata.annotations "helmdeck.dev/pull-attempts") 0))',
+            ),
+            meta_patch(
+                'annotations:\n  helmdeck.dev/pull-attempts: {{ add1 (int64 (or (index .metadata.annotations "helmdeck.dev/pull-attempts") 0)) | toString | Quote }}'
+            ),
+        ],
+        delay=duration(1000, '.metadata.annotations["helmdeck.dev/crash-backoff"]'),
+    )
+)
+stages.append(
+    stage(
+        "pod-image-pull-backoff",
+        [expr(C0_WAITING, "In", "ErrImagePull"), expr(SIM, "In", "image-pull-error")],
+        [
+            status_patch(
+                HEAD
+                + conditions(False)
+                + "\nphase: Pending\n"
+                + containers(
+                    'waiting:\n  reason: ImagePullBackOff\n  message: {{ printf "Back-off pulling image %q" $c.image | Quote }}',
+                    started="false",
+                )
+            ),
+            event(
+                "backoff-pull",
+                "Normal",
+                "BackOff",
+                f'printf "Back-off pulling image %q" {IMG}',
+                count='int64 (or (index .metadata.annotations "helmdeck.dev/pull-attempts") 1)',
+            ),
+            event(
+                "failed-imagepullbackoff",
+                "Warning",
+                "Failed",
+                '"Error: ImagePullBackOff"',
+                count='int64 (or (index .metadata.annotations "helmdeck.dev/pull-attempts") 1)',
+            ),
+        ],
+        delay="  delay:\n    durationMilliseconds: 1000\n",
+    )
+)
 
 # 6. crash-loop / oom: Running -> CrashLoopBackOff -> Running ... -----------------
 for sim, reason, code in (("crash-loop", "Error", 1), ("oom", "OOMKilled", 137)):
-    backoff_msg = ('printf "back-off %s restarting failed container=%s pod=%s_%s(%s)" '
-                   f'{BACKOFF} $c.name $root.metadata.name $root.metadata.namespace $root.metadata.uid')
-    stages.append(stage(
-        f"pod-{sim}-crash",
-        [expr(".status.phase", "In", "Running"),
-         expr(C0_RUNNING, "Exists"),
-         expr(SIM, "In", sim)],
-        [status_patch(HEAD + conditions(False) + "\nphase: Running\n" + containers(
-            "waiting:\n  reason: CrashLoopBackOff\n  message: {{ " + backoff_msg + " | Quote }}",
-            restart=f"add1 {RESTARTS}",
-            last=f"terminated:\n  exitCode: {code}\n  reason: {reason}\n"
-                 "  startedAt: {{ $o.state.running.startedAt | Quote }}\n  finishedAt: {{ $now | Quote }}")),
-         event("backoff-restart", "Warning", "BackOff",
-               'printf "Back-off restarting failed container %s in pod %s_%s(%s)" $c.name .metadata.name .metadata.namespace .metadata.uid',
-               count='add1 (int64 (or (index .status.containerStatuses 0).restartCount 0))')],
-        delay=duration(2000, '.metadata.annotations["helmdeck.dev/crash-after"]'),
-    ))
-stages.append(stage(
-    "pod-crash-restart",
-    [expr(C0_WAITING, "In", "CrashLoopBackOff")],
-    [status_patch(HEAD + conditions(False) + "\nphase: Running\n" + containers(
-        "running: {startedAt: {{ $now | Quote }}}", restart=RESTARTS,
-        last="{{ with $o.lastState }}{{ toJson . }}{{ else }}{}{{ end }}")),
-     event("pulled", "Normal", "Pulled", f'printf "Container image %q already present on machine" {IMG}',
-           count='add1 (int64 (or (index .status.containerStatuses 0).restartCount 0))'),
-     event("created", "Normal", "Created", 'printf "Created container: %s" $c.name',
-           count='add1 (int64 (or (index .status.containerStatuses 0).restartCount 0))'),
-     event("started", "Normal", "Started", 'printf "Started container %s" $c.name',
-           count='add1 (int64 (or (index .status.containerStatuses 0).restartCount 0))')],
-    delay=duration(5000, '.metadata.annotations["helmdeck.dev/crash-backoff"]'),
-))
+    backoff_msg = (
+        'printf "back-off %s restarting failed container=%s pod=%s_%s(%s)" '
+        f"{BACKOFF} $c.name $root.metadata.name $root.metadata.namespace $root.metadata.uid"
+    )
+    stages.append(
+        stage(
+            f"pod-{sim}-crash",
+            [
+                expr(".status.phase", "In", "Running"),
+                expr(C0_RUNNING, "Exists"),
+                expr(SIM, "In", sim),
+            ],
+            [
+                status_patch(
+                    HEAD
+                    + conditions(False)
+                    + "\nphase: Running\n"
+                    + containers(
+                        "waiting:\n  reason: CrashLoopBackOff\n  message: {{ "
+                        + backoff_msg
+                        + " | Quote }}",
+                        restart=f"add1 {RESTARTS}",
+                        last=f"terminated:\n  exitCode: {code}\n  reason: {reason}\n"
+                        "  startedAt: {{ $o.state.running.startedAt | Quote }}\n  finishedAt: {{ $now | Quote }}",
+                    )
+                ),
+                event(
+                    "backoff-restart",
+                    "Warning",
+                    "BackOff",
+                    'printf "Back-off restarting failed container %s in pod %s_%s(%s)" $c.name .metadata.name .metadata.namespace .metadata.uid',
+                    count="add1 (int64 (or (index .status.containerStatuses 0).restartCount 0))",
+                ),
+            ],
+            delay=duration(2000, '.metadata.annotations["helmdeck.dev/crash-after"]'),
+        )
+    )
+stages.append(
+    stage(
+        "pod-crash-restart",
+        [expr(C0_WAITING, "In", "CrashLoopBackOff")],
+        [
+            status_patch(
+                HEAD
+                + conditions(False)
+                + "\nphase: Running\n"
+                + containers(
+                    "running: {startedAt: {{ $now | Quote }}}",
+                    restart=RESTARTS,
+                    last="{{ with $o.lastState }}{{ toJson . }}{{ else }}{}{{ end }}",
+                )
+            ),
+            event(
+                "pulled-present",
+                "Normal",
+                "Pulled",
+                f'printf "Container image %q already present on machine" {IMG}',
+                count="add1 (int64 (or (index .status.containerStatuses 0).restartCount 0))",
+            ),
+            event(
+                "created",
+                "Normal",
+                "Created",
+                'printf "Created container: %s" $c.name',
+                count="add1 (int64 (or (index .status.containerStatuses 0).restartCount 0))",
+            ),
+            event(
+                "started",
+                "Normal",
+                "Started",
+                'printf "Started container %s" $c.name',
+                count="add1 (int64 (or (index .status.containerStatuses 0).restartCount 0))",
+            ),
+        ],
+        delay=duration(5000, '.metadata.annotations["helmdeck.dev/crash-backoff"]'),
+    )
+)
 
 # 7. never-ready: Running, readiness probe fails every periodSeconds --------------
 PROBE_FAILS = 'int64 (or (index .metadata.annotations "helmdeck.dev/probe-failures") 0)'
-stages.append(stage(
-    "pod-never-ready",
-    [expr(".status.phase", "In", "Running"),
-     expr(C0_RUNNING, "Exists"),
-     expr(SIM, "In", "never-ready")],
-    [meta_patch('annotations:\n  helmdeck.dev/probe-failures: {{ add1 (' + PROBE_FAILS + ') | toString | Quote }}'),
-     event("unhealthy", "Warning", "Unhealthy",
-           '"Readiness probe failed: HTTP probe failed with statuscode: 503"',
-           count=f"add1 ({PROBE_FAILS})")],
-    delay=duration(10000, '(((.spec.containers[0].readinessProbe.periodSeconds // 10) | tostring) + "s")'),
-))
+stages.append(
+    stage(
+        "pod-never-ready",
+        [
+            expr(".status.phase", "In", "Running"),
+            expr(C0_RUNNING, "Exists"),
+            expr(SIM, "In", "never-ready"),
+        ],
+        [
+            meta_patch(
+                "annotations:\n  helmdeck.dev/probe-failures: {{ add1 ("
+                + PROBE_FAILS
+                + ") | toString | Quote }}"
+            ),
+            event(
+                "unhealthy",
+                "Warning",
+                "Unhealthy",
+                '"Readiness probe failed: HTTP probe failed with statuscode: 503"',
+                count=f"add1 ({PROBE_FAILS})",
+            ),
+        ],
+        delay=duration(
+            10000, '(((.spec.containers[0].readinessProbe.periodSeconds // 10) | tostring) + "s")'
+        ),
+    )
+)
 
 # 8. deletion: terminating pods go away (no finalizers left) -----------------------
 stages.append(
@@ -323,8 +503,10 @@ stages.append(
     "metadata:\n  name: pod-delete\n  labels: {app.kubernetes.io/part-of: helmdeck-sandbox}\n"
     "spec:\n  resourceRef: {apiGroup: v1, kind: Pod}\n"
     "  selector:\n    matchExpressions:\n"
-    + expr(".metadata.deletionTimestamp", "Exists") + "\n"
-    + expr(".metadata.finalizers", "DoesNotExist") + "\n"
+    + expr(".metadata.deletionTimestamp", "Exists")
+    + "\n"
+    + expr(".metadata.finalizers", "DoesNotExist")
+    + "\n"
     "  delay:\n    durationMilliseconds: 300\n"
     "  steps:\n  - delete: true\n"
 )

@@ -23,7 +23,15 @@ def _container(pod, name: str = "app"):
     return next((s for s in (pod.status.container_statuses or []) if s.name == name), None)
 
 
-def _deployment(sandbox, name: str, *, annotations=None, probe_delay: int = 0, period: int = 1, replicas: int = 1):
+def _deployment(
+    sandbox,
+    name: str,
+    *,
+    annotations=None,
+    probe_delay: int = 0,
+    period: int = 1,
+    replicas: int = 1,
+):
     labels = {"app": name}
     container = client.V1Container(
         name="app",
@@ -50,14 +58,18 @@ def _deployment(sandbox, name: str, *, annotations=None, probe_delay: int = 0, p
         ),
     )
     sandbox.apps.create_namespaced_deployment(sandbox.namespace, body)
-    return sandbox.wait_until(lambda: sandbox.pods(f"app={name}"), timeout=30, what=f"a pod of {name}")[0].metadata.name
+    return sandbox.wait_until(
+        lambda: sandbox.pods(f"app={name}"), timeout=30, what=f"a pod of {name}"
+    )[0].metadata.name
 
 
 def _bare_pod(sandbox, name: str, *, cpu="100m", memory="64Mi", probe_delay: int | None = None):
     probe = None
     if probe_delay is not None:
         probe = client.V1Probe(
-            http_get=client.V1HTTPGetAction(path="/ready", port=8000), initial_delay_seconds=probe_delay, period_seconds=1
+            http_get=client.V1HTTPGetAction(path="/ready", port=8000),
+            initial_delay_seconds=probe_delay,
+            period_seconds=1,
         )
     body = client.V1Pod(
         metadata=client.V1ObjectMeta(name=name),
@@ -68,7 +80,8 @@ def _bare_pod(sandbox, name: str, *, cpu="100m", memory="64Mi", probe_delay: int
                     image="example/app:1.0.0",
                     readiness_probe=probe,
                     resources=client.V1ResourceRequirements(
-                        requests={"cpu": cpu, "memory": memory}, limits={"cpu": cpu, "memory": memory}
+                        requests={"cpu": cpu, "memory": memory},
+                        limits={"cpu": cpu, "memory": memory},
                     ),
                 )
             ]
@@ -83,7 +96,9 @@ def _events(sandbox, pod: str) -> list[tuple[str, str, str]]:
 
 
 def _has_event(sandbox, pod: str, type_: str, reason: str, fragment: str) -> bool:
-    return any(t == type_ and r == reason and fragment in (m or "") for t, r, m in _events(sandbox, pod))
+    return any(
+        t == type_ and r == reason and fragment in (m or "") for t, r, m in _events(sandbox, pod)
+    )
 
 
 # ---- helm -------------------------------------------------------------------------
@@ -94,14 +109,27 @@ def test_it_rolls_out_a_chart_with_helm_upgrade_install_wait(sandbox, helm_bin):
     started = time.monotonic()
     result = subprocess.run(
         [
-            helm_bin, "upgrade", "--install", "tiny", str(CHART),
-            "--namespace", sandbox.namespace,
-            "--kubeconfig", str(sandbox.kubeconfig),
-            "--wait", helm_bin.rollback_flag, "--timeout", "90s",
-            "--set", "readiness.initialDelaySeconds=2",
+            helm_bin,
+            "upgrade",
+            "--install",
+            "tiny",
+            str(CHART),
+            "--namespace",
+            sandbox.namespace,
+            "--kubeconfig",
+            str(sandbox.kubeconfig),
+            "--wait",
+            helm_bin.rollback_flag,
+            "--timeout",
+            "90s",
+            "--set",
+            "readiness.initialDelaySeconds=2",
         ],
-        capture_output=True, text=True, timeout=150, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
     elapsed = time.monotonic() - started
 
     assert result.returncode == 0, result.stderr
@@ -116,31 +144,76 @@ def test_it_rolls_out_a_chart_with_helm_upgrade_install_wait(sandbox, helm_bin):
     assert all(_ready(p) and p.status.phase == "Running" for p in pods)
     assert all(_container(p).ready and _container(p).state.running for p in pods)
     for pod in pods:
-        assert _has_event(sandbox, pod.metadata.name, "Normal", "Scheduled", "Successfully assigned")
+        assert _has_event(
+            sandbox, pod.metadata.name, "Normal", "Scheduled", "Successfully assigned"
+        )
         assert _has_event(sandbox, pod.metadata.name, "Normal", "Started", "Started container app")
 
 
 @pytest.mark.parametrize("helm_bin", ["v4", "v3"], indirect=True)
 def test_it_fails_and_rolls_back_a_release_that_never_becomes_ready(sandbox, helm_bin):
     base = [
-        helm_bin, "upgrade", "--install", "tiny", str(CHART), "--namespace", sandbox.namespace,
-        "--kubeconfig", str(sandbox.kubeconfig), "--set", "replicaCount=1",
-    ]  # fmt: skip
-    first = subprocess.run([*base, "--wait", "--timeout", "60s"], capture_output=True, text=True, timeout=90, check=False)
+        helm_bin,
+        "upgrade",
+        "--install",
+        "tiny",
+        str(CHART),
+        "--namespace",
+        sandbox.namespace,
+        "--kubeconfig",
+        str(sandbox.kubeconfig),
+        "--set",
+        "replicaCount=1",
+    ]
+    first = subprocess.run(
+        [*base, "--wait", "--timeout", "60s"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
     assert first.returncode == 0, first.stderr
 
     broken = subprocess.run(
-        [*base, "--wait", helm_bin.rollback_flag, "--timeout", "8s",
-         "--set", "image.tag=broken", "--set-string", "podAnnotations.helmdeck\\.dev/simulate=image-pull-error"],
-        capture_output=True, text=True, timeout=90, check=False,
-    )  # fmt: skip
+        [
+            *base,
+            "--wait",
+            helm_bin.rollback_flag,
+            "--timeout",
+            "8s",
+            "--set",
+            "image.tag=broken",
+            "--set-string",
+            "podAnnotations.helmdeck\\.dev/simulate=image-pull-error",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
 
     assert broken.returncode != 0
-    assert "rolled back" in (broken.stderr + broken.stdout).lower() or "rollback" in (broken.stderr + broken.stdout).lower()
+    assert (
+        "rolled back" in (broken.stderr + broken.stdout).lower()
+        or "rollback" in (broken.stderr + broken.stdout).lower()
+    )
     history = subprocess.run(
-        [helm_bin, "history", "tiny", "-n", sandbox.namespace, "--kubeconfig", str(sandbox.kubeconfig), "-o", "json"],
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
+        [
+            helm_bin,
+            "history",
+            "tiny",
+            "-n",
+            sandbox.namespace,
+            "--kubeconfig",
+            str(sandbox.kubeconfig),
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     assert '"status":"failed"' in history.stdout.replace(" ", "")
     assert '"status":"deployed"' in history.stdout.replace(" ", "")
 
@@ -149,7 +222,9 @@ def test_it_fails_and_rolls_back_a_release_that_never_becomes_ready(sandbox, hel
 
 
 def test_it_reports_an_image_pull_error_like_a_kubelet(sandbox):
-    pod = _deployment(sandbox, "pullfail", annotations={"helmdeck.dev/simulate": "image-pull-error"})
+    pod = _deployment(
+        sandbox, "pullfail", annotations={"helmdeck.dev/simulate": "image-pull-error"}
+    )
 
     seen = set()
 
@@ -161,7 +236,11 @@ def test_it_reports_an_image_pull_error_like_a_kubelet(sandbox):
 
     sandbox.wait_until(waiting_reasons, timeout=30, what="ErrImagePull then ImagePullBackOff")
     current = sandbox.wait_until(
-        lambda: (p := sandbox.pod(pod)) and _container(p).state.waiting.reason == "ImagePullBackOff" and p,
+        lambda: (
+            (p := sandbox.pod(pod))
+            and _container(p).state.waiting.reason == "ImagePullBackOff"
+            and p
+        ),
         timeout=20,
         what="ImagePullBackOff",
     )
@@ -171,13 +250,18 @@ def test_it_reports_an_image_pull_error_like_a_kubelet(sandbox):
     assert status.state.waiting.message == 'Back-off pulling image "pullfail:1.0.0"'
     assert not _ready(current)
     events = sandbox.wait_until(
-        lambda: _has_event(sandbox, pod, "Warning", "Failed", "Error: ImagePullBackOff") and _events(sandbox, pod),
+        lambda: (
+            _has_event(sandbox, pod, "Warning", "Failed", "Error: ImagePullBackOff")
+            and _events(sandbox, pod)
+        ),
         timeout=20,
         what="ImagePullBackOff events",
     )
     assert ("Warning", "Failed", "Error: ErrImagePull") in events
     assert any(
-        t == "Warning" and r == "Failed" and m.startswith('Failed to pull image "pullfail:1.0.0": rpc error: code = NotFound')
+        t == "Warning"
+        and r == "Failed"
+        and m.startswith('Failed to pull image "pullfail:1.0.0": rpc error: code = NotFound')
         for t, r, m in events
     )
     assert ("Normal", "BackOff", 'Back-off pulling image "pullfail:1.0.0"') in events
@@ -195,7 +279,11 @@ def test_it_reports_a_crash_loop_like_a_kubelet(sandbox, simulate, reason, exit_
     pod = _deployment(
         sandbox,
         simulate,
-        annotations={"helmdeck.dev/simulate": simulate, "helmdeck.dev/crash-after": "1s", "helmdeck.dev/crash-backoff": "1s"},
+        annotations={
+            "helmdeck.dev/simulate": simulate,
+            "helmdeck.dev/crash-after": "1s",
+            "helmdeck.dev/crash-backoff": "1s",
+        },
     )
 
     def crashed_twice():
@@ -208,7 +296,9 @@ def test_it_reports_a_crash_loop_like_a_kubelet(sandbox, simulate, reason, exit_
     assert not _ready(current)
     assert status.ready is False
     assert status.state.waiting.reason == "CrashLoopBackOff"
-    assert status.state.waiting.message.startswith("back-off 1s restarting failed container=app pod=")
+    assert status.state.waiting.message.startswith(
+        "back-off 1s restarting failed container=app pod="
+    )
     terminated = status.last_state.terminated
     assert terminated.exit_code == exit_code
     assert terminated.reason == reason
@@ -227,7 +317,9 @@ def test_it_reports_a_crash_loop_like_a_kubelet(sandbox, simulate, reason, exit_
 
 
 def test_it_keeps_a_never_ready_pod_running_but_unready(sandbox):
-    pod = _deployment(sandbox, "neverready", annotations={"helmdeck.dev/simulate": "never-ready"}, period=1)
+    pod = _deployment(
+        sandbox, "neverready", annotations={"helmdeck.dev/simulate": "never-ready"}, period=1
+    )
 
     unhealthy = sandbox.wait_until(
         lambda: [e for e in sandbox.events(pod) if e.reason == "Unhealthy" and (e.count or 0) >= 3],
@@ -249,7 +341,9 @@ def test_it_keeps_a_never_ready_pod_running_but_unready(sandbox):
 # ---- scheduling and readiness ------------------------------------------------------
 
 
-@pytest.mark.parametrize(("cpu", "memory", "resource"), [("5", "64Mi", "cpu"), ("100m", "9Gi", "memory")])
+@pytest.mark.parametrize(
+    ("cpu", "memory", "resource"), [("5", "64Mi", "cpu"), ("100m", "9Gi", "memory")]
+)
 def test_it_leaves_a_pod_that_does_not_fit_pending(sandbox, cpu, memory, resource):
     pod = _bare_pod(sandbox, f"toobig-{resource}", cpu=cpu, memory=memory)
 
@@ -283,7 +377,9 @@ def test_it_makes_a_pod_ready_only_after_its_readiness_delay(sandbox):
     pod = _bare_pod(sandbox, "slowready", probe_delay=delay)
 
     status = sandbox.wait_until(
-        lambda: (s := _container(sandbox.pod(pod))) and s.state.running and s, timeout=20, what="container running"
+        lambda: (s := _container(sandbox.pod(pod))) and s.state.running and s,
+        timeout=20,
+        what="container running",
     )
     running_seen = time.monotonic()
     started_at = status.state.running.started_at
@@ -293,7 +389,9 @@ def test_it_makes_a_pod_ready_only_after_its_readiness_delay(sandbox):
     sandbox.wait_until(lambda: _ready(sandbox.pod(pod)), timeout=delay + 10, what="Ready")
 
     assert time.monotonic() - running_seen >= delay - 1.5
-    ready_at = next(c for c in sandbox.pod(pod).status.conditions if c.type == "Ready").last_transition_time
+    ready_at = next(
+        c for c in sandbox.pod(pod).status.conditions if c.type == "Ready"
+    ).last_transition_time
     assert delay - 1 <= (ready_at - started_at).total_seconds() <= delay + 3
     assert _container(sandbox.pod(pod)).ready is True
 
@@ -306,13 +404,28 @@ def test_it_streams_container_logs_the_test_writes(sandbox, kubectl_bin):
     sandbox.wait_until(lambda: _ready(sandbox.pod(pod)), timeout=30, what="pod Ready")
     sandbox.write_log(pod, "app", "booting", "listening on :8000")
 
-    assert sandbox.core.read_namespaced_pod_log(pod, sandbox.namespace, container="app") == "booting\nlistening on :8000\n"
+    assert (
+        sandbox.core.read_namespaced_pod_log(pod, sandbox.namespace, container="app")
+        == "booting\nlistening on :8000\n"
+    )
 
     follow = subprocess.Popen(  # noqa: S603
-        [str(kubectl_bin), "--kubeconfig", str(sandbox.kubeconfig), "-n", sandbox.namespace,
-         "logs", "-f", pod, "-c", "app"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            str(kubectl_bin),
+            "--kubeconfig",
+            str(sandbox.kubeconfig),
+            "-n",
+            sandbox.namespace,
+            "logs",
+            "-f",
+            pod,
+            "-c",
+            "app",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert follow.stdout.readline().strip() == "booting"
         assert follow.stdout.readline().strip() == "listening on :8000"

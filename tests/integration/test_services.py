@@ -23,7 +23,11 @@ def image_tag(dockerd):
 
 def test_it_builds_a_two_stage_image_that_runs_as_uid_1001(dockerd, image_tag):
     image, _ = dockerd.images.build(
-        path=str(TWOSTAGE), tag=image_tag, buildargs={"BASE_IMAGE": dockerd.python_base}, rm=True, forcerm=True
+        path=str(TWOSTAGE),
+        tag=image_tag,
+        buildargs={"BASE_IMAGE": dockerd.python_base},
+        rm=True,
+        forcerm=True,
     )
 
     uid = dockerd.containers.run(image_tag, ["id", "-u"], remove=True)
@@ -37,13 +41,30 @@ def test_it_builds_a_two_stage_image_that_runs_as_uid_1001(dockerd, image_tag):
 def test_it_builds_with_buildkit_through_the_debian_cli(dockerd, image_tag):
     env = {**os.environ, "DOCKER_BUILDKIT": "1", "DOCKER_HOST": dockerd.base_url}
     build = subprocess.run(
-        [dockerd.docker, "build", "--build-arg", f"BASE_IMAGE={dockerd.python_base}", "-t", image_tag, str(TWOSTAGE)],
-        capture_output=True, text=True, timeout=600, env=env, check=False,
-    )  # fmt: skip
+        [
+            dockerd.docker,
+            "build",
+            "--build-arg",
+            f"BASE_IMAGE={dockerd.python_base}",
+            "-t",
+            image_tag,
+            str(TWOSTAGE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
     assert build.returncode == 0, build.stderr
 
     run = subprocess.run(
-        [dockerd.docker, "run", "--rm", image_tag, "id", "-u"], capture_output=True, text=True, timeout=120, env=env, check=False
+        [dockerd.docker, "run", "--rm", image_tag, "id", "-u"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
     )
 
     assert run.stdout.strip() == "1001", run.stderr
@@ -52,7 +73,12 @@ def test_it_builds_with_buildkit_through_the_debian_cli(dockerd, image_tag):
 def test_it_has_a_node_20_base_image_with_npm(dockerd):
     out = dockerd.containers.run(
         dockerd.node_base,
-        ["sh", "-c", "node --version && npm --version >/dev/null && addgroup -g 1001 -S nodejs && adduser -S nextjs -u 1001 && id -u nextjs"],
+        [
+            "sh",
+            "-c",
+            "node --version && npm --version >/dev/null"
+            " && addgroup -g 1001 -S nodejs && adduser -S nextjs -u 1001 && id -u nextjs",
+        ],
         remove=True,
     )
 
@@ -76,9 +102,17 @@ def test_it_serves_redis(redis_url):
 def test_it_serves_postgres_with_createdb(database_url):
     # psql is the client both PostgreSQL and the Django app's CI use; no driver needed here
     result = subprocess.run(
-        ["psql", database_url, "-tAc", "select rolcreatedb from pg_roles where rolname = current_user"],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        [
+            "psql",
+            database_url,
+            "-tAc",
+            "select rolcreatedb from pg_roles where rolname = current_user",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "t"
