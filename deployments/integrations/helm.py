@@ -103,6 +103,24 @@ class Helm:
             args += ["--kube-version", kube_version]
         return self.run(*args, cluster=False)
 
+    def upgrade_install(self, release, namespace, chart, value_files, *, wait=True, timeout=300):
+        """`helm upgrade --install`; with `wait`, also wait for Ready and undo a failure."""
+        args = [
+            "upgrade",
+            "--install",
+            release,
+            chart,
+            "--namespace",
+            namespace,
+            "--create-namespace",
+            *_files(value_files),
+            "--timeout",
+            f"{timeout}s",
+        ]
+        if wait:
+            args += self.rollback_flags()
+        return self.run(*args, timeout=timeout + 60)
+
     def get_manifest(self, release, namespace):
         """The manifest deployed now, or None when the release does not exist."""
         try:

@@ -58,79 +58,110 @@ def profile_checks(*, spec, cluster, profile=None, kube=None):
     findings += _node_port_findings(spec, cluster, profile, kube)
     capacity = capacity_fit(spec=spec, cluster=cluster, kube=kube)
     if not capacity.fits:
-        findings.append(Finding(
-            "capacity", ERROR, "profile",
-            f"needs {format_cpu(capacity.needed.cpu)} and {format_memory(capacity.needed.memory)}"
-            f" but the cluster has {format_cpu(capacity.free.cpu)} and "
-            f"{format_memory(capacity.free.memory)} free ({capacity.source})",
-            "The scheduler leaves pods Pending with 'Insufficient cpu/memory' when requests "
-            "do not fit; the research sizes Minikube at 4 CPUs / 8 GB for 1.5 CPU / 1.5 Gi.",
-            "Lower requests or replicas, or give Minikube more: "
-            "minikube start --cpus=4 --memory=8192 --driver=docker",
-        ))
+        findings.append(
+            Finding(
+                "capacity",
+                ERROR,
+                "profile",
+                f"needs {format_cpu(capacity.needed.cpu)} and {format_memory(capacity.needed.memory)}"
+                f" but the cluster has {format_cpu(capacity.free.cpu)} and "
+                f"{format_memory(capacity.free.memory)} free ({capacity.source})",
+                "The scheduler leaves pods Pending with 'Insufficient cpu/memory' when requests "
+                "do not fit; the research sizes Minikube at 4 CPUs / 8 GB for 1.5 CPU / 1.5 Gi.",
+                "Lower requests or replicas, or give Minikube more: "
+                "minikube start --cpus=4 --memory=8192 --driver=docker",
+            )
+        )
     return findings
 
 
 def _component_findings(comp):
     name, found = comp["name"], []
     requests, limits = comp["resources"]["requests"], comp["resources"]["limits"]
-    unequal = [r for r in ("cpu", "memory")
-               if parse_quantity(requests[r]) != parse_quantity(limits[r])]
+    unequal = [
+        r for r in ("cpu", "memory") if parse_quantity(requests[r]) != parse_quantity(limits[r])
+    ]
     if unequal:
-        found.append(Finding(
-            "guaranteed-qos", WARNING, name,
-            f"requests and limits differ for {' and '.join(unequal)}: the pod is Burstable, "
-            "not Guaranteed",
-            "Requests = limits gives Guaranteed QoS and prevents contention on a laptop; "
-            "requests < limits can end in OOMKilled (research section 5).",
-            f"Set limits equal to requests ({', '.join(f'{r} {requests[r]}' for r in unequal)}).",
-        ))
+        found.append(
+            Finding(
+                "guaranteed-qos",
+                WARNING,
+                name,
+                f"requests and limits differ for {' and '.join(unequal)}: the pod is Burstable, "
+                "not Guaranteed",
+                "Requests = limits gives Guaranteed QoS and prevents contention on a laptop; "
+                "requests < limits can end in OOMKilled (research section 5).",
+                f"Set limits equal to requests ({', '.join(f'{r} {requests[r]}' for r in unequal)}).",
+            )
+        )
     live, ready = comp["probes"]["liveness"], comp["probes"]["readiness"]
     if live["initialDelaySeconds"] < ready["initialDelaySeconds"]:
-        found.append(Finding(
-            "probe-delays", WARNING, name,
-            f"liveness starts after {live['initialDelaySeconds']}s, before readiness "
-            f"({ready['initialDelaySeconds']}s)",
-            "Liveness uses longer delays than readiness, so a slow start is reported "
-            "not-ready instead of being restarted (research section 4: 30s vs 10s).",
-            "Set liveness initialDelaySeconds to at least the readiness delay, e.g. 30 and 10.",
-        ))
+        found.append(
+            Finding(
+                "probe-delays",
+                WARNING,
+                name,
+                f"liveness starts after {live['initialDelaySeconds']}s, before readiness "
+                f"({ready['initialDelaySeconds']}s)",
+                "Liveness uses longer delays than readiness, so a slow start is reported "
+                "not-ready instead of being restarted (research section 4: 30s vs 10s).",
+                "Set liveness initialDelaySeconds to at least the readiness delay, e.g. 30 and 10.",
+            )
+        )
     if live["path"] == ready["path"] and live["path"] not in ("/",):
-        found.append(Finding(
-            "probe-paths", WARNING, name,
-            f"liveness and readiness both probe {live['path']}",
-            "A single endpoint cannot tell 'dead' from 'temporarily unavailable': a database "
-            "outage would restart healthy pods (research section 4).",
-            "Serve /health (process alive) and /ready (dependencies reachable) separately.",
-        ))
+        found.append(
+            Finding(
+                "probe-paths",
+                WARNING,
+                name,
+                f"liveness and readiness both probe {live['path']}",
+                "A single endpoint cannot tell 'dead' from 'temporarily unavailable': a database "
+                "outage would restart healthy pods (research section 4).",
+                "Serve /health (process alive) and /ready (dependencies reachable) separately.",
+            )
+        )
     for kind, probe in (("liveness", live), ("readiness", ready)):
         if probe["timeoutSeconds"] >= probe["periodSeconds"]:
-            found.append(Finding(
-                "probe-timeout", WARNING, name,
-                f"{kind} timeout {probe['timeoutSeconds']}s is not shorter than its period "
-                f"{probe['periodSeconds']}s",
-                "Probes overlap when a timeout reaches the period (research section 4: "
-                "timeouts 5s/3s on periods 10s/5s).",
-                f"Lower the {kind} timeout below {probe['periodSeconds']}s.",
-            ))
+            found.append(
+                Finding(
+                    "probe-timeout",
+                    WARNING,
+                    name,
+                    f"{kind} timeout {probe['timeoutSeconds']}s is not shorter than its period "
+                    f"{probe['periodSeconds']}s",
+                    "Probes overlap when a timeout reaches the period (research section 4: "
+                    "timeouts 5s/3s on periods 10s/5s).",
+                    f"Lower the {kind} timeout below {probe['periodSeconds']}s.",
+                )
+            )
     if comp["tag"] == "latest":
-        found.append(Finding(
-            "latest-tag", WARNING, name, "the image tag is 'latest'",
-            "A moving tag makes a release irreproducible: a rollback cannot restore the "
-            "image it deployed.",
-            "Use a version tag, e.g. 1.0.0.",
-        ))
+        found.append(
+            Finding(
+                "latest-tag",
+                WARNING,
+                name,
+                "the image tag is 'latest'",
+                "A moving tag makes a release irreproducible: a rollback cannot restore the "
+                "image it deployed.",
+                "Use a version tag, e.g. 1.0.0.",
+            )
+        )
     user = dockerfile_user(comp)
     if user in ("", "root", "0"):
-        found.append(Finding(
-            "root-user", ERROR, name,
-            f"{comp['build']['context']}/{comp['build']['dockerfile']} runs as root "
-            "(no USER in its final stage)" if not user else
-            f"{comp['build']['context']}/{comp['build']['dockerfile']} sets USER {user}",
-            "The chart requires runAsNonRoot, so a root image never starts "
-            "(CreateContainerConfigError); the research runs as uid 1001.",
-            "Add `RUN useradd -m -u 1001 appuser` and `USER appuser` to the runner stage.",
-        ))
+        found.append(
+            Finding(
+                "root-user",
+                ERROR,
+                name,
+                f"{comp['build']['context']}/{comp['build']['dockerfile']} runs as root "
+                "(no USER in its final stage)"
+                if not user
+                else f"{comp['build']['context']}/{comp['build']['dockerfile']} sets USER {user}",
+                "The chart requires runAsNonRoot, so a root image never starts "
+                "(CreateContainerConfigError); the research runs as uid 1001.",
+                "Add `RUN useradd -m -u 1001 appuser` and `USER appuser` to the runner stage.",
+            )
+        )
     return found
 
 
@@ -158,8 +189,9 @@ def dockerfile_user(comp):
 
 def _node_port_findings(spec, cluster, profile, kube):
     found = []
-    wanted = {c["service"]["nodePort"]: c["name"] for c in spec["components"]
-              if c["service"]["nodePort"]}
+    wanted = {
+        c["service"]["nodePort"]: c["name"] for c in spec["components"] if c["service"]["nodePort"]
+    }
     taken = Component.objects.filter(profile__cluster=cluster, node_port__in=wanted)
     if profile is not None:
         taken = taken.exclude(profile=profile)
@@ -174,13 +206,17 @@ def _node_port_findings(spec, cluster, profile, kube):
             if port in wanted and owner not in release_services:
                 owners.setdefault(port, f"service {owner}")
     for port, owner in owners.items():
-        found.append(Finding(
-            "node-port-taken", ERROR, wanted[port],
-            f"nodePort {port} is already used by {owner}",
-            "A nodePort is one port on every node: two services cannot share it "
-            "(research section 7).",
-            "Pick another port in 30000-32767, or leave it empty to let Kubernetes choose.",
-        ))
+        found.append(
+            Finding(
+                "node-port-taken",
+                ERROR,
+                wanted[port],
+                f"nodePort {port} is already used by {owner}",
+                "A nodePort is one port on every node: two services cannot share it "
+                "(research section 7).",
+                "Pick another port in 30000-32767, or leave it empty to let Kubernetes choose.",
+            )
+        )
     return found
 
 

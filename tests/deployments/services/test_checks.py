@@ -42,24 +42,49 @@ def test_it_reproduces_the_seeds_worked_capacity_example(todo_app, cluster):
     assert capacity.source == "configured"
     assert capacity.fits
     assert (format_cpu(capacity.needed.cpu), format_memory(capacity.needed.memory)) == (
-        "1.5 CPU", "1.5Gi")
+        "1.5 CPU",
+        "1.5Gi",
+    )
 
 
 def test_it_says_a_profile_does_not_fit_with_numbers_and_the_seeds_fix(cluster):
-    found = checks_of({"name": "big", "components": {"api": {
-        "port": 80, "replicas": 3, "resources": {"requests": {"cpu": "2", "memory": "3Gi"}}}}},
-        cluster)
+    found = checks_of(
+        {
+            "name": "big",
+            "components": {
+                "api": {
+                    "port": 80,
+                    "replicas": 3,
+                    "resources": {"requests": {"cpu": "2", "memory": "3Gi"}},
+                }
+            },
+        },
+        cluster,
+    )
     finding = found[("capacity", "profile")]
     assert finding.level == "error"
-    assert finding.message == ("needs 6 CPU and 9Gi but the cluster has 4 CPU and 8Gi free "
-                               "(configured)")
+    assert finding.message == (
+        "needs 6 CPU and 9Gi but the cluster has 4 CPU and 8Gi free (configured)"
+    )
     assert "minikube start --cpus=4 --memory=8192" in finding.fix
 
 
 def test_it_warns_when_requests_and_limits_differ(cluster):
-    found = checks_of({"name": "burst", "components": {"api": {"port": 80, "resources": {
-        "requests": {"cpu": "250m", "memory": "256Mi"},
-        "limits": {"cpu": "500m", "memory": "256Mi"}}}}}, cluster)
+    found = checks_of(
+        {
+            "name": "burst",
+            "components": {
+                "api": {
+                    "port": 80,
+                    "resources": {
+                        "requests": {"cpu": "250m", "memory": "256Mi"},
+                        "limits": {"cpu": "500m", "memory": "256Mi"},
+                    },
+                }
+            },
+        },
+        cluster,
+    )
     finding = found[("guaranteed-qos", "api")]
     assert finding.level == "warning"
     assert "cpu" in finding.message and "memory" not in finding.message
@@ -67,27 +92,57 @@ def test_it_warns_when_requests_and_limits_differ(cluster):
 
 
 def test_it_warns_about_odd_probes_and_latest_tags(cluster):
-    found = checks_of({"name": "odd", "components": {"api": {"port": 80, "tag": "latest", "probes": {
-        "liveness": {"path": "/ready", "initialDelaySeconds": 5, "timeoutSeconds": 10,
-                     "periodSeconds": 10},
-        "readiness": {"path": "/ready", "initialDelaySeconds": 10}}}}}, cluster)
+    found = checks_of(
+        {
+            "name": "odd",
+            "components": {
+                "api": {
+                    "port": 80,
+                    "tag": "latest",
+                    "probes": {
+                        "liveness": {
+                            "path": "/ready",
+                            "initialDelaySeconds": 5,
+                            "timeoutSeconds": 10,
+                            "periodSeconds": 10,
+                        },
+                        "readiness": {"path": "/ready", "initialDelaySeconds": 10},
+                    },
+                }
+            },
+        },
+        cluster,
+    )
     assert {check for check, _ in found} == {
-        "probe-delays", "probe-paths", "probe-timeout", "latest-tag"}
+        "probe-delays",
+        "probe-paths",
+        "probe-timeout",
+        "latest-tag",
+    }
 
 
 def test_it_refuses_a_nodeport_another_profile_holds(todo_app, cluster):
-    found = checks_of({"name": "other", "components": {"web": {
-        "port": 80, "service": {"type": "NodePort", "nodePort": 30000}}}}, cluster)
+    found = checks_of(
+        {
+            "name": "other",
+            "components": {"web": {"port": 80, "service": {"type": "NodePort", "nodePort": 30000}}},
+        },
+        cluster,
+    )
     assert found[("node-port-taken", "web")].message == (
-        "nodePort 30000 is already used by profile todo-app")
+        "nodePort 30000 is already used by profile todo-app"
+    )
 
 
-@pytest.mark.parametrize(("dockerfile", "user"), [
-    ("FROM a AS b\nUSER 1001\nFROM c\nCMD x\n", ""),
-    ("FROM a\nRUN x\nUSER appuser\n", "appuser"),
-    ("FROM a\nUSER 0:0\n", "0"),
-    ("FROM a\nUSER root\nUSER nextjs\n", "nextjs"),
-])
+@pytest.mark.parametrize(
+    ("dockerfile", "user"),
+    [
+        ("FROM a AS b\nUSER 1001\nFROM c\nCMD x\n", ""),
+        ("FROM a\nRUN x\nUSER appuser\n", "appuser"),
+        ("FROM a\nUSER 0:0\n", "0"),
+        ("FROM a\nUSER root\nUSER nextjs\n", "nextjs"),
+    ],
+)
 def test_it_reads_the_user_of_the_final_stage(dockerfile, user, tmp_path, settings):
     settings.BASE_DIR = tmp_path
     (tmp_path / "app").mkdir()
@@ -99,7 +154,8 @@ def test_it_flags_a_root_image_as_an_error(tmp_path, settings, cluster):
     settings.BASE_DIR = tmp_path
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "Dockerfile").write_text("FROM python:3.11-slim\nCMD python\n")
-    found = checks_of({"name": "rooty", "components": {"api": {
-        "port": 80, "build": {"context": "app"}}}}, cluster)
+    found = checks_of(
+        {"name": "rooty", "components": {"api": {"port": 80, "build": {"context": "app"}}}}, cluster
+    )
     assert found[("root-user", "api")].level == "error"
     assert "USER appuser" in found[("root-user", "api")].fix

@@ -1,0 +1,189 @@
+"""The environment doctor (research section 8): is this machine ready to deploy?
+
+Each check says what it found and, when it fails, the research's fix.
+"""
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+
+from deployments.integrations import IntegrationError
+from deployments.integrations.docker import daemon_info
+from deployments.integrations.helm import Helm
+from deployments.integrations.kube import Kube
+from deployments.services.checks import capacity_fit, format_cpu, format_memory
+
+SEED_CPUS = Decimal(4)
+SEED_MEMORY = Decimal(7680 * 2**20)  # `--memory=8192` shows as a little under 8Gi in capacity
+MINIKUBE_START = "minikube start --cpus=4 --memory=8192 --driver=docker"
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def cluster_doctor(*, cluster, spec=None):
+    results = [_docker(cluster), _helm(), _kubectl()]
+    try:
+        kube = Kube(cluster)
+    except IntegrationError as exc:
+        return [
+            *results,
+            Result(
+                "kube context",
+                False,
+                str(exc),
+                "Start the cluster (minikube start) or set KUBECONFIG / the "
+                "Cluster's kubeconfig path and context in the admin.",
+            ),
+        ]
+    with kube:
+        try:
+            version = kube.server_version()
+        except IntegrationError as exc:
+            return [
+                *results,
+                Result("kube context", False, str(exc), f"Start the cluster: {MINIKUBE_START}"),
+            ]
+        results.append(Result("kube context", True, f"reachable, Kubernetes {version}"))
+        results.append(_size(kube))
+        if spec is not None:
+            results.append(_fits(spec, cluster, kube))
+        results += _addons(kube)
+    return results
+
+
+def _docker(cluster):
+    try:
+        name, version, env = daemon_info(cluster)
+    except IntegrationError as exc:
+        return Result(
+            "docker",
+            False,
+            str(exc),
+            "Start Docker, then point builds at Minikube: eval $(minikube docker-env)",
+        )
+    if cluster.docker_host:
+        return Result("docker", True, f"Docker {version} at {cluster.docker_host} ({name})")
+    if cluster.minikube_profile and not env:
+        return Result(
+            "docker",
+            False,
+            f"Docker {version} is the local daemon, not Minikube's: minikube is not installed, "
+            "so built images would be invisible to the cluster (ImagePullBackOff)",
+            "Install minikube and run: eval $(minikube docker-env); or set the Cluster's "
+            "Docker host in the admin",
+        )
+    return Result(
+        "docker",
+        True,
+        f"Docker {version}, Minikube's daemon ({name})" if env else f"Docker {version} ({name})",
+    )
+
+
+def _helm():
+    try:
+        major, minor, patch = Helm().version()
+    except IntegrationError as exc:
+        return Result(
+            "helm",
+            False,
+            str(exc),
+            "Install helm 3.x or 4.x and put it on PATH (or set HELMDECK_HELM)",
+        )
+    return Result(
+        "helm",
+        major >= 3,
+        f"helm v{major}.{minor}.{patch}",
+        "" if major >= 3 else "Helmdeck needs helm 3 or 4",
+    )
+
+
+def _kubectl():
+    binary = shutil.which(settings.HELMDECK_KUBECTL) or settings.HELMDECK_KUBECTL
+    try:
+        out = subprocess.run(
+            [binary, "version", "--client", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        version = json.loads(out)["clientVersion"]["gitVersion"]
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+        return Result(
+            "kubectl",
+            False,
+            f"cannot run {binary}: {exc}",
+            "Install kubectl and put it on PATH (or set HELMDECK_KUBECTL)",
+        )
+    return Result("kubectl", True, f"kubectl {version}")
+
+
+def _size(kube):
+    try:
+        capacity, nodes = kube.capacity()
+    except IntegrationError as exc:
+        return Result("cluster size", False, str(exc), f"Start the cluster: {MINIKUBE_START}")
+    detail = f"{nodes} node(s), {format_cpu(capacity.cpu)} and {format_memory(capacity.memory)}"
+    if capacity.cpu < SEED_CPUS or capacity.memory < SEED_MEMORY:
+        return Result(
+            "cluster size",
+            False,
+            f"{detail}: below the research's 4 CPUs / 8 GB",
+            f"minikube delete && {MINIKUBE_START}",
+        )
+    return Result("cluster size", True, detail)
+
+
+def _fits(spec, cluster, kube):
+    fit = capacity_fit(spec=spec, cluster=cluster, kube=kube)
+    detail = (
+        f"{spec['name']} requests {format_cpu(fit.needed.cpu)} and "
+        f"{format_memory(fit.needed.memory)}; {format_cpu(fit.free.cpu)} and "
+        f"{format_memory(fit.free.memory)} free ({fit.source})"
+    )
+    return Result(
+        "profile fits",
+        fit.fits,
+        detail,
+        "" if fit.fits else f"Lower requests or replicas, or: {MINIKUBE_START}",
+    )
+
+
+def _addons(kube):
+    results = []
+    for name, namespace, deployment, fix in (
+        (
+            "ingress addon",
+            "ingress-nginx",
+            "ingress-nginx-controller",
+            "minikube addons enable ingress",
+        ),
+        (
+            "metrics-server addon",
+            "kube-system",
+            "metrics-server",
+            "minikube addons enable metrics-server",
+        ),
+    ):
+        try:
+            ok = kube.deployment_available(namespace, deployment)
+        except IntegrationError as exc:
+            results.append(Result(name, False, str(exc), fix))
+            continue
+        detail = (
+            f"{namespace}/{deployment} is available"
+            if ok
+            else f"no available {namespace}/{deployment}"
+        )
+        results.append(Result(name, ok, detail, "" if ok else fix))
+    return results

@@ -1,0 +1,148 @@
+"""The doctor and the capacity check against the real sandbox cluster and dockerd."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+from kubernetes import client
+
+from deployments.integrations.helm import Helm
+from deployments.integrations.kube import Kube
+from deployments.models import Cluster
+from deployments.services.checks import capacity_fit, profile_checks
+from deployments.services.profiles import parse_spec_of, profile_import
+from deployments.values import CHART_DIR, secrets_file, value_files, values_file, values_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+
+@pytest.fixture
+def sandbox_cluster_row(sandbox, dockerd, db):
+    return Cluster.objects.create(
+        name="sandbox",
+        kubeconfig_path=str(sandbox.kubeconfig),
+        minikube_profile="",
+        docker_host=dockerd.base_url,
+    )
+
+
+def doctor(*args):
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("doctor", *args, stdout=out)
+    return exited.value.code, out.getvalue()
+
+
+def test_it_passes_what_is_there_and_prints_the_seed_fix_for_missing_addons(
+    sandbox_cluster_row, helm_bin, settings
+):
+    settings.HELMDECK_HELM = str(helm_bin)
+    code, out = doctor("--cluster", "sandbox")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("ok   docker: Docker ")
+    assert "ok   helm: helm v4." in out
+    assert "ok   kube context: reachable, Kubernetes v1." in out
+    assert "ok   cluster size: 1 node(s), 4 CPU and 8Gi" in out
+    assert "FAIL metrics-server addon: no available kube-system/metrics-server" in out
+    assert "     fix: minikube addons enable metrics-server" in out
+    assert "     fix: minikube addons enable ingress" in out
+    assert lines[-1] == "5 passed, 2 failed"
+
+
+def test_it_passes_the_addon_check_once_metrics_server_is_available(
+    sandbox_cluster_row, sandbox, helm_bin, settings
+):
+    settings.HELMDECK_HELM = str(helm_bin)
+    body = client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="metrics-server"),
+        spec=client.V1DeploymentSpec(
+            replicas=1,
+            selector=client.V1LabelSelector(match_labels={"k8s-app": "ms"}),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels={"k8s-app": "ms"}),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="ms", image="ms:1")]),
+            ),
+        ),
+    )
+    sandbox.apps.create_namespaced_deployment("kube-system", body)
+    try:
+        with Kube(sandbox_cluster_row) as kube:
+            sandbox.wait_until(
+                lambda: kube.deployment_available("kube-system", "metrics-server"),
+                timeout=60,
+                what="metrics-server available",
+            )
+        code, out = doctor("--cluster", "sandbox")
+        assert "ok   metrics-server addon: kube-system/metrics-server is available" in out
+        assert "FAIL ingress addon" in out
+        assert code == 1
+    finally:
+        sandbox.apps.delete_namespaced_deployment("metrics-server", "kube-system")
+
+
+def test_it_fails_clearly_when_the_cluster_is_unreachable(db, tmp_path):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: gone\n"
+        "clusters: [{name: gone, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "contexts: [{name: gone, context: {cluster: gone, user: u}}]\nusers: [{name: u, user: {}}]\n"
+    )
+    Cluster.objects.create(
+        name="gone",
+        kubeconfig_path=str(kubeconfig),
+        minikube_profile="",
+        docker_host="unix:///nonexistent.sock",
+    )
+    code, out = doctor("--cluster", "gone")
+    assert code == 1
+    assert "FAIL docker: the Docker daemon is unreachable" in out
+    assert "FAIL kube context: reading the server version: the cluster is unreachable" in out
+    assert "fix: Start the cluster: minikube start --cpus=4 --memory=8192 --driver=docker" in out
+
+
+def test_it_predicts_pending_pods_before_helm_leaves_them_pending(
+    sandbox_cluster_row, sandbox, helm_bin
+):
+    profile = profile_import(
+        data={
+            "name": "too-big",
+            "namespace": sandbox.namespace,
+            "cluster": "sandbox",
+            "components": {
+                "api": {
+                    "port": 8000,
+                    "replicas": 2,
+                    "resources": {"requests": {"cpu": "3", "memory": "1Gi"}},
+                }
+            },
+        },
+        actor=None,
+    )
+    spec = parse_spec_of(profile)
+    with Kube(sandbox_cluster_row) as kube:
+        fit = capacity_fit(spec=spec, cluster=sandbox_cluster_row, kube=kube)
+        findings = profile_checks(
+            spec=spec, cluster=sandbox_cluster_row, profile=profile, kube=kube
+        )
+    assert fit.source == "cluster"
+    assert not fit.fits
+    assert [f.check for f in findings if f.level == "error"] == ["capacity"]
+
+    with values_file(values_for(spec)) as path, secrets_file({}) as secrets:
+        Helm(binary=helm_bin, kubeconfig=str(sandbox.kubeconfig)).upgrade_install(
+            "too-big", sandbox.namespace, CHART_DIR, [*value_files(spec), path, secrets], wait=False
+        )
+
+    def one_running_one_pending_for_cpu():
+        phases = sorted(p.status.phase for p in sandbox.pods("app.kubernetes.io/instance=too-big"))
+        events = [e for e in sandbox.events() if e.reason == "FailedScheduling"]
+        return phases == ["Pending", "Running"] and any(
+            "Insufficient cpu" in (e.message or "") for e in events
+        )
+
+    sandbox.wait_until(
+        one_running_one_pending_for_cpu,
+        timeout=90,
+        what="one pod Running and one Pending with Insufficient cpu",
+    )
