@@ -67,7 +67,6 @@ class LiveValidationMixin:
                 "hx-trigger": "blur changed",
                 "hx-target": f"#{html_id}-errors",
                 "hx-swap": "outerHTML",
-                "hx-sync": "closest form:abort",
                 "aria-describedby": f"{html_id}-errors",
             })
 
@@ -95,9 +94,23 @@ class ProfileForm(LiveValidationMixin, forms.Form):
             self.fields["name"].widget.attrs["autofocus"] = True
 
 
+COMPONENT_LABELS = {
+    "name": "Name", "image": "Image repository", "tag": "Tag", "port": "Container port",
+    "service_type": "Service type", "node_port": "NodePort", "cpu_request": "CPU request",
+    "cpu_limit": "CPU limit", "memory_request": "Memory request", "memory_limit": "Memory limit",
+    "build_context": "Build context", "dockerfile": "Dockerfile",
+    **{f"{kind}_{part}": label for kind in DEFAULT_PROBES
+       for part, label in (("path", "Path"), ("initial_delay", "Initial delay (s)"),
+                           ("period", "Period (s)"), ("timeout", "Timeout (s)"),
+                           ("failure_threshold", "Failure threshold"))},
+}
+
+
 class ComponentFormBase(LiveValidationMixin, forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name, label in COMPONENT_LABELS.items():
+            self.fields[name].label = label
         self.fields["node_port"].help_text = "30000-32767, NodePort only; empty: any free port."
         self.fields["build_context"].help_text = "Directory to build, relative to the project."
 
@@ -259,6 +272,14 @@ class ProfileForms:
                 if form.add_prefix(name) == html_name:
                     return form[name]
         return None
+
+    @property
+    def has_errors(self):
+        """True when a bound submission has any error, anywhere (drives the summary)."""
+        if not self.profile_form.is_bound:
+            return False
+        return (bool(self.errors) or any(form.errors for form in self.all_forms())
+                or any(formset.non_form_errors() for formset in self.formsets))
 
     def is_valid(self):
         results = [self.profile_form.is_valid()] + [fs.is_valid() for fs in self.formsets]

@@ -258,6 +258,7 @@ def test_it_returns_partials_to_htmx_and_full_pages_otherwise(admin_client, todo
                             headers={"HX-Request": "true"})
     assert bad.status_code == 200
     assert bad.content.lstrip().startswith(b"<form") and b"<html" not in bad.content
+    assert b"The profile was not saved" in bad.content
     ok = admin_client.post("/profiles/new/", form_data(), headers={"HX-Request": "true"})
     assert ok.status_code == 200 and ok["HX-Redirect"] == "/profiles/demo/"
 
