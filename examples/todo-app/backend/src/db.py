@@ -47,11 +47,16 @@ class Database:
             raise DatabaseUnavailable("DATABASE_URL is not set")
         try:
             conn = psycopg.connect(
-                self.url, connect_timeout=self.connect_timeout, autocommit=True, row_factory=dict_row
+                self.url,
+                connect_timeout=self.connect_timeout,
+                autocommit=True,
+                row_factory=dict_row,
             )
         except (psycopg.Error, ValueError) as error:
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise DatabaseUnavailable(f"database unreachable: {redact(first_line, self.url)}") from None
+            raise DatabaseUnavailable(
+                f"database unreachable: {redact(first_line, self.url)}"
+            ) from None
         with conn:
             yield conn
 
@@ -82,7 +87,9 @@ class Database:
                 f"INSERT INTO todos (title) VALUES (%s) RETURNING {COLUMNS}", (title,)
             ).fetchone()
 
-    def todo_update(self, todo_id: int, *, title: str | None, done: bool | None) -> dict[str, Any] | None:
+    def todo_update(
+        self, todo_id: int, *, title: str | None, done: bool | None
+    ) -> dict[str, Any] | None:
         self.ensure_schema()
         with self.connect() as conn:
             return conn.execute(

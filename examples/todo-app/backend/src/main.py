@@ -87,7 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except DatabaseUnavailable as error:
             log.warning("not ready: %s", error)
             return JSONResponse(
-                {"status": "not ready", "database": "unavailable", "reason": str(error)}, status_code=503
+                {"status": "not ready", "database": "unavailable", "reason": str(error)},
+                status_code=503,
             )
         return JSONResponse({"status": "ready", "database": "connected"})
 

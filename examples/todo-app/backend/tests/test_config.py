@@ -28,11 +28,17 @@ def test_it_reads_the_configmap_and_secret_keys_from_the_environment():
 
 def test_it_defaults_and_ignores_an_unknown_log_level():
     settings = Settings.from_env({"LOG_LEVEL": "chatty"})
-    assert (settings.log_level, settings.environment, settings.database_url) == ("info", "development", "")
+    assert (settings.log_level, settings.environment, settings.database_url) == (
+        "info",
+        "development",
+        "",
+    )
 
 
 def test_it_keeps_secrets_out_of_repr_and_describe():
-    settings = Settings(database_url="postgres://u:pw-123@db/todo", jwt_secret="jwt-abc", openai_api_key="sk-xyz")
+    settings = Settings(
+        database_url="postgres://u:pw-123@db/todo", jwt_secret="jwt-abc", openai_api_key="sk-xyz"
+    )
     for text in (repr(settings), settings.describe()):
         for secret in ("pw-123", "jwt-abc", "sk-xyz", "postgres://u:"):
             assert secret not in text
@@ -45,7 +51,9 @@ def test_it_never_logs_secret_values(settings, caplog):
     with TestClient(create_app(settings)) as client:
         client.get("/ready")
         client.post("/todos", json={"title": "x"})
-    with TestClient(create_app(Settings(database_url="postgresql://u:pw-789@127.0.0.1:1/x"))) as client:
+    with TestClient(
+        create_app(Settings(database_url="postgresql://u:pw-789@127.0.0.1:1/x"))
+    ) as client:
         client.get("/ready")
         client.get("/todos")
     logged = caplog.text
@@ -58,5 +66,8 @@ def test_it_describes_database_locations_without_credentials():
     assert database_location("") == "unset"
     assert database_location("postgresql://a:b@h:6543/d?sslmode=require") == "h:6543/d"
     assert database_location("mysql://a:b@h/d") == "set (not a postgres:// URL)"
-    assert redact("bad URL postgres://a:s3cret@h/d here", "postgres://a:s3cret@h/d") == "bad URL <DATABASE_URL> here"
+    assert (
+        redact("bad URL postgres://a:s3cret@h/d here", "postgres://a:s3cret@h/d")
+        == "bad URL <DATABASE_URL> here"
+    )
     assert redact("password s3cret rejected", "postgres://a:s3cret@h/d") == "password *** rejected"
