@@ -76,6 +76,12 @@ def test_it_lets_only_the_admin_role_into_the_admin_site(todo_app, role, url):
         assert response["Location"].startswith(("/admin/login/", "/accounts/login/"))
 
 
+def test_it_explains_a_403_in_the_page_layout(todo_app):
+    response = client_for("viewer").get("/profiles/new/")
+    assert response.status_code == 403
+    assert b"Your role does not allow" in response.content and b"Log out" in response.content
+
+
 def test_it_serves_the_login_page_to_anonymous_users(db):
     response = Client().get("/accounts/login/")
     assert response.status_code == 200
@@ -97,7 +103,8 @@ def test_it_hides_edit_buttons_from_viewers_and_deployers(todo_app):
 
 def test_it_answers_404_and_405_rather_than_500(todo_app):
     client = client_for("admin")
-    assert client.get("/profiles/nope/").status_code == 404
+    missing = client.get("/profiles/nope/")
+    assert missing.status_code == 404 and b"Not found" in missing.content
     assert client.get("/profiles/nope/edit/").status_code == 404
     assert client.get("/profiles/nope/export.yaml").status_code == 404
     assert client.put("/profiles/todo-app/").status_code == 405
