@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import subprocess
 
@@ -99,8 +100,9 @@ def test_it_keeps_the_dependency_layer_cached_when_only_source_changes(
         context,
         ignore=shutil.ignore_patterns("node_modules", ".next", ".venv", "__pycache__"),
     )
+    marker = secrets.token_hex(8)  # new content every run, so the source layer really changes
     with (context / source).open("a") as f:
-        f.write(f"\n// {tmp_path.name}\n" if source.endswith(".js") else f"\n# {tmp_path.name}\n")
+        f.write(f"\n// {marker}\n" if source.endswith(".js") else f"\n# {marker}\n")
     tag = f"{first.tag}-edit"
     try:
         edited = docker_build(dockerd, context=context, tag=tag, base=first.base)
