@@ -70,6 +70,11 @@ class SpecFormSet(forms.BaseInlineFormSet):
             services._check_conflicts(spec, Cluster.objects.get(name=spec["cluster"]), existing)
         except SpecError as exc:
             unplaced = [str(e) for e in exc.errors if not place_error(e, siblings)]
+            components = _by_model(siblings)[Component]
+            if components is not self:  # "components: needs at least one" belongs there
+                for message in [m for m in unplaced if m.startswith("components")]:
+                    components.non_form_errors().append(message)
+                    unplaced.remove(message)
             raise ValidationError(unplaced or "The profile has errors; see the fields above.")\
                 from None
 

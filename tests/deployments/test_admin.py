@@ -196,3 +196,15 @@ def test_it_keeps_the_audit_log_read_only(admin_client, todo_app):
                              {"post": "yes"}).status_code == 403
     event.refresh_from_db()
     assert event.action != "forged"
+
+
+def test_it_reports_a_profile_without_components_on_the_components_inline(admin_client, todo_app):
+    rows = [{"id": c.pk, "profile": todo_app.pk, "DELETE": "on",
+             **{name: getattr(c, name) for name in COMPONENT_FIELDS}}
+            for c in todo_app.components.all()]
+    data = change_data(todo_app)
+    _formset(data, "components", rows, len(rows))
+    response = admin_client.post(CHANGE_URL.format(todo_app.pk), data)
+    assert response.status_code == 200
+    assert "at least one component" in response.content.decode()
+    assert todo_app.components.count() == 2

@@ -47,6 +47,7 @@ def test_it_validates_saves_and_lists_a_profile_in_a_browser(live_server, browse
         page.click("button.primary[type=submit]")
         page.locator(".form-errors").get_by_text("The profile was not saved").wait_for()
         assert "must be a CPU quantity" in page.locator(CPU_ERRORS).inner_text()
+        page.wait_for_function(f"document.activeElement.id === '{CPU[1:]}'")  # focus moved
         assert page.url == f"{live_server.url}/profiles/new/"
         assert not Profile.objects.filter(name="e2e-app").exists()
 
