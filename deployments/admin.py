@@ -15,7 +15,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from deployments import validators as v
-from deployments.forms import COMPONENT_FIELDS, COMPONENT_PATHS
+from deployments.forms import COMPONENT_FIELDS, COMPONENT_LABELS, COMPONENT_PATHS
 from deployments.models import AuditEvent, Cluster, Component, ConfigEntry, Profile, SecretEntry
 from deployments.services import profiles as services
 from deployments.spec import SpecError, component_spec, parse_spec
@@ -128,6 +128,11 @@ class ComponentForm(forms.ModelForm):
     class Meta:
         model = Component
         fields = COMPONENT_FIELDS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, label in COMPONENT_LABELS.items():
+            self.fields[name].label = label
 
     def validate_constraints(self):
         """Left to parse_spec: it says which field is wrong and why (names are unique per
