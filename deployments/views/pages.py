@@ -7,7 +7,7 @@ Writes go through deployments.services; reads through deployments.selectors.
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -16,9 +16,10 @@ from django_htmx.http import HttpResponseClientRedirect
 from deployments import selectors
 from deployments.forms import ProfileForms, profile_initial
 from deployments.services.profiles import profile_apply_spec
-from deployments.spec import MAX_COMPONENTS, SpecError, parse_spec
+from deployments.spec import MAX_COMPONENTS, MAX_ENTRIES, SpecError, parse_spec
 
 EDIT_PERMISSIONS = ("deployments.add_profile", "deployments.change_profile")
+ROW_KINDS = {"components": MAX_COMPONENTS, "config": MAX_ENTRIES, "secrets": MAX_ENTRIES}
 
 
 def _template(request, name, partial):
@@ -78,11 +79,10 @@ def _profile_form(request, *, profile):
         initial = {"profile": {"cluster": default, "environment": "dev"}}
     forms = ProfileForms(profile=profile, initial=initial, cluster_names=names)
     if request.method == "POST":
-        data = request.POST
-        if "_add_component" in data:  # the no-JS "Add component" button
-            data = _with_one_more_component(data)
+        adding = next((kind for kind in ROW_KINDS if f"_add_{kind}" in request.POST), None)
+        data = _with_one_more_row(request.POST, adding) if adding else request.POST
         forms = ProfileForms(data, profile=profile, initial=initial, cluster_names=names)
-        if "_add_component" not in data and forms.is_valid():
+        if not adding and forms.is_valid():
             try:
                 spec = parse_spec(forms.spec_document(), cluster_names=set(names))
                 saved = profile_apply_spec(spec=spec, profile=profile, actor=request.user)
@@ -93,17 +93,21 @@ def _profile_form(request, *, profile):
                 messages.success(request, f"Profile {saved.name} {verb}.")
                 url = reverse("deployments:profile_detail", args=[saved.name])
                 return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    context = {"forms": forms, "profile": profile, "max_components": MAX_COMPONENTS}
+    context = {"forms": forms, "profile": profile}
     return render(request, _template(request, "deployments/profile_form.html", "form"), context)
 
 
-def _with_one_more_component(data):
-    data = data.copy()
+def _total(data, kind):
     try:
-        total = int(data.get("components-TOTAL_FORMS", "0"))
+        return int(data.get(f"{kind}-TOTAL_FORMS", "0"))
     except ValueError:
-        total = 0
-    data["components-TOTAL_FORMS"] = str(max(0, min(total + 1, MAX_COMPONENTS)))
+        return 0
+
+
+def _with_one_more_row(data, kind):
+    """The no-JS "Add ..." buttons: the same form with one more empty row of `kind`."""
+    data = data.copy()
+    data[f"{kind}-TOTAL_FORMS"] = str(max(0, min(_total(data, kind) + 1, ROW_KINDS[kind])))
     return data
 
 
@@ -120,15 +124,15 @@ def profile_validate(request):
 
 
 @require_GET
-def component_row(request):
-    """One more empty component form (the htmx "Add component" button)."""
+def formset_row(request, kind):
+    """One more empty row of a formset (the htmx "Add component/config/secret" buttons)."""
     _require_any(request.user, EDIT_PERMISSIONS)
-    try:
-        index = int(request.GET.get("components-TOTAL_FORMS", "0"))
-    except ValueError:
-        index = 0
-    if not 0 <= index < MAX_COMPONENTS:
+    if kind not in ROW_KINDS:
+        raise Http404
+    index = _total(request.GET, kind)
+    if not 0 <= index < ROW_KINDS[kind]:
         return HttpResponse(status=204)
-    forms = ProfileForms(cluster_names=(), extra={"components": index + 1})
-    context = {"form": forms.components.forms[index], "total": index + 1}
-    return render(request, "deployments/profile_form.html#new_component", context)
+    forms = ProfileForms(cluster_names=(), extra={kind: index + 1})
+    formset = getattr(forms, kind)
+    context = {"form": formset.forms[index], "kind": kind, "total": index + 1}
+    return render(request, f"deployments/profile_form.html#new_{kind}_row", context)

@@ -64,8 +64,8 @@ def posts(draw):
         data.pop(key, None)
     extra_keys = st.one_of(
         st.sampled_from(["components-2-name", "components-9-cpu_request", "config-5-key",
-                         "secrets-3-DELETE", "components-0-DELETE", "_add_component",
-                         "components-TOTAL_FORMS", "csrfmiddlewaretoken", "id"]),
+                         "secrets-3-DELETE", "components-0-DELETE", "_add_components",
+                         "_add_secrets", "components-TOTAL_FORMS", "csrfmiddlewaretoken", "id"]),
         st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
                 min_size=1, max_size=30),
     )

@@ -276,18 +276,27 @@ def test_it_validates_one_field_on_blur(admin_client):
     assert not Profile.objects.exists()
 
 
-def test_it_adds_a_component_row_with_and_without_js(admin_client):
-    row = admin_client.get("/profiles/component-row/?components-TOTAL_FORMS=1",
+@pytest.mark.parametrize(("kind", "field"), [("components", "name"), ("config", "key"),
+                                             ("secrets", "key")])
+def test_it_adds_a_row_with_and_without_js(admin_client, kind, field):
+    row = admin_client.get(f"/profiles/rows/{kind}/?{kind}-TOTAL_FORMS=1",
                            headers={"HX-Request": "true"})
     body = row.content.decode()
-    assert 'name="components-1-name"' in body
-    assert 'id="id_components-TOTAL_FORMS" hx-swap-oob="true"' in body and 'value="2"' in body
-    data = form_data()
-    data["_add_component"] = "1"
+    assert f'name="{kind}-1-{field}"' in body
+    assert f'id="id_{kind}-TOTAL_FORMS" hx-swap-oob="true"' in body and 'value="2"' in body
+    data = form_data(config={"A": "b"}, secrets=[{"key": "S", "source": "env", "from_env": "E"}])
+    data[f"_add_{kind}"] = "1"
     page = admin_client.post("/profiles/new/", data)
     assert page.status_code == 200
-    assert b'name="components-1-name"' in page.content
+    assert f'name="{kind}-1-{field}"'.encode() in page.content
     assert not Profile.objects.exists()
+
+
+def test_it_refuses_unknown_row_kinds_and_too_many_rows(admin_client):
+    assert admin_client.get("/profiles/rows/nope/").status_code == 404
+    assert admin_client.get("/profiles/rows/components/?components-TOTAL_FORMS=20").status_code \
+        == 204
+    assert admin_client.get("/profiles/rows/config/?config-TOTAL_FORMS=x").status_code == 200
 
 
 def test_it_accepts_htmx_posts_with_the_csrf_token_from_hx_headers(cluster):
