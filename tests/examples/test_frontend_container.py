@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 import urllib.parse
 
 import pytest
@@ -18,7 +20,7 @@ def test_it_serves_the_page_when_the_backend_is_down(dockerd, frontend_image):
         dockerd,
         frontend_image.tag,
         ports={"3000/tcp": ("127.0.0.1", None)},
-        environment={"BACKEND_URL": "http://127.0.0.1:9"},
+        environment={"BACKEND_URL": "http://127.0.0.1:8000"},  # nothing listens there
     ) as container:
         base = f"http://127.0.0.1:{published_port(container, '3000/tcp')}"
         page = wait_for_http(f"{base}/")
@@ -26,9 +28,35 @@ def test_it_serves_the_page_when_the_backend_is_down(dockerd, frontend_image):
         static = http("GET", f"{base}/robots.txt")
     assert page.status == 200
     assert "Could not load todos" in page.body
-    assert "backend unreachable at http://127.0.0.1:9" in page.body
+    assert "backend unreachable at http://127.0.0.1:8000: ECONNREFUSED" in page.body
     assert api.status == 502
     assert static.status == 200
+
+
+def test_it_answers_within_the_probe_timeout_when_the_backend_hangs(dockerd, frontend_image):
+    # A "backend" that accepts connections (the kernel completes the handshake) and never
+    # answers: the page must still answer inside the readiness probe's 3-second timeout.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = free_port()
+        with running(
+            dockerd,
+            frontend_image.tag,
+            network_mode="host",
+            environment={
+                "BACKEND_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
+                "PORT": str(port),
+                "HOSTNAME": "127.0.0.1",
+            },
+        ):
+            wait_for_http(f"http://127.0.0.1:{port}/robots.txt")
+            started = time.monotonic()
+            page = http("GET", f"http://127.0.0.1:{port}/")
+            elapsed = time.monotonic() - started
+    assert page.status == 200
+    assert "no answer in 2000 ms" in page.body
+    assert elapsed < 3
 
 
 def test_it_lists_and_adds_todos_through_a_running_backend(

@@ -16,6 +16,13 @@ export class BackendError extends Error {
   }
 }
 
+// "fetch failed" says little: prefer the system error code (ECONNREFUSED, ENOTFOUND, ...).
+function failureReason(error) {
+  if (error?.name === "TimeoutError") return `no answer in ${TIMEOUT_MS} ms`;
+  const cause = error?.cause;
+  return cause?.code || cause?.errors?.[0]?.code || cause?.message || error?.message || String(error);
+}
+
 async function call(path, { method = "GET", body } = {}) {
   let response;
   try {
@@ -27,8 +34,7 @@ async function call(path, { method = "GET", body } = {}) {
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
   } catch (error) {
-    const reason = error?.name === "TimeoutError" ? `no answer in ${TIMEOUT_MS} ms` : error?.cause?.code || error.message;
-    throw new BackendError(`backend unreachable at ${backendUrl()}: ${reason}`);
+    throw new BackendError(`backend unreachable at ${backendUrl()}: ${failureReason(error)}`);
   }
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
