@@ -95,6 +95,17 @@ X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 PROFILE_UPLOAD_MAX_BYTES = 256 * 1024
 
+# Worker results the pages poll for (previews, doctor reports) live in Redis, with a TTL.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "helmdeck",
+        "TIMEOUT": 900,
+        "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+    }
+}
+
 # Celery (controlpanel/celery.py reads the CELERY_ namespace).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -126,5 +137,6 @@ HELMDECK_SERVE_STATIC = env.bool("HELMDECK_SERVE_STATIC", default=True)
 HELMDECK_HELM = env.str("HELMDECK_HELM", default="helm")
 HELMDECK_KUBECTL = env.str("HELMDECK_KUBECTL", default="kubectl")
 # The Kubernetes versions manifests are validated against (the research's Minikube is 1.28).
-HELMDECK_VALIDATE_KUBE_VERSIONS = env.list("HELMDECK_VALIDATE_KUBE_VERSIONS",
-                                           default=["1.28.0", "1.34.0"])
+HELMDECK_VALIDATE_KUBE_VERSIONS = env.list(
+    "HELMDECK_VALIDATE_KUBE_VERSIONS", default=["1.28.0", "1.34.0"]
+)

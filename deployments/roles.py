@@ -17,3 +17,27 @@ ROLE_PERMISSIONS = {
     ]
     + ["view_auditevent", "deploy_profile"],
 }
+
+
+def sync_roles(apps):
+    """Create the three groups with their permissions (idempotent).
+
+    `apps` is a migration's historical registry or django.apps.apps; migration 0002 calls
+    it, and so can anything that finds the groups gone (tests that flush the database).
+    """
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, codenames in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(
+            Permission.objects.filter(content_type__app_label="deployments", codename__in=codenames)
+        )
+
+
+def ensure_default_cluster(apps):
+    """The research's Minikube (section 8): 4 CPUs, 8 GiB; kubeconfig from $KUBECONFIG."""
+    Cluster = apps.get_model("deployments", "Cluster")
+    Cluster.objects.get_or_create(
+        name="minikube",
+        defaults={"minikube_profile": "minikube", "capacity_cpus": 4, "capacity_memory": "8Gi"},
+    )

@@ -121,6 +121,16 @@ class Helm:
             args += self.rollback_flags()
         return self.run(*args, timeout=timeout + 60)
 
+    def uninstall(self, release, namespace, *, timeout=120):
+        """Remove a release and wait for its resources to go; absent releases are fine."""
+        try:
+            return self.run("uninstall", release, "--namespace", namespace, "--wait",
+                            "--timeout", f"{timeout}s", timeout=timeout + 30)
+        except HelmError as exc:
+            if "not found" in str(exc):
+                return ""
+            raise
+
     def get_manifest(self, release, namespace):
         """The manifest deployed now, or None when the release does not exist."""
         try:

@@ -3,29 +3,20 @@ from django.db import migrations
 
 
 def create_roles(apps, schema_editor):
-    from deployments.roles import ROLE_PERMISSIONS
+    from deployments.roles import sync_roles
 
     # Permissions are normally created after all migrations; roles need them now.
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, codenames in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="deployments", codename__in=codenames)
-        )
+    sync_roles(apps)
 
 
 def create_default_cluster(apps, schema_editor):
-    # The seed's Minikube (section 8): 4 CPUs, 8 GiB; kubeconfig from $KUBECONFIG.
-    Cluster = apps.get_model("deployments", "Cluster")
-    Cluster.objects.get_or_create(
-        name="minikube",
-        defaults={"minikube_profile": "minikube", "capacity_cpus": 4, "capacity_memory": "8Gi"},
-    )
+    from deployments.roles import ensure_default_cluster
+
+    ensure_default_cluster(apps)
 
 
 class Migration(migrations.Migration):

@@ -1,17 +1,10 @@
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import redis
 
 from deployments import heartbeat
-
-ROOT = Path(__file__).parents[2]
 
 
 def closed_port():
@@ -56,48 +49,16 @@ def test_it_is_not_ready_without_a_worker_heartbeat(client, settings, redis_url)
 
 
 @pytest.mark.integration
-@pytest.mark.django_db
-def test_it_is_ready_while_a_real_worker_runs_and_not_after_it_stops(client, settings, redis_url):
-    settings.REDIS_URL = redis_url
-    conn = redis.Redis.from_url(redis_url)
-    for key in conn.scan_iter(f"{heartbeat.KEY_PREFIX}*"):
-        conn.delete(key)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "controlpanel",
-            "worker",
-            "--pool",
-            "solo",
-            "--hostname",
-            f"ready-test-{os.getpid()}@%h",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "REDIS_URL": redis_url, "CELERY_BROKER_URL": redis_url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not heartbeat.live_workers(conn):
-            assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "the worker never wrote a heartbeat"
-            time.sleep(0.2)
-        response = client.get("/ready")
-        assert response.status_code == 200, response.json()
-        assert response.json() == {
-            "status": "ready",
-            "checks": {"database": "ok", "redis": "ok", "worker": "ok"},
-        }
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
-    assert heartbeat.live_workers(conn) == []  # a clean shutdown removes its key
+def test_it_is_ready_while_a_real_worker_runs_and_not_after_it_stops(client, celery_worker):
+    response = client.get("/ready")
+    assert response.status_code == 200, response.json()
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "redis": "ok", "worker": "ok"},
+    }
+    celery_worker.send_signal(signal.SIGTERM)
+    celery_worker.wait(timeout=30)
+    assert heartbeat.live_workers(heartbeat.client()) == []  # a clean shutdown removes its key
     assert client.get("/ready").status_code == 503
 
 

@@ -1,0 +1,38 @@
+"""Celery tasks: thin. Load by id, call a service, store or publish the result."""
+
+from celery import shared_task
+from django.core.cache import cache
+
+from deployments.models import Profile
+from deployments.services.preview import fingerprint, profile_preview
+
+PREVIEW_TTL = 15 * 60
+
+
+def preview_key(profile_id, print_):
+    return f"helmdeck:preview:{profile_id}:{print_}"
+
+
+@shared_task(time_limit=300, soft_time_limit=240, ignore_result=True)
+def render_preview(profile_id, print_):
+    """Compute a profile's preview in the worker (the web process never runs helm)."""
+    profile = Profile.objects.select_related("cluster").filter(pk=profile_id).first()
+    if profile is None or fingerprint(profile) != print_:
+        return  # deleted or changed since the request: a newer preview will be asked for
+    cache.set(preview_key(profile_id, print_), profile_preview(profile=profile), PREVIEW_TTL)
+
+
+def preview_request(profile):
+    """The cached preview of a profile as it is now, or None after queueing its computation.
+
+    A `pending` marker (set with add(), so only the first caller enqueues) keeps a page that
+    polls from queueing the same work again.
+    """
+    print_ = fingerprint(profile)
+    key = preview_key(profile.pk, print_)
+    report = cache.get(key)
+    if report is not None and report != "pending":
+        return report
+    if cache.add(key, "pending", PREVIEW_TTL):
+        render_preview.delay_on_commit(profile.pk, print_)
+    return None
