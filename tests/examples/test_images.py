@@ -6,10 +6,11 @@ import contextlib
 import secrets
 import shutil
 import subprocess
+import time
 
 import pytest
 
-from .conftest import docker_build, uncached_steps
+from .conftest import docker_build, published_port, running, uncached_steps, wait_for_http
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +136,22 @@ def test_it_builds_with_the_docker_sdk_legacy_builder(dockerd, request, image, b
         expected["Cmd"],
         expected["ExposedPorts"],
     )
+
+
+@pytest.mark.parametrize(
+    ("image", "port", "path"),
+    [("backend_image", "8000/tcp", "/health"), ("frontend_image", "3000/tcp", "/")],
+)
+def test_it_stops_promptly_on_sigterm(dockerd, request, image, port, path):
+    """The server is PID 1 (exec-form CMD) and handles SIGTERM, so a rollout or
+    `kubectl delete pod` doesn't wait out the 30-second grace period."""
+    tag = request.getfixturevalue(image).tag
+    with running(dockerd, tag, ports={port: ("127.0.0.1", None)}) as container:
+        wait_for_http(f"http://127.0.0.1:{published_port(container, port)}{path}")
+        started = time.monotonic()
+        container.stop(timeout=10)
+        elapsed = time.monotonic() - started
+        container.reload()
+        exit_code = container.attrs["State"]["ExitCode"]
+    assert elapsed < 5
+    assert exit_code in {0, 143}  # clean exit, or "terminated by SIGTERM" (128 + 15)
