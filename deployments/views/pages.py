@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -22,11 +23,14 @@ EDIT_PERMISSIONS = ("deployments.add_profile", "deployments.change_profile")
 ROW_KINDS = {"components": MAX_COMPONENTS, "config": MAX_ENTRIES, "secrets": MAX_ENTRIES}
 
 
-def _template(request, name, partial):
-    """The full page, or just `partial` for an htmx request that is not a boosted page load."""
-    if request.htmx and not request.htmx.boosted:
-        return f"{name}#{partial}"
-    return name
+def _render(request, name, partial, context):
+    """The full page, or just its `partial` for an htmx request that is neither a boosted
+    page load nor a history restore (those need the whole page)."""
+    htmx = request.htmx
+    wants_partial = htmx and not htmx.boosted and not htmx.history_restore_request
+    response = render(request, f"{name}#{partial}" if wants_partial else name, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
 
 
 def _require_any(user, perms):
@@ -38,7 +42,7 @@ def _require_any(user, perms):
 @permission_required("deployments.view_profile", raise_exception=True)
 def status(request):
     context = {"profiles": selectors.profile_list()}
-    return render(request, _template(request, "deployments/status.html", "profiles"), context)
+    return _render(request, "deployments/status.html", "profiles", context)
 
 
 @require_GET
@@ -46,7 +50,7 @@ def status(request):
 def profile_list(request):
     query = request.GET.get("q", "")
     context = {"profiles": selectors.profile_list(query=query), "query": query}
-    return render(request, _template(request, "deployments/profile_list.html", "rows"), context)
+    return _render(request, "deployments/profile_list.html", "rows", context)
 
 
 @require_GET
@@ -94,7 +98,7 @@ def _profile_form(request, *, profile):
                 url = reverse("deployments:profile_detail", args=[saved.name])
                 return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     context = {"forms": forms, "profile": profile}
-    return render(request, _template(request, "deployments/profile_form.html", "form"), context)
+    return _render(request, "deployments/profile_form.html", "form", context)
 
 
 def _total(data, kind):

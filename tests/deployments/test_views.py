@@ -252,6 +252,10 @@ def test_it_returns_partials_to_htmx_and_full_pages_otherwise(admin_client, todo
     assert b"<html" in full.content and b"todo-app" in full.content
     partial = admin_client.get("/", headers={"HX-Request": "true"})
     assert b"<html" not in partial.content and b'id="status-profiles"' in partial.content
+    assert "HX-Request" in partial["Vary"]
+    restore = admin_client.get("/", headers={"HX-Request": "true",
+                                             "HX-History-Restore-Request": "true"})
+    assert b"<html" in restore.content
     rows = admin_client.get("/profiles/?q=todo", headers={"HX-Request": "true"})
     assert b"<html" not in rows.content and b"todo-app" in rows.content
     bad = admin_client.post("/profiles/new/", form_data(name="BAD"),
