@@ -150,6 +150,8 @@ def parse_spec(data, *, cluster_names):
         c.add("environment", f"must be one of {', '.join(ENVIRONMENTS)}, e.g. dev")
     if not isinstance(spec["description"], str) or len(spec["description"]) > 2000:
         c.add("description", "must be text of at most 2000 characters")
+    else:
+        c.check("description", v.validate_storable_text, spec["description"])
 
     spec["components"] = _components(c, doc.get("components"))
     spec["config"] = _config(c, doc.get("config"))

@@ -262,9 +262,20 @@ def validate_env_var_name(value):
         )
 
 
+def validate_storable_text(value):
+    """Text every database can store: no NUL and no lone surrogates (YAML "\\0", "\\ud800")."""
+    if "\x00" in value:
+        raise ValidationError("must not contain NUL characters (\\0)")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValidationError("must be valid Unicode text (no lone surrogates)") from None
+
+
 def validate_config_value(value):
     if not isinstance(value, str):
         raise ValidationError('must be text; quote numbers and booleans in YAML, e.g. "8000"')
+    validate_storable_text(value)
     if len(value.encode()) > CONFIG_VALUE_MAX:
         raise ValidationError("must be at most 64 KiB")
 
@@ -272,6 +283,7 @@ def validate_config_value(value):
 def validate_secret_value(value):
     if not isinstance(value, str) or not value:
         raise ValidationError("must be a non-empty text value")
+    validate_storable_text(value)
     if len(value.encode()) > SECRET_VALUE_MAX:
         raise ValidationError("must be at most 64 KiB")
 
