@@ -28,11 +28,9 @@ def cluster(db):
     return Cluster.objects.get(name="minikube")
 
 
-def test_it_finds_nothing_wrong_with_the_seed_profile_except_root_images(todo_app, cluster):
+def test_it_finds_nothing_wrong_with_the_seed_profile(todo_app, cluster):
     spec = parse_spec_of(todo_app)
-    findings = profile_checks(spec=spec, cluster=cluster, profile=todo_app)
-    # The example Dockerfiles (examples/todo-app) set USER 1001; until they exist no check runs.
-    assert [f for f in findings if f.check != "root-user"] == []
+    assert profile_checks(spec=spec, cluster=cluster, profile=todo_app) == []
 
 
 def test_it_reproduces_the_seeds_worked_capacity_example(todo_app, cluster):
