@@ -125,6 +125,11 @@ def test_it_survives_hostile_profile_posts(admin_client, data, url, htmx, trigge
     "a: &a [*a, *a]", "name: !!python/object/apply:os.system ['id']",
     "name: a\ncomponents:\n  web: {port: 99999999999999999999999}",
     "name: todo-app\ncomponents:\n  web: {port: 80, service: {type: NodePort, nodePort: 30000}}",
+    'name: a\ncomponents: {web: {port: 80}}\nconfig: {A: "x\\0y"}',
+    'name: a\ncomponents: {web: {port: 80}}\ndescription: "x\\0y"',
+    'name: a\ncomponents: {web: {port: 80}}\nconfig: {A: "x\\ud800y"}',
+    'name: a\ncomponents: {web: {port: 80}}\nsecrets: {S: {value: "x\\ud800y"}}',
+    'name: a\n"\\ud800": 1\ncomponents: {"\\ud800x": {port: 80}}',
 ])))
 def test_it_survives_hostile_yaml_uploads(admin_client, body):
     upload = io.BytesIO(body.encode() if isinstance(body, str) else body)

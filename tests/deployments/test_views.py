@@ -247,6 +247,18 @@ def test_it_rejects_invalid_yaml_and_oversized_uploads(admin_client, settings):
     assert not Profile.objects.exists()
 
 
+@pytest.mark.parametrize("text", [
+    'config: {A: "x\\0y"}', 'description: "x\\0y"', 'config: {A: "x\\ud800y"}',
+    'secrets: {S: {value: "x\\ud800y"}}', '"\\ud800": 1',
+])
+def test_it_rejects_text_a_database_cannot_store(admin_client, text):
+    doc = f"name: up\ncomponents: {{api: {{port: 80}}}}\n{text}\n"
+    response = admin_client.post("/profiles/import/", {"file": _upload(doc)})
+    assert response.status_code == 200
+    assert b"The file was not imported" in response.content
+    assert not Profile.objects.exists()
+
+
 def test_it_returns_partials_to_htmx_and_full_pages_otherwise(admin_client, todo_app):
     full = admin_client.get("/")
     assert b"<html" in full.content and b"todo-app" in full.content
