@@ -140,3 +140,9 @@ HELMDECK_KUBECTL = env.str("HELMDECK_KUBECTL", default="kubectl")
 HELMDECK_VALIDATE_KUBE_VERSIONS = env.list(
     "HELMDECK_VALIDATE_KUBE_VERSIONS", default=["1.28.0", "1.34.0"]
 )
+
+# Deploys. Build contexts in profiles are relative to HELMDECK_PROJECT_DIR.
+HELMDECK_PROJECT_DIR = env.str("HELMDECK_PROJECT_DIR", default=str(BASE_DIR))
+HELMDECK_HELM_TIMEOUT = env.int("HELMDECK_HELM_TIMEOUT", default=300)  # seconds helm --wait waits
+HELMDECK_BUILD_TIMEOUT = env.int("HELMDECK_BUILD_TIMEOUT", default=1800)  # per image
+HELMDECK_QUEUE_TIMEOUT = env.int("HELMDECK_QUEUE_TIMEOUT", default=3600)  # queued, no worker

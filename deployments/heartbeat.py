@@ -5,6 +5,7 @@ expiry answers "is a worker alive right now?" with one Redis SCAN from the web p
 """
 
 import contextlib
+import logging
 import threading
 import time
 
@@ -13,6 +14,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 
 KEY_PREFIX = "helmdeck:worker:"
+log = logging.getLogger(__name__)
 _stop = threading.Event()
 
 
@@ -30,10 +32,32 @@ def live_workers(conn):
     return [key.decode()[len(KEY_PREFIX) :] for key in conn.scan_iter(f"{KEY_PREFIX}*", count=100)]
 
 
+REAP_EVERY = 60  # seconds; one worker reaps at a time (a Redis lock with this expiry)
+
+
+def reap_if_due(conn):
+    """Settle releases whose worker died; at most once a minute across all workers."""
+    from django.db import close_old_connections
+
+    from deployments.services.releases import release_reap
+
+    if not conn.set("helmdeck:reaper", "1", nx=True, ex=REAP_EVERY):
+        return []
+    close_old_connections()
+    try:
+        return release_reap(live_workers=live_workers(conn))
+    finally:
+        close_old_connections()
+
+
 def _run(hostname):
     while not _stop.is_set():
         with contextlib.suppress(redis.RedisError):  # /ready reports Redis; the next beat retries
             beat(hostname)
+        try:
+            reap_if_due(client())
+        except Exception:  # the reaper must never stop the heartbeat
+            log.exception("reaping releases failed")
         _stop.wait(settings.HELMDECK_WORKER_HEARTBEAT_SECONDS)
 
 

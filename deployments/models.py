@@ -94,6 +94,14 @@ class Component(models.Model):
     dockerfile = models.CharField(
         max_length=512, blank=True, default="Dockerfile", validators=[v.validate_relative_path]
     )
+    build_args = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Docker build arguments, e.g. {"BASE_IMAGE": "python:3.11-slim"}',
+    )
+    pod_annotations = models.JSONField(
+        default=dict, blank=True, help_text="Extra pod annotations, e.g. prometheus.io/scrape"
+    )
     port = models.PositiveIntegerField(validators=[v.validate_port])
     replicas = models.PositiveSmallIntegerField(default=1, validators=[v.validate_replicas])
     service_type = models.CharField(max_length=16, choices=SERVICE_TYPES, default=CLUSTER_IP)
@@ -232,3 +240,129 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name or 'system'} {self.action} {self.target}"
+
+
+class Release(models.Model):
+    """One deploy or rollback run of a profile: what was asked, what happened, how it ended."""
+
+    QUEUED, BUILDING, RENDERING, UPGRADING, VERIFYING = (
+        "queued",
+        "building",
+        "rendering",
+        "upgrading",
+        "verifying",
+    )
+    SUCCEEDED, FAILED, ROLLED_BACK, CANCELLED = "succeeded", "failed", "rolled_back", "cancelled"
+    STATUSES = [
+        (s, s.replace("_", " "))
+        for s in (
+            QUEUED,
+            BUILDING,
+            RENDERING,
+            UPGRADING,
+            VERIFYING,
+            SUCCEEDED,
+            FAILED,
+            ROLLED_BACK,
+            CANCELLED,
+        )
+    ]
+    ACTIVE = (QUEUED, BUILDING, RENDERING, UPGRADING, VERIFYING)
+    TERMINAL = (SUCCEEDED, FAILED, ROLLED_BACK, CANCELLED)
+    DEPLOY, ROLLBACK = "deploy", "rollback"
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="releases")
+    kind = models.CharField(
+        max_length=16, choices=[(DEPLOY, "deploy"), (ROLLBACK, "rollback")], default=DEPLOY
+    )
+    status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED, db_index=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_name = models.CharField(max_length=150, blank=True)
+    # The profile exactly as deployed (spec.py shape; secret keys and sources, never values).
+    snapshot = models.JSONField()
+    build = models.BooleanField(default=True)
+    rollback_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    images = models.JSONField(default=dict, blank=True)  # {component: {"ref":…, "id":…}}
+    helm_revision = models.PositiveIntegerField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    reason = models.TextField(blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One active release per profile, enforced by the database itself.
+            models.UniqueConstraint(
+                fields=["profile"],
+                condition=Q(
+                    status__in=["queued", "building", "rendering", "upgrading", "verifying"]
+                ),
+                name="one_active_release_per_profile",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.profile.name} #{self.pk} ({self.status})"
+
+    @property
+    def is_active(self):
+        return self.status in self.ACTIVE
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class Step(models.Model):
+    """One stage of a release (build one image, render, upgrade, verify), with timings."""
+
+    PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=80)
+    status = models.CharField(max_length=16, default=PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["release", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["release", "position"], name="step_position_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.release_id}:{self.name}"
+
+
+class LogLine(models.Model):
+    """One line of build or helm output. `sequence` orders a release's lines and is the SSE
+    event id a reconnecting page replays from."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="log_lines")
+    step = models.ForeignKey(
+        Step, null=True, blank=True, on_delete=models.CASCADE, related_name="log_lines"
+    )
+    sequence = models.PositiveIntegerField()
+    text = models.TextField()
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["release", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["release", "sequence"], name="log_sequence_unique")
+        ]
+
+    def __str__(self):
+        return self.text[:80]

@@ -25,8 +25,19 @@ TOP_KEYS = {
     "config",
     "secrets",
 }
-COMPONENT_KEYS = {"image", "tag", "build", "port", "replicas", "service", "resources", "probes"}
-BUILD_KEYS = {"context", "dockerfile"}
+COMPONENT_KEYS = {
+    "image",
+    "tag",
+    "build",
+    "port",
+    "replicas",
+    "service",
+    "resources",
+    "probes",
+    "podAnnotations",
+}
+BUILD_KEYS = {"context", "dockerfile", "args"}
+MAX_BUILD_ARGS = 20
 SERVICE_KEYS = {"type", "nodePort"}
 PROBE_KEYS = {"path", "initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold"}
 ENVIRONMENTS = ("dev", "prod")
@@ -196,6 +207,7 @@ def _component(c, base, name, body):
         build = {
             "context": build.get("context"),
             "dockerfile": build.get("dockerfile", "Dockerfile"),
+            "args": _build_args(c, f"{base}.build.args", build.get("args")),
         }
         for key in ("context", "dockerfile"):
             c.check(f"{base}.build.{key}", v.validate_relative_path, build[key])
@@ -212,6 +224,7 @@ def _component(c, base, name, body):
         "service": {"type": service.get("type", "ClusterIP"), "nodePort": service.get("nodePort")},
         "resources": _resources(c, f"{base}.resources", body.get("resources")),
         "probes": _probes(c, f"{base}.probes", body.get("probes")),
+        "podAnnotations": _annotations(c, f"{base}.podAnnotations", body.get("podAnnotations")),
     }
     c.check(f"{base}.image", v.validate_image_repository, comp["image"])
     c.check(f"{base}.tag", v.validate_image_tag, comp["tag"])
@@ -229,6 +242,37 @@ def _component(c, base, name, body):
         else:
             c.check(f"{base}.service.nodePort", v.validate_node_port, node_port)
     return comp
+
+
+def _build_args(c, path, raw):
+    """Docker build arguments (e.g. BASE_IMAGE): env-style names, text values."""
+    args = c.mapping(path, raw)
+    if len(args) > MAX_BUILD_ARGS:
+        c.add(path, f"has {len(args)} arguments; at most {MAX_BUILD_ARGS}")
+        return {}
+    result = {}
+    for key, value in args.items():
+        arg_path = key_path(path, key)
+        ok = c.check(arg_path, v.validate_env_var_name, key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or len(value) > 1024:
+            c.add(arg_path, "must be text of at most 1024 characters, e.g. python:3.11-slim")
+        elif ok:
+            result[key] = value
+    return result
+
+
+def _annotations(c, path, raw):
+    annotations = c.mapping(path, raw)
+    result = {}
+    for key, value in annotations.items():
+        ok = c.check(key_path(path, key), v.validate_annotation_key, key)
+        if not isinstance(value, str) or len(value) > 4096:
+            c.add(key_path(path, key), 'must be text of at most 4096 characters, e.g. "true"')
+        elif ok:
+            result[key] = value
+    return result
 
 
 def _resources(c, base, raw):
@@ -322,6 +366,8 @@ def component_fields(comp):
         "tag": comp["tag"],
         "build_context": (comp["build"] or {}).get("context") or "",
         "dockerfile": (comp["build"] or {}).get("dockerfile") or "Dockerfile",
+        "build_args": dict((comp["build"] or {}).get("args") or {}),
+        "pod_annotations": dict(comp.get("podAnnotations") or {}),
         "port": comp["port"],
         "replicas": comp["replicas"],
         "service_type": comp["service"]["type"],
@@ -366,6 +412,8 @@ def component_spec(fields):
             "context": fields["build_context"],
             "dockerfile": fields.get("dockerfile") or "Dockerfile",
         }
+        if fields.get("build_args"):
+            comp["build"]["args"] = dict(fields["build_args"])
     comp.update(
         {
             "port": fields["port"],
@@ -376,6 +424,11 @@ def component_spec(fields):
                 "limits": {"cpu": fields["cpu_limit"], "memory": fields["memory_limit"]},
             },
             "probes": {kind: probe(kind) for kind in DEFAULT_PROBES},
+            **(
+                {"podAnnotations": dict(fields["pod_annotations"])}
+                if fields.get("pod_annotations")
+                else {}
+            ),
         }
     )
     return comp

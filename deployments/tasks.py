@@ -1,9 +1,13 @@
 """Celery tasks: thin. Load by id, call a service, store or publish the result."""
 
-from celery import shared_task
+from celery import chain, shared_task
+from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 
+from deployments import heartbeat
 from deployments.models import Profile
+from deployments.services import releases
 from deployments.services.preview import fingerprint, profile_preview
 
 PREVIEW_TTL = 15 * 60
@@ -36,3 +40,42 @@ def preview_request(profile):
     if cache.add(key, "pending", PREVIEW_TTL):
         render_preview.delay_on_commit(profile.pk, print_)
     return None
+
+
+# ---- releases: one task per stage, chained; each claims its row, so a redelivery is a no-op
+
+
+def _stage_task(stage):
+    @shared_task(
+        name=f"deployments.tasks.{stage.__name__}",
+        bind=True,
+        acks_late=True,
+        time_limit=settings.HELMDECK_BUILD_TIMEOUT * 4,
+        ignore_result=True,
+    )
+    def task(self, release_id):
+        return stage(release_id, self.request.hostname or "")
+
+    return task
+
+
+build_release = _stage_task(releases.release_build)
+render_release = _stage_task(releases.release_render)
+upgrade_release = _stage_task(releases.release_upgrade)
+verify_release = _stage_task(releases.release_verify)
+
+
+def release_enqueue(release):
+    """Start a requested release's chain once its row is committed."""
+    stages = chain(
+        build_release.si(release.pk),
+        render_release.si(release.pk),
+        upgrade_release.si(release.pk),
+        verify_release.si(release.pk),
+    )
+    transaction.on_commit(stages.apply_async)
+
+
+@shared_task(ignore_result=True, time_limit=600)
+def reap_releases():
+    return releases.release_reap(live_workers=heartbeat.live_workers(heartbeat.client()))

@@ -272,6 +272,25 @@ def validate_storable_text(value):
         raise ValidationError("must be valid Unicode text (no lone surrogates)") from None
 
 
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
+
+
+def validate_annotation_key(value):
+    """An annotation key: [DNS-1123 subdomain prefix/]name, name at most 63 characters."""
+    _require_text(value, "prometheus.io/scrape")
+    prefix, _, name = value.rpartition("/")
+    if (
+        len(name) > 63
+        or not _QUALIFIED_NAME.match(name)
+        or len(prefix) > 253
+        or (prefix and not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", prefix))
+    ):
+        raise ValidationError(
+            "must be an optional DNS prefix and '/', then a name of at most 63 letters, digits, "
+            "'-', '_' or '.', e.g. prometheus.io/scrape"
+        )
+
+
 def validate_config_value(value):
     if not isinstance(value, str):
         raise ValidationError('must be text; quote numbers and booleans in YAML, e.g. "8000"')

@@ -37,6 +37,8 @@ def values_for(spec):
             },
             "probes": {kind: dict(probe) for kind, probe in comp["probes"].items()},
         }
+        if comp.get("podAnnotations"):
+            components[comp["name"]]["podAnnotations"] = dict(comp["podAnnotations"])
     return {"config": dict(spec["config"]), "components": components}
 
 

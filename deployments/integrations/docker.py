@@ -74,3 +74,43 @@ def daemon_info(cluster):
         raise DockerError(f"the Docker daemon is unreachable: {exc}", permanent=False) from None
     finally:
         client.close()
+
+
+def build_image(cluster, *, context, dockerfile, tag, buildargs, on_line, should_stop):
+    """Build `tag` from `context` on the cluster's daemon, streaming output lines.
+
+    Returns the image id. `should_stop()` is asked between output chunks; True aborts
+    the build (the daemon stops it when the connection closes).
+    """
+    client = docker_client(cluster)
+    try:
+        stream = client.api.build(
+            path=str(context),
+            dockerfile=dockerfile,
+            tag=tag,
+            buildargs=buildargs or None,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            timeout=3600,
+        )
+        image_id = None
+        for chunk in stream:
+            if should_stop():
+                raise DockerError("the build was cancelled", permanent=True)
+            if "error" in chunk:
+                detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                raise DockerError(f"docker build of {tag} failed: {detail.strip()}", permanent=True)
+            text = chunk.get("stream") or chunk.get("status") or ""
+            for line in text.splitlines():
+                if line.strip():
+                    on_line(line.rstrip())
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+        if image_id is None:
+            image_id = client.images.get(tag).id
+        return image_id
+    except DockerException as exc:
+        raise DockerError(f"docker build of {tag} failed: {exc}", permanent=False) from None
+    finally:
+        client.close()

@@ -5,11 +5,18 @@ a timeout. Helm 4 renamed `--atomic` to `--rollback-on-failure` and made `--wait
 strategy; `Helm.version()` is read once per binary and the flags follow it.
 """
 
+import contextlib
+import ctypes
 import functools
+import json
 import os
+import queue
 import re
 import shutil
+import signal
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -124,12 +131,89 @@ class Helm:
     def uninstall(self, release, namespace, *, timeout=120):
         """Remove a release and wait for its resources to go; absent releases are fine."""
         try:
-            return self.run("uninstall", release, "--namespace", namespace, "--wait",
-                            "--timeout", f"{timeout}s", timeout=timeout + 30)
+            return self.run(
+                "uninstall",
+                release,
+                "--namespace",
+                namespace,
+                "--wait",
+                "--timeout",
+                f"{timeout}s",
+                timeout=timeout + 30,
+            )
         except HelmError as exc:
             if "not found" in str(exc):
                 return ""
             raise
+
+    def stream(self, *args, on_line, should_stop, on_tick=None, timeout=600):
+        """Run helm in its own process group, passing each output line to `on_line`.
+
+        Every half second `should_stop()` is asked (True: SIGTERM to the group, as Ctrl-C
+        would) and `on_tick()` runs (the caller watches pods meanwhile). Returns the exit
+        code; output lines are the caller's to keep.
+        """
+        argv = [self.binary, *args, *self._kube_args()]
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                env={**os.environ, "HELM_NO_PLUGINS": "1"},
+            )
+        except OSError as exc:
+            raise HelmError(f"cannot run {self.binary}: {exc.strerror}", permanent=True) from None
+        lines = queue.Queue()
+
+        def pump():
+            for line in proc.stdout:
+                lines.put(line.rstrip("\n"))
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline, stopped, done = time.monotonic() + timeout, False, False
+        while not done:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                line = ""
+            if line is None:
+                done = True
+            elif line:
+                on_line(line)
+            if not stopped and (should_stop() or time.monotonic() > deadline):
+                stopped = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+            if on_tick is not None and not done:
+                on_tick()
+        return proc.wait()
+
+    def status(self, release, namespace):
+        """`helm status` as a dict (info.status is e.g. deployed, pending-upgrade), or None."""
+        try:
+            out = self.run("status", release, "--namespace", namespace, "-o", "json", timeout=60)
+        except HelmError as exc:
+            if "release: not found" in str(exc):
+                return None
+            raise
+        return json.loads(out)
+
+    def rollback(self, release, namespace, revision=None, *, timeout=300):
+        args = [
+            "rollback",
+            release,
+            *([str(revision)] if revision else []),
+            "--namespace",
+            namespace,
+            "--timeout",
+            f"{timeout}s",
+            "--wait",
+        ]
+        return self.run(*args, timeout=timeout + 60)
 
     def get_manifest(self, release, namespace):
         """The manifest deployed now, or None when the release does not exist."""
@@ -139,6 +223,14 @@ class Helm:
             if "release: not found" in str(exc):
                 return None
             raise
+
+
+def _die_with_parent():
+    """In the child: get SIGTERM if the worker dies, so no helm outlives a killed worker
+    unseen (the reaper then finds the release pending and rolls it back). Linux only;
+    elsewhere the reaper still settles the release once helm ends."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _files(paths):

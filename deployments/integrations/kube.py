@@ -162,3 +162,23 @@ class Kube:
             for port in (svc.spec.ports or [])
             if port.node_port
         }
+
+    def release_pods(self, namespace, release):
+        return _call(
+            "listing pods",
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=f"app.kubernetes.io/instance={release}",
+        ).items
+
+    def events(self, namespace):
+        return _call("listing events", self.core.list_namespaced_event, namespace).items
+
+    def release_deployments(self, namespace, release):
+        apps = client.AppsV1Api(self._api)
+        return _call(
+            "listing deployments",
+            apps.list_namespaced_deployment,
+            namespace,
+            label_selector=f"app.kubernetes.io/instance={release}",
+        ).items

@@ -170,7 +170,7 @@ def dockerfile_user(comp):
     build = comp.get("build")
     if not build:
         return None
-    path = Path(settings.BASE_DIR) / build["context"] / build["dockerfile"]
+    path = Path(settings.HELMDECK_PROJECT_DIR) / build["context"] / build["dockerfile"]
     try:
         text = path.read_text()
     except OSError:

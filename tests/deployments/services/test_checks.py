@@ -142,14 +142,14 @@ def test_it_refuses_a_nodeport_another_profile_holds(todo_app, cluster):
     ],
 )
 def test_it_reads_the_user_of_the_final_stage(dockerfile, user, tmp_path, settings):
-    settings.BASE_DIR = tmp_path
+    settings.HELMDECK_PROJECT_DIR = tmp_path
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "Dockerfile").write_text(dockerfile)
     assert dockerfile_user({"build": {"context": "app", "dockerfile": "Dockerfile"}}) == user
 
 
 def test_it_flags_a_root_image_as_an_error(tmp_path, settings, cluster):
-    settings.BASE_DIR = tmp_path
+    settings.HELMDECK_PROJECT_DIR = tmp_path
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "Dockerfile").write_text("FROM python:3.11-slim\nCMD python\n")
     found = checks_of(

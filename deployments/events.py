@@ -1,0 +1,32 @@
+"""Live updates: every event is first a row, then a publish on Redis pub/sub.
+
+A page that reconnects with Last-Event-ID replays from rows (LogLine.sequence), so a
+publish that nobody heard loses nothing. Publishing never fails a deploy: Redis being
+down only delays what pages show until they reconnect.
+"""
+
+import functools
+import json
+import logging
+
+import redis
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+
+def channel(kind, pk):
+    return f"helmdeck:{kind}:{pk}"
+
+
+@functools.cache
+def _pool(url):
+    return redis.ConnectionPool.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def publish(channel_name, event, data, event_id=None):
+    message = json.dumps({"event": event, "data": data, "id": event_id})
+    try:
+        redis.Redis(connection_pool=_pool(settings.REDIS_URL)).publish(channel_name, message)
+    except redis.RedisError as exc:
+        log.warning("publish to %s failed: %s", channel_name, type(exc).__name__)

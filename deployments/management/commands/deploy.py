@@ -1,0 +1,54 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from deployments.models import Profile, Release
+from deployments.services.releases import ReleaseRefused, release_request, release_run
+
+
+class Command(BaseCommand):
+    help = (
+        "Deploy a profile: build its images, helm upgrade --install, verify Ready. "
+        "Exit 0 only when the release is deployed and Ready, else 1 with the reason."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument(
+            "--wait", action="store_true", help="run the release here and wait for its result"
+        )
+        parser.add_argument("--no-build", action="store_true", help="deploy existing images")
+
+    def handle(self, *args, name, wait, no_build, **options):
+        profile = Profile.objects.select_related("cluster").filter(name=name).first()
+        if profile is None:
+            raise CommandError(f"no profile named {name!r}", returncode=2)
+        try:
+            release = release_request(profile=profile, actor=None, build=not no_build)
+        except ReleaseRefused as exc:
+            raise CommandError(str(exc), returncode=1) from None
+        if not wait:
+            from deployments.tasks import release_enqueue
+
+            release_enqueue(release)
+            self.stdout.write(f"queued release #{release.pk} of {name}")
+            return
+        report(self, release_run(release.pk))
+
+
+def report(command, release):
+    """Print the release's outcome and exit 0 (succeeded) or 1."""
+    took = f" in {release.duration.total_seconds():.0f}s" if release.duration else ""
+    if release.status == Release.SUCCEEDED:
+        command.stdout.write(
+            f"release #{release.pk} of {release.profile.name} succeeded{took}: "
+            f"helm revision {release.helm_revision}"
+        )
+        if release.notes:
+            command.stdout.write(release.notes)
+        sys.exit(0)
+    command.stderr.write(
+        f"release #{release.pk} of {release.profile.name} "
+        f"{release.status.replace('_', ' ')}{took}: {release.reason}"
+    )
+    sys.exit(1)

@@ -1,0 +1,90 @@
+"""Why pods are not Ready, from pod status and events, in the research's terms.
+
+`pod_problems` reads the same fields `kubectl describe pod` shows: container waiting
+reasons (ErrImagePull, ImagePullBackOff, CrashLoopBackOff), the last termination (exit
+code, OOMKilled), readiness, and scheduling events (Insufficient cpu/memory).
+"""
+
+from dataclasses import dataclass
+
+FIXES = {
+    "image": "Build the image into the cluster's Docker (eval $(minikube docker-env)) and keep "
+    "imagePullPolicy Never/IfNotPresent for local images.",
+    "oom": "Raise the component's memory limit (and request); check usage with kubectl top pods.",
+    "crash": "The container exits on start: read its last log lines and fix the cause.",
+    "pending": "Requests exceed what the cluster has free: lower them, or "
+    "minikube start --cpus=4 --memory=8192.",
+    "not-ready": "The readiness probe fails: check the probe path and the app's dependencies.",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    pod: str
+    message: str
+
+    @property
+    def fix(self):
+        return FIXES[self.kind]
+
+    def __str__(self):
+        return f"{self.pod}: {self.message}"
+
+
+def pod_problems(pods, events=()):
+    """The problems of each pod that is not Ready (none for Ready pods)."""
+    problems = []
+    scheduling = {}
+    for event in events:
+        obj = event.involved_object
+        if event.reason == "FailedScheduling" and obj is not None:
+            scheduling[obj.name] = event.message or ""
+    for pod in pods:
+        problem = _pod_problem(pod, scheduling.get(pod.metadata.name))
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
+def _pod_problem(pod, scheduling_message):
+    name = pod.metadata.name
+    if pod.metadata.deletion_timestamp is not None:
+        return None
+    statuses = pod.status.container_statuses or []
+    for status in statuses:
+        waiting = status.state.waiting if status.state else None
+        last = status.last_state.terminated if status.last_state else None
+        if last is not None and last.reason == "OOMKilled":
+            return Problem(
+                "oom",
+                name,
+                f"container {status.name} was OOMKilled (exit code "
+                f"{last.exit_code}) after {status.restart_count} restarts: its "
+                "memory limit is too low",
+            )
+        if waiting is not None and waiting.reason in ("ErrImagePull", "ImagePullBackOff"):
+            return Problem(
+                "image",
+                name,
+                f"{waiting.reason}: image {status.image} is not in the cluster's Docker",
+            )
+        if waiting is not None and waiting.reason == "CrashLoopBackOff":
+            code = f"exit code {last.exit_code}" if last is not None else "no exit code"
+            return Problem(
+                "crash",
+                name,
+                f"container {status.name} is in CrashLoopBackOff "
+                f"({code}, {status.restart_count} restarts)",
+            )
+    if pod.status.phase == "Pending" and scheduling_message:
+        return Problem("pending", name, f"Pending: {scheduling_message}")
+    ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    if (
+        pod.status.phase == "Running"
+        and not ready
+        and statuses
+        and all(s.state and s.state.running for s in statuses)
+    ):
+        return Problem("not-ready", name, "Running but not Ready: the readiness probe fails")
+    return None

@@ -1,0 +1,543 @@
+"""Releases: one deploy or rollback run, step by step.
+
+queued -> building -> rendering -> upgrading -> verifying -> succeeded | failed |
+rolled_back | cancelled. Each stage function takes a release id, moves the release into
+its status with a conditional update (so a redelivered or duplicate task does nothing),
+does its work, and leaves the release either in that status for the next stage or in a
+terminal one. The Celery chain in tasks.py runs them in order; `release_run` runs them in
+one process for the CLI. Every line of build and helm output is a LogLine row, then a
+publish. Secret values exist only inside `_upgrade`, in a 0600 file helm reads.
+"""
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from deployments import crypto, events
+from deployments.integrations import IntegrationError
+from deployments.integrations.docker import build_image
+from deployments.integrations.helm import Helm
+from deployments.integrations.kube import Kube, kubeconfig_path
+from deployments.models import LogLine, Release, Step
+from deployments.services.checks import ERROR, kube_for, profile_checks
+from deployments.services.diagnosis import pod_problems
+from deployments.services.profiles import audit_record
+from deployments.services.rendering import spec_render
+from deployments.spec import parse_spec, spec_from_profile
+from deployments.values import (
+    CHART_DIR,
+    MissingSecret,
+    secret_values,
+    secrets_file,
+    value_files,
+    values_file,
+    values_for,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ReleaseRefused(Exception):
+    """A release cannot start (another is active, nothing to roll back to, ...)."""
+
+
+def helm_timeout():
+    return settings.HELMDECK_HELM_TIMEOUT
+
+
+# ---- requesting ------------------------------------------------------------------------
+
+
+def release_request(
+    *, profile, actor, build=True, kind=Release.DEPLOY, snapshot=None, rollback_of=None
+):
+    """Create a queued release with its steps. Raises ReleaseRefused while one is active.
+
+    The database's partial unique index (one active release per profile) decides races:
+    of two simultaneous requests, exactly one row is inserted.
+    """
+    snapshot = snapshot or spec_from_profile(profile)
+    try:
+        with transaction.atomic():
+            release = Release.objects.create(
+                profile=profile,
+                kind=kind,
+                build=build,
+                snapshot=snapshot,
+                rollback_of=rollback_of,
+                requested_by=actor if getattr(actor, "pk", None) else None,
+                requested_by_name=getattr(actor, "username", "") or "cli",
+                deadline=timezone.now() + timedelta(seconds=settings.HELMDECK_QUEUE_TIMEOUT),
+            )
+            names = [
+                f"build {c}"
+                for c, body in snapshot["components"].items()
+                if build and body.get("build")
+            ]
+            names += ["render", "upgrade", "verify"]
+            Step.objects.bulk_create(
+                Step(release=release, position=i, name=name) for i, name in enumerate(names)
+            )
+    except IntegrityError:
+        active = profile.releases.filter(status__in=Release.ACTIVE).first()
+        raise ReleaseRefused(
+            f"{profile.name} already has release #{active.pk if active else '?'} "
+            f"{active.status if active else 'running'}; wait for it or cancel it"
+        ) from None
+    audit_record(
+        actor=actor, action=f"release.{kind}", profile=profile, target=f"release #{release.pk}"
+    )
+    return release
+
+
+def release_rollback_request(*, profile, actor, revision=None):
+    """Queue a rollback to an earlier successful release (default: the one before now)."""
+    done = profile.releases.filter(status=Release.SUCCEEDED, helm_revision__isnull=False)
+    if revision is not None:
+        target = done.filter(helm_revision=revision).first()
+        if target is None:
+            raise ReleaseRefused(
+                f"{profile.name} has no successful release with helm revision {revision}"
+            )
+    else:
+        succeeded = list(done.order_by("-created_at")[:2])
+        if len(succeeded) < 2:
+            raise ReleaseRefused(
+                f"{profile.name} has no earlier successful release to roll back to"
+            )
+        target = succeeded[1]
+    return release_request(
+        profile=profile,
+        actor=actor,
+        build=False,
+        kind=Release.ROLLBACK,
+        snapshot=target.snapshot,
+        rollback_of=target,
+    )
+
+
+def release_cancel(*, release, actor):
+    """Ask the running stage to stop; a queued release is cancelled at once."""
+    if Release.objects.filter(pk=release.pk, status=Release.QUEUED).update(
+        status=Release.CANCELLED,
+        finished_at=timezone.now(),
+        reason=f"cancelled by {getattr(actor, 'username', 'cli')} before it started",
+    ):
+        _publish_status(release.pk)
+        return True
+    changed = Release.objects.filter(pk=release.pk, status__in=Release.ACTIVE).update(
+        cancel_requested=True
+    )
+    if changed:
+        audit_record(
+            actor=actor,
+            action="release.cancel",
+            profile=release.profile,
+            target=f"release #{release.pk}",
+        )
+    return bool(changed)
+
+
+# ---- the stages ----------------------------------------------------------------------
+
+
+class _Run:
+    """What a stage needs: the release, its spec, and a way to log lines and steps."""
+
+    def __init__(self, release):
+        self.release = release
+        self.profile = release.profile
+        self.cluster = self.profile.cluster
+        self.spec = parse_spec(release.snapshot, cluster_names={self.cluster.name})
+        self._next = (
+            release.log_lines.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+        )
+        self._lock = threading.Lock()
+        self.step = None
+
+    def log(self, text):
+        with self._lock:
+            self._next += 1
+            line = LogLine.objects.create(
+                release=self.release, step=self.step, sequence=self._next, text=text[:4000]
+            )
+        events.publish(
+            events.channel("release", self.release.pk),
+            "log",
+            {"step": self.step.name if self.step else "", "text": line.text},
+            event_id=line.sequence,
+        )
+
+    def begin(self, name):
+        self.step = self.release.steps.get(name=name)
+        Step.objects.filter(pk=self.step.pk).update(status=Step.RUNNING, started_at=timezone.now())
+        _publish_status(self.release.pk)
+
+    def end(self, status=Step.DONE, detail=""):
+        Step.objects.filter(pk=self.step.pk).update(
+            status=status, finished_at=timezone.now(), detail=detail[:2000]
+        )
+        _publish_status(self.release.pk)
+
+    def cancelled(self):
+        return Release.objects.filter(pk=self.release.pk, cancel_requested=True).exists()
+
+    def helm(self):
+        return Helm(kubeconfig=kubeconfig_path(self.cluster), context=self.cluster.kube_context)
+
+
+def _claim(release_id, from_statuses, to_status, *, budget, worker="", **extra):
+    """Move a release into a stage. Returns the release, or None when another run has it.
+
+    The stage's deadline (now + budget) is when the reaper may assume its worker died.
+    """
+    now = timezone.now()
+    if Release.QUEUED in from_statuses:
+        extra.setdefault("started_at", now)
+    if worker:
+        extra["worker"] = worker
+    extra["deadline"] = now + timedelta(seconds=budget)
+    updated = Release.objects.filter(
+        pk=release_id, status__in=from_statuses, cancel_requested=False
+    ).update(status=to_status, **extra)
+    if not updated:
+        _settle_cancel(release_id)
+        return None
+    _publish_status(release_id)
+    return Release.objects.select_related("profile__cluster").get(pk=release_id)
+
+
+def _settle_cancel(release_id):
+    Release.objects.filter(pk=release_id, status__in=Release.ACTIVE, cancel_requested=True).update(
+        status=Release.CANCELLED, finished_at=timezone.now(), reason="cancelled"
+    )
+
+
+def _finish(run, status, reason=""):
+    Release.objects.filter(pk=run.release.pk, status__in=Release.ACTIVE).update(
+        status=status, reason=reason[:4000], finished_at=timezone.now()
+    )
+    if reason:
+        run.log(f"{status.replace('_', ' ')}: {reason}")
+    Step.objects.filter(release=run.release, status=Step.PENDING).update(status=Step.SKIPPED)
+    _publish_status(run.release.pk)
+
+
+def _fail(run, reason, status=Release.FAILED):
+    if run.step is not None:
+        run.end(Step.FAILED, reason)
+    if run.cancelled():
+        status, reason = Release.CANCELLED, f"cancelled: {reason}"
+    _finish(run, status, reason)
+
+
+def release_build(release_id, worker=""):
+    release = Release.objects.filter(pk=release_id).first()
+    builds = (
+        sum(
+            1
+            for c in (release.snapshot["components"].values() if release else [])
+            if c.get("build")
+        )
+        if release and release.build
+        else 0
+    )
+    release = _claim(
+        release_id,
+        (Release.QUEUED,),
+        Release.BUILDING,
+        worker=worker,
+        budget=60 + builds * settings.HELMDECK_BUILD_TIMEOUT,
+    )
+    if release is None:
+        return False
+    run = _Run(release)
+    images = {}
+    for comp in run.spec["components"]:
+        ref = f"{comp['image']}:{comp['tag']}"
+        if not (release.build and comp["build"]):
+            images[comp["name"]] = {"ref": ref}
+            continue
+        run.begin(f"build {comp['name']}")
+        context = Path(settings.HELMDECK_PROJECT_DIR) / comp["build"]["context"]
+        run.log(f"docker build {ref} from {comp['build']['context']}")
+        try:
+            image_id = build_image(
+                run.cluster,
+                context=context,
+                dockerfile=comp["build"]["dockerfile"],
+                tag=ref,
+                buildargs=comp["build"].get("args") or {},
+                on_line=run.log,
+                should_stop=run.cancelled,
+            )
+        except IntegrationError as exc:
+            _fail(run, str(exc))
+            return False
+        images[comp["name"]] = {"ref": ref, "id": image_id}
+        run.end(detail=image_id)
+    Release.objects.filter(pk=release_id).update(images=images)
+    return True
+
+
+def release_render(release_id, worker=""):
+    release = _claim(release_id, (Release.BUILDING,), Release.RENDERING, worker=worker, budget=300)
+    if release is None:
+        return False
+    run = _Run(release)
+    run.begin("render")
+    spec = run.spec
+    kube = kube_for(run.cluster)
+    try:
+        findings = profile_checks(spec=spec, cluster=run.cluster, profile=run.profile, kube=kube)
+    finally:
+        if kube is not None:
+            kube.close()
+    for finding in findings:
+        run.log(f"check {finding.level}: {finding.subject}: {finding.message}")
+    errors = [f for f in findings if f.level == ERROR]
+    if errors:
+        _fail(run, "; ".join(f"{f.subject}: {f.message} (fix: {f.fix})" for f in errors))
+        return False
+    try:
+        rendered = spec_render(spec=spec, keys=list(spec["secrets"]), helm=run.helm())
+    except IntegrationError as exc:
+        _fail(run, str(exc))
+        return False
+    for line in rendered.lint.splitlines():
+        run.log(line)
+    if rendered.problems:
+        _fail(run, "; ".join(rendered.problems))
+        return False
+    run.log(
+        f"rendered {len(rendered.manifests)} resources; schemas valid for Kubernetes "
+        f"{', '.join(settings.HELMDECK_VALIDATE_KUBE_VERSIONS)}"
+    )
+    run.end()
+    return True
+
+
+def release_upgrade(release_id, worker=""):
+    release = _claim(
+        release_id,
+        (Release.RENDERING,),
+        Release.UPGRADING,
+        worker=worker,
+        budget=helm_timeout() + 180,
+    )
+    if release is None:
+        return False
+    run = _Run(release)
+    run.begin("upgrade")
+    try:
+        secrets = secret_values(run.profile)
+    except (MissingSecret, crypto.SecretDecryptError) as exc:
+        _fail(run, str(exc))
+        return False
+    helm, spec = run.helm(), run.spec
+    watcher = _PodWatcher(run)
+    with values_file(values_for(spec)) as values_path, secrets_file(secrets) as secrets_path:
+        args = [
+            "upgrade",
+            "--install",
+            spec["name"],
+            CHART_DIR,
+            "--namespace",
+            spec["namespace"],
+            "--create-namespace",
+            "--timeout",
+            f"{helm_timeout()}s",
+            *[a for path in [*value_files(spec), values_path, secrets_path] for a in ("-f", path)],
+            *helm.rollback_flags(),
+        ]
+        run.log(
+            f"helm {'upgrade --install'} {spec['name']} (helm v{helm.major}, "
+            f"{' '.join(helm.rollback_flags())}, timeout {helm_timeout()}s)"
+        )
+        try:
+            code = helm.stream(
+                *args,
+                on_line=run.log,
+                should_stop=run.cancelled,
+                on_tick=watcher.tick,
+                timeout=helm_timeout() + 120,
+            )
+        except IntegrationError as exc:
+            _fail(run, str(exc))
+            return False
+    if code != 0:
+        return _settle_failed_upgrade(run, helm, watcher)
+    status = helm.status(spec["name"], spec["namespace"]) or {}
+    revision = status.get("version")
+    notes = ((status.get("info") or {}).get("notes") or "").strip()
+    Release.objects.filter(pk=release_id).update(helm_revision=revision, notes=notes)
+    run.end(detail=f"revision {revision}")
+    return True
+
+
+def _settle_failed_upgrade(run, helm, watcher):
+    """helm exited non-zero: say why, and make sure no release is left pending."""
+    spec = run.spec
+    reason = watcher.reason() or "helm upgrade failed (see its output above)"
+    try:
+        status = helm.status(spec["name"], spec["namespace"])
+    except IntegrationError as exc:
+        _fail(run, f"{reason}; and helm status failed: {exc}")
+        return False
+    state = ((status or {}).get("info") or {}).get("status", "")
+    if state.startswith("pending-"):
+        run.log(f"helm left the release {state}: rolling back")
+        try:
+            helm.rollback(spec["name"], spec["namespace"], timeout=helm_timeout())
+            state = "deployed"
+        except IntegrationError as exc:
+            run.log(f"rollback failed: {exc}")
+    if run.cancelled():
+        _fail(
+            run,
+            f"helm was stopped; {state or 'no release'} is what runs now",
+            status=Release.CANCELLED,
+        )
+    elif state == "deployed":
+        _fail(run, f"{reason}; the previous revision was restored", status=Release.ROLLED_BACK)
+    else:
+        _fail(run, reason)
+    return False
+
+
+def release_verify(release_id, worker=""):
+    release = _claim(release_id, (Release.UPGRADING,), Release.VERIFYING, worker=worker, budget=120)
+    if release is None:
+        return False
+    run = _Run(release)
+    run.begin("verify")
+    spec = run.spec
+    try:
+        with Kube(run.cluster) as kube:
+            deployments = kube.release_deployments(spec["namespace"], spec["name"])
+            pods = kube.release_pods(spec["namespace"], spec["name"])
+            problems = pod_problems(pods, kube.events(spec["namespace"]))
+    except IntegrationError as exc:
+        _fail(run, str(exc))
+        return False
+    unready = [
+        d.metadata.name
+        for d in deployments
+        if (d.status.ready_replicas or 0) < (d.spec.replicas or 0)
+        or (d.status.updated_replicas or 0) < (d.spec.replicas or 0)
+    ]
+    if unready:
+        _fail(
+            run,
+            f"not Ready: {', '.join(unready)}"
+            + (f" ({'; '.join(map(str, problems))})" if problems else ""),
+        )
+        return False
+    run.log(f"{len(deployments)} deployments Ready, {len(pods)} pods")
+    run.end()
+    _finish(run, Release.SUCCEEDED)
+    return True
+
+
+STAGES = (release_build, release_render, release_upgrade, release_verify)
+
+
+def release_run(release_id, worker="cli"):
+    """All stages in this process (the CLI's `deploy --wait`). Returns the settled release."""
+    for stage in STAGES:
+        if not stage(release_id, worker):
+            break
+    return Release.objects.get(pk=release_id)
+
+
+# ---- watching and reaping ----------------------------------------------------------------
+
+
+class _PodWatcher:
+    """While helm waits, remember the latest reason pods give for not being Ready, so a
+    release rolled back by helm can still say why (its pods are gone by then)."""
+
+    def __init__(self, run, every=2.0):
+        self.run, self.every = run, every
+        self._last, self._problems, self._kube = 0.0, [], None
+
+    def tick(self):
+        now = time.monotonic()
+        if now - self._last < self.every:
+            return
+        self._last = now
+        try:
+            if self._kube is None:
+                self._kube = Kube(self.run.cluster)
+            spec = self.run.spec
+            found = pod_problems(
+                self._kube.release_pods(spec["namespace"], spec["name"]),
+                self._kube.events(spec["namespace"]),
+            )
+        except IntegrationError:
+            return
+        new = [p for p in found if p.kind != "not-ready"] or found
+        if new:
+            for problem in new:
+                if str(problem) not in {str(p) for p in self._problems}:
+                    self.run.log(f"pod problem: {problem}")
+            self._problems = new
+
+    def reason(self):
+        if self._kube is not None:
+            self._kube.close()
+        if not self._problems:
+            return ""
+        worst = self._problems[0]
+        return f"{worst.message} (pod {worst.pod}); fix: {worst.fix}"
+
+
+def release_reap(*, now=None, live_workers=None):
+    """Settle releases whose worker died: past their stage's deadline, or held by a Celery
+    worker whose heartbeat is gone. Reads `helm status`, rolls back a release helm left
+    pending, and marks the row terminal. Returns the ids settled."""
+    now = now or timezone.now()
+    settled = []
+    stale = Q(deadline__lt=now)
+    if live_workers is not None:  # Celery hostnames look like name@host
+        stale |= Q(worker__contains="@") & ~Q(worker__in=live_workers) & ~Q(status=Release.QUEUED)
+    for release in Release.objects.filter(stale, status__in=Release.ACTIVE):
+        run = _Run(release)
+        spec, helm = run.spec, run.helm()
+        reason = f"the worker running it stopped during {release.status}"
+        if release.status == Release.QUEUED:
+            reason = "no worker started it in time: is a worker running? (make run starts one)"
+        try:
+            status = helm.status(spec["name"], spec["namespace"])
+            state = ((status or {}).get("info") or {}).get("status", "")
+            if state.startswith("pending-"):
+                run.log(f"reaper: helm release is {state}; rolling back")
+                helm.rollback(spec["name"], spec["namespace"], timeout=helm_timeout())
+                final = Release.ROLLED_BACK
+            else:
+                final = Release.FAILED
+        except IntegrationError as exc:
+            reason, final = f"{reason}; helm status failed: {exc}", Release.FAILED
+        updated = Release.objects.filter(pk=release.pk, status__in=Release.ACTIVE).update(
+            status=final, reason=reason, finished_at=timezone.now()
+        )
+        if updated:
+            Step.objects.filter(release=release, status__in=[Step.PENDING, Step.RUNNING]).update(
+                status=Step.FAILED, finished_at=timezone.now()
+            )
+            run.log(f"reaper: {final}: {reason}")
+            _publish_status(release.pk)
+            settled.append(release.pk)
+    return settled
+
+
+def _publish_status(release_id):
+    status = Release.objects.filter(pk=release_id).values_list("status", flat=True).first()
+    events.publish(events.channel("release", release_id), "status", {"status": status})

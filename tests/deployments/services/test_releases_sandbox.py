@@ -1,0 +1,217 @@
+"""The deploy pipeline on real parts: dockerd builds from local bases, helm 4 and helm 3
+upgrade into the sandbox cluster, the kubernetes client verifies."""
+
+import os
+import threading
+import time
+
+import pytest
+
+from deployments.integrations.helm import Helm
+from deployments.models import Cluster, Component, LogLine, Profile, Release, Step
+from deployments.services.profiles import config_set
+from deployments.services.releases import (
+    ReleaseRefused,
+    release_cancel,
+    release_request,
+    release_rollback_request,
+    release_run,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+BOTH_HELMS = pytest.mark.parametrize("helm_bin", ["v4", "v3"], indirect=True)
+SECRETS = {
+    "TODO_JWT_SECRET": "jwt-canary-4d1",
+    "OPENAI_API_KEY": "sk-canary-4d1",
+    "TODO_DATABASE_URL": "postgresql://canary:pw-4d1@db/todo",
+}
+
+
+@pytest.fixture
+def deployable(todo_app, sandbox, dockerd, monkeypatch, helm_bin, settings):
+    """todo-app aimed at the sandbox: local bases, a short readiness delay, secrets in env."""
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    settings.HELMDECK_HELM = str(helm_bin)
+    settings.HELMDECK_HELM_TIMEOUT = 60
+    Cluster.objects.filter(pk=todo_app.cluster_id).update(
+        kubeconfig_path=str(sandbox.kubeconfig), minikube_profile="", docker_host=dockerd.base_url
+    )
+    Profile.objects.filter(pk=todo_app.pk).update(namespace=sandbox.namespace)
+    Component.objects.filter(profile=todo_app, name="backend").update(
+        readiness_initial_delay=2, build_args={"BASE_IMAGE": dockerd.python_base}
+    )
+    Component.objects.filter(profile=todo_app, name="frontend").update(
+        readiness_initial_delay=2, build_args={"BASE_IMAGE": dockerd.node_base}
+    )
+    todo_app.refresh_from_db()
+    yield todo_app
+    Helm(binary=helm_bin, kubeconfig=str(sandbox.kubeconfig)).uninstall(
+        "todo-app", sandbox.namespace
+    )
+
+
+def deploy(profile, **kwargs):
+    release = release_request(profile=profile, actor=None, **kwargs)
+    return release_run(release.pk)
+
+
+def images(sandbox):
+    return {
+        d.metadata.name: d.spec.template.spec.containers[0].image
+        for d in sandbox.apps.list_namespaced_deployment(sandbox.namespace).items
+    }
+
+
+def pod_names(sandbox):
+    return {
+        p.metadata.name
+        for p in sandbox.pods("app.kubernetes.io/instance=todo-app")
+        if p.metadata.deletion_timestamp is None
+    }
+
+
+@BOTH_HELMS
+def test_it_deploys_upgrades_and_rolls_back_the_todo_app(deployable, sandbox, helm_bin):
+    first = deploy(deployable)
+    assert first.status == Release.SUCCEEDED, first.reason
+    assert first.helm_revision == 1
+    assert set(first.images) == {"frontend", "backend"}
+    assert all(image["id"].startswith("sha256:") for image in first.images.values())
+    assert list(first.steps.values_list("name", "status")) == [
+        ("build frontend", "done"),
+        ("build backend", "done"),
+        ("render", "done"),
+        ("upgrade", "done"),
+        ("verify", "done"),
+    ]
+    lines = list(first.log_lines.values_list("text", flat=True))
+    assert any("docker build todo-backend:1.0.0" in line for line in lines)
+    assert any(
+        "STATUS: deployed" in line or "has been upgraded" in line or 'Release "todo-app"' in line
+        for line in lines
+    ), lines[-20:]
+    assert "http://$(minikube ip):30000" in first.notes
+    sequences = list(first.log_lines.values_list("sequence", flat=True))
+    assert sequences == list(range(1, len(sequences) + 1))
+    for value in SECRETS.values():
+        assert not LogLine.objects.filter(text__contains=value).exists()
+    before = pod_names(sandbox)
+
+    Component.objects.filter(profile=deployable, name="backend").update(tag="1.0.1")
+    second = deploy(deployable)
+    assert second.status == Release.SUCCEEDED, second.reason
+    assert second.helm_revision == 2
+    assert images(sandbox)["todo-app-backend"] == "todo-backend:1.0.1"
+    assert not (pod_names(sandbox) & before) or len(pod_names(sandbox) - before) >= 1
+
+    rolled = pod_names(sandbox)
+    config_set(profile=deployable, key="LOG_LEVEL", value="debug", actor=None)
+    third = deploy(deployable, build=False)
+    assert third.status == Release.SUCCEEDED, third.reason
+    assert third.helm_revision == 3
+    assert list(third.steps.values_list("name", flat=True)) == ["render", "upgrade", "verify"]
+    assert pod_names(sandbox).isdisjoint(rolled)  # env comes from the ConfigMap: pods rolled
+
+    back = release_run(release_rollback_request(profile=deployable, actor=None, revision=1).pk)
+    assert back.status == Release.SUCCEEDED, back.reason
+    assert back.kind == Release.ROLLBACK
+    assert back.rollback_of_id == first.pk
+    assert back.helm_revision == 4
+    assert images(sandbox)["todo-app-backend"] == "todo-backend:1.0.0"
+    config = sandbox.core.read_namespaced_config_map("todo-app-config", sandbox.namespace)
+    assert config.data["LOG_LEVEL"] == "info"
+
+
+def test_it_rolls_back_a_crash_looping_release_and_says_why(deployable, sandbox, settings):
+    assert deploy(deployable, build=False).status == Release.SUCCEEDED
+    settings.HELMDECK_HELM_TIMEOUT = 20
+    Component.objects.filter(profile=deployable, name="backend").update(
+        tag="1.0.2", pod_annotations={"helmdeck.dev/simulate": "crash-loop"}
+    )
+    broken = deploy(deployable, build=False)
+    assert broken.status == Release.ROLLED_BACK
+    assert "CrashLoopBackOff (exit code 1" in broken.reason
+    assert "previous revision was restored" in broken.reason
+    assert images(sandbox)["todo-app-backend"] == "todo-backend:1.0.0"
+    status = Helm(kubeconfig=str(sandbox.kubeconfig)).status("todo-app", sandbox.namespace)
+    assert status["info"]["status"] == "deployed"
+
+
+def test_it_fails_with_a_clear_reason_when_the_cluster_is_unreachable(deployable, tmp_path):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: gone\n"
+        "clusters: [{name: gone, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "contexts: [{name: gone, context: {cluster: gone, user: u}}]\nusers: [{name: u, user: {}}]\n"
+    )
+    Cluster.objects.filter(pk=deployable.cluster_id).update(kubeconfig_path=str(kubeconfig))
+    deployable.refresh_from_db()
+    release = deploy(deployable, build=False)
+    assert release.status == Release.FAILED
+    assert "unreachable" in release.reason.lower() or "connection refused" in release.reason
+
+
+def test_it_runs_one_release_per_profile_at_a_time(deployable):
+    results = []
+
+    def request():
+        try:
+            results.append(release_request(profile=deployable, actor=None, build=False).pk)
+        except ReleaseRefused as exc:
+            results.append(str(exc))
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    threads = [threading.Thread(target=request) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    started = [r for r in results if isinstance(r, int)]
+    refused = [r for r in results if isinstance(r, str)]
+    assert len(started) == 1, results
+    assert len(refused) == 3
+    assert all("already has release #" in r for r in refused)
+    assert release_run(started[0]).status == Release.SUCCEEDED
+    assert release_request(profile=deployable, actor=None, build=False).status == Release.QUEUED
+
+
+def test_it_cancels_a_release_mid_build(deployable, tmp_path, settings, dockerd):
+    settings.HELMDECK_PROJECT_DIR = str(tmp_path)
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NONCE\n"
+        "RUN echo start $NONCE && sleep 60\nUSER 1001\n"
+    )
+    Component.objects.filter(profile=deployable, name="backend").update(
+        build_context="slow",
+        build_args={"BASE_IMAGE": dockerd.python_base, "NONCE": str(time.time_ns())},
+    )
+    Component.objects.filter(profile=deployable, name="frontend").delete()
+    release = release_request(profile=deployable, actor=None)
+    done = threading.Event()
+
+    def run():
+        try:
+            release_run(release.pk)
+        finally:
+            from django.db import connection
+
+            connection.close()
+            done.set()
+
+    threading.Thread(target=run).start()
+    deadline = time.monotonic() + 120
+    while not LogLine.objects.filter(release=release, text__contains="start").exists():
+        assert time.monotonic() < deadline, list(release.log_lines.values_list("text", flat=True))
+        time.sleep(0.2)
+    assert release_cancel(release=release, actor=None)
+    assert done.wait(60), "the build did not stop after cancel"
+    release.refresh_from_db()
+    assert release.status == Release.CANCELLED
+    assert release.steps.get(name="build backend").status == Step.FAILED
+    assert release.steps.get(name="upgrade").status == Step.SKIPPED
+    assert os.environ.get("TODO_JWT_SECRET") not in release.reason
