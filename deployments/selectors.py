@@ -18,7 +18,8 @@ def profile_list(*, query=""):
         .prefetch_related(Prefetch("components", queryset=Component.objects.order_by("position",
                                                                                        "name")))
     )
-    query = (query or "").strip()[:100]
+    # NUL cannot reach PostgreSQL even as a query parameter; nothing can match it anyway.
+    query = (query or "").replace("\x00", "").strip()[:100]
     if query:
         profiles = profiles.filter(
             Q(name__icontains=query) | Q(namespace__icontains=query)

@@ -108,6 +108,9 @@ def test_it_answers_404_and_405_rather_than_500(todo_app):
     assert missing.status_code == 404 and b"Not found" in missing.content
     assert client.get("/profiles/nope/edit/").status_code == 404
     assert client.get("/profiles/nope/export.yaml").status_code == 404
+    assert client.get("/profiles/a%00b/").status_code == 404  # NUL never reaches PostgreSQL
+    assert client.get("/profiles/a%00b/edit/").status_code == 404
+    assert client.get("/profiles/?q=a%00b").status_code == 200
     assert client.put("/profiles/todo-app/").status_code == 405
     assert client.get("/profiles/validate/").status_code == 405
     assert client.post("/profiles/todo-app/export.yaml").status_code == 405
