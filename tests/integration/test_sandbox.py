@@ -437,6 +437,21 @@ def test_it_streams_container_logs_the_test_writes(sandbox, kubectl_bin):
         follow.wait(timeout=10)
 
 
+def test_it_serves_the_previous_containers_log(sandbox):
+    pod = _bare_pod(sandbox, "restarted")
+    sandbox.wait_until(lambda: _ready(sandbox.pod(pod)), timeout=30, what="pod Ready")
+    sandbox.write_log(pod, "app", "panic: boom", previous=True)
+    sandbox.write_log(pod, "app", "started again")
+
+    previous = sandbox.core.read_namespaced_pod_log(
+        pod, sandbox.namespace, container="app", previous=True
+    )
+    current = sandbox.core.read_namespaced_pod_log(pod, sandbox.namespace, container="app")
+
+    assert previous == "panic: boom\n"
+    assert current == "started again\n"
+
+
 def test_it_shows_the_default_log_for_pods_without_one(sandbox):
     pod = _bare_pod(sandbox, "quiet")
     sandbox.wait_until(lambda: _ready(sandbox.pod(pod)), timeout=30, what="pod Ready")
