@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# node_manifest NAME CPUS MEMORY PODS: a kwok-managed Node sized like the seed's Minikube
+# node_manifest NAME CPUS MEMORY PODS VERSION: a kwok-managed Node sized like the seed's Minikube
 node_manifest() {
-  local name=$1 cpus=$2 memory=$3 pods=$4
+  local name=$1 cpus=$2 memory=$3 pods=$4 version=$5
   cat <<YAML
 apiVersion: v1
 kind: Node
@@ -29,5 +29,7 @@ status:
     architecture: amd64
     operatingSystem: linux
     osImage: helmdeck sandbox (kwok)
+    kubeletVersion: $version
+    kubeProxyVersion: $version
 YAML
 }
