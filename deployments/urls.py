@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments.views import actions, pages
+from deployments.views import actions, pages, streams
 
 app_name = "deployments"
 
@@ -16,4 +16,5 @@ urlpatterns = [
     path("profiles/<slug:name>/clone/", actions.profile_clone_view, name="profile_clone"),
     path("profiles/<slug:name>/delete/", actions.profile_delete_view, name="profile_delete"),
     path("profiles/<slug:name>/export.yaml", actions.profile_export, name="profile_export"),
+    path("releases/<int:pk>/stream/", streams.release_stream, name="release_stream"),
 ]

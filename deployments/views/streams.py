@@ -1,0 +1,113 @@
+"""Server-sent events: one stream per page, replayable.
+
+On connect the view subscribes to the release's Redis channel first, then replays the
+LogLine rows after Last-Event-ID from the database, then relays live messages, skipping
+any it already replayed. So a page that reconnects misses no line and shows none twice.
+A comment line every 15 s keeps proxies from closing an idle stream.
+"""
+
+import asyncio
+import json
+
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.utils.html import escape
+
+from deployments import events
+from deployments.models import LogLine, Release
+
+HEARTBEAT_SECONDS = 15
+
+
+def sse(event, data, event_id=None):
+    """One SSE message; `data` may span lines (each gets its own data: field)."""
+    lines = [f"event: {event}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines += [f"data: {part}" for part in str(data).split("\n")]
+    return "\n".join(lines) + "\n\n"
+
+
+def log_html(sequence, step, text):
+    return (
+        f'<div class="log-line" id="log-{sequence}"><span class="log-step">{escape(step)}'
+        f"</span> {escape(text)}</div>"
+    )
+
+
+def status_html(status, reason=""):
+    return (
+        f'<span class="badge badge-{escape(status)}">{escape(status.replace("_", " "))}'
+        f"</span>" + (f' <span class="reason">{escape(reason)}</span>' if reason else "")
+    )
+
+
+async def release_stream(request, pk):
+    user = await request.auser()
+    if not user.is_authenticated:
+        return HttpResponse("login required", status=401)
+    if not await sync_to_async(user.has_perm)("deployments.view_profile"):
+        return HttpResponse("forbidden", status=403)
+    release = await Release.objects.filter(pk=pk).afirst()
+    if release is None:
+        raise Http404("no such release")
+    try:
+        last_id = int(request.headers.get("Last-Event-ID") or request.GET.get("after") or 0)
+    except ValueError:
+        last_id = 0
+    response = StreamingHttpResponse(_events(release, last_id), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def _events(release, last_id):
+    conn = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+    pubsub = conn.pubsub()
+    try:
+        await pubsub.subscribe(events.channel("release", release.pk))
+        seen = last_id
+        async for line in (
+            LogLine.objects.filter(release=release, sequence__gt=last_id)
+            .select_related("step")
+            .order_by("sequence")
+        ):
+            seen = line.sequence
+            yield sse(
+                "log",
+                log_html(line.sequence, line.step.name if line.step else "", line.text),
+                line.sequence,
+            )
+        await release.arefresh_from_db()
+        yield sse("status", status_html(release.status, release.reason))
+        if release.status in Release.TERMINAL:
+            yield sse("done", release.status)
+            return
+        while True:
+            message = await pubsub.get_message(
+                ignore_subscribe_messages=True, timeout=HEARTBEAT_SECONDS
+            )
+            if message is None:
+                yield ": heartbeat\n\n"
+                continue
+            payload = json.loads(message["data"])
+            if payload["event"] == "log":
+                if payload["id"] is None or payload["id"] <= seen:
+                    continue
+                seen = payload["id"]
+                yield sse(
+                    "log", log_html(seen, payload["data"]["step"], payload["data"]["text"]), seen
+                )
+            elif payload["event"] == "status":
+                await release.arefresh_from_db()
+                yield sse("status", status_html(release.status, release.reason))
+                if release.status in Release.TERMINAL:
+                    yield sse("done", release.status)
+                    return
+    except asyncio.CancelledError:  # the browser went away
+        raise
+    finally:
+        await pubsub.aclose()
+        await conn.aclose()

@@ -1,0 +1,95 @@
+"""The release SSE stream against real Redis: replay after Last-Event-ID, then live lines,
+no line lost or repeated, closed once the release is terminal."""
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient
+
+from deployments.models import LogLine, Release, Step
+from deployments.services.releases import _finish, _Run, release_request
+from tests.factories import PASSWORD, UserFactory
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def parse(chunks):
+    """SSE text -> [(event, id, data)] (heartbeat comments dropped)."""
+    messages = []
+    for block in "".join(chunks).split("\n\n"):
+        fields = {}
+        for line in block.splitlines():
+            if line.startswith(":"):
+                continue
+            key, _, value = line.partition(": ")
+            fields.setdefault(key, []).append(value)
+        if fields:
+            messages.append(
+                (
+                    fields["event"][0],
+                    (fields.get("id") or [None])[0],
+                    "\n".join(fields.get("data", [])),
+                )
+            )
+    return messages
+
+
+@pytest.fixture
+def release(todo_app, redis_url, settings):
+    settings.REDIS_URL = redis_url
+    release = release_request(profile=todo_app, actor=None, build=False)
+    run = _Run(release)
+    run.step = release.steps.get(name="render")
+    for n in range(1, 4):
+        run.log(f"line {n} <b>escaped</b>")
+    return release
+
+
+def test_it_replays_after_last_event_id_then_streams_live_until_done(release, client):
+    user = UserFactory(role="viewer")
+    aclient = AsyncClient()
+    async_to_sync(aclient.alogin)(username=user.username, password=PASSWORD)
+
+    def produce():
+        import time
+
+        from django.db import connection
+
+        time.sleep(1.0)  # the stream is subscribed and has replayed by now
+        run = _Run(Release.objects.get(pk=release.pk))
+        run.step = Step.objects.get(release=release, name="render")
+        run.log("line 4 live")
+        _finish(run, Release.SUCCEEDED)
+        connection.close()
+
+    async def read():
+        response = await aclient.get(
+            f"/releases/{release.pk}/stream/", headers={"Last-Event-ID": "1"}
+        )
+        assert response.status_code == 200
+        assert response["Content-Type"] == "text/event-stream"
+        chunks = []
+        threading.Thread(target=produce).start()
+
+        async def collect():
+            async for chunk in response.streaming_content:
+                chunks.append(chunk.decode())
+
+        await asyncio.wait_for(collect(), timeout=30)
+        return chunks
+
+    messages = parse(async_to_sync(read)())
+    logs = [(event_id, data) for event, event_id, data in messages if event == "log"]
+    assert [event_id for event_id, _ in logs] == ["2", "3", "4"]
+    assert "line 2 &lt;b&gt;escaped&lt;/b&gt;" in logs[0][1]
+    assert "line 4 live" in logs[2][1]
+    assert messages[-1] == ("done", None, "succeeded")
+    assert any(event == "status" and "queued" in data for event, _, data in messages)
+    assert LogLine.objects.filter(release=release).count() == 4
+
+
+def test_it_refuses_anonymous_streams(release):
+    response = async_to_sync(AsyncClient().get)(f"/releases/{release.pk}/stream/")
+    assert response.status_code in (302, 401)
