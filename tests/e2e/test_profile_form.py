@@ -1,5 +1,5 @@
 """The profile form in a real Chromium: inline validation on blur (htmx), errors after submit,
-then a fixed form that saves and shows up in the list."""
+an htmx-added component row, then a fixed form that saves and shows up in the list."""
 
 import os
 
@@ -51,6 +51,13 @@ def test_it_validates_saves_and_lists_a_profile_in_a_browser(live_server, browse
         assert page.url == f"{live_server.url}/profiles/new/"
         assert not Profile.objects.filter(name="e2e-app").exists()
 
+        page.click("text=Add component")  # htmx appends a row and bumps TOTAL_FORMS (oob)
+        page.locator("#id_components-1-name").wait_for()
+        assert page.input_value("#id_components-TOTAL_FORMS") == "2"
+        page.fill("#id_components-1-name", "worker")
+        page.fill("#id_components-1-image", "e2e-worker")
+        page.fill("#id_components-1-port", "9000")
+
         page.fill(CPU, "250m")
         page.press(CPU, "Tab")
         page.wait_for_function(
@@ -64,6 +71,8 @@ def test_it_validates_saves_and_lists_a_profile_in_a_browser(live_server, browse
         row = page.locator("#profile-rows tr", has_text="e2e-app")
         assert row.count() == 1
         assert "e2e-web:1.0.0" in row.inner_text()
-        assert Profile.objects.get(name="e2e-app").components.get().cpu_request == "250m"
+        components = Profile.objects.get(name="e2e-app").components.order_by("position")
+        assert [(c.name, c.cpu_request) for c in components] == [("web", "250m"),
+                                                                 ("worker", "500m")]
     finally:
         context.close()
