@@ -149,7 +149,8 @@ class ComponentInline(admin.StackedInline):
                            ("service_type", "node_port")]}),
         ("Resources", {"fields": [("cpu_request", "cpu_limit"),
                                   ("memory_request", "memory_limit")]}),
-        ("Build", {"classes": ["collapse"], "fields": [("build_context", "dockerfile")]}),
+        ("Build", {"classes": ["collapse"], "fields": [("build_context", "dockerfile"),
+                                                       ("build_args", "pod_annotations")]}),
         ("Probes", {"classes": ["collapse"], "fields": [
             ("liveness_path", "liveness_initial_delay", "liveness_period", "liveness_timeout",
              "liveness_failure_threshold"),

@@ -16,7 +16,8 @@ from deployments.spec import DEFAULT_PROBES, MAX_COMPONENTS, MAX_ENTRIES, compon
 
 PROFILE_FIELDS = ("name", "namespace", "environment", "description")
 COMPONENT_FIELDS = (
-    "name", "image", "tag", "build_context", "dockerfile", "port", "replicas",
+    "name", "image", "tag", "build_context", "dockerfile", "build_args", "pod_annotations",
+    "port", "replicas",
     "service_type", "node_port", "cpu_request", "cpu_limit", "memory_request", "memory_limit",
     *(f"{kind}_{part}" for kind in DEFAULT_PROBES
       for part in ("path", "initial_delay", "period", "timeout", "failure_threshold")),
@@ -25,6 +26,7 @@ COMPONENT_FIELDS = (
 COMPONENT_PATHS = {
     "": "name", "image": "image", "tag": "tag", "build": "build_context",
     "build.context": "build_context", "build.dockerfile": "dockerfile", "port": "port",
+    "build.args": "build_args", "podAnnotations": "pod_annotations",
     "replicas": "replicas", "service": "service_type", "service.type": "service_type",
     "service.nodePort": "node_port",
     "resources": "cpu_request", "resources.requests": "cpu_request",
@@ -99,6 +101,7 @@ COMPONENT_LABELS = {
     "service_type": "Service type", "node_port": "NodePort", "cpu_request": "CPU request",
     "cpu_limit": "CPU limit", "memory_request": "Memory request", "memory_limit": "Memory limit",
     "build_context": "Build context", "dockerfile": "Dockerfile",
+    "build_args": "Build arguments (JSON)", "pod_annotations": "Pod annotations (JSON)",
     **{f"{kind}_{part}": label for kind in DEFAULT_PROBES
        for part, label in (("path", "Path"), ("initial_delay", "Initial delay (s)"),
                            ("period", "Period (s)"), ("timeout", "Timeout (s)"),
@@ -113,6 +116,11 @@ class ComponentFormBase(LiveValidationMixin, forms.Form):
             self.fields[name].label = label
         self.fields["node_port"].help_text = "30000-32767, NodePort only; empty: any free port."
         self.fields["build_context"].help_text = "Directory to build, relative to the project."
+        for name, example in (("build_args", '{"BASE_IMAGE": "python:3.11-slim"}'),
+                              ("pod_annotations", '{"prometheus.io/scrape": "true"}')):
+            self.fields[name].required = False
+            self.fields[name].widget.attrs["rows"] = 1
+            self.fields[name].help_text = f"Optional, e.g. {example}"
 
     def clean(self):
         data = super().clean()

@@ -1,3 +1,4 @@
+import json
 import re
 
 import pytest
@@ -29,6 +30,10 @@ def _formset(data, prefix, rows, initial):
     data[f"{prefix}-MAX_NUM_FORMS"] = "1000"
     for i, row in enumerate(rows):
         for key, value in row.items():
+            if callable(value):
+                value = value()
+            if isinstance(value, dict):  # JSON fields (build arguments, pod annotations)
+                value = json.dumps(value)
             data[f"{prefix}-{i}-{key}"] = "" if value is None else value
 
 

@@ -16,10 +16,12 @@ SECRET = "pl41ntext-S3CRET-never-shown"
 
 
 def component_data(**overrides):
-    data = {name: field.initial for name, field in ComponentForm().fields.items()}
+    data = {name: field.initial() if callable(field.initial) else field.initial
+            for name, field in ComponentForm().fields.items()}
     data.update(name="web", image="demo-web", tag="1.0.0", port=8000, node_port="")
     data.update(overrides)
-    return {k: "" if v is None else v for k, v in data.items()}
+    return {k: "" if v is None else json.dumps(v) if isinstance(v, dict) else v
+            for k, v in data.items()}
 
 
 def form_data(*, name="demo", namespace=None, cluster="minikube", environment="dev",
@@ -344,3 +346,24 @@ def test_it_shows_the_audit_trail_on_the_detail_page(admin_client, todo_app):
     body = admin_client.get("/profiles/todo-app/").content.decode()
     assert "profile.created" in body and "config.created" in body
     assert "from $TODO_JWT_SECRET" in body
+
+
+def test_it_keeps_build_arguments_and_pod_annotations_through_an_edit(admin_client, todo_app):
+    from deployments.forms import profile_initial
+    from deployments.models import Component
+
+    Component.objects.filter(profile=todo_app, name="backend").update(
+        build_args={"BASE_IMAGE": "python:3.11-slim"},
+        pod_annotations={"prometheus.io/scrape": "true"})
+    initial = profile_initial(todo_app)
+    components = [component_data(**row) for row in initial["components"]]
+    secrets = [{k: v for k, v in row.items()} for row in initial["secrets"]]
+    data = form_data(name="todo-app", components=components, secrets=secrets,
+                     config={row["key"]: row["value"] for row in initial["config"]},
+                     initial=(len(components), len(initial["config"]), len(secrets)))
+    response = admin_client.post("/profiles/todo-app/edit/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    backend = todo_app.components.get(name="backend")
+    assert backend.build_args == {"BASE_IMAGE": "python:3.11-slim"}
+    assert backend.pod_annotations == {"prometheus.io/scrape": "true"}
+    assert todo_app.components.get(name="frontend").build_args == {}
