@@ -6,6 +6,8 @@ ARG BASE_IMAGE=python:3.12-slim
 FROM ${BASE_IMAGE} AS builder
 WORKDIR /app
 RUN pip install --no-cache-dir uv==0.13.9
+# uv's own certificate store misses corporate / inspecting proxies: use the image's CA bundle.
+ENV UV_NATIVE_TLS=1
 COPY pyproject.toml uv.lock ./
 RUN uv venv /opt/venv --python "$(command -v python3)" \
  && UV_PROJECT_ENVIRONMENT=/opt/venv uv sync --frozen --no-dev --no-install-project --no-cache

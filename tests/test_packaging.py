@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-PYTHON_BASE = os.environ.get("HELMDECK_BASE_PYTHON312", "helmdeck/python:3.12")
+PYTHON_BASE = os.environ.get("HELMDECK_BASE_PANEL_PYTHON", "helmdeck/python:3.13")
 
 pytestmark = pytest.mark.integration
 
