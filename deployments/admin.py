@@ -67,7 +67,8 @@ class SpecFormSet(forms.BaseInlineFormSet):
             spec = parse_spec(spec_document(self.instance, siblings),
                               cluster_names=services.cluster_names())
             existing = Profile.objects.filter(pk=self.instance.pk).first()
-            services._check_conflicts(spec, Cluster.objects.get(name=spec["cluster"]), existing)
+            services.profile_check_conflicts(
+                spec=spec, cluster=Cluster.objects.get(name=spec["cluster"]), profile=existing)
         except SpecError as exc:
             unplaced = [str(e) for e in exc.errors if not place_error(e, siblings)]
             components = _by_model(siblings)[Component]

@@ -367,3 +367,15 @@ def profile_initial(profile):
         "secrets": [{"key": e.key, "source": SOURCE_ENV if e.from_env else SOURCE_KEEP,
                      "from_env": e.from_env} for e in profile.secrets.all()],
     }
+
+
+class DeployForm(forms.Form):
+    """The Deploy confirmation. `token` makes a resubmitted form land on the release it
+    already started; `fingerprint` is the profile as the preview showed it."""
+
+    build = forms.BooleanField(
+        required=False, initial=True, label="Build images",
+        help_text="Build each component with a build context into the cluster's Docker "
+                  "before the upgrade. Off: deploy the image tags as they are.")
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    fingerprint = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)

@@ -152,6 +152,7 @@ class Component(models.Model):
             models.CheckConstraint(
                 condition=Q(service_type="NodePort") | Q(node_port__isnull=True),
                 name="node_port_only_for_nodeport",
+                violation_error_message="A nodePort is only allowed with service type NodePort.",
             ),
         ]
 
@@ -206,7 +207,9 @@ class SecretEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["profile", "key"], name="secret_key_unique"),
             models.CheckConstraint(
-                condition=~Q(ciphertext="") | ~Q(from_env=""), name="secret_has_a_source"
+                condition=~Q(ciphertext="") | ~Q(from_env=""),
+                name="secret_has_a_source",
+                violation_error_message="A secret needs a value or an environment variable.",
             ),
         ]
 

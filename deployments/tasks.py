@@ -1,13 +1,16 @@
 """Celery tasks: thin. Load by id, call a service, store or publish the result."""
 
+import hashlib
+
 from celery import chain, shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
 from deployments import heartbeat
-from deployments.models import Profile
+from deployments.models import Cluster, Profile
 from deployments.services import releases
+from deployments.services.doctor import cluster_doctor
 from deployments.services.preview import fingerprint, profile_preview
 
 PREVIEW_TTL = 15 * 60
@@ -40,6 +43,44 @@ def preview_request(profile):
     if cache.add(key, "pending", PREVIEW_TTL):
         render_preview.delay_on_commit(profile.pk, print_)
     return None
+
+
+DOCTOR_TTL = 120  # results: a minute or two old at most
+DOCTOR_PENDING_TTL = 300  # longer than the task's time limit: asked once while it runs
+
+
+def doctor_key(cluster):
+    """Changes when the cluster's settings change, so an edited cluster is checked again."""
+    settings_ = (cluster.kubeconfig_path, cluster.kube_context, cluster.minikube_profile,
+                 cluster.docker_host, str(cluster.capacity_cpus), cluster.capacity_memory)
+    return f"helmdeck:doctor:{cluster.pk}:{hashlib.sha256(repr(settings_).encode()).hexdigest()[:12]}"
+
+
+@shared_task(time_limit=300, soft_time_limit=240, ignore_result=True)
+def run_doctor(cluster_id, key):
+    """The environment doctor for a cluster, in the worker (it runs docker, helm, kubectl)."""
+    cluster = Cluster.objects.filter(pk=cluster_id).first()
+    if cluster is None or doctor_key(cluster) != key:
+        cache.delete(key)
+        return
+    cache.set(key, [vars(result) for result in cluster_doctor(cluster=cluster)], DOCTOR_TTL)
+
+
+def doctor_request(cluster):
+    """The cached doctor results ([{name, ok, detail, fix}]) of a cluster, or None after
+    queueing the checks; poll it as the preview is polled."""
+    key = doctor_key(cluster)
+    report = cache.get(key)
+    if report is not None and report != "pending":
+        return report
+    if cache.add(key, "pending", DOCTOR_PENDING_TTL):
+        run_doctor.delay_on_commit(cluster.pk, key)
+    return None
+
+
+def doctor_forget(cluster):
+    """Drop a cluster's cached results, so the next request runs the checks again."""
+    cache.delete(doctor_key(cluster))
 
 
 # ---- releases: one task per stage, chained; each claims its row, so a redelivery is a no-op

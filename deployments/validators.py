@@ -77,8 +77,17 @@ def validate_dns1123_label(value, *, max_length=63, example="todo-app"):
         )
 
 
+# Words the panel's URLs use under /profiles/ (profiles/new/, profiles/import/, ...).
+RESERVED_NAMES = frozenset({"new", "import", "validate", "rows"})
+
+
 def validate_release_name(value):
     validate_dns1123_label(value, max_length=RELEASE_NAME_MAX, example="todo-app")
+    if value in RESERVED_NAMES:
+        raise ValidationError(
+            f"is reserved by Helmdeck's pages ({', '.join(sorted(RESERVED_NAMES))}); "
+            f"pick another, e.g. {value}-app"
+        )
 
 
 def validate_namespace(value):

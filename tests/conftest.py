@@ -121,3 +121,16 @@ def celery_worker(redis_url, settings, transactional_db):
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture
+def unreachable_kubeconfig(tmp_path):
+    """A kubeconfig whose API server address answers nothing (port 9, discard)."""
+    path = tmp_path / "unreachable-kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: gone\n"
+        "clusters: [{name: gone, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "contexts: [{name: gone, context: {cluster: gone, user: u}}]\n"
+        "users: [{name: u, user: {}}]\n"
+    )
+    return path

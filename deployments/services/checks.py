@@ -63,9 +63,10 @@ def profile_checks(*, spec, cluster, profile=None, kube=None):
                 "capacity",
                 ERROR,
                 "profile",
-                f"needs {format_cpu(capacity.needed.cpu)} and {format_memory(capacity.needed.memory)}"
-                f" but the cluster has {format_cpu(capacity.free.cpu)} and "
-                f"{format_memory(capacity.free.memory)} free ({capacity.source})",
+                f"needs {format_cpu(capacity.needed.cpu)} and "
+                f"{format_memory(capacity.needed.memory)} but the cluster has "
+                f"{format_cpu(capacity.free.cpu)} and {format_memory(capacity.free.memory)} "
+                f"free ({capacity.source})",
                 "The scheduler leaves pods Pending with 'Insufficient cpu/memory' when requests "
                 "do not fit; the research sizes Minikube at 4 CPUs / 8 GB for 1.5 CPU / 1.5 Gi.",
                 "Lower requests or replicas, or give Minikube more: "
@@ -91,7 +92,9 @@ def _component_findings(comp):
                 "not Guaranteed",
                 "Requests = limits gives Guaranteed QoS and prevents contention on a laptop; "
                 "requests < limits can end in OOMKilled (research section 5).",
-                f"Set limits equal to requests ({', '.join(f'{r} {requests[r]}' for r in unequal)}).",
+                "Set limits equal to requests ("
+                + ", ".join(f"{r} {requests[r]}" for r in unequal)
+                + ").",
             )
         )
     live, ready = comp["probes"]["liveness"], comp["probes"]["readiness"]

@@ -45,7 +45,7 @@ def profile_apply_spec(*, spec, actor, profile=None):
     if profile is not None:
         profile = Profile.objects.select_for_update().get(pk=profile.pk)
     cluster = Cluster.objects.get(name=spec["cluster"])
-    _check_conflicts(spec, cluster, profile)
+    profile_check_conflicts(spec=spec, cluster=cluster, profile=profile)
 
     creating = profile is None
     before = None if creating else _profile_summary(profile)
@@ -83,7 +83,9 @@ def profile_apply_spec(*, spec, actor, profile=None):
     return profile
 
 
-def _check_conflicts(spec, cluster, profile):
+def profile_check_conflicts(*, spec, cluster, profile=None):
+    """Rules that need the database: name taken, nodePort used on the cluster, a {stored:
+    true} secret with nothing stored. Raises SpecError; reads only."""
     errors = []
     renamed = profile is None or profile.name != spec["name"]
     if renamed and Profile.objects.filter(name=spec["name"]).exists():

@@ -97,10 +97,17 @@ def release_request(
     return release
 
 
-def release_rollback_request(*, profile, actor, revision=None):
-    """Queue a rollback to an earlier successful release (default: the one before now)."""
+def release_rollback_request(*, profile, actor, revision=None, target=None):
+    """Queue a rollback to an earlier successful release: `target` (a Release of this
+    profile), the one with helm `revision`, or by default the one before now."""
     done = profile.releases.filter(status=Release.SUCCEEDED, helm_revision__isnull=False)
-    if revision is not None:
+    if target is not None:
+        if not done.filter(pk=target.pk).exists():
+            raise ReleaseRefused(
+                f"release #{target.pk} of {profile.name} did not succeed with a helm revision; "
+                "only a successful release can be rolled back to"
+            )
+    elif revision is not None:
         target = done.filter(helm_revision=revision).first()
         if target is None:
             raise ReleaseRefused(

@@ -121,3 +121,9 @@ def test_it_logs_out_with_a_post(todo_app):
     assert b'action="/accounts/logout/"' in client.get("/").content
     assert client.post("/accounts/logout/").status_code == 302
     assert client.get("/").status_code == 302
+
+
+def test_it_sends_an_expired_htmx_session_to_the_login_page(client):
+    response = client.get("/", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response["HX-Redirect"].startswith("/accounts/login/?next=/")

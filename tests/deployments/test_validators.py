@@ -256,3 +256,8 @@ def test_it_never_echoes_a_secret_value_in_its_message():
         pytest.raises(ValidationError, v.validate_secret_value, secret).value.messages
     )
     assert "sk-Z" not in message
+
+
+@pytest.mark.parametrize("value", sorted(v.RESERVED_NAMES))
+def test_it_reserves_the_words_the_profile_urls_use(value):
+    assert "reserved" in bad(v.validate_release_name, value)

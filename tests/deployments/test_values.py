@@ -1,5 +1,6 @@
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -96,7 +97,7 @@ def test_it_names_the_missing_variable_but_no_value(todo_app):
 def test_it_writes_secrets_to_a_0600_file_and_deletes_it():
     with secrets_file({"JWT_SECRET": "x"}) as path:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-        assert "JWT_SECRET: x" in open(path).read()
+        assert "JWT_SECRET: x" in Path(path).read_text()
     assert not os.path.exists(path)
 
 

@@ -357,7 +357,7 @@ def test_it_keeps_build_arguments_and_pod_annotations_through_an_edit(admin_clie
         pod_annotations={"prometheus.io/scrape": "true"})
     initial = profile_initial(todo_app)
     components = [component_data(**row) for row in initial["components"]]
-    secrets = [{k: v for k, v in row.items()} for row in initial["secrets"]]
+    secrets = [dict(row) for row in initial["secrets"]]
     data = form_data(name="todo-app", components=components, secrets=secrets,
                      config={row["key"]: row["value"] for row in initial["config"]},
                      initial=(len(components), len(initial["config"]), len(secrets)))

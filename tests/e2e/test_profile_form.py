@@ -1,16 +1,10 @@
 """The profile form in a real Chromium: inline validation on blur (htmx), errors after submit,
 an htmx-added component row, then a fixed form that saves and shows up in the list."""
 
-import os
-
 import pytest
 
 from deployments.models import Profile
 from tests.factories import PASSWORD, ClusterFactory, UserFactory
-
-# Playwright's sync API keeps an event loop running in this thread, which trips Django's
-# async-safety check for ORM calls made by the test itself (not by the live server).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CPU = "#id_components-0-cpu_request"
 CPU_ERRORS = "#id_components-0-cpu_request-errors"

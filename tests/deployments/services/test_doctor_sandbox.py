@@ -81,13 +81,8 @@ def test_it_passes_the_addon_check_once_metrics_server_is_available(
         sandbox.apps.delete_namespaced_deployment("metrics-server", "kube-system")
 
 
-def test_it_fails_clearly_when_the_cluster_is_unreachable(db, tmp_path):
-    kubeconfig = tmp_path / "config"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: gone\n"
-        "clusters: [{name: gone, cluster: {server: 'https://127.0.0.1:9'}}]\n"
-        "contexts: [{name: gone, context: {cluster: gone, user: u}}]\nusers: [{name: u, user: {}}]\n"
-    )
+def test_it_fails_clearly_when_the_cluster_is_unreachable(db, unreachable_kubeconfig):
+    kubeconfig = unreachable_kubeconfig
     Cluster.objects.create(
         name="gone",
         kubeconfig_path=str(kubeconfig),

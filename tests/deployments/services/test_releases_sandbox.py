@@ -8,7 +8,7 @@ import time
 import pytest
 
 from deployments.integrations.helm import Helm
-from deployments.models import Cluster, Component, LogLine, Profile, Release, Step
+from deployments.models import Cluster, Component, LogLine, Release, Step
 from deployments.services.profiles import config_set
 from deployments.services.releases import (
     ReleaseRefused,
@@ -17,38 +17,10 @@ from deployments.services.releases import (
     release_rollback_request,
     release_run,
 )
+from tests.deployments.services.conftest import SECRETS
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 BOTH_HELMS = pytest.mark.parametrize("helm_bin", ["v4", "v3"], indirect=True)
-SECRETS = {
-    "TODO_JWT_SECRET": "jwt-canary-4d1",
-    "OPENAI_API_KEY": "sk-canary-4d1",
-    "TODO_DATABASE_URL": "postgresql://canary:pw-4d1@db/todo",
-}
-
-
-@pytest.fixture
-def deployable(todo_app, sandbox, dockerd, monkeypatch, helm_bin, settings):
-    """todo-app aimed at the sandbox: local bases, a short readiness delay, secrets in env."""
-    for key, value in SECRETS.items():
-        monkeypatch.setenv(key, value)
-    settings.HELMDECK_HELM = str(helm_bin)
-    settings.HELMDECK_HELM_TIMEOUT = 60
-    Cluster.objects.filter(pk=todo_app.cluster_id).update(
-        kubeconfig_path=str(sandbox.kubeconfig), minikube_profile="", docker_host=dockerd.base_url
-    )
-    Profile.objects.filter(pk=todo_app.pk).update(namespace=sandbox.namespace)
-    Component.objects.filter(profile=todo_app, name="backend").update(
-        readiness_initial_delay=2, build_args={"BASE_IMAGE": dockerd.python_base}
-    )
-    Component.objects.filter(profile=todo_app, name="frontend").update(
-        readiness_initial_delay=2, build_args={"BASE_IMAGE": dockerd.node_base}
-    )
-    todo_app.refresh_from_db()
-    yield todo_app
-    Helm(binary=helm_bin, kubeconfig=str(sandbox.kubeconfig)).uninstall(
-        "todo-app", sandbox.namespace
-    )
 
 
 def deploy(profile, **kwargs):
@@ -138,13 +110,10 @@ def test_it_rolls_back_a_crash_looping_release_and_says_why(deployable, sandbox,
     assert status["info"]["status"] == "deployed"
 
 
-def test_it_fails_with_a_clear_reason_when_the_cluster_is_unreachable(deployable, tmp_path):
-    kubeconfig = tmp_path / "config"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: gone\n"
-        "clusters: [{name: gone, cluster: {server: 'https://127.0.0.1:9'}}]\n"
-        "contexts: [{name: gone, context: {cluster: gone, user: u}}]\nusers: [{name: u, user: {}}]\n"
-    )
+def test_it_fails_with_a_clear_reason_when_the_cluster_is_unreachable(
+    deployable, unreachable_kubeconfig
+):
+    kubeconfig = unreachable_kubeconfig
     Cluster.objects.filter(pk=deployable.cluster_id).update(kubeconfig_path=str(kubeconfig))
     deployable.refresh_from_db()
     release = deploy(deployable, build=False)

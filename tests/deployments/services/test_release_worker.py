@@ -1,0 +1,98 @@
+"""Releases through real Celery workers: the chain, a worker killed mid-upgrade, and what
+travels through Redis and process arguments."""
+
+import base64
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from deployments import heartbeat
+from deployments.integrations.helm import Helm
+from deployments.models import Component, Release
+from deployments.services.releases import release_request
+from deployments.tasks import release_enqueue
+from tests.deployments.services.conftest import SECRETS
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+    return result
+
+
+def helm_command_lines():
+    lines = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith((b"/helm", b"/helm3")):
+            lines.append(b" ".join(argv).decode(errors="replace"))
+    return lines
+
+
+def test_it_deploys_through_the_worker_and_sends_only_ids(deployable, redis_url, request):
+    release = release_request(profile=deployable, actor=None, build=False)
+    conn = redis.Redis.from_url(redis_url)
+    conn.delete("celery")
+    release_enqueue(release)  # on_commit runs at once: this test is not in a transaction
+    (raw,) = conn.lrange("celery", 0, -1)  # no worker yet: the message waits in the queue
+    for value in SECRETS.values():
+        assert value.encode() not in raw
+    message = json.loads(raw)
+    args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    assert (args, kwargs) == ([release.pk], {})
+    assert message["headers"]["task"] == "deployments.tasks.release_build"
+
+    request.getfixturevalue("celery_worker")
+    wait_for(lambda: Release.objects.get(pk=release.pk).status in Release.TERMINAL, 180,
+             "the release to finish")
+    release.refresh_from_db()
+    assert release.status == Release.SUCCEEDED, release.reason
+    assert "@" in release.worker
+
+
+def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
+        deployable, sandbox, redis_url, celery_worker, helm_bin):
+    first = release_request(profile=deployable, actor=None, build=False)
+    release_enqueue(first)
+    wait_for(lambda: Release.objects.get(pk=first.pk).status in Release.TERMINAL, 180,
+             "the first release")
+    # The next upgrade waits on pods that never become Ready: helm sits in --wait.
+    Component.objects.filter(profile=deployable, name="backend").update(
+        tag="1.0.9", pod_annotations={"helmdeck.dev/simulate": "never-ready"})
+    second = release_request(profile=deployable, actor=None, build=False)
+    release_enqueue(second)
+    wait_for(lambda: Release.objects.get(pk=second.pk).status == Release.UPGRADING, 120,
+             "the upgrade to start")
+    commands = wait_for(helm_command_lines, 30, "helm to run")
+    for command in commands:  # secrets reach helm as a file path, never as arguments
+        for value in SECRETS.values():
+            assert value not in command
+    worker_name = Release.objects.get(pk=second.pk).worker
+
+    os.kill(celery_worker.pid, signal.SIGKILL)
+    celery_worker.wait(timeout=10)
+    conn = heartbeat.client()
+    wait_for(lambda: worker_name not in heartbeat.live_workers(conn), 45,
+             "the dead worker's heartbeat to expire")
+    conn.delete("helmdeck:reaper")
+    settled = heartbeat.reap_if_due(conn)
+    assert settled == [second.pk]
+    second.refresh_from_db()
+    assert second.status in (Release.ROLLED_BACK, Release.FAILED)
+    assert "the worker running it stopped during upgrading" in second.reason
+    status = Helm(binary=helm_bin, kubeconfig=str(sandbox.kubeconfig)).status(
+        "todo-app", sandbox.namespace)
+    assert not status["info"]["status"].startswith("pending-")
+    assert not helm_command_lines()  # the killed worker's helm went with it
