@@ -413,7 +413,7 @@ def component_spec(fields):
             "dockerfile": fields.get("dockerfile") or "Dockerfile",
         }
         if fields.get("build_args"):
-            comp["build"]["args"] = dict(fields["build_args"])
+            comp["build"]["args"] = fields["build_args"]  # the parser checks its shape
     comp.update(
         {
             "port": fields["port"],
@@ -425,7 +425,7 @@ def component_spec(fields):
             },
             "probes": {kind: probe(kind) for kind in DEFAULT_PROBES},
             **(
-                {"podAnnotations": dict(fields["pod_annotations"])}
+                {"podAnnotations": fields["pod_annotations"]}
                 if fields.get("pod_annotations")
                 else {}
             ),
