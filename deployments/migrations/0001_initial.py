@@ -8,7 +8,6 @@ import deployments.validators
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,201 +16,663 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Cluster',
+            name="Cluster",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=63, unique=True)),
-                ('kubeconfig_path', models.CharField(blank=True, help_text='Empty: use $KUBECONFIG (or ~/.kube/config), as kubectl does.', max_length=1024)),
-                ('kube_context', models.CharField(blank=True, help_text="Empty: the kubeconfig's current context.", max_length=253)),
-                ('minikube_profile', models.CharField(blank=True, default='minikube', help_text='Builds use `minikube -p <profile> docker-env`. Empty: not a Minikube cluster.', max_length=63)),
-                ('docker_host', models.CharField(blank=True, help_text='Explicit DOCKER_HOST for builds; overrides the Minikube docker-env.', max_length=1024)),
-                ('capacity_cpus', models.DecimalField(decimal_places=3, default=4, help_text='Used for fit checks when the cluster cannot be asked (seed: 4 CPUs).', max_digits=6)),
-                ('capacity_memory', models.CharField(default='8Gi', help_text='Used for fit checks when the cluster cannot be asked (seed: 8Gi).', max_length=32, validators=[deployments.validators.validate_memory])),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=63, unique=True)),
+                (
+                    "kubeconfig_path",
+                    models.CharField(
+                        blank=True,
+                        help_text="Empty: use $KUBECONFIG (or ~/.kube/config), as kubectl does.",
+                        max_length=1024,
+                    ),
+                ),
+                (
+                    "kube_context",
+                    models.CharField(
+                        blank=True,
+                        help_text="Empty: the kubeconfig's current context.",
+                        max_length=253,
+                    ),
+                ),
+                (
+                    "minikube_profile",
+                    models.CharField(
+                        blank=True,
+                        default="minikube",
+                        help_text="Builds use `minikube -p <profile> docker-env`. Empty: not a Minikube cluster.",
+                        max_length=63,
+                    ),
+                ),
+                (
+                    "docker_host",
+                    models.CharField(
+                        blank=True,
+                        help_text="Explicit DOCKER_HOST for builds; overrides the Minikube docker-env.",
+                        max_length=1024,
+                    ),
+                ),
+                (
+                    "capacity_cpus",
+                    models.DecimalField(
+                        decimal_places=3,
+                        default=4,
+                        help_text="Used for fit checks when the cluster cannot be asked (seed: 4 CPUs).",
+                        max_digits=6,
+                    ),
+                ),
+                (
+                    "capacity_memory",
+                    models.CharField(
+                        default="8Gi",
+                        help_text="Used for fit checks when the cluster cannot be asked (seed: 8Gi).",
+                        max_length=32,
+                        validators=[deployments.validators.validate_memory],
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Profile',
+            name="Profile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=53, unique=True, validators=[deployments.validators.validate_release_name])),
-                ('namespace', models.CharField(max_length=63, validators=[deployments.validators.validate_namespace])),
-                ('environment', models.CharField(choices=[('dev', 'dev'), ('prod', 'prod')], default='dev', max_length=16)),
-                ('description', models.TextField(blank=True, max_length=2000)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='profiles', to='deployments.cluster')),
-                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=53,
+                        unique=True,
+                        validators=[deployments.validators.validate_release_name],
+                    ),
+                ),
+                (
+                    "namespace",
+                    models.CharField(
+                        max_length=63, validators=[deployments.validators.validate_namespace]
+                    ),
+                ),
+                (
+                    "environment",
+                    models.CharField(
+                        choices=[("dev", "dev"), ("prod", "prod")], default="dev", max_length=16
+                    ),
+                ),
+                ("description", models.TextField(blank=True, max_length=2000)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "cluster",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="profiles",
+                        to="deployments.cluster",
+                    ),
+                ),
+                (
+                    "updated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'permissions': [('deploy_profile', 'Can deploy, roll back and cancel releases')],
+                "ordering": ["name"],
+                "permissions": [("deploy_profile", "Can deploy, roll back and cancel releases")],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor_name', models.CharField(blank=True, max_length=150)),
-                ('action', models.CharField(max_length=64)),
-                ('profile_name', models.CharField(blank=True, max_length=53)),
-                ('target', models.CharField(blank=True, max_length=300)),
-                ('before', models.JSONField(blank=True, null=True)),
-                ('after', models.JSONField(blank=True, null=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('profile', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='audit_events', to='deployments.profile')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("actor_name", models.CharField(blank=True, max_length=150)),
+                ("action", models.CharField(max_length=64)),
+                ("profile_name", models.CharField(blank=True, max_length=53)),
+                ("target", models.CharField(blank=True, max_length=300)),
+                ("before", models.JSONField(blank=True, null=True)),
+                ("after", models.JSONField(blank=True, null=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="audit_events",
+                        to="deployments.profile",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at', '-id'],
+                "ordering": ["-at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Release',
+            name="Release",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('deploy', 'deploy'), ('rollback', 'rollback')], default='deploy', max_length=16)),
-                ('status', models.CharField(choices=[('queued', 'queued'), ('building', 'building'), ('rendering', 'rendering'), ('upgrading', 'upgrading'), ('verifying', 'verifying'), ('succeeded', 'succeeded'), ('failed', 'failed'), ('rolled_back', 'rolled back'), ('cancelled', 'cancelled')], db_index=True, default='queued', max_length=16)),
-                ('requested_by_name', models.CharField(blank=True, max_length=150)),
-                ('snapshot', models.JSONField()),
-                ('build', models.BooleanField(default=True)),
-                ('images', models.JSONField(blank=True, default=dict)),
-                ('helm_revision', models.PositiveIntegerField(blank=True, null=True)),
-                ('notes', models.TextField(blank=True)),
-                ('reason', models.TextField(blank=True)),
-                ('worker', models.CharField(blank=True, max_length=255)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('deadline', models.DateTimeField(blank=True, null=True)),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='releases', to='deployments.profile')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('rollback_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='deployments.release')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("deploy", "deploy"), ("rollback", "rollback")],
+                        default="deploy",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "queued"),
+                            ("building", "building"),
+                            ("rendering", "rendering"),
+                            ("upgrading", "upgrading"),
+                            ("verifying", "verifying"),
+                            ("succeeded", "succeeded"),
+                            ("failed", "failed"),
+                            ("rolled_back", "rolled back"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("requested_by_name", models.CharField(blank=True, max_length=150)),
+                ("snapshot", models.JSONField()),
+                ("build", models.BooleanField(default=True)),
+                ("images", models.JSONField(blank=True, default=dict)),
+                ("helm_revision", models.PositiveIntegerField(blank=True, null=True)),
+                ("notes", models.TextField(blank=True)),
+                ("reason", models.TextField(blank=True)),
+                ("worker", models.CharField(blank=True, max_length=255)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("deadline", models.DateTimeField(blank=True, null=True)),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="releases",
+                        to="deployments.profile",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "rollback_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="deployments.release",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='SecretEntry',
+            name="SecretEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=253, validators=[deployments.validators.validate_config_key])),
-                ('ciphertext', models.TextField(blank=True, editable=False)),
-                ('from_env', models.CharField(blank=True, max_length=255, validators=[deployments.validators.validate_env_var_name])),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='secrets', to='deployments.profile')),
-                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "key",
+                    models.CharField(
+                        max_length=253, validators=[deployments.validators.validate_config_key]
+                    ),
+                ),
+                ("ciphertext", models.TextField(blank=True, editable=False)),
+                (
+                    "from_env",
+                    models.CharField(
+                        blank=True,
+                        max_length=255,
+                        validators=[deployments.validators.validate_env_var_name],
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="secrets",
+                        to="deployments.profile",
+                    ),
+                ),
+                (
+                    "updated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'secret entries',
-                'ordering': ['profile', 'key'],
+                "verbose_name_plural": "secret entries",
+                "ordering": ["profile", "key"],
             },
         ),
         migrations.CreateModel(
-            name='Step',
+            name="Step",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField()),
-                ('name', models.CharField(max_length=80)),
-                ('status', models.CharField(default='pending', max_length=16)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('detail', models.TextField(blank=True)),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='deployments.release')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField()),
+                ("name", models.CharField(max_length=80)),
+                ("status", models.CharField(default="pending", max_length=16)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("detail", models.TextField(blank=True)),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="deployments.release",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['release', 'position'],
+                "ordering": ["release", "position"],
             },
         ),
         migrations.CreateModel(
-            name='LogLine',
+            name="LogLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sequence', models.PositiveIntegerField()),
-                ('text', models.TextField()),
-                ('at', models.DateTimeField(auto_now_add=True)),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='log_lines', to='deployments.release')),
-                ('step', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='log_lines', to='deployments.step')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sequence", models.PositiveIntegerField()),
+                ("text", models.TextField()),
+                ("at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="log_lines",
+                        to="deployments.release",
+                    ),
+                ),
+                (
+                    "step",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="log_lines",
+                        to="deployments.step",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['release', 'sequence'],
+                "ordering": ["release", "sequence"],
             },
         ),
         migrations.CreateModel(
-            name='ConfigEntry',
+            name="ConfigEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=253, validators=[deployments.validators.validate_config_key])),
-                ('value', models.TextField(blank=True, validators=[deployments.validators.validate_config_value])),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='config', to='deployments.profile')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "key",
+                    models.CharField(
+                        max_length=253, validators=[deployments.validators.validate_config_key]
+                    ),
+                ),
+                (
+                    "value",
+                    models.TextField(
+                        blank=True, validators=[deployments.validators.validate_config_value]
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "updated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="config",
+                        to="deployments.profile",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'config entries',
-                'ordering': ['profile', 'key'],
-                'constraints': [models.UniqueConstraint(fields=('profile', 'key'), name='config_key_unique')],
+                "verbose_name_plural": "config entries",
+                "ordering": ["profile", "key"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("profile", "key"), name="config_key_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Component',
+            name="Component",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('name', models.CharField(max_length=40, validators=[deployments.validators.validate_component_name])),
-                ('image', models.CharField(max_length=255, validators=[deployments.validators.validate_image_repository])),
-                ('tag', models.CharField(default='latest', max_length=128, validators=[deployments.validators.validate_image_tag])),
-                ('build_context', models.CharField(blank=True, max_length=512, validators=[deployments.validators.validate_relative_path])),
-                ('dockerfile', models.CharField(blank=True, default='Dockerfile', max_length=512, validators=[deployments.validators.validate_relative_path])),
-                ('build_args', models.JSONField(blank=True, default=dict, help_text='Docker build arguments, e.g. {"BASE_IMAGE": "python:3.11-slim"}')),
-                ('pod_annotations', models.JSONField(blank=True, default=dict, help_text='Extra pod annotations, e.g. prometheus.io/scrape')),
-                ('port', models.PositiveIntegerField(validators=[deployments.validators.validate_port])),
-                ('replicas', models.PositiveSmallIntegerField(default=1, validators=[deployments.validators.validate_replicas])),
-                ('service_type', models.CharField(choices=[('ClusterIP', 'ClusterIP (inside the cluster)'), ('NodePort', 'NodePort (reachable from the host)')], default='ClusterIP', max_length=16)),
-                ('node_port', models.PositiveIntegerField(blank=True, null=True, validators=[deployments.validators.validate_node_port])),
-                ('cpu_request', models.CharField(default='500m', max_length=32, validators=[deployments.validators.validate_cpu])),
-                ('cpu_limit', models.CharField(default='500m', max_length=32, validators=[deployments.validators.validate_cpu])),
-                ('memory_request', models.CharField(default='512Mi', max_length=32, validators=[deployments.validators.validate_memory])),
-                ('memory_limit', models.CharField(default='512Mi', max_length=32, validators=[deployments.validators.validate_memory])),
-                ('liveness_path', models.CharField(default='/health', max_length=1024, validators=[deployments.validators.validate_probe_path])),
-                ('liveness_initial_delay', models.PositiveIntegerField(default=30, validators=[deployments.validators.validate_probe_delay])),
-                ('liveness_period', models.PositiveIntegerField(default=10, validators=[deployments.validators.validate_probe_positive])),
-                ('liveness_timeout', models.PositiveIntegerField(default=5, validators=[deployments.validators.validate_probe_positive])),
-                ('liveness_failure_threshold', models.PositiveIntegerField(default=3, validators=[deployments.validators.validate_probe_positive])),
-                ('readiness_path', models.CharField(default='/ready', max_length=1024, validators=[deployments.validators.validate_probe_path])),
-                ('readiness_initial_delay', models.PositiveIntegerField(default=10, validators=[deployments.validators.validate_probe_delay])),
-                ('readiness_period', models.PositiveIntegerField(default=5, validators=[deployments.validators.validate_probe_positive])),
-                ('readiness_timeout', models.PositiveIntegerField(default=3, validators=[deployments.validators.validate_probe_positive])),
-                ('readiness_failure_threshold', models.PositiveIntegerField(default=2, validators=[deployments.validators.validate_probe_positive])),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='components', to='deployments.profile')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=40, validators=[deployments.validators.validate_component_name]
+                    ),
+                ),
+                (
+                    "image",
+                    models.CharField(
+                        max_length=255,
+                        validators=[deployments.validators.validate_image_repository],
+                    ),
+                ),
+                (
+                    "tag",
+                    models.CharField(
+                        default="latest",
+                        max_length=128,
+                        validators=[deployments.validators.validate_image_tag],
+                    ),
+                ),
+                (
+                    "build_context",
+                    models.CharField(
+                        blank=True,
+                        max_length=512,
+                        validators=[deployments.validators.validate_relative_path],
+                    ),
+                ),
+                (
+                    "dockerfile",
+                    models.CharField(
+                        blank=True,
+                        default="Dockerfile",
+                        max_length=512,
+                        validators=[deployments.validators.validate_relative_path],
+                    ),
+                ),
+                (
+                    "build_args",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Docker build arguments, e.g. {"BASE_IMAGE": "python:3.11-slim"}',
+                    ),
+                ),
+                (
+                    "pod_annotations",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="Extra pod annotations, e.g. prometheus.io/scrape",
+                    ),
+                ),
+                (
+                    "port",
+                    models.PositiveIntegerField(validators=[deployments.validators.validate_port]),
+                ),
+                (
+                    "replicas",
+                    models.PositiveSmallIntegerField(
+                        default=1, validators=[deployments.validators.validate_replicas]
+                    ),
+                ),
+                (
+                    "service_type",
+                    models.CharField(
+                        choices=[
+                            ("ClusterIP", "ClusterIP (inside the cluster)"),
+                            ("NodePort", "NodePort (reachable from the host)"),
+                        ],
+                        default="ClusterIP",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "node_port",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[deployments.validators.validate_node_port],
+                    ),
+                ),
+                (
+                    "cpu_request",
+                    models.CharField(
+                        default="500m",
+                        max_length=32,
+                        validators=[deployments.validators.validate_cpu],
+                    ),
+                ),
+                (
+                    "cpu_limit",
+                    models.CharField(
+                        default="500m",
+                        max_length=32,
+                        validators=[deployments.validators.validate_cpu],
+                    ),
+                ),
+                (
+                    "memory_request",
+                    models.CharField(
+                        default="512Mi",
+                        max_length=32,
+                        validators=[deployments.validators.validate_memory],
+                    ),
+                ),
+                (
+                    "memory_limit",
+                    models.CharField(
+                        default="512Mi",
+                        max_length=32,
+                        validators=[deployments.validators.validate_memory],
+                    ),
+                ),
+                (
+                    "liveness_path",
+                    models.CharField(
+                        default="/health",
+                        max_length=1024,
+                        validators=[deployments.validators.validate_probe_path],
+                    ),
+                ),
+                (
+                    "liveness_initial_delay",
+                    models.PositiveIntegerField(
+                        default=30, validators=[deployments.validators.validate_probe_delay]
+                    ),
+                ),
+                (
+                    "liveness_period",
+                    models.PositiveIntegerField(
+                        default=10, validators=[deployments.validators.validate_probe_positive]
+                    ),
+                ),
+                (
+                    "liveness_timeout",
+                    models.PositiveIntegerField(
+                        default=5, validators=[deployments.validators.validate_probe_positive]
+                    ),
+                ),
+                (
+                    "liveness_failure_threshold",
+                    models.PositiveIntegerField(
+                        default=3, validators=[deployments.validators.validate_probe_positive]
+                    ),
+                ),
+                (
+                    "readiness_path",
+                    models.CharField(
+                        default="/ready",
+                        max_length=1024,
+                        validators=[deployments.validators.validate_probe_path],
+                    ),
+                ),
+                (
+                    "readiness_initial_delay",
+                    models.PositiveIntegerField(
+                        default=10, validators=[deployments.validators.validate_probe_delay]
+                    ),
+                ),
+                (
+                    "readiness_period",
+                    models.PositiveIntegerField(
+                        default=5, validators=[deployments.validators.validate_probe_positive]
+                    ),
+                ),
+                (
+                    "readiness_timeout",
+                    models.PositiveIntegerField(
+                        default=3, validators=[deployments.validators.validate_probe_positive]
+                    ),
+                ),
+                (
+                    "readiness_failure_threshold",
+                    models.PositiveIntegerField(
+                        default=2, validators=[deployments.validators.validate_probe_positive]
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="components",
+                        to="deployments.profile",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['profile', 'position', 'name'],
-                'constraints': [models.UniqueConstraint(fields=('profile', 'name'), name='component_name_unique'), models.CheckConstraint(condition=models.Q(('service_type', 'NodePort'), ('node_port__isnull', True), _connector='OR'), name='node_port_only_for_nodeport', violation_error_message='A nodePort is only allowed with service type NodePort.')],
+                "ordering": ["profile", "position", "name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("profile", "name"), name="component_name_unique"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("service_type", "NodePort"),
+                            ("node_port__isnull", True),
+                            _connector="OR",
+                        ),
+                        name="node_port_only_for_nodeport",
+                        violation_error_message="A nodePort is only allowed with service type NodePort.",
+                    ),
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='release',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['queued', 'building', 'rendering', 'upgrading', 'verifying'])), fields=('profile',), name='one_active_release_per_profile'),
+            model_name="release",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(
+                    ("status__in", ["queued", "building", "rendering", "upgrading", "verifying"])
+                ),
+                fields=("profile",),
+                name="one_active_release_per_profile",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='secretentry',
-            constraint=models.UniqueConstraint(fields=('profile', 'key'), name='secret_key_unique'),
+            model_name="secretentry",
+            constraint=models.UniqueConstraint(fields=("profile", "key"), name="secret_key_unique"),
         ),
         migrations.AddConstraint(
-            model_name='secretentry',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('ciphertext', ''), _negated=True), models.Q(('from_env', ''), _negated=True), _connector='OR'), name='secret_has_a_source', violation_error_message='A secret needs a value or an environment variable.'),
+            model_name="secretentry",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("ciphertext", ""), _negated=True),
+                    models.Q(("from_env", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="secret_has_a_source",
+                violation_error_message="A secret needs a value or an environment variable.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.UniqueConstraint(fields=('release', 'position'), name='step_position_unique'),
+            model_name="step",
+            constraint=models.UniqueConstraint(
+                fields=("release", "position"), name="step_position_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='logline',
-            constraint=models.UniqueConstraint(fields=('release', 'sequence'), name='log_sequence_unique'),
+            model_name="logline",
+            constraint=models.UniqueConstraint(
+                fields=("release", "sequence"), name="log_sequence_unique"
+            ),
         ),
     ]
