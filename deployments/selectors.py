@@ -81,9 +81,9 @@ def status_profiles():
     return profile_list().prefetch_related(_latest_release_prefetch())
 
 
-def profile_page(*, name):
-    """One profile for its page, with its last release (raises Profile.DoesNotExist)."""
-    return profile_detail_queryset().prefetch_related(_latest_release_prefetch()).get(name=name)
+def profile_page_queryset():
+    """Profiles for their page: profile_detail_queryset() plus the last release."""
+    return profile_detail_queryset().prefetch_related(_latest_release_prefetch())
 
 
 def profile_findings(*, profile):
@@ -113,8 +113,7 @@ def profile_releases(*, profile):
 
 def current_release(*, profile):
     """The release whose snapshot runs now: the newest that succeeded."""
-    return (profile.releases.filter(status=Release.SUCCEEDED).order_by("-created_at", "-id")
-            .only("id", "helm_revision").first())
+    return profile.releases.filter(status=Release.SUCCEEDED).order_by("-created_at", "-id").first()
 
 
 def release_images(release):

@@ -53,7 +53,8 @@ def doctor_key(cluster):
     """Changes when the cluster's settings change, so an edited cluster is checked again."""
     settings_ = (cluster.kubeconfig_path, cluster.kube_context, cluster.minikube_profile,
                  cluster.docker_host, str(cluster.capacity_cpus), cluster.capacity_memory)
-    return f"helmdeck:doctor:{cluster.pk}:{hashlib.sha256(repr(settings_).encode()).hexdigest()[:12]}"
+    digest = hashlib.sha256(repr(settings_).encode()).hexdigest()[:12]
+    return f"helmdeck:doctor:{cluster.pk}:{digest}"
 
 
 @shared_task(time_limit=300, soft_time_limit=240, ignore_result=True)

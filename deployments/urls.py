@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments.views import actions, pages, streams
+from deployments.views import actions, clusters, pages, releases, streams
 
 app_name = "deployments"
 
@@ -16,5 +16,14 @@ urlpatterns = [
     path("profiles/<slug:name>/clone/", actions.profile_clone_view, name="profile_clone"),
     path("profiles/<slug:name>/delete/", actions.profile_delete_view, name="profile_delete"),
     path("profiles/<slug:name>/export.yaml", actions.profile_export, name="profile_export"),
+    path("profiles/<slug:name>/deploy/", releases.profile_deploy, name="profile_deploy"),
+    path("profiles/<slug:name>/releases/", releases.profile_releases, name="profile_releases"),
+    path("releases/<int:pk>/", releases.release_detail, name="release_detail"),
+    path("releases/<int:pk>/cancel/", releases.release_cancel_view, name="release_cancel"),
+    path("releases/<int:pk>/rollback/", releases.release_rollback, name="release_rollback"),
+    path("releases/<int:pk>/diff/<int:other>/", releases.release_diff, name="release_diff"),
     path("releases/<int:pk>/stream/", streams.release_stream, name="release_stream"),
+    path("clusters/", clusters.cluster_list, name="cluster_list"),
+    path("clusters/<slug:name>/", clusters.cluster_detail, name="cluster_detail"),
+    path("clusters/<slug:name>/check/", clusters.cluster_check, name="cluster_check"),
 ]

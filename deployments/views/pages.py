@@ -41,7 +41,7 @@ def _require_any(user, perms):
 @require_GET
 @permission_required("deployments.view_profile", raise_exception=True)
 def status(request):
-    context = {"profiles": selectors.profile_list()}
+    context = {"profiles": selectors.status_profiles()}
     return _render(request, "deployments/status.html", "profiles", context)
 
 
@@ -56,8 +56,13 @@ def profile_list(request):
 @require_GET
 @permission_required("deployments.view_profile", raise_exception=True)
 def profile_detail(request, name):
-    profile = get_object_or_404(selectors.profile_detail_queryset(), name=name)
-    context = {"profile": profile, "audit": selectors.profile_audit(profile=profile)}
+    profile = get_object_or_404(selectors.profile_page_queryset(), name=name)
+    context = {
+        "profile": profile,
+        "audit": selectors.profile_audit(profile=profile),
+        "last_release": selectors.last_release(profile),
+        "findings": selectors.profile_findings(profile=profile),
+    }
     return render(request, "deployments/profile_detail.html", context)
 
 

@@ -335,10 +335,10 @@ def test_it_tells_a_new_user_how_to_start_on_an_empty_status_page(admin_client):
     assert "No profiles yet" in body and "/profiles/new/" in body and "/profiles/import/" in body
 
 
-def test_it_shows_components_and_a_release_placeholder_on_the_status_page(login, todo_app):
+def test_it_shows_components_and_a_never_deployed_profile_on_the_status_page(login, todo_app):
     body = login("viewer").get("/").content.decode()
     assert "todo-frontend:1.0.0" in body and "NodePort :30000" in body
-    assert "Last release: none yet" in body
+    assert "never deployed" in body
     assert "/profiles/new/" not in body  # no create button for viewers
 
 
