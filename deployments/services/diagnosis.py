@@ -3,9 +3,13 @@
 `pod_problems` reads the same fields `kubectl describe pod` shows: container waiting
 reasons (ErrImagePull, ImagePullBackOff, CrashLoopBackOff), the last termination (exit
 code, OOMKilled), readiness, and scheduling events (Insufficient cpu/memory).
+`pod_state_problem` says the same about a PodState row (what the status pages show).
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils import timezone
 
 FIXES = {
     "image": "Build the image into the cluster's Docker (eval $(minikube docker-env)) and keep "
@@ -88,3 +92,51 @@ def _pod_problem(pod, scheduling_message):
     ):
         return Problem("not-ready", name, "Running but not Ready: the readiness probe fails")
     return None
+
+
+# ---- the watcher's rows ------------------------------------------------------------------
+
+IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+NOT_READY_GRACE = timedelta(minutes=2)
+
+
+def pod_state_problem(row, *, now=None, grace=NOT_READY_GRACE):
+    """The problem of one PodState row (deployments.services.watcher keeps them current),
+    in the same kinds and words as `pod_problems`; None when the pod is fine or gone.
+
+    A pod that is Running but not Ready is a problem once a readiness probe failed
+    (an `Unhealthy` event) or it has been so for longer than `grace`: before that it may
+    simply be inside its probe's initialDelaySeconds.
+    """
+    if row.deleted or row.ready:
+        return None
+    reason = row.reason.removeprefix("Init:")
+    code = f"exit code {row.exit_code}" if row.exit_code is not None else "no exit code"
+    if reason == "OOMKilled":
+        return Problem(
+            "oom",
+            row.name,
+            f"OOMKilled ({code}) after {row.restarts} restarts: its memory limit is too low",
+        )
+    if reason in IMAGE_REASONS:
+        return Problem(
+            "image", row.name, f"{reason}: image {row.image} is not in the cluster's Docker"
+        )
+    if reason == "CrashLoopBackOff":
+        return Problem("crash", row.name, f"CrashLoopBackOff ({code}, {row.restarts} restarts)")
+    if row.phase == "Pending" and reason == "Unschedulable":
+        return Problem("pending", row.name, f"Pending: {row.message or 'cannot be scheduled'}")
+    if row.phase == "Running" and not reason:
+        probe_failed = row.last_event.startswith("Unhealthy: Readiness probe failed")
+        now = now or timezone.now()
+        stuck = row.started_at is not None and now - row.started_at > grace
+        if probe_failed or stuck:
+            detail = f" ({row.last_event})" if probe_failed else ""
+            return Problem(
+                "not-ready", row.name, f"Running but not Ready: the readiness probe fails{detail}"
+            )
+    return None
+
+
+def pod_state_problems(rows, *, now=None):
+    return [p for row in rows if (p := pod_state_problem(row, now=now)) is not None]
