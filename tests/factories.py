@@ -76,3 +76,30 @@ class SecretEntryFactory(factory.django.DjangoModelFactory):
         if not kwargs.get("from_env"):
             kwargs["ciphertext"] = crypto.encrypt(value)
         return super()._create(model_class, *args, **kwargs)
+
+
+def make_release(profile, status="succeeded", *, revision=None, build=False, log=(), **fields):
+    """A release as the service requests it, then moved to `status` (with timings, and
+    LogLines `log` on its first step) as a worker would have left it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments.models import LogLine, Release, Step
+    from deployments.services.releases import release_request
+
+    release = release_request(profile=profile, actor=None, build=build)
+    now = timezone.now()
+    changes = {"status": status, "helm_revision": revision, "started_at": now, **fields}
+    if status in Release.TERMINAL:
+        changes.setdefault("finished_at", now + timedelta(seconds=42))
+        step_status = Step.DONE if status == Release.SUCCEEDED else Step.FAILED
+        release.steps.update(status=step_status, started_at=now, finished_at=now)
+    Release.objects.filter(pk=release.pk).update(**changes)
+    step = release.steps.order_by("position").first()
+    LogLine.objects.bulk_create(
+        LogLine(release=release, step=step, sequence=n, text=text)
+        for n, text in enumerate(log, start=1)
+    )
+    release.refresh_from_db()
+    return release

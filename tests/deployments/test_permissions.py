@@ -7,7 +7,7 @@ from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-VIEW, EDIT = "view", "edit"
+VIEW, DEPLOY, EDIT = "view", "deploy", "edit"
 # (method, url, data, needs, status for a user who may)
 PAGES = [
     ("get", "/", None, VIEW, 200),
@@ -28,6 +28,22 @@ PAGES = [
     ("post", "/profiles/todo-app/clone/", {}, EDIT, 200),
     ("post", "/profiles/import/", {}, EDIT, 200),
     ("post", "/profiles/todo-app/delete/", {}, EDIT, 302),
+]
+# Release and cluster pages: {queued}, {succeeded}, {first} are release ids (see `releases`).
+RELEASE_PAGES = [
+    ("get", "/profiles/todo-app/deploy/", None, DEPLOY, 200),
+    ("post", "/profiles/todo-app/deploy/", {}, DEPLOY, 200),  # invalid form: shown again
+    ("get", "/profiles/todo-app/releases/", None, VIEW, 200),
+    ("get", "/releases/{queued}/", None, VIEW, 200),
+    ("get", "/releases/{succeeded}/", None, VIEW, 200),
+    ("get", "/releases/{queued}/cancel/", None, DEPLOY, 200),
+    ("post", "/releases/{queued}/cancel/", {}, DEPLOY, 302),
+    ("get", "/releases/{first}/diff/{succeeded}/", None, VIEW, 200),
+    ("get", "/releases/{first}/rollback/", None, DEPLOY, 200),
+    ("post", "/releases/{first}/rollback/", {}, DEPLOY, 409),  # {queued} is still active
+    ("get", "/clusters/", None, VIEW, 200),
+    ("get", "/clusters/minikube/", None, VIEW, 200),
+    ("post", "/clusters/minikube/check/", {}, DEPLOY, 302),
 ]
 ADMIN_PAGES = ["/admin/", "/admin/deployments/profile/", "/admin/deployments/profile/add/",
                "/admin/deployments/cluster/", "/admin/deployments/auditevent/"]
@@ -52,6 +68,8 @@ def expected(role, needs, allowed_status):
         return 302
     if role == "admin" or (needs == VIEW and role in ("viewer", "deployer")):
         return allowed_status
+    if needs == DEPLOY and role == "deployer":
+        return allowed_status
     return 403
 
 
@@ -64,6 +82,41 @@ def test_it_enforces_the_permission_matrix(todo_app, role, method, url, data, ne
     assert response.status_code == expected(role, needs, status)
     if role is None:
         assert response["Location"].startswith("/accounts/login/?next=")
+
+
+@pytest.fixture
+def releases(todo_app, monkeypatch):
+    """Two succeeded releases and a queued one; the worker's side answers "still computing"."""
+    from deployments.views import clusters, releases
+    from tests.factories import make_release
+
+    monkeypatch.setattr(releases, "preview_request", lambda profile: None)
+    monkeypatch.setattr(releases, "release_enqueue", lambda release: None)
+    monkeypatch.setattr(clusters, "doctor_request", lambda cluster: None)
+    monkeypatch.setattr(clusters, "doctor_forget", lambda cluster: None)
+    first = make_release(todo_app, revision=1)
+    succeeded = make_release(todo_app, revision=2)
+    queued = make_release(todo_app, "queued")
+    return {"first": first.pk, "succeeded": succeeded.pk, "queued": queued.pk}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: {None: "anonymous", "": "no-role"}.get(r, r))
+@pytest.mark.parametrize(("method", "url", "data", "needs", "status"), RELEASE_PAGES,
+                         ids=[f"{p[0]} {p[1]}" for p in RELEASE_PAGES])
+def test_it_enforces_the_permission_matrix_on_release_pages(releases, role, method, url, data,
+                                                           needs, status):
+    client = client_for(role)
+    url = url.format(**releases)
+    response = getattr(client, method)(url, data) if data is not None else client.get(url)
+    assert response.status_code == expected(role, needs, status)
+    if role is None:
+        assert response["Location"].startswith("/accounts/login/?next=")
+
+
+def test_it_refuses_the_release_stream_to_anonymous_users_and_users_without_a_role(releases):
+    for role in (None, ""):
+        response = client_for(role).get(f"/releases/{releases['queued']}/stream/")
+        assert response.status_code in (302, 401, 403)
 
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda r: {None: "anonymous", "": "no-role"}.get(r, r))
