@@ -39,7 +39,7 @@ def test_it_has_a_valid_compose_file_with_healthchecks_and_mounts(tmp_path):
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
-    assert set(services) == {"web", "worker", "redis", "postgres"}
+    assert set(services) == {"web", "worker", "watcher", "redis", "postgres"}
     assert all("healthcheck" in service for service in services.values())
     worker_mounts = {
         v if isinstance(v, str) else f"{v['source']}:{v['target']}"
@@ -51,6 +51,15 @@ def test_it_has_a_valid_compose_file_with_healthchecks_and_mounts(tmp_path):
         m.startswith("/home/someone/.minikube:/home/someone/.minikube") for m in worker_mounts
     )
     assert services["worker"]["environment"]["KUBECONFIG"] == "/kube/config"
+    watcher = services["watcher"]
+    assert watcher["command"] == "python manage.py watch_cluster"
+    assert watcher["environment"]["KUBECONFIG"] == "/kube/config"
+    assert {
+        v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in watcher["volumes"]
+    } == {
+        "/home/someone/.kube:/kube:ro",
+        "/home/someone/.minikube:/home/someone/.minikube:ro",
+    }
     assert services["web"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 

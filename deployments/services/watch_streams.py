@@ -163,7 +163,13 @@ class Stream(threading.Thread):
 
     def _retry(self, backoff, name, why):
         delay = backoff.next()
-        log.warning("%s: %s; reconnecting in %.1fs (attempt %d)", name, why, delay, backoff.attempt)
+        # a cluster that stays down (no Minikube yet) is logged now and then, not every 30s
+        level = (
+            logging.WARNING if backoff.attempt <= 5 or backoff.attempt % 20 == 0 else logging.DEBUG
+        )
+        log.log(
+            level, "%s: %s; reconnecting in %.1fs (attempt %d)", name, why, delay, backoff.attempt
+        )
         self.cw.stopped.wait(delay)
 
     def relist(self, core):

