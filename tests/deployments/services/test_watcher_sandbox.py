@@ -395,3 +395,24 @@ def test_it_runs_as_a_command_that_stops_on_sigterm(
         timeout=60,
     )
     assert failed.returncode == 1
+
+
+def test_it_shows_the_pods_of_a_real_helm_deploy_by_component(deployable, sandbox, watcher):
+    from deployments.models import Component, Release
+    from deployments.services.releases import release_request, release_run
+
+    # NodePorts are cluster-wide and the sandbox is shared: keep this deploy's off them
+    Component.objects.filter(profile=deployable).update(service_type="ClusterIP", node_port=None)
+    watcher()
+    release = release_run(release_request(profile=deployable, actor=None, build=False).pk)
+    assert release.status == Release.SUCCEEDED, release.reason
+
+    def both_ready():
+        rows = PodState.objects.filter(profile=deployable, deleted=False, ready=True)
+        return {r.component: r for r in rows} if rows.count() == 2 else None
+
+    rows = sandbox.wait_until(both_ready, timeout=30, what="Ready rows of both components")
+    assert set(rows) == {"frontend", "backend"}
+    assert rows["backend"].image == "todo-backend:1.0.0"
+    assert all(r.namespace == sandbox.namespace and r.phase == "Running" for r in rows.values())
+    assert all(r.ready_label == "1/1" for r in rows.values())
