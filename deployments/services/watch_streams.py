@@ -10,6 +10,7 @@ errors back off exponentially (capped, jittered); the kubeconfig is reloaded on 
 import logging
 import random
 import threading
+import time
 from collections import OrderedDict
 
 import urllib3
@@ -128,8 +129,8 @@ class Stream(threading.Thread):
                 try:
                     if self.resource_version is None or self.relist_requested.is_set():
                         self.relist(core)
-                    backoff.reset()
-                    self.watch(core)
+                        backoff.reset()
+                    self.watch(core, backoff)
                 finally:
                     core.api_client.close()
             except Relist:
@@ -194,7 +195,9 @@ class Stream(threading.Thread):
             version,
         )
 
-    def watch(self, core):
+    def watch(self, core, backoff=None):
+        """Watch from self.resource_version until the server ends the watch (returns), a
+        relist is due (Relist), or an error; resets `backoff` once events arrive."""
         w = watch.Watch()
         self._watch = w
         try:
@@ -208,7 +211,11 @@ class Stream(threading.Thread):
                 _request_timeout=(TIMEOUT[0], WATCH_SECONDS + 30),
                 **self.selector,
             )
+            answered, began = False, time.monotonic()
             for item in stream:
+                if not answered and backoff is not None:
+                    backoff.reset()
+                answered = True
                 if self.relist_requested.is_set() or self.stopping():
                     raise Relist
                 if item["type"] == "BOOKMARK":
@@ -219,6 +226,8 @@ class Stream(threading.Thread):
                 self.resource_version = obj.metadata.resource_version
             if self.relist_requested.is_set():
                 raise Relist
+            if not answered and time.monotonic() - began < 1 and backoff is not None:
+                self.cw.stopped.wait(backoff.next())  # an empty watch at once: do not spin
         finally:
             self._watch = None
 
@@ -240,13 +249,13 @@ class PodStream(Stream):
 
     def apply(self, kind, pod):
         meta = pod.metadata
+        profile_id = self.profile_id(pod)
+        if profile_id is None:
+            return
         if kind == "DELETED":
             row = svc.pod_state_mark_deleted(namespace=meta.namespace, name=meta.name)
             if row is not None:
                 svc.pod_state_publish(row)
-            return
-        profile_id = self.profile_id(pod)
-        if profile_id is None:
             return
         row, changed = svc.pod_state_apply(
             profile_id=profile_id,

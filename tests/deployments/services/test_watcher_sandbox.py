@@ -300,10 +300,12 @@ def test_it_retries_an_unreachable_cluster_with_backoff_until_it_answers(
     sandbox, profile, cluster, watcher, unreachable_kubeconfig, caplog
 ):
     caplog.set_level(logging.INFO, logger="deployments.watcher")
-    path = unreachable_kubeconfig
+    path = unreachable_kubeconfig.with_name("kubeconfig")
+    unreachable = unreachable_kubeconfig
+    shutil.copyfile(unreachable, path)
     Cluster.objects.filter(pk=cluster.pk).update(kubeconfig_path=str(path))
     make_pod(sandbox, "shop-web-1")
-    watcher()
+    w = watcher()
 
     def retries():
         return [
@@ -323,6 +325,22 @@ def test_it_retries_an_unreachable_cluster_with_backoff_until_it_answers(
     sandbox.wait_until(
         lambda: row(sandbox, "shop-web-1", ready=True), timeout=40, what="a row after recovery"
     )
+
+    # a watch that was running loses its cluster: it backs off, then resumes where it was
+    stream = w.clusters[cluster.pk].pods
+    assert stream.lists == 1
+    caplog.clear()
+    shutil.copyfile(unreachable, path)
+    stream.interrupt()  # the open connection would otherwise last until the server ends it
+    sandbox.wait_until(lambda: len(retries()) >= 3, timeout=30, what="retries of the resume")
+    attempts = [int(m.split("(attempt ")[1].rstrip(")")) for m in retries()]
+    assert attempts[:3] == [1, 2, 3], retries()
+    make_pod(sandbox, "shop-web-2")  # created while the watcher cannot see the cluster
+    shutil.copyfile(sandbox.kubeconfig, path)
+    sandbox.wait_until(
+        lambda: row(sandbox, "shop-web-2", ready=True), timeout=40, what="the pod made meanwhile"
+    )
+    assert stream.lists == 1  # resumed from its resourceVersion: no relist was needed
 
 
 def test_it_runs_as_a_command_that_stops_on_sigterm(
