@@ -1,0 +1,154 @@
+"""The release page in a real Chromium against the real ASGI app (uvicorn: Django's
+live_server is WSGI and cannot stream): replayed lines, live lines through SSE, step
+progress on status events, and a reload that loses and repeats no line."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.request import urlopen
+
+import pytest
+from django.db import connection
+
+from deployments.models import LogLine, Release, Step
+from deployments.services.releases import _finish, _Run, release_request
+from tests.factories import PASSWORD, UserFactory
+
+# Playwright's sync API keeps an event loop running in this thread, which trips Django's
+# async-safety check for ORM calls made by the test itself (not by the server).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def asgi_server(redis_url, settings, transactional_db):
+    """uvicorn serving controlpanel.asgi:application on the test database and Redis."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        pytest.skip("a server process cannot share an in-memory SQLite test database")
+    settings.REDIS_URL = redis_url  # this process publishes; the server's stream relays
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}"
+        f"/{db['NAME']}",
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "HELMDECK_SERVE_STATIC": "true",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "controlpanel.asgi:application", "--host",
+         "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urlopen(f"{url}/health", timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"uvicorn did not start: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.2)
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def line_ids(page):
+    return page.eval_on_selector_all("#release-log .log-line", "lines => lines.map(l => l.id)")
+
+
+def assert_log_matches_rows(page, release):
+    ids = line_ids(page)
+    rows = list(LogLine.objects.filter(release=release).order_by("sequence")
+                .values_list("sequence", flat=True))
+    assert len(ids) == len(set(ids)), f"a line is shown twice: {ids}"
+    assert ids == [f"log-{n}" for n in rows]
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, browser, todo_app):
+    user = UserFactory(role="viewer")
+    release = release_request(profile=todo_app, actor=None, build=False)
+    run = _Run(release)
+    run.begin("render")
+    for n in range(1, 4):
+        run.log(f"replayed line {n} <b>not bold</b>")
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.add_init_script(
+        "document.addEventListener('htmx:sseOpen', () => { window.sseOpened = "
+        "(window.sseOpened || 0) + 1; });")
+    try:
+        page.goto(f"{asgi_server}/accounts/login/?next=/releases/{release.pk}/")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{asgi_server}/releases/{release.pk}/")
+        assert page.evaluate("typeof htmx") == "object"
+
+        # replayed: rendered by the server, escaped
+        assert line_ids(page) == ["log-1", "log-2", "log-3"]
+        assert page.inner_text("#log-1") == "render replayed line 1 <b>not bold</b>"
+        assert "now: render" in page.inner_text("#release-steps")
+        page.wait_for_function("window.sseOpened >= 1")
+
+        # live: lines written (row, then publish) by "the worker" appear through SSE
+        for n in range(4, 7):
+            run.log(f"live line {n}")
+        page.locator("#log-6").wait_for()
+        assert page.inner_text("#log-6") == "render live line 6"
+        assert_log_matches_rows(page, release)
+
+        # a status event: the badge and the steps follow
+        Release.objects.filter(pk=release.pk).update(status=Release.UPGRADING)
+        run.end()
+        run.begin("upgrade")
+        run.log("helm upgrade --install todo-app")
+        page.locator("#release-status .badge-upgrading").wait_for()
+        page.wait_for_function(
+            "document.querySelector('#release-steps').innerText.includes('now: upgrade')")
+        page.locator("#log-7").wait_for()
+        assert_log_matches_rows(page, release)
+
+        # reload: all rows replayed by the server, then the stream continues after them
+        page.reload()
+        page.wait_for_function("window.sseOpened >= 1")
+        assert_log_matches_rows(page, release)
+        run.log("after the reload")
+        page.locator("#log-8").wait_for()
+        assert_log_matches_rows(page, release)
+
+        # done: the page reloads its live part, stops streaming, shows the result
+        run.end()
+        Step.objects.filter(release=release, name="verify").update(status=Step.DONE)
+        _finish(run, Release.SUCCEEDED)
+        page.locator("#release-status .badge-succeeded").wait_for()
+        page.wait_for_function("!document.querySelector('#release-live[sse-connect]')")
+        assert "3/3 done" in page.inner_text("#release-steps")
+        assert_log_matches_rows(page, release)
+        assert LogLine.objects.filter(release=release).count() == 8
+    finally:
+        context.close()
