@@ -15,7 +15,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from deployments import validators as v
-from deployments.forms import COMPONENT_FIELDS, COMPONENT_LABELS, COMPONENT_PATHS
+from deployments.forms import COMPONENT_FIELDS, COMPONENT_LABELS, COMPONENT_PATHS, MappingField
 from deployments.models import AuditEvent, Cluster, Component, ConfigEntry, Profile, SecretEntry
 from deployments.services import profiles as services
 from deployments.spec import SpecError, component_spec, parse_spec
@@ -129,6 +129,7 @@ class ComponentForm(forms.ModelForm):
     class Meta:
         model = Component
         fields = COMPONENT_FIELDS
+        field_classes = {"build_args": MappingField, "pod_annotations": MappingField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

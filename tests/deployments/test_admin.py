@@ -213,3 +213,11 @@ def test_it_reports_a_profile_without_components_on_the_components_inline(admin_
     assert response.status_code == 200
     assert "at least one component" in response.content.decode()
     assert todo_app.components.count() == 2
+
+
+def test_it_reports_undecodable_json_in_the_component_inline(admin_client, todo_app):
+    component = todo_app.components.first()
+    data = change_data(todo_app, component_changes={component.name: {"build_args": "9" * 5000}})
+    response = admin_client.post(f"/admin/deployments/profile/{todo_app.pk}/change/", data)
+    assert response.status_code == 200
+    assert "Enter a valid JSON" in response.content.decode()

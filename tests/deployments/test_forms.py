@@ -174,3 +174,11 @@ def test_it_validates_clone_names_with_the_release_rules():
     form = CloneForm({"name": "x" * 60, "namespace": "ok"})
     assert not form.is_valid()
     assert "at most" in form.errors["name"][0]
+
+
+def test_it_reports_an_undecodable_json_number_as_a_field_error():
+    from deployments.forms import ComponentForm
+
+    form = ComponentForm(data={"build_args": "9" * 5000})
+    assert not form.is_valid()
+    assert "build_args" in form.errors
