@@ -21,6 +21,10 @@ def load(text):
     try:
         # SafeLoader builds plain dicts/lists/scalars only; aliases are capped by the size limit.
         return yaml.safe_load(text)
+    except ValueError:  # an integer of more than 4300 digits, a date like 2023-02-30
+        raise SpecError([FieldError(
+            "file", "holds a value YAML cannot convert (a number over 4300 digits or an "
+                    "impossible date); quote it to make it text")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"

@@ -155,6 +155,9 @@ BAD_FILES = {
         "  b: {port: 81, service: {type: NodePort, nodePort: 30080}}\n",
         ["components.b.service.nodePort: 30080 is already used by component a"],
     ),
+    "huge number": ("name: x\ncomponents: {web: {port: " + "9" * 5000 + "}}\n",
+                    ["file: holds a value YAML cannot convert"]),
+    "impossible date": ("name: x\ndescription: 2023-02-30\n", ["file: holds a value YAML"]),
     "no components": ("name: app\ncomponents: {}\n", ["components: needs at least one component"]),
 }
 
