@@ -7,6 +7,28 @@ from deployments.spec import FieldError, SpecError, spec_from_profile
 MAX_BYTES = 256 * 1024
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last
+    silently, so `port: 80` then `port: 8080` would hide a mistake)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                continue  # an unhashable key is reported by the spec parser
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice in one mapping",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                              _StrictLoader.construct_mapping)
+
+
 def load(text):
     """YAML text -> a Python document. Raises SpecError with a readable reason."""
     if isinstance(text, bytes):
@@ -20,7 +42,7 @@ def load(text):
         raise SpecError([FieldError("file", f"is larger than {MAX_BYTES // 1024} KiB")])
     try:
         # SafeLoader builds plain dicts/lists/scalars only; aliases are capped by the size limit.
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except ValueError:  # an integer of more than 4300 digits, a date like 2023-02-30
         raise SpecError([FieldError(
             "file", "holds a value YAML cannot convert (a number over 4300 digits or an "
