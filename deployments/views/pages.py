@@ -41,7 +41,9 @@ def _require_any(user, perms):
 @require_GET
 @permission_required("deployments.view_profile", raise_exception=True)
 def status(request):
-    context = {"profiles": selectors.status_profiles()}
+    profiles = list(selectors.status_profiles())
+    releasing = any((last := selectors.last_release(p)) and last.is_active for p in profiles)
+    context = {"profiles": profiles, "releasing": releasing}
     return _render(request, "deployments/status.html", "profiles", context)
 
 

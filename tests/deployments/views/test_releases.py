@@ -459,3 +459,12 @@ def test_it_never_shows_a_secret_value_on_the_release_pages(login, todo_app, wor
         assert_clean(response.content.decode(), url)
     diff = client.get(f"/releases/{first.pk}/diff/{latest.pk}/").content.decode()
     assert "OPENAI_API_KEY" in diff and "stored: true" in diff  # keys and sources only
+
+
+def test_it_refreshes_the_status_page_faster_while_a_release_runs(login, todo_app):
+    client = login("viewer")
+    assert 'hx-trigger="every 30s"' in client.get("/").content.decode()
+    release = make_release(todo_app, "building")
+    assert 'hx-trigger="every 3s"' in client.get("/").content.decode()
+    Release.objects.filter(pk=release.pk).update(status="succeeded")
+    assert 'hx-trigger="every 30s"' in client.get("/", headers=HX).content.decode()
