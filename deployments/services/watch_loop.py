@@ -54,6 +54,9 @@ class ClusterWatch:
         self.cluster = cluster
         self.config = (cluster.kubeconfig_path, cluster.kube_context)
         self.stopped = threading.Event()
+        # The pod and event streams both write a pod's row; writing and publishing under
+        # one lock keeps a row's publishes in the order of its writes (and event ids).
+        self.lock = threading.Lock()
         self.registry = Registry()
         self.registry.set_profiles(profiles)
         self.pods, self.events = PodStream(self), EventStream(self)

@@ -184,7 +184,8 @@ class Stream(threading.Thread):
             token = page.metadata._continue
             if not token:
                 break
-        self.apply_list(items)
+        with self.cw.lock:
+            self.apply_list(items)
         self.resource_version = version
         self.lists += 1
         log.info(
@@ -222,7 +223,8 @@ class Stream(threading.Thread):
                     self.resource_version = w.resource_version or self.resource_version
                     continue
                 obj = item["object"]
-                self.apply(item["type"], obj)
+                with self.cw.lock:  # one writer (and publisher) per row at a time: in order
+                    self.apply(item["type"], obj)
                 self.resource_version = obj.metadata.resource_version
             if self.relist_requested.is_set():
                 raise Relist

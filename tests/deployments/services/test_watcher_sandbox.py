@@ -138,9 +138,9 @@ def test_it_keeps_rows_of_a_profiles_pods_current_and_publishes_them(
     watcher()
 
     ready = sandbox.wait_until(
-        lambda: row(sandbox, "shop-web-1", phase="Running", ready=True),
+        lambda: row(sandbox, "shop-web-1", phase="Running", ready=True, last_event=bool),
         timeout=30,
-        what="a Running, Ready row",
+        what="a Running, Ready row with the pod's last event",
     )
     assert (ready.profile_id, ready.component, ready.ready_label) == (profile.pk, "web", "1/1")
     assert (ready.node, ready.image, ready.restarts, ready.reason) == (
