@@ -48,7 +48,7 @@ def test_it_previews_a_deploy_computed_by_the_worker(celery_worker, todo_app, lo
                 done=lambda text: "Computing preview" not in text)
     assert "every 1s" not in body
     assert "Deployment/todo-app-backend" in body, body[:3000]
-    assert "Service/todo-app-frontend" in body
+    assert "Service/frontend-service" in body
     assert "cannot read what is deployed now" in body  # the cluster is unreachable
     assert '<code>JWT_SECRET</code> <span class="tag state-added">added</span>' in body
     assert_clean(body, "the deploy preview")
