@@ -390,3 +390,20 @@ def test_it_notices_new_profiles_and_keeps_only_the_newest_event_per_pod():
     registry.remember("ns", "p", "new", STARTED + timedelta(seconds=2))
     registry.remember("ns", "p", "old", STARTED)
     assert registry.last_event("ns", "p") == ("new", STARTED + timedelta(seconds=2))
+
+
+@pytest.mark.django_db
+def test_it_prunes_rows_of_pods_deleted_a_while_ago():
+    profile = ProfileFactory(name="todo-app", namespace="todo-app")
+    fields = watcher.pod_state_fields(pod())
+    watcher.pod_state_apply(profile_id=profile.pk, fields=fields)
+    live = watcher.pod_state_fields(pod(name="todo-app-backend-live"))
+    watcher.pod_state_apply(profile_id=profile.pk, fields=live)
+    watcher.pod_state_mark_deleted(namespace="todo-app", name=fields["name"])
+    assert watcher.pod_states_prune() == 0  # just deleted: pages still show it as gone
+    PodState.objects.filter(deleted=True).update(updated_at=STARTED)
+    assert watcher.pod_states_prune() == 1
+    assert list(PodState.objects.values_list("name", flat=True)) == ["todo-app-backend-live"]
+    assert watcher.event_id_time(watcher.event_id(PodState.objects.get())) == (
+        PodState.objects.get().updated_at
+    )
