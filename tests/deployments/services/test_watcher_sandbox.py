@@ -434,3 +434,18 @@ def test_it_shows_the_pods_of_a_real_helm_deploy_by_component(deployable, sandbo
     assert rows["backend"].image == "todo-backend:1.0.0"
     assert all(r.namespace == sandbox.namespace and r.phase == "Running" for r in rows.values())
     assert all(r.ready_label == "1/1" for r in rows.values())
+
+
+def test_it_restarts_a_clusters_watch_when_its_kubeconfig_changes(
+    sandbox, profile, cluster, watcher, unreachable_kubeconfig
+):
+    Cluster.objects.filter(pk=cluster.pk).update(kubeconfig_path=str(unreachable_kubeconfig))
+    make_pod(sandbox, "shop-web-1")
+    w = watcher()
+    first = sandbox.wait_until(lambda: w.clusters.get(cluster.pk), timeout=10, what="a watch")
+    Cluster.objects.filter(pk=cluster.pk).update(kubeconfig_path=str(sandbox.kubeconfig))
+    sandbox.wait_until(lambda: row(sandbox, "shop-web-1", ready=True), timeout=30, what="row")
+    assert w.clusters[cluster.pk] is not first
+    assert first.stopped.is_set()
+    first.join(10)
+    assert not any(stream.is_alive() for stream in first.streams)
