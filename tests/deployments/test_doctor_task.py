@@ -1,0 +1,42 @@
+"""doctor_request: queue the doctor once, hand back what the worker stored, recheck on an
+edited cluster. (A real worker: tests/deployments/views/test_release_pages_worker.py.)"""
+
+import pytest
+
+from deployments import tasks
+from deployments.models import Cluster
+from deployments.services.doctor import Result
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued(settings, monkeypatch):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    calls = []
+    monkeypatch.setattr(tasks.run_doctor, "delay_on_commit", lambda *args: calls.append(args))
+    return calls
+
+
+def test_it_queues_the_doctor_once_and_returns_what_the_worker_stored(queued, monkeypatch):
+    cluster = Cluster.objects.get(name="minikube")
+    assert tasks.doctor_request(cluster) is None
+    assert tasks.doctor_request(cluster) is None  # pending: not queued again
+    assert len(queued) == 1
+    monkeypatch.setattr(tasks, "cluster_doctor",
+                        lambda cluster: [Result("helm", False, "not found", "install helm")])
+    tasks.run_doctor(*queued[0])
+    assert tasks.doctor_request(cluster) == [
+        {"name": "helm", "ok": False, "detail": "not found", "fix": "install helm"}]
+
+
+def test_it_checks_again_when_the_cluster_changed_or_was_forgotten(queued):
+    cluster = Cluster.objects.get(name="minikube")
+    tasks.doctor_request(cluster)
+    cluster.kube_context = "other"
+    cluster.save()
+    tasks.doctor_request(cluster)
+    tasks.doctor_forget(cluster)
+    tasks.doctor_request(cluster)
+    assert len(queued) == 3
+    assert len({key for _, key in queued}) == 2
