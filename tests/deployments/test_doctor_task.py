@@ -2,6 +2,7 @@
 edited cluster. (A real worker: tests/deployments/views/test_release_pages_worker.py.)"""
 
 import pytest
+from django.core.cache import cache
 
 from deployments import tasks
 from deployments.models import Cluster
@@ -12,7 +13,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def queued(settings, monkeypatch):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": "doctor-tests"}}
+    cache.clear()  # a locmem cache outlives the test that filled it
     calls = []
     monkeypatch.setattr(tasks.run_doctor, "delay_on_commit", lambda *args: calls.append(args))
     return calls
