@@ -100,6 +100,7 @@ class Watcher:
         self.stopped = threading.Event()
         self._pruned = 0.0
         self._hostname = socket.gethostname()
+        self._redis = None
 
     def tick(self):
         by_cluster = {}
@@ -135,13 +136,22 @@ class Watcher:
             svc.pod_states_prune()
         self.beat()
 
+    def redis(self):
+        """A heartbeat key next to the workers' (helmdeck:worker:*), for pages to ask about."""
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
+            )
+        return self._redis
+
     def beat(self):
         if self.heartbeat_path is not None:
-            self.heartbeat_path.write_text(f"{int(time.time())}\n")
+            try:
+                self.heartbeat_path.write_text(f"{int(time.time())}\n")
+            except OSError as exc:
+                log.warning("cannot write the heartbeat file %s: %s", self.heartbeat_path, exc)
         with contextlib.suppress(redis.RedisError):
-            redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
-            ).set(f"{HEARTBEAT_KEY}{self._hostname}", int(time.time()), ex=HEARTBEAT_TTL)
+            self.redis().set(f"{HEARTBEAT_KEY}{self._hostname}", int(time.time()), ex=HEARTBEAT_TTL)
 
     def run(self):
         """Until stop(): tick, then wait `refresh` seconds. Database trouble is logged and
@@ -153,6 +163,8 @@ class Watcher:
                 except DatabaseError as exc:
                     log.warning("reading profiles failed (%s); retrying", exc)
                     connection.close()
+                except Exception:  # the supervisor must outlive its bugs; streams go on
+                    log.exception("watcher tick failed; retrying")
                 self.stopped.wait(self.refresh)
         finally:
             self.shutdown()
@@ -168,9 +180,8 @@ class Watcher:
             current.join(max(0.0, deadline - time.monotonic()))
         self.clusters.clear()
         with contextlib.suppress(redis.RedisError):
-            redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
-            ).delete(f"{HEARTBEAT_KEY}{self._hostname}")
+            self.redis().delete(f"{HEARTBEAT_KEY}{self._hostname}")
+            self.redis().close()
         if self.heartbeat_path is not None:
             with contextlib.suppress(OSError):
                 self.heartbeat_path.unlink()
