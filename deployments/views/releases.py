@@ -176,6 +176,9 @@ def release_detail(request, pk):
     release = get_object_or_404(selectors.release_detail_queryset(), pk=pk)
     steps_only = bool(request.htmx) and request.htmx.target == "release-steps"
     context = _release_context(release, with_log=not steps_only)
+    if release.status == Release.SUCCEEDED and not steps_only:
+        last = selectors.current_release(profile=release.profile)
+        context["is_last_success"] = last is not None and last.pk == release.pk
     return render_page(
         request, "deployments/release_detail.html", context,
         partials={"release-steps": "steps", None: "live"},

@@ -313,7 +313,7 @@ def test_it_lists_the_releases_of_a_profile(login, todo_app, history):
     assert [re.search(r'href="/releases/(\d+)/"', row).group(1) for row in rows] == [
         str(latest.pk), str(failed.pk), str(first.pk)]
     assert "todo-backend:1.1.0" in rows[0] and "todo-backend:1.0.0" in rows[2]
-    assert "running now" in rows[0] and "badge-succeeded" in rows[0]
+    assert "last success" in rows[0] and "badge-succeeded" in rows[0]
     assert "badge-failed" in rows[1] and "image pull failed" in rows[1]
     assert "42.0s" in rows[0] and "<td>2</td>" in rows[0]
     assert f"/releases/{failed.pk}/diff/{latest.pk}/" in rows[0]
@@ -351,7 +351,7 @@ def test_it_rolls_back_after_confirmation(login, todo_app, history, worker):
     body = confirm.content.decode()
     assert confirm.status_code == 200
     assert f"Roll todo-app back to release #{first.pk}?" in body
-    assert '<span class="diff-del">-    tag: 1.1.0</span>' in body  # from what runs now
+    assert '<span class="diff-del">-    tag: 1.1.0</span>' in body  # from the last success
     assert Release.objects.count() == 3  # a GET changes nothing
     response = client.post(f"/releases/{first.pk}/rollback/")
     rollback = Release.objects.order_by("-pk").first()
@@ -468,3 +468,12 @@ def test_it_refreshes_the_status_page_faster_while_a_release_runs(login, todo_ap
     assert 'hx-trigger="every 3s"' in client.get("/").content.decode()
     Release.objects.filter(pk=release.pk).update(status="succeeded")
     assert 'hx-trigger="every 30s"' in client.get("/", headers=HX).content.decode()
+
+
+def test_it_offers_roll_back_on_an_earlier_success_only(login, todo_app, history):
+    first, failed, latest = history
+    client = login("deployer")
+    body = client.get(f"/releases/{first.pk}/").content.decode()
+    assert f"/releases/{first.pk}/rollback/" in body
+    for release in (failed, latest):
+        assert "/rollback/" not in client.get(f"/releases/{release.pk}/").content.decode()
