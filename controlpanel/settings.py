@@ -146,3 +146,6 @@ HELMDECK_PROJECT_DIR = env.str("HELMDECK_PROJECT_DIR", default=str(BASE_DIR))
 HELMDECK_HELM_TIMEOUT = env.int("HELMDECK_HELM_TIMEOUT", default=300)  # seconds helm --wait waits
 HELMDECK_BUILD_TIMEOUT = env.int("HELMDECK_BUILD_TIMEOUT", default=1800)  # per image
 HELMDECK_QUEUE_TIMEOUT = env.int("HELMDECK_QUEUE_TIMEOUT", default=3600)  # queued, no worker
+# Cluster or Docker unreachable: retry a stage this many times, waiting 2, 4, 8 ... seconds.
+HELMDECK_TRANSIENT_RETRIES = env.int("HELMDECK_TRANSIENT_RETRIES", default=3)
+HELMDECK_RETRY_BACKOFF = env.float("HELMDECK_RETRY_BACKOFF", default=2.0)

@@ -95,8 +95,13 @@ def _stage_task(stage):
         time_limit=settings.HELMDECK_BUILD_TIMEOUT * 4,
         ignore_result=True,
     )
-    def task(self, release_id):
-        return stage(release_id, self.request.hostname or "")
+    def task(self, release_id, attempt=0):
+        try:
+            return stage(release_id, self.request.hostname or "", attempt)
+        except releases.RetryLater as retry:
+            # Same task, same chain links: the next stages still follow it.
+            raise self.retry(kwargs={"attempt": attempt + 1}, countdown=retry.delay,
+                             max_retries=None) from None
 
     return task
 

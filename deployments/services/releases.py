@@ -17,7 +17,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from deployments import crypto, events
@@ -46,6 +47,32 @@ log = logging.getLogger(__name__)
 
 class ReleaseRefused(Exception):
     """A release cannot start (another is active, nothing to roll back to, ...)."""
+
+
+class RetryLater(Exception):
+    """A stage met a transient failure and put the release back; run it again after
+    `delay` seconds with attempt + 1 (the Celery task retries, the CLI sleeps)."""
+
+    def __init__(self, delay):
+        super().__init__(f"retry in {delay}s")
+        self.delay = delay
+
+
+def _retry_or_fail(run, exc, *, back_to, attempt):
+    """After a transient error (cluster or daemon unreachable) retry with exponential
+    backoff, at most HELMDECK_TRANSIENT_RETRIES times; then, or for a permanent error, fail
+    the release with the reason."""
+    retries = settings.HELMDECK_TRANSIENT_RETRIES
+    if exc.permanent or attempt >= retries:
+        tried = f" (after {attempt + 1} attempts)" if not exc.permanent and attempt else ""
+        _fail(run, f"{exc}{tried}")
+        return False
+    delay = settings.HELMDECK_RETRY_BACKOFF * 2**attempt
+    run.log(f"{exc}; retrying in {delay:g}s (attempt {attempt + 2} of {retries + 1})")
+    if run.step is not None:
+        Step.objects.filter(pk=run.step.pk).update(status=Step.PENDING, started_at=None)
+    Release.objects.filter(pk=run.release.pk, status__in=Release.ACTIVE).update(status=back_to)
+    raise RetryLater(delay)
 
 
 def helm_timeout():
@@ -207,7 +234,7 @@ def _claim(release_id, from_statuses, to_status, *, budget, worker="", **extra):
     """
     now = timezone.now()
     if Release.QUEUED in from_statuses:
-        extra.setdefault("started_at", now)
+        extra.setdefault("started_at", Coalesce(F("started_at"), Value(now)))
     if worker:
         extra["worker"] = worker
     extra["deadline"] = now + timedelta(seconds=budget)
@@ -245,7 +272,7 @@ def _fail(run, reason, status=Release.FAILED):
     _finish(run, status, reason)
 
 
-def release_build(release_id, worker=""):
+def release_build(release_id, worker="", attempt=0):
     release = Release.objects.filter(pk=release_id).first()
     builds = (
         sum(
@@ -286,15 +313,17 @@ def release_build(release_id, worker=""):
                 should_stop=run.cancelled,
             )
         except IntegrationError as exc:
-            _fail(run, str(exc))
-            return False
+            if run.cancelled():
+                _fail(run, str(exc))
+                return False
+            return _retry_or_fail(run, exc, back_to=Release.QUEUED, attempt=attempt)
         images[comp["name"]] = {"ref": ref, "id": image_id}
         run.end(detail=image_id)
     Release.objects.filter(pk=release_id).update(images=images)
     return True
 
 
-def release_render(release_id, worker=""):
+def release_render(release_id, worker="", attempt=0):
     release = _claim(release_id, (Release.BUILDING,), Release.RENDERING, worker=worker, budget=300)
     if release is None:
         return False
@@ -331,7 +360,7 @@ def release_render(release_id, worker=""):
     return True
 
 
-def release_upgrade(release_id, worker=""):
+def release_upgrade(release_id, worker="", attempt=0):
     release = _claim(
         release_id,
         (Release.RENDERING,),
@@ -380,8 +409,12 @@ def release_upgrade(release_id, worker=""):
             _fail(run, str(exc))
             return False
     if code != 0:
-        return _settle_failed_upgrade(run, helm, watcher)
-    status = helm.status(spec["name"], spec["namespace"]) or {}
+        return _settle_failed_upgrade(run, helm, watcher, attempt)
+    try:
+        status = helm.status(spec["name"], spec["namespace"]) or {}
+    except IntegrationError as exc:
+        _fail(run, f"helm succeeded but its status cannot be read: {exc}")
+        return False
     revision = status.get("version")
     notes = ((status.get("info") or {}).get("notes") or "").strip()
     Release.objects.filter(pk=release_id).update(helm_revision=revision, notes=notes)
@@ -389,13 +422,16 @@ def release_upgrade(release_id, worker=""):
     return True
 
 
-def _settle_failed_upgrade(run, helm, watcher):
-    """helm exited non-zero: say why, and make sure no release is left pending."""
+def _settle_failed_upgrade(run, helm, watcher, attempt):
+    """helm exited non-zero: say why, and make sure no release is left pending. When even
+    `helm status` cannot reach the cluster, the upgrade is retried from rendering."""
     spec = run.spec
     reason = watcher.reason() or "helm upgrade failed (see its output above)"
     try:
         status = helm.status(spec["name"], spec["namespace"])
     except IntegrationError as exc:
+        if not exc.permanent and not run.cancelled():
+            return _retry_or_fail(run, exc, back_to=Release.RENDERING, attempt=attempt)
         _fail(run, f"{reason}; and helm status failed: {exc}")
         return False
     state = ((status or {}).get("info") or {}).get("status", "")
@@ -419,7 +455,7 @@ def _settle_failed_upgrade(run, helm, watcher):
     return False
 
 
-def release_verify(release_id, worker=""):
+def release_verify(release_id, worker="", attempt=0):
     release = _claim(release_id, (Release.UPGRADING,), Release.VERIFYING, worker=worker, budget=120)
     if release is None:
         return False
@@ -432,8 +468,7 @@ def release_verify(release_id, worker=""):
             pods = kube.release_pods(spec["namespace"], spec["name"])
             problems = pod_problems(pods, kube.events(spec["namespace"]))
     except IntegrationError as exc:
-        _fail(run, str(exc))
-        return False
+        return _retry_or_fail(run, exc, back_to=Release.UPGRADING, attempt=attempt)
     unready = [
         d.metadata.name
         for d in deployments
@@ -459,7 +494,15 @@ STAGES = (release_build, release_render, release_upgrade, release_verify)
 def release_run(release_id, worker="cli"):
     """All stages in this process (the CLI's `deploy --wait`). Returns the settled release."""
     for stage in STAGES:
-        if not stage(release_id, worker):
+        attempt = 0
+        while True:
+            try:
+                ok = stage(release_id, worker, attempt)
+                break
+            except RetryLater as retry:
+                time.sleep(retry.delay)
+                attempt += 1
+        if not ok:
             break
     return Release.objects.get(pk=release_id)
 

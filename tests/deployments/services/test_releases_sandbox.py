@@ -110,15 +110,51 @@ def test_it_rolls_back_a_crash_looping_release_and_says_why(deployable, sandbox,
     assert status["info"]["status"] == "deployed"
 
 
-def test_it_fails_with_a_clear_reason_when_the_cluster_is_unreachable(
-    deployable, unreachable_kubeconfig
+def test_it_retries_an_unreachable_cluster_then_fails_with_the_reason(
+    deployable, unreachable_kubeconfig, settings
 ):
-    kubeconfig = unreachable_kubeconfig
-    Cluster.objects.filter(pk=deployable.cluster_id).update(kubeconfig_path=str(kubeconfig))
+    settings.HELMDECK_RETRY_BACKOFF = 0.2
+    Cluster.objects.filter(pk=deployable.cluster_id).update(
+        kubeconfig_path=str(unreachable_kubeconfig)
+    )
     deployable.refresh_from_db()
     release = deploy(deployable, build=False)
     assert release.status == Release.FAILED
-    assert "unreachable" in release.reason.lower() or "connection refused" in release.reason
+    assert "unreachable" in release.reason.lower()
+    assert release.reason.endswith("(after 4 attempts)")
+    retries = release.log_lines.filter(text__contains="retrying in").count()
+    assert retries == 3
+    assert release.steps.get(name="upgrade").status == Step.FAILED
+
+
+def test_it_recovers_when_the_cluster_comes_back_during_the_retries(
+    deployable, unreachable_kubeconfig, sandbox, settings
+):
+    settings.HELMDECK_RETRY_BACKOFF = 1
+    Cluster.objects.filter(pk=deployable.cluster_id).update(
+        kubeconfig_path=str(unreachable_kubeconfig)
+    )
+    release = release_request(profile=deployable, actor=None, build=False)
+
+    def heal():
+        from django.db import connection
+
+        deadline = time.monotonic() + 120
+        while not LogLine.objects.filter(release=release, text__contains="retrying in").exists():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
+        Cluster.objects.filter(pk=deployable.cluster_id).update(
+            kubeconfig_path=str(sandbox.kubeconfig)
+        )
+        connection.close()
+
+    healer = threading.Thread(target=heal)
+    healer.start()
+    result = release_run(release.pk)
+    healer.join()
+    assert result.status == Release.SUCCEEDED, result.reason
+    assert result.helm_revision == 1
 
 
 def test_it_runs_one_release_per_profile_at_a_time(deployable):
