@@ -159,7 +159,8 @@ BAD_FILES = {
                     ["file: holds a value YAML cannot convert"]),
     "impossible date": ("name: x\ndescription: 2023-02-30\n", ["file: holds a value YAML"]),
     "duplicate keys": ("name: x\ncomponents:\n  web: {port: 80}\n  web: {port: 81}\n",
-                       ["file: is not valid YAML at line 4, column 3: the key 'web' appears twice"]),
+                       ["file: is not valid YAML at line 4, column 3: "
+                        "the key 'web' appears twice"]),
     "no components": ("name: app\ncomponents: {}\n", ["components: needs at least one component"]),
 }
 
