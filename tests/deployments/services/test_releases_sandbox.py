@@ -95,6 +95,7 @@ def test_it_deploys_upgrades_and_rolls_back_the_todo_app(deployable, sandbox, he
     assert config.data["LOG_LEVEL"] == "info"
 
 
+@BOTH_HELMS
 def test_it_rolls_back_a_crash_looping_release_and_says_why(deployable, sandbox, settings):
     assert deploy(deployable, build=False).status == Release.SUCCEEDED
     settings.HELMDECK_HELM_TIMEOUT = 20
@@ -220,3 +221,30 @@ def test_it_cancels_a_release_mid_build(deployable, tmp_path, settings, dockerd)
     assert release.steps.get(name="build backend").status == Step.FAILED
     assert release.steps.get(name="upgrade").status == Step.SKIPPED
     assert os.environ.get("TODO_JWT_SECRET") not in release.reason
+
+
+def test_it_deploys_and_rolls_back_from_the_cli_with_exit_codes(deployable, capsys, settings):
+    from django.core.management import call_command
+
+    def command(*args):
+        with pytest.raises(SystemExit) as exited:
+            call_command(*args)
+        out, err = capsys.readouterr()
+        return exited.value.code, out, err
+
+    code, out, _ = command("deploy", "todo-app", "--wait", "--no-build")
+    assert code == 0
+    assert "succeeded" in out and "helm revision 1" in out
+    assert "http://$(minikube ip):30000" in out  # NOTES.txt
+    Component.objects.filter(profile=deployable, name="backend").update(tag="2.0.0")
+    assert command("deploy", "todo-app", "--wait", "--no-build")[0] == 0
+    code, out, _ = command("rollback", "todo-app", "--revision", "1")
+    assert code == 0
+    assert "helm revision 3" in out
+    Component.objects.filter(profile=deployable, name="backend").update(
+        pod_annotations={"helmdeck.dev/simulate": "image-pull-error"}, tag="2.0.1")
+    settings.HELMDECK_HELM_TIMEOUT = 15
+    code, _, err = command("deploy", "todo-app", "--wait", "--no-build")
+    assert code == 1
+    assert "rolled back" in err
+    assert "ImagePullBackOff" in err or "ErrImagePull" in err
