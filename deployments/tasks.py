@@ -29,20 +29,26 @@ def render_preview(profile_id, print_):
     cache.set(preview_key(profile_id, print_), profile_preview(profile=profile), PREVIEW_TTL)
 
 
-def preview_request(profile):
-    """The cached preview of a profile as it is now, or None after queueing its computation.
+def _cached_or_queued(key, pending_ttl, task, *args):
+    """A worker's cached result under `key`, or None after queueing `task(*args)` to make it.
 
     A `pending` marker (set with add(), so only the first caller enqueues) keeps a page that
     polls from queueing the same work again.
     """
-    print_ = fingerprint(profile)
-    key = preview_key(profile.pk, print_)
     report = cache.get(key)
     if report is not None and report != "pending":
         return report
-    if cache.add(key, "pending", PREVIEW_TTL):
-        render_preview.delay_on_commit(profile.pk, print_)
+    if cache.add(key, "pending", pending_ttl):
+        task.delay_on_commit(*args)
     return None
+
+
+def preview_request(profile):
+    """The cached preview of a profile as it is now, or None after queueing its computation."""
+    print_ = fingerprint(profile)
+    return _cached_or_queued(
+        preview_key(profile.pk, print_), PREVIEW_TTL, render_preview, profile.pk, print_
+    )
 
 
 DOCTOR_TTL = 120  # results: a minute or two old at most
@@ -51,8 +57,14 @@ DOCTOR_PENDING_TTL = 300  # longer than the task's time limit: asked once while 
 
 def doctor_key(cluster):
     """Changes when the cluster's settings change, so an edited cluster is checked again."""
-    settings_ = (cluster.kubeconfig_path, cluster.kube_context, cluster.minikube_profile,
-                 cluster.docker_host, str(cluster.capacity_cpus), cluster.capacity_memory)
+    settings_ = (
+        cluster.kubeconfig_path,
+        cluster.kube_context,
+        cluster.minikube_profile,
+        cluster.docker_host,
+        str(cluster.capacity_cpus),
+        cluster.capacity_memory,
+    )
     digest = hashlib.sha256(repr(settings_).encode()).hexdigest()[:12]
     return f"helmdeck:doctor:{cluster.pk}:{digest}"
 
@@ -71,12 +83,7 @@ def doctor_request(cluster):
     """The cached doctor results ([{name, ok, detail, fix}]) of a cluster, or None after
     queueing the checks; poll it as the preview is polled."""
     key = doctor_key(cluster)
-    report = cache.get(key)
-    if report is not None and report != "pending":
-        return report
-    if cache.add(key, "pending", DOCTOR_PENDING_TTL):
-        run_doctor.delay_on_commit(cluster.pk, key)
-    return None
+    return _cached_or_queued(key, DOCTOR_PENDING_TTL, run_doctor, cluster.pk, key)
 
 
 def doctor_forget(cluster):
@@ -100,8 +107,9 @@ def _stage_task(stage):
             return stage(release_id, self.request.hostname or "", attempt)
         except releases.RetryLater as retry:
             # Same task, same chain links: the next stages still follow it.
-            raise self.retry(kwargs={"attempt": attempt + 1}, countdown=retry.delay,
-                             max_retries=None) from None
+            raise self.retry(
+                kwargs={"attempt": attempt + 1}, countdown=retry.delay, max_retries=None
+            ) from None
 
     return task
 

@@ -12,7 +12,7 @@ ROLES = ("viewer", "deployer", "admin")
 
 @pytest.fixture(autouse=True)
 def _migration_rows(request):
-    """Rows the data migration makes (roles, the default cluster) are gone after a
+    """Rows the migrations make (permissions, roles, the default cluster) are gone after a
     transactional test flushed the database: put them back for every test that uses it."""
     if "django_db_setup" not in request.fixturenames:
         return
@@ -21,6 +21,18 @@ def _migration_rows(request):
     from deployments.roles import ensure_default_cluster, sync_roles
 
     request.getfixturevalue("_django_db_helper")
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.management import create_contenttypes
+    from django.contrib.contenttypes.models import ContentType
+
+    if not Permission.objects.filter(codename="deploy_profile").exists():
+        # a serialized_rollback test flushes without post_migrate: no content types and
+        # no permissions are left for the tests after it
+        ContentType.objects.clear_cache()
+        for app_config in apps.get_app_configs():
+            create_contenttypes(app_config, verbosity=0)
+            create_permissions(app_config, verbosity=0)
     sync_roles(apps)
     ensure_default_cluster(apps)
 
@@ -60,31 +72,48 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture
-def celery_worker(redis_url, settings, transactional_db):
-    """A real Celery worker process on the test database and Redis; stopped afterwards.
+def child_env(redis_url, settings, transactional_db):
+    """Environment for a child process (worker, web server, watcher) that shares this
+    test's database and Redis. Needs a database another process can open (PostgreSQL,
+    as in CI); an in-memory SQLite test database cannot be shared."""
+    from django.db import connection
 
-    Needs a database another process can open (PostgreSQL, as in CI).
-    """
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        pytest.skip("a child process cannot share an in-memory SQLite test database")
+    settings.REDIS_URL = redis_url
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}"
+        f"/{db['NAME']}",
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+    }
+
+
+def stop_process(proc, timeout=30):
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
     import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def celery_worker(child_env):
+    """A real Celery worker process on the test database and Redis; stopped afterwards."""
     import subprocess
     import sys
     import time
 
-    from django.db import connection
-
     from deployments import heartbeat
 
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        pytest.skip("a worker process cannot share an in-memory SQLite test database")
-    url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    settings.REDIS_URL = redis_url
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": redis_url,
-    }
     name = f"test-{os.getpid()}-{time.monotonic_ns()}"
     proc = subprocess.Popen(
         [
@@ -104,7 +133,7 @@ def celery_worker(redis_url, settings, transactional_db):
             "--without-gossip",
         ],
         cwd=Path(__file__).parent.parent,
-        env=env,
+        env=child_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -116,11 +145,7 @@ def celery_worker(redis_url, settings, transactional_db):
             pytest.fail(f"the Celery worker did not start: {proc.stderr.read().decode()[-2000:]}")
         time.sleep(0.2)
     yield proc
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc)
 
 
 @pytest.fixture

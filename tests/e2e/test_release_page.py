@@ -3,7 +3,6 @@ live_server is WSGI and cannot stream): replayed lines, live lines through SSE, 
 progress on status events, and a reload that loses and repeats no line."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,10 +11,10 @@ from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
-from django.db import connection
 
 from deployments.models import LogLine, Release, Step
 from deployments.services.releases import _finish, _Run, release_request
+from tests.conftest import stop_process
 from tests.factories import PASSWORD, UserFactory
 
 # Playwright's sync API keeps an event loop running in this thread, which trips Django's
@@ -32,25 +31,28 @@ def free_port():
 
 
 @pytest.fixture
-def asgi_server(redis_url, settings, transactional_db):
-    """uvicorn serving controlpanel.asgi:application on the test database and Redis."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        pytest.skip("a server process cannot share an in-memory SQLite test database")
-    settings.REDIS_URL = redis_url  # this process publishes; the server's stream relays
+def asgi_server(child_env):
+    """uvicorn serving controlpanel.asgi:application on the test database and Redis (this
+    process publishes; the server's stream relays)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}"
-        f"/{db['NAME']}",
-        "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": redis_url,
-        "HELMDECK_SERVE_STATIC": "true",
-    }
+    env = {**child_env, "HELMDECK_SERVE_STATIC": "true"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "controlpanel.asgi:application", "--host",
-         "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "controlpanel.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -66,11 +68,7 @@ def asgi_server(redis_url, settings, transactional_db):
             pytest.fail(f"uvicorn did not start: {proc.stderr.read().decode()[-2000:]}")
         time.sleep(0.2)
     yield url
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc, timeout=15)
 
 
 def line_ids(page):
@@ -79,8 +77,11 @@ def line_ids(page):
 
 def assert_log_matches_rows(page, release):
     ids = line_ids(page)
-    rows = list(LogLine.objects.filter(release=release).order_by("sequence")
-                .values_list("sequence", flat=True))
+    rows = list(
+        LogLine.objects.filter(release=release)
+        .order_by("sequence")
+        .values_list("sequence", flat=True)
+    )
     assert len(ids) == len(set(ids)), f"a line is shown twice: {ids}"
     assert ids == [f"log-{n}" for n in rows]
 
@@ -100,7 +101,8 @@ def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, browse
     page.set_default_timeout(15_000)
     page.add_init_script(
         "document.addEventListener('htmx:sseOpen', () => { window.sseOpened = "
-        "(window.sseOpened || 0) + 1; });")
+        "(window.sseOpened || 0) + 1; });"
+    )
     try:
         page.goto(f"{asgi_server}/accounts/login/?next=/releases/{release.pk}/")
         page.fill("#id_username", user.username)
@@ -129,7 +131,8 @@ def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, browse
         run.log("helm upgrade --install todo-app")
         page.locator("#release-status .badge-upgrading").wait_for()
         page.wait_for_function(
-            "document.querySelector('#release-steps').innerText.includes('now: upgrade')")
+            "document.querySelector('#release-steps').innerText.includes('now: upgrade')"
+        )
         page.locator("#log-7").wait_for()
         assert_log_matches_rows(page, release)
 

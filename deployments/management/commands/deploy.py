@@ -2,7 +2,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from deployments.models import Profile, Release
+from deployments.management import profile_or_exit
+from deployments.models import Release
 from deployments.services.releases import ReleaseRefused, release_request, release_run
 
 
@@ -20,9 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-build", action="store_true", help="deploy existing images")
 
     def handle(self, *args, name, wait, no_build, **options):
-        profile = Profile.objects.select_related("cluster").filter(name=name).first()
-        if profile is None:
-            raise CommandError(f"no profile named {name!r}", returncode=2)
+        profile = profile_or_exit(name)
         try:
             release = release_request(profile=profile, actor=None, build=not no_build)
         except ReleaseRefused as exc:

@@ -2,7 +2,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from deployments.models import Cluster, Profile
+from deployments.management import profile_or_exit
+from deployments.models import Cluster
 from deployments.services.doctor import cluster_doctor
 from deployments.services.profiles import parse_spec_of
 
@@ -20,9 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args, cluster, profile, **options):
         spec = None
         if profile:
-            found = Profile.objects.select_related("cluster").filter(name=profile).first()
-            if found is None:
-                raise CommandError(f"no profile named {profile!r}", returncode=2)
+            found = profile_or_exit(profile)
             spec, cluster = parse_spec_of(found), cluster or found.cluster.name
         cluster_row = Cluster.objects.filter(name=cluster or "minikube").first()
         if cluster_row is None:

@@ -1,7 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from deployments import profile_yaml
-from deployments.models import Profile
+from deployments.management import profile_or_exit
 
 
 class Command(BaseCommand):
@@ -11,7 +11,5 @@ class Command(BaseCommand):
         parser.add_argument("name")
 
     def handle(self, *args, name, **options):
-        profile = Profile.objects.filter(name=name).first()
-        if profile is None:
-            raise CommandError(f"no profile named {name!r}", returncode=2)
+        profile = profile_or_exit(name)
         self.stdout.write(profile_yaml.dump(profile), ending="")

@@ -3,7 +3,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from deployments.integrations import IntegrationError
-from deployments.models import Profile
+from deployments.management import profile_or_exit
 from deployments.services.rendering import profile_render
 
 
@@ -17,9 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("name")
 
     def handle(self, *args, name, **options):
-        profile = Profile.objects.filter(name=name).first()
-        if profile is None:
-            raise CommandError(f"no profile named {name!r}", returncode=2)
+        profile = profile_or_exit(name)
         try:
             rendered = profile_render(profile=profile)
         except IntegrationError as exc:

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from deployments.management import profile_or_exit
 from deployments.management.commands.deploy import report
-from deployments.models import Profile
 from deployments.services.releases import ReleaseRefused, release_rollback_request, release_run
 
 
@@ -21,9 +21,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, name, revision, **options):
-        profile = Profile.objects.select_related("cluster").filter(name=name).first()
-        if profile is None:
-            raise CommandError(f"no profile named {name!r}", returncode=2)
+        profile = profile_or_exit(name)
         try:
             release = release_rollback_request(profile=profile, actor=None, revision=revision)
         except ReleaseRefused as exc:

@@ -5,7 +5,6 @@ and `manage.py watch_cluster` runs as its own process and stops on SIGTERM."""
 
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -344,21 +343,10 @@ def test_it_retries_an_unreachable_cluster_with_backoff_until_it_answers(
 
 
 def test_it_runs_as_a_command_that_stops_on_sigterm(
-    sandbox, profile, redis_url, tmp_path, subscribe
+    sandbox, profile, child_env, tmp_path, subscribe
 ):
-    from django.db import connection
-
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        pytest.skip("a watcher process cannot share an in-memory SQLite test database")
     heartbeat = tmp_path / "watcher.heartbeat"
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/"
-        f"{db['NAME']}",
-        "REDIS_URL": redis_url,
-        "HELMDECK_WATCHER_HEARTBEAT_FILE": str(heartbeat),
-    }
+    env = {**child_env, "HELMDECK_WATCHER_HEARTBEAT_FILE": str(heartbeat)}
     messages = subscribe(profile)
     started = time.monotonic()
     proc = subprocess.Popen(

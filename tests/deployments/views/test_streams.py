@@ -5,7 +5,6 @@ import asyncio
 import threading
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.test import AsyncClient
 
 from deployments.models import LogLine, Release, Step
@@ -13,6 +12,15 @@ from deployments.services.releases import _finish, _Run, release_request
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def in_own_loop(fn, *args, **kwargs):
+    """Run an async callable to completion on a fresh event loop in another thread, so the
+    test works even when a session fixture (Playwright's sync API) holds this thread's loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, fn(*args, **kwargs)).result()
 
 
 def parse(chunks):
@@ -50,7 +58,7 @@ def release(todo_app, redis_url, settings):
 def test_it_replays_after_last_event_id_then_streams_live_until_done(release, client):
     user = UserFactory(role="viewer")
     aclient = AsyncClient()
-    async_to_sync(aclient.alogin)(username=user.username, password=PASSWORD)
+    in_own_loop(aclient.alogin, username=user.username, password=PASSWORD)
 
     def produce():
         import time
@@ -80,7 +88,7 @@ def test_it_replays_after_last_event_id_then_streams_live_until_done(release, cl
         await asyncio.wait_for(collect(), timeout=30)
         return chunks
 
-    messages = parse(async_to_sync(read)())
+    messages = parse(in_own_loop(read))
     logs = [(event_id, data) for event, event_id, data in messages if event == "log"]
     assert [event_id for event_id, _ in logs] == ["2", "3", "4"]
     assert "line 2 &lt;b&gt;escaped&lt;/b&gt;" in logs[0][1]
@@ -91,5 +99,5 @@ def test_it_replays_after_last_event_id_then_streams_live_until_done(release, cl
 
 
 def test_it_refuses_anonymous_streams(release):
-    response = async_to_sync(AsyncClient().get)(f"/releases/{release.pk}/stream/")
+    response = in_own_loop(AsyncClient().get, f"/releases/{release.pk}/stream/")
     assert response.status_code in (302, 401)
