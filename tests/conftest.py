@@ -11,6 +11,13 @@ ROLES = ("viewer", "deployer", "admin")
 
 
 @pytest.fixture(autouse=True)
+def _login_rate_limit_off(settings):
+    """django-axes needs the request to authenticate; the test client's login() has none.
+    Tests of the limit itself turn it back on (tests/test_security.py)."""
+    settings.AXES_ENABLED = False
+
+
+@pytest.fixture(autouse=True)
 def _migration_rows(request):
     """Rows the migrations make (permissions, roles, the default cluster) are gone after a
     transactional test flushed the database: put them back for every test that uses it."""
