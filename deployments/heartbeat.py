@@ -39,7 +39,7 @@ def reap_if_due(conn):
     """Settle releases whose worker died; at most once a minute across all workers."""
     from django.db import close_old_connections
 
-    from deployments.services.releases import release_reap
+    from deployments.services.reaper import release_reap
 
     if not conn.set("helmdeck:reaper", "1", nx=True, ex=REAP_EVERY):
         return []

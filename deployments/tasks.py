@@ -9,7 +9,8 @@ from django.db import transaction
 
 from deployments import heartbeat
 from deployments.models import Cluster, Profile
-from deployments.services import releases
+from deployments.services import release_stages
+from deployments.services.reaper import release_reap
 from deployments.services.doctor import cluster_doctor
 from deployments.services.preview import fingerprint, profile_preview
 
@@ -105,7 +106,7 @@ def _stage_task(stage):
     def task(self, release_id, attempt=0):
         try:
             return stage(release_id, self.request.hostname or "", attempt)
-        except releases.RetryLater as retry:
+        except release_stages.RetryLater as retry:
             # Same task, same chain links: the next stages still follow it.
             raise self.retry(
                 kwargs={"attempt": attempt + 1}, countdown=retry.delay, max_retries=None
@@ -114,10 +115,10 @@ def _stage_task(stage):
     return task
 
 
-build_release = _stage_task(releases.release_build)
-render_release = _stage_task(releases.release_render)
-upgrade_release = _stage_task(releases.release_upgrade)
-verify_release = _stage_task(releases.release_verify)
+build_release = _stage_task(release_stages.release_build)
+render_release = _stage_task(release_stages.release_render)
+upgrade_release = _stage_task(release_stages.release_upgrade)
+verify_release = _stage_task(release_stages.release_verify)
 
 
 def release_enqueue(release):
@@ -133,4 +134,4 @@ def release_enqueue(release):
 
 @shared_task(ignore_result=True, time_limit=600)
 def reap_releases():
-    return releases.release_reap(live_workers=heartbeat.live_workers(heartbeat.client()))
+    return release_reap(live_workers=heartbeat.live_workers(heartbeat.client()))

@@ -13,7 +13,8 @@ from urllib.request import urlopen
 import pytest
 
 from deployments.models import LogLine, Release, Step
-from deployments.services.releases import _finish, _Run, release_request
+from deployments.services.release_stages import _finish, _Run
+from deployments.services.releases import release_request
 from tests.conftest import stop_process
 from tests.factories import PASSWORD, UserFactory
 

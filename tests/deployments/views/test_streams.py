@@ -8,7 +8,8 @@ import pytest
 from django.test import AsyncClient
 
 from deployments.models import LogLine, Release, Step
-from deployments.services.releases import _finish, _Run, release_request
+from deployments.services.release_stages import _finish, _Run
+from deployments.services.releases import release_request
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

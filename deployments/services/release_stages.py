@@ -1,0 +1,425 @@
+"""The stages of a release: build, render, upgrade, verify.
+
+Each stage takes a release id, moves the release into its status with a conditional
+update (so a redelivered or duplicate task does nothing), does its work, and leaves the
+release either in that status for the next stage or in a terminal one. The Celery chain in
+tasks.py runs them in order; `releases.release_run` runs them in one process for the CLI.
+Every line of build and helm output is a LogLine row, then a publish. Secret values exist
+only inside `release_upgrade`, in a 0600 file helm reads.
+"""
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from deployments import crypto, events
+from deployments.integrations import IntegrationError
+from deployments.integrations.docker import build_image
+from deployments.integrations.helm import Helm
+from deployments.integrations.kube import Kube, kubeconfig_path
+from deployments.models import LogLine, Release, Step
+from deployments.services.checks import ERROR, kube_for, profile_checks
+from deployments.services.diagnosis import pod_problems
+from deployments.services.rendering import spec_render
+from deployments.spec import parse_spec
+from deployments.values import (
+    CHART_DIR,
+    MissingSecret,
+    secret_values,
+    secrets_file,
+    value_files,
+    values_file,
+    values_for,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """A stage met a transient failure and put the release back; run it again after
+    `delay` seconds with attempt + 1 (the Celery task retries, the CLI sleeps)."""
+
+    def __init__(self, delay):
+        super().__init__(f"retry in {delay}s")
+        self.delay = delay
+
+
+def _retry_or_fail(run, exc, *, back_to, attempt):
+    """After a transient error (cluster or daemon unreachable) retry with exponential
+    backoff, at most HELMDECK_TRANSIENT_RETRIES times; then, or for a permanent error, fail
+    the release with the reason."""
+    retries = settings.HELMDECK_TRANSIENT_RETRIES
+    if exc.permanent or attempt >= retries:
+        tried = f" (after {attempt + 1} attempts)" if not exc.permanent and attempt else ""
+        _fail(run, f"{exc}{tried}")
+        return False
+    delay = settings.HELMDECK_RETRY_BACKOFF * 2**attempt
+    run.log(f"{exc}; retrying in {delay:g}s (attempt {attempt + 2} of {retries + 1})")
+    if run.step is not None:
+        Step.objects.filter(pk=run.step.pk).update(status=Step.PENDING, started_at=None)
+    Release.objects.filter(pk=run.release.pk, status__in=Release.ACTIVE).update(status=back_to)
+    raise RetryLater(delay)
+
+
+def helm_timeout():
+    return settings.HELMDECK_HELM_TIMEOUT
+
+
+class _Run:
+    """What a stage needs: the release, its spec, and a way to log lines and steps."""
+
+    def __init__(self, release):
+        self.release = release
+        self.profile = release.profile
+        self.cluster = self.profile.cluster
+        self.spec = parse_spec(release.snapshot, cluster_names={self.cluster.name})
+        self._next = (
+            release.log_lines.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+        )
+        self._lock = threading.Lock()
+        self.step = None
+
+    def log(self, text):
+        with self._lock:
+            self._next += 1
+            line = LogLine.objects.create(
+                release=self.release, step=self.step, sequence=self._next, text=text[:4000]
+            )
+        events.publish(
+            events.channel("release", self.release.pk),
+            "log",
+            {"step": self.step.name if self.step else "", "text": line.text},
+            event_id=line.sequence,
+        )
+
+    def begin(self, name):
+        self.step = self.release.steps.get(name=name)
+        Step.objects.filter(pk=self.step.pk).update(status=Step.RUNNING, started_at=timezone.now())
+        _publish_status(self.release.pk)
+
+    def end(self, status=Step.DONE, detail=""):
+        Step.objects.filter(pk=self.step.pk).update(
+            status=status, finished_at=timezone.now(), detail=detail[:2000]
+        )
+        _publish_status(self.release.pk)
+
+    def cancelled(self):
+        return Release.objects.filter(pk=self.release.pk, cancel_requested=True).exists()
+
+    def helm(self):
+        return Helm(kubeconfig=kubeconfig_path(self.cluster), context=self.cluster.kube_context)
+
+
+def _claim(release_id, from_statuses, to_status, *, budget, worker="", **extra):
+    """Move a release into a stage. Returns the release, or None when another run has it.
+
+    The stage's deadline (now + budget) is when the reaper may assume its worker died.
+    """
+    now = timezone.now()
+    if Release.QUEUED in from_statuses:
+        extra.setdefault("started_at", Coalesce(F("started_at"), Value(now)))
+    if worker:
+        extra["worker"] = worker
+    extra["deadline"] = now + timedelta(seconds=budget)
+    updated = Release.objects.filter(
+        pk=release_id, status__in=from_statuses, cancel_requested=False
+    ).update(status=to_status, **extra)
+    if not updated:
+        _settle_cancel(release_id)
+        return None
+    _publish_status(release_id)
+    return Release.objects.select_related("profile__cluster").get(pk=release_id)
+
+
+def _settle_cancel(release_id):
+    Release.objects.filter(pk=release_id, status__in=Release.ACTIVE, cancel_requested=True).update(
+        status=Release.CANCELLED, finished_at=timezone.now(), reason="cancelled"
+    )
+
+
+def _finish(run, status, reason=""):
+    Release.objects.filter(pk=run.release.pk, status__in=Release.ACTIVE).update(
+        status=status, reason=reason[:4000], finished_at=timezone.now()
+    )
+    if reason:
+        run.log(f"{status.replace('_', ' ')}: {reason}")
+    Step.objects.filter(release=run.release, status=Step.PENDING).update(status=Step.SKIPPED)
+    _publish_status(run.release.pk)
+
+
+def _fail(run, reason, status=Release.FAILED):
+    if run.step is not None:
+        run.end(Step.FAILED, reason)
+    if run.cancelled():
+        status, reason = Release.CANCELLED, f"cancelled: {reason}"
+    _finish(run, status, reason)
+
+
+def release_build(release_id, worker="", attempt=0):
+    release = Release.objects.filter(pk=release_id).first()
+    builds = (
+        sum(
+            1
+            for c in (release.snapshot["components"].values() if release else [])
+            if c.get("build")
+        )
+        if release and release.build
+        else 0
+    )
+    release = _claim(
+        release_id,
+        (Release.QUEUED,),
+        Release.BUILDING,
+        worker=worker,
+        budget=60 + builds * settings.HELMDECK_BUILD_TIMEOUT,
+    )
+    if release is None:
+        return False
+    run = _Run(release)
+    images = {}
+    for comp in run.spec["components"]:
+        ref = f"{comp['image']}:{comp['tag']}"
+        if not (release.build and comp["build"]):
+            images[comp["name"]] = {"ref": ref}
+            continue
+        run.begin(f"build {comp['name']}")
+        context = Path(settings.HELMDECK_PROJECT_DIR) / comp["build"]["context"]
+        run.log(f"docker build {ref} from {comp['build']['context']}")
+        try:
+            image_id = build_image(
+                run.cluster,
+                context=context,
+                dockerfile=comp["build"]["dockerfile"],
+                tag=ref,
+                buildargs=comp["build"].get("args") or {},
+                on_line=run.log,
+                should_stop=run.cancelled,
+            )
+        except IntegrationError as exc:
+            if run.cancelled():
+                _fail(run, str(exc))
+                return False
+            return _retry_or_fail(run, exc, back_to=Release.QUEUED, attempt=attempt)
+        images[comp["name"]] = {"ref": ref, "id": image_id}
+        run.end(detail=image_id)
+    Release.objects.filter(pk=release_id).update(images=images)
+    return True
+
+
+def release_render(release_id, worker="", attempt=0):
+    release = _claim(release_id, (Release.BUILDING,), Release.RENDERING, worker=worker, budget=300)
+    if release is None:
+        return False
+    run = _Run(release)
+    run.begin("render")
+    spec = run.spec
+    kube = kube_for(run.cluster)
+    try:
+        findings = profile_checks(spec=spec, cluster=run.cluster, profile=run.profile, kube=kube)
+    finally:
+        if kube is not None:
+            kube.close()
+    for finding in findings:
+        run.log(f"check {finding.level}: {finding.subject}: {finding.message}")
+    errors = [f for f in findings if f.level == ERROR]
+    if errors:
+        _fail(run, "; ".join(f"{f.subject}: {f.message} (fix: {f.fix})" for f in errors))
+        return False
+    try:
+        rendered = spec_render(spec=spec, keys=list(spec["secrets"]), helm=run.helm())
+    except IntegrationError as exc:
+        _fail(run, str(exc))
+        return False
+    for line in rendered.lint.splitlines():
+        run.log(line)
+    if rendered.problems:
+        _fail(run, "; ".join(rendered.problems))
+        return False
+    run.log(
+        f"rendered {len(rendered.manifests)} resources; schemas valid for Kubernetes "
+        f"{', '.join(settings.HELMDECK_VALIDATE_KUBE_VERSIONS)}"
+    )
+    run.end()
+    return True
+
+
+def release_upgrade(release_id, worker="", attempt=0):
+    release = _claim(
+        release_id,
+        (Release.RENDERING,),
+        Release.UPGRADING,
+        worker=worker,
+        budget=helm_timeout() + 180,
+    )
+    if release is None:
+        return False
+    run = _Run(release)
+    run.begin("upgrade")
+    try:
+        secrets = secret_values(run.profile)
+    except (MissingSecret, crypto.SecretDecryptError) as exc:
+        _fail(run, str(exc))
+        return False
+    helm, spec = run.helm(), run.spec
+    watcher = _PodWatcher(run)
+    with values_file(values_for(spec)) as values_path, secrets_file(secrets) as secrets_path:
+        args = [
+            "upgrade",
+            "--install",
+            spec["name"],
+            CHART_DIR,
+            "--namespace",
+            spec["namespace"],
+            "--create-namespace",
+            "--timeout",
+            f"{helm_timeout()}s",
+            *[a for path in [*value_files(spec), values_path, secrets_path] for a in ("-f", path)],
+            *helm.rollback_flags(),
+        ]
+        run.log(
+            f"helm {'upgrade --install'} {spec['name']} (helm v{helm.major}, "
+            f"{' '.join(helm.rollback_flags())}, timeout {helm_timeout()}s)"
+        )
+        try:
+            code = helm.stream(
+                *args,
+                on_line=run.log,
+                should_stop=run.cancelled,
+                on_tick=watcher.tick,
+                timeout=helm_timeout() + 120,
+            )
+        except IntegrationError as exc:
+            _fail(run, str(exc))
+            return False
+    if code != 0:
+        return _settle_failed_upgrade(run, helm, watcher, attempt)
+    try:
+        status = helm.status(spec["name"], spec["namespace"]) or {}
+    except IntegrationError as exc:
+        _fail(run, f"helm succeeded but its status cannot be read: {exc}")
+        return False
+    revision = status.get("version")
+    notes = ((status.get("info") or {}).get("notes") or "").strip()
+    Release.objects.filter(pk=release_id).update(helm_revision=revision, notes=notes)
+    run.end(detail=f"revision {revision}")
+    return True
+
+
+def _settle_failed_upgrade(run, helm, watcher, attempt):
+    """helm exited non-zero: say why, and make sure no release is left pending. When even
+    `helm status` cannot reach the cluster, the upgrade is retried from rendering."""
+    spec = run.spec
+    reason = watcher.reason() or "helm upgrade failed (see its output above)"
+    try:
+        status = helm.status(spec["name"], spec["namespace"])
+    except IntegrationError as exc:
+        if not exc.permanent and not run.cancelled():
+            return _retry_or_fail(run, exc, back_to=Release.RENDERING, attempt=attempt)
+        _fail(run, f"{reason}; and helm status failed: {exc}")
+        return False
+    state = ((status or {}).get("info") or {}).get("status", "")
+    if state.startswith("pending-"):
+        run.log(f"helm left the release {state}: rolling back")
+        try:
+            helm.rollback(spec["name"], spec["namespace"], timeout=helm_timeout())
+            state = "deployed"
+        except IntegrationError as exc:
+            run.log(f"rollback failed: {exc}")
+    if run.cancelled():
+        _fail(
+            run,
+            f"helm was stopped; {state or 'no release'} is what runs now",
+            status=Release.CANCELLED,
+        )
+    elif state == "deployed":
+        _fail(run, f"{reason}; the previous revision was restored", status=Release.ROLLED_BACK)
+    else:
+        _fail(run, reason)
+    return False
+
+
+def release_verify(release_id, worker="", attempt=0):
+    release = _claim(release_id, (Release.UPGRADING,), Release.VERIFYING, worker=worker, budget=120)
+    if release is None:
+        return False
+    run = _Run(release)
+    run.begin("verify")
+    spec = run.spec
+    try:
+        with Kube(run.cluster) as kube:
+            deployments = kube.release_deployments(spec["namespace"], spec["name"])
+            pods = kube.release_pods(spec["namespace"], spec["name"])
+            problems = pod_problems(pods, kube.events(spec["namespace"]))
+    except IntegrationError as exc:
+        return _retry_or_fail(run, exc, back_to=Release.UPGRADING, attempt=attempt)
+    unready = [
+        d.metadata.name
+        for d in deployments
+        if (d.status.ready_replicas or 0) < (d.spec.replicas or 0)
+        or (d.status.updated_replicas or 0) < (d.spec.replicas or 0)
+    ]
+    if unready:
+        _fail(
+            run,
+            f"not Ready: {', '.join(unready)}"
+            + (f" ({'; '.join(map(str, problems))})" if problems else ""),
+        )
+        return False
+    run.log(f"{len(deployments)} deployments Ready, {len(pods)} pods")
+    run.end()
+    _finish(run, Release.SUCCEEDED)
+    return True
+
+
+STAGES = (release_build, release_render, release_upgrade, release_verify)
+
+
+class _PodWatcher:
+    """While helm waits, remember the latest reason pods give for not being Ready, so a
+    release rolled back by helm can still say why (its pods are gone by then)."""
+
+    def __init__(self, run, every=2.0):
+        self.run, self.every = run, every
+        self._last, self._problems, self._kube = 0.0, [], None
+
+    def tick(self):
+        now = time.monotonic()
+        if now - self._last < self.every:
+            return
+        self._last = now
+        try:
+            if self._kube is None:
+                self._kube = Kube(self.run.cluster)
+            spec = self.run.spec
+            found = pod_problems(
+                self._kube.release_pods(spec["namespace"], spec["name"]),
+                self._kube.events(spec["namespace"]),
+            )
+        except IntegrationError:
+            return
+        new = [p for p in found if p.kind != "not-ready"] or found
+        if new:
+            for problem in new:
+                if str(problem) not in {str(p) for p in self._problems}:
+                    self.run.log(f"pod problem: {problem}")
+            self._problems = new
+
+    def reason(self):
+        if self._kube is not None:
+            self._kube.close()
+        if not self._problems:
+            return ""
+        worst = self._problems[0]
+        return f"{worst.message} (pod {worst.pod}); fix: {worst.fix}"
+
+
+def _publish_status(release_id):
+    status = Release.objects.filter(pk=release_id).values_list("status", flat=True).first()
+    events.publish(events.channel("release", release_id), "status", {"status": status})
