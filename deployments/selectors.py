@@ -10,12 +10,14 @@ from deployments.models import (
     Cluster,
     Component,
     LogLine,
+    PodState,
     Profile,
     Release,
     SecretEntry,
     Step,
 )
 from deployments.services.checks import profile_checks
+from deployments.services.diagnosis import pod_state_problem
 from deployments.services.profiles import parse_spec_of
 
 AUDIT_LIMIT = 50
@@ -76,9 +78,19 @@ def last_release(profile):
 
 
 def status_profiles():
-    """The status page: every profile, its components and its last release; query count
-    independent of the number of profiles."""
-    return profile_list().prefetch_related(_latest_release_prefetch())
+    """The status page: every profile, its components, its last release and its live pods
+    (`live_pods`); query count independent of the number of profiles."""
+    return profile_list().prefetch_related(
+        _latest_release_prefetch(),
+        Prefetch("pods", queryset=PodState.objects.filter(deleted=False), to_attr="live_pods"),
+    )
+
+
+def profile_pods(*, profile):
+    """The profile's pods the watcher knows of (deleted ones left out), each with its
+    problem or None: [(PodState, Problem | None)]."""
+    rows = PodState.objects.filter(profile=profile, deleted=False).order_by("component", "name")
+    return [(row, pod_state_problem(row)) for row in rows]
 
 
 def profile_page_queryset():

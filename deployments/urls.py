@@ -18,6 +18,7 @@ urlpatterns = [
     path("profiles/<slug:name>/export.yaml", actions.profile_export, name="profile_export"),
     path("profiles/<slug:name>/deploy/", releases.profile_deploy, name="profile_deploy"),
     path("profiles/<slug:name>/releases/", releases.profile_releases, name="profile_releases"),
+    path("profiles/<slug:name>/stream/", streams.profile_stream, name="profile_stream"),
     path("releases/<int:pk>/", releases.release_detail, name="release_detail"),
     path("releases/<int:pk>/cancel/", releases.release_cancel_view, name="release_cancel"),
     path("releases/<int:pk>/rollback/", releases.release_rollback, name="release_rollback"),

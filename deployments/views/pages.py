@@ -16,6 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from deployments import selectors
 from deployments.forms import ProfileForms, profile_initial
+from deployments.profile_health import profile_health
 from deployments.services.profiles import profile_apply_spec
 from deployments.spec import MAX_COMPONENTS, MAX_ENTRIES, SpecError, parse_spec
 
@@ -42,6 +43,8 @@ def _require_any(user, perms):
 @permission_required("deployments.view_profile", raise_exception=True)
 def status(request):
     profiles = list(selectors.status_profiles())
+    for p in profiles:
+        p.health = profile_health(pods=p.live_pods, last_release=selectors.last_release(p))
     releasing = any((last := selectors.last_release(p)) and last.is_active for p in profiles)
     context = {"profiles": profiles, "releasing": releasing}
     return _render(request, "deployments/status.html", "profiles", context)
@@ -64,8 +67,15 @@ def profile_detail(request, name):
         "audit": selectors.profile_audit(profile=profile),
         "last_release": selectors.last_release(profile),
         "findings": selectors.profile_findings(profile=profile),
+        **pods_context(profile),
     }
-    return render(request, "deployments/profile_detail.html", context)
+    return _render(request, "deployments/profile_detail.html", "pods", context)
+
+
+def pods_context(profile):
+    """What the `#pods` partial of the profile page needs (the page and its SSE stream)."""
+    pods = selectors.profile_pods(profile=profile)
+    return {"profile": profile, "pods": pods, "pods_waiting": any(not r.ready for r, _ in pods)}
 
 
 @require_http_methods(["GET", "POST"])

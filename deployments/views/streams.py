@@ -13,10 +13,12 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from deployments import events
-from deployments.models import LogLine, Release
+from deployments.models import LogLine, Profile, Release
+from deployments.views.pages import pods_context
 
 HEARTBEAT_SECONDS = 15
 
@@ -44,12 +46,26 @@ def status_html(status, reason=""):
     )
 
 
-async def release_stream(request, pk):
+async def _refusal(request):
+    """401/403 for who may not watch (viewers may), else None."""
     user = await request.auser()
     if not user.is_authenticated:
         return HttpResponse("login required", status=401)
     if not await sync_to_async(user.has_perm)("deployments.view_profile"):
         return HttpResponse("forbidden", status=403)
+    return None
+
+
+def _stream_response(stream):
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def release_stream(request, pk):
+    if (refusal := await _refusal(request)) is not None:
+        return refusal
     release = await Release.objects.filter(pk=pk).afirst()
     if release is None:
         raise Http404("no such release")
@@ -57,10 +73,7 @@ async def release_stream(request, pk):
         last_id = int(request.headers.get("Last-Event-ID") or request.GET.get("after") or 0)
     except ValueError:
         last_id = 0
-    response = StreamingHttpResponse(_events(release, last_id), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return _stream_response(_events(release, last_id))
 
 
 async def _events(release, last_id):
@@ -106,6 +119,48 @@ async def _events(release, last_id):
                 if release.status in Release.TERMINAL:
                     yield sse("done", release.status)
                     return
+    except asyncio.CancelledError:  # the browser went away
+        raise
+    finally:
+        await pubsub.aclose()
+        await conn.aclose()
+
+
+# ---- a profile's pods ----------------------------------------------------------------------
+
+
+async def profile_stream(request, name):
+    """The profile page's live pods: an SSE `pods` event carrying the re-rendered `#pods`
+    partial on connect (the rows are the replay) and after each "pod" publish."""
+    if (refusal := await _refusal(request)) is not None:
+        return refusal
+    profile = await Profile.objects.filter(name=name).afirst()
+    if profile is None:
+        raise Http404("no such profile")
+    return _stream_response(_pod_events(profile))
+
+
+def _pods_html(profile):
+    return render_to_string("deployments/profile_detail.html#pods", pods_context(profile)).strip()
+
+
+async def _pod_events(profile):
+    conn = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+    pubsub = conn.pubsub()
+    render = sync_to_async(_pods_html)
+    try:
+        await pubsub.subscribe(events.channel("profile", profile.pk))
+        yield sse("pods", await render(profile))
+        while True:
+            message = await pubsub.get_message(
+                ignore_subscribe_messages=True, timeout=HEARTBEAT_SECONDS
+            )
+            if message is None:
+                yield ": heartbeat\n\n"
+                continue
+            payload = json.loads(message["data"])
+            if payload["event"] == "pod":
+                yield sse("pods", await render(profile), payload["id"])
     except asyncio.CancelledError:  # the browser went away
         raise
     finally:

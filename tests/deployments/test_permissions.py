@@ -119,6 +119,17 @@ def test_it_refuses_the_release_stream_to_anonymous_users_and_users_without_a_ro
         assert response.status_code in (302, 401, 403)
 
 
+# The profile stream (viewers may watch; tests/deployments/views/test_pods.py streams it).
+@pytest.mark.parametrize(("role", "status"), [(None, 302), ("", 403)],
+                         ids=["anonymous", "no-role"])
+def test_it_refuses_the_profile_stream_to_anonymous_users_and_users_without_a_role(
+        todo_app, role, status):
+    response = client_for(role).get("/profiles/todo-app/stream/")
+    assert response.status_code == status
+    if role is None:
+        assert response["Location"].startswith("/accounts/login/?next=")
+
+
 @pytest.mark.parametrize("role", ROLES, ids=lambda r: {None: "anonymous", "": "no-role"}.get(r, r))
 @pytest.mark.parametrize("url", ADMIN_PAGES)
 def test_it_lets_only_the_admin_role_into_the_admin_site(todo_app, role, url):

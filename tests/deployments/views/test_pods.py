@@ -1,0 +1,148 @@
+"""The profile page's Pods section, its live stream, and the status page's health badge."""
+
+import asyncio
+import threading
+from datetime import timedelta
+
+import pytest
+from django.test import AsyncClient
+from django.utils import timezone
+
+from deployments.models import PodState
+from tests.deployments.views.test_streams import in_own_loop, parse
+from tests.factories import UserFactory, make_release
+
+pytestmark = pytest.mark.django_db
+
+
+def pod_state(profile, name, **fields):
+    defaults = {
+        "namespace": profile.namespace,
+        "component": "backend",
+        "phase": "Running",
+        "ready": True,
+        "ready_containers": 1,
+        "total_containers": 1,
+        "node": "node-1",
+        "image": "todo-backend:1.0.0",
+        "started_at": timezone.now() - timedelta(minutes=5),
+    }
+    return PodState.objects.create(profile=profile, name=name, **{**defaults, **fields})
+
+
+def test_it_lists_pods_with_their_diagnosis(login, todo_app):
+    pod_state(todo_app, "backend-abc", last_event="Started: Started container backend")
+    pod_state(
+        todo_app,
+        "frontend-xyz",
+        component="frontend",
+        ready=False,
+        ready_containers=0,
+        reason="CrashLoopBackOff",
+        exit_code=137,
+        restarts=3,
+    )
+    pod_state(todo_app, "backend-old", deleted=True, ready=False, reason="Deleted")
+    response = login("viewer").get("/profiles/todo-app/")
+    body = response.content.decode()
+    assert 'id="pods"' in body and 'sse-swap="pods"' in body
+    assert 'sse-connect="/profiles/todo-app/stream/"' in body
+    assert "backend-abc" in body and "frontend-xyz" in body and "backend-old" not in body
+    assert "Started: Started container backend" in body and "node-1" in body
+    assert "CrashLoopBackOff" in body and "(exit code 137)" in body and "0/1" in body
+    assert "CrashLoopBackOff (exit code 137, 3 restarts)" in body
+    assert "Fix: The container exits on start" in body
+    assert 'http-equiv="refresh" content="10"' in body  # a pod is not Ready
+
+
+def test_it_shows_an_empty_state_and_no_refresh_without_pods(login, todo_app):
+    body = login("viewer").get("/profiles/todo-app/").content.decode()
+    assert "No pods yet: deploy the profile" in body and "watch_cluster" in body
+    assert 'http-equiv="refresh"' not in body
+
+
+def test_it_does_not_refresh_when_every_pod_is_ready(login, todo_app):
+    pod_state(todo_app, "backend-abc")
+    body = login("viewer").get("/profiles/todo-app/").content.decode()
+    assert "backend-abc" in body and 'http-equiv="refresh"' not in body
+
+
+def test_it_answers_htmx_with_the_pods_partial(login, todo_app):
+    pod_state(todo_app, "backend-abc", phase="Pending", ready=False, ready_containers=0)
+    response = login("viewer").get("/profiles/todo-app/", headers={"HX-Request": "true"})
+    body = response.content.decode().strip()
+    assert body.startswith('<section id="pods"') and body.endswith("</section>")
+    assert "backend-abc" in body and "Pending" in body and "<html" not in body
+    assert "HX-Request" in response["Vary"]
+
+
+def test_it_shows_a_health_badge_on_the_status_page(login, todo_app):
+    make_release(todo_app, revision=1)
+    pod_state(todo_app, "backend-abc")
+    pod_state(
+        todo_app,
+        "frontend-xyz",
+        component="frontend",
+        ready=False,
+        ready_containers=0,
+        reason="ImagePullBackOff",
+    )
+    body = login("viewer").get("/").content.decode()
+    assert "health-degraded" in body and "1/2 pods ready" in body
+
+
+def test_it_says_not_deployed_on_the_status_page(login, todo_app):
+    body = login("viewer").get("/").content.decode()
+    assert "health-not_deployed" in body and "Not deployed" in body
+
+
+def test_it_answers_404_for_the_stream_of_an_unknown_profile(login, todo_app):
+    assert login("viewer").get("/profiles/nope/stream/").status_code == 404
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_it_streams_the_pods_partial_after_each_pod_publish(todo_app, redis_url, settings):
+    from deployments.services.watcher import pod_state_publish
+
+    settings.REDIS_URL = redis_url
+    row = pod_state(todo_app, "backend-abc", phase="Pending", ready=False, ready_containers=0)
+    user = UserFactory(role="viewer")
+    aclient = AsyncClient()
+    in_own_loop(aclient.aforce_login, user)  # alogin fails under AxesStandaloneBackend
+
+    def produce():
+        import time
+
+        from django.db import connection
+
+        time.sleep(1.0)  # the stream is subscribed and has sent the current rows by now
+        changed = PodState.objects.get(pk=row.pk)
+        changed.phase, changed.ready, changed.ready_containers = "Running", True, 1
+        changed.save()
+        pod_state_publish(changed)
+        connection.close()
+
+    async def read():
+        response = await aclient.get("/profiles/todo-app/stream/")
+        assert response.status_code == 200
+        assert response["Content-Type"] == "text/event-stream"
+        chunks = []
+        threading.Thread(target=produce).start()
+
+        async def collect():
+            async for chunk in response.streaming_content:
+                chunks.append(chunk.decode())
+                if sum(1 for m in parse(chunks) if m[0] == "pods") >= 2:
+                    return
+
+        await asyncio.wait_for(collect(), timeout=30)
+        return chunks
+
+    pods = [
+        (event_id, data) for event, event_id, data in parse(in_own_loop(read)) if event == "pods"
+    ]
+    assert len(pods) == 2
+    assert "Pending" in pods[0][1] and pods[0][1].startswith('<section id="pods"')
+    assert "Running" in pods[1][1] and "1/1" in pods[1][1] and "Pending" not in pods[1][1]
+    assert pods[1][0] is not None and int(pods[1][0]) > 0
