@@ -10,7 +10,7 @@ from django.test import AsyncClient
 from deployments.models import LogLine, Release, Step
 from deployments.services.release_stages import _finish, _Run
 from deployments.services.releases import release_request
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -59,7 +59,7 @@ def release(todo_app, redis_url, settings):
 def test_it_replays_after_last_event_id_then_streams_live_until_done(release, client):
     user = UserFactory(role="viewer")
     aclient = AsyncClient()
-    in_own_loop(aclient.alogin, username=user.username, password=PASSWORD)
+    in_own_loop(aclient.aforce_login, user)
 
     def produce():
         import time
