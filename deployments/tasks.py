@@ -10,9 +10,9 @@ from django.db import transaction
 from deployments import heartbeat
 from deployments.models import Cluster, Profile
 from deployments.services import release_stages
-from deployments.services.reaper import release_reap
 from deployments.services.doctor import cluster_doctor
 from deployments.services.preview import fingerprint, profile_preview
+from deployments.services.reaper import release_reap
 
 PREVIEW_TTL = 15 * 60
 

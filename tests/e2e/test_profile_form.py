@@ -54,8 +54,7 @@ def test_it_validates_saves_and_lists_a_profile_in_a_browser(live_server, browse
 
         page.fill(CPU, "250m")
         page.press(CPU, "Tab")
-        page.wait_for_function(
-            f"document.querySelector('{CPU_ERRORS}').textContent.trim() === ''")
+        page.wait_for_function(f"document.querySelector('{CPU_ERRORS}').textContent.trim() === ''")
         page.click("button.primary[type=submit]")
         page.wait_for_url(f"{live_server.url}/profiles/e2e-app/")
         assert "Profile e2e-app created." in page.content()
@@ -66,7 +65,9 @@ def test_it_validates_saves_and_lists_a_profile_in_a_browser(live_server, browse
         assert row.count() == 1
         assert "e2e-web:1.0.0" in row.inner_text()
         components = Profile.objects.get(name="e2e-app").components.order_by("position")
-        assert [(c.name, c.cpu_request) for c in components] == [("web", "250m"),
-                                                                 ("worker", "500m")]
+        assert [(c.name, c.cpu_request) for c in components] == [
+            ("web", "250m"),
+            ("worker", "500m"),
+        ]
     finally:
         context.close()

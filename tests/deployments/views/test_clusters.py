@@ -11,8 +11,12 @@ pytestmark = pytest.mark.django_db
 HX = {"HX-Request": "true"}
 RESULTS = [
     {"name": "docker", "ok": True, "detail": "Docker 28.1, Minikube's daemon", "fix": ""},
-    {"name": "cluster size", "ok": False, "detail": "1 node(s), 2 CPU and 4Gi: below 4/8",
-     "fix": "minikube delete && minikube start --cpus=4 --memory=8192 --driver=docker"},
+    {
+        "name": "cluster size",
+        "ok": False,
+        "detail": "1 node(s), 2 CPU and 4Gi: below 4/8",
+        "fix": "minikube delete && minikube start --cpus=4 --memory=8192 --driver=docker",
+    },
 ]
 
 

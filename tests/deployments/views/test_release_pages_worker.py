@@ -35,17 +35,23 @@ def poll(client, url, target, *, done, timeout=120):
         time.sleep(1)
 
 
-def test_it_previews_a_deploy_computed_by_the_worker(celery_worker, todo_app, login,
-                                                      unreachable_kubeconfig):
+def test_it_previews_a_deploy_computed_by_the_worker(
+    celery_worker, todo_app, login, unreachable_kubeconfig
+):
     Cluster.objects.filter(pk=todo_app.cluster_id).update(
-        kubeconfig_path=str(unreachable_kubeconfig))
+        kubeconfig_path=str(unreachable_kubeconfig)
+    )
     for n, key in enumerate(todo_app.secrets.values_list("key", flat=True)):
         secret_set(profile=todo_app, key=key, value=f"{CANARY}{n}", actor=None)
     client = login("deployer")
     first = client.get("/profiles/todo-app/deploy/").content.decode()
     assert "Computing preview" in first and 'hx-trigger="every 1s"' in first
-    body = poll(client, "/profiles/todo-app/deploy/", "preview",
-                done=lambda text: "Computing preview" not in text)
+    body = poll(
+        client,
+        "/profiles/todo-app/deploy/",
+        "preview",
+        done=lambda text: "Computing preview" not in text,
+    )
     assert "every 1s" not in body
     assert "Deployment/todo-app-backend" in body, body[:3000]
     assert "Service/frontend-service" in body
@@ -56,10 +62,12 @@ def test_it_previews_a_deploy_computed_by_the_worker(celery_worker, todo_app, lo
     assert not Release.objects.exists()  # a preview deploys nothing
 
 
-def test_it_shows_the_doctor_computed_by_the_worker(celery_worker, todo_app, login,
-                                                    unreachable_kubeconfig):
+def test_it_shows_the_doctor_computed_by_the_worker(
+    celery_worker, todo_app, login, unreachable_kubeconfig
+):
     Cluster.objects.filter(pk=todo_app.cluster_id).update(
-        kubeconfig_path=str(unreachable_kubeconfig))
+        kubeconfig_path=str(unreachable_kubeconfig)
+    )
     client = login("viewer")
     first = client.get("/clusters/minikube/").content.decode()
     assert "Checking…" in first

@@ -20,11 +20,22 @@ PREVIEW = {
     "profile": "todo-app",
     "problems": ["Deployment/todo-app-backend (Kubernetes 1.30): spec.foo: unknown field"],
     "checks": [
-        {"check": "latest-tag", "level": "warning", "subject": "backend",
-         "message": "uses the tag latest", "reason": "latest hides which build runs",
-         "fix": "pin a version tag"},
-        {"check": "capacity", "level": "error", "subject": "profile",
-         "message": "needs 9 CPU", "reason": "pods stay Pending", "fix": "lower requests"},
+        {
+            "check": "latest-tag",
+            "level": "warning",
+            "subject": "backend",
+            "message": "uses the tag latest",
+            "reason": "latest hides which build runs",
+            "fix": "pin a version tag",
+        },
+        {
+            "check": "capacity",
+            "level": "error",
+            "subject": "profile",
+            "message": "needs 9 CPU",
+            "reason": "pods stay Pending",
+            "fix": "lower requests",
+        },
     ],
     "resources": {
         "ConfigMap/todo-app-config": "kind: ConfigMap\n",
@@ -90,8 +101,9 @@ def test_it_polls_while_the_preview_is_computed(login, todo_app, worker):
     assert refresh in body
     assert "Confirm deploy of todo-app" in body
 
-    partial = client.get("/profiles/todo-app/deploy/?polls=40",
-                         headers={**HX, "HX-Target": "preview"})
+    partial = client.get(
+        "/profiles/todo-app/deploy/?polls=40", headers={**HX, "HX-Target": "preview"}
+    )
     text = partial.content.decode()
     assert "<html" not in text and 'id="preview"' in text and "Confirm deploy" not in text
     assert "?polls=41" in text and "Is a worker running?" in text
@@ -169,8 +181,9 @@ def test_it_asks_again_when_the_profile_changed_since_the_preview(login, todo_ap
     assert response.status_code == 409
     assert "changed since this page was opened" in response.content.decode()
     assert not Release.objects.exists()
-    again = client.post("/profiles/todo-app/deploy/",
-                        {**form_fields(response.content.decode()), "build": "on"})
+    again = client.post(
+        "/profiles/todo-app/deploy/", {**form_fields(response.content.decode()), "build": "on"}
+    )
     assert again.status_code == 302 and Release.objects.count() == 1
 
 
@@ -185,10 +198,17 @@ def test_it_forbids_viewers_to_deploy(login, todo_app, worker):
 def test_it_answers_404_for_unknown_profiles_and_releases(login, todo_app, worker):
     client = login("admin")
     release = make_release(todo_app, revision=1)
-    for url in ("/profiles/nope/deploy/", "/profiles/nope/releases/", "/releases/999999/",
-                "/releases/999999/cancel/", "/releases/999999/rollback/",
-                f"/releases/{release.pk}/diff/999999/", "/releases/999999/diff/1/",
-                "/clusters/nope/", "/profiles/todo-app/releases/?page=9"):
+    for url in (
+        "/profiles/nope/deploy/",
+        "/profiles/nope/releases/",
+        "/releases/999999/",
+        "/releases/999999/cancel/",
+        "/releases/999999/rollback/",
+        f"/releases/{release.pk}/diff/999999/",
+        "/releases/999999/diff/1/",
+        "/clusters/nope/",
+        "/profiles/todo-app/releases/?page=9",
+    ):
         assert client.get(url).status_code == 404, url
 
 
@@ -211,8 +231,9 @@ def test_it_renders_an_active_release_with_its_log_and_a_live_stream(login, todo
 
 
 def test_it_renders_a_finished_release_without_stream_or_refresh(login, todo_app):
-    release = make_release(todo_app, "succeeded", revision=4, notes="Visit http://x:30000",
-                           log=["done"])
+    release = make_release(
+        todo_app, "succeeded", revision=4, notes="Visit http://x:30000", log=["done"]
+    )
     body = login("viewer").get(f"/releases/{release.pk}/").content.decode()
     assert "sse-connect" not in body and "http-equiv" not in body
     assert "Visit http://x:30000" in body and "NOTES.txt" in body
@@ -311,7 +332,10 @@ def test_it_lists_the_releases_of_a_profile(login, todo_app, history):
     body = login("deployer").get("/profiles/todo-app/releases/").content.decode()
     rows = body.split("<tbody>")[1].split("</tbody>")[0].split("<tr")[1:]
     assert [re.search(r'href="/releases/(\d+)/"', row).group(1) for row in rows] == [
-        str(latest.pk), str(failed.pk), str(first.pk)]
+        str(latest.pk),
+        str(failed.pk),
+        str(first.pk),
+    ]
     assert "todo-backend:1.1.0" in rows[0] and "todo-backend:1.0.0" in rows[2]
     assert "last success" in rows[0] and "badge-succeeded" in rows[0]
     assert "badge-failed" in rows[1] and "image pull failed" in rows[1]
@@ -366,8 +390,9 @@ def test_it_refuses_to_roll_back_to_a_failed_release(login, todo_app, history, w
     client = login("deployer")
     assert client.get(f"/releases/{failed.pk}/rollback/").status_code == 409
     response = client.post(f"/releases/{failed.pk}/rollback/")
-    assert response.status_code == 409 and "Only a release that succeeded" in \
-        response.content.decode()
+    assert (
+        response.status_code == 409 and "Only a release that succeeded" in response.content.decode()
+    )
     assert Release.objects.count() == 3 and worker.enqueued == []
 
 
@@ -449,11 +474,18 @@ def test_it_never_shows_a_secret_value_on_the_release_pages(login, todo_app, wor
     queued = make_release(todo_app, "queued")
     assert first.snapshot["secrets"]["JWT_SECRET"] == {"stored": True}
     client = login("admin")
-    for url in ("/", "/profiles/todo-app/", "/profiles/todo-app/deploy/",
-                "/profiles/todo-app/releases/", f"/releases/{first.pk}/",
-                f"/releases/{queued.pk}/", f"/releases/{queued.pk}/cancel/",
-                f"/releases/{first.pk}/diff/{latest.pk}/", f"/releases/{first.pk}/rollback/",
-                "/clusters/"):
+    for url in (
+        "/",
+        "/profiles/todo-app/",
+        "/profiles/todo-app/deploy/",
+        "/profiles/todo-app/releases/",
+        f"/releases/{first.pk}/",
+        f"/releases/{queued.pk}/",
+        f"/releases/{queued.pk}/cancel/",
+        f"/releases/{first.pk}/diff/{latest.pk}/",
+        f"/releases/{first.pk}/rollback/",
+        "/clusters/",
+    ):
         response = client.get(url)
         assert response.status_code == 200, url
         assert_clean(response.content.decode(), url)
