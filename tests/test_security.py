@@ -55,8 +55,9 @@ def test_it_forgets_failures_after_a_successful_login(client, settings):
 
 
 def test_it_passes_the_deploy_checklist_behind_https():
+    # a production process: no test-only switch (the browser fixture sets this one)
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "SECRET_KEY": secrets.token_urlsafe(60),
         "HELMDECK_HTTPS": "true",
         "ALLOWED_HOSTS": "panel.example",
