@@ -56,6 +56,17 @@ async def _refusal(request):
     return None
 
 
+def _follows(request):
+    """Only an ASGI server can hold a stream open. Under WSGI (runserver, a test's
+    live_server) Django would buffer an endless async stream in a thread forever, so a
+    stream there sends what there is now and a `retry:` hint, and ends; the browser's
+    EventSource reconnects, which makes it a poll."""
+    return hasattr(request, "scope")
+
+
+NO_FOLLOW_RETRY = "retry: 10000\n\n"
+
+
 def _stream_response(stream):
     response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
@@ -73,10 +84,10 @@ async def release_stream(request, pk):
         last_id = int(request.headers.get("Last-Event-ID") or request.GET.get("after") or 0)
     except ValueError:
         last_id = 0
-    return _stream_response(_events(release, last_id))
+    return _stream_response(_events(release, last_id, follow=_follows(request)))
 
 
-async def _events(release, last_id):
+async def _events(release, last_id, *, follow=True):
     conn = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
     pubsub = conn.pubsub()
     try:
@@ -97,6 +108,9 @@ async def _events(release, last_id):
         yield sse("status", status_html(release.status, release.reason))
         if release.status in Release.TERMINAL:
             yield sse("done", release.status)
+            return
+        if not follow:
+            yield NO_FOLLOW_RETRY
             return
         while True:
             message = await pubsub.get_message(
@@ -137,20 +151,23 @@ async def profile_stream(request, name):
     profile = await Profile.objects.filter(name=name).afirst()
     if profile is None:
         raise Http404("no such profile")
-    return _stream_response(_pod_events(profile))
+    return _stream_response(_pod_events(profile, follow=_follows(request)))
 
 
 def _pods_html(profile):
     return render_to_string("deployments/profile_detail.html#pods", pods_context(profile)).strip()
 
 
-async def _pod_events(profile):
+async def _pod_events(profile, *, follow=True):
     conn = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
     pubsub = conn.pubsub()
     render = sync_to_async(_pods_html)
     try:
         await pubsub.subscribe(events.channel("profile", profile.pk))
         yield sse("pods", await render(profile))
+        if not follow:
+            yield NO_FOLLOW_RETRY
+            return
         while True:
             message = await pubsub.get_message(
                 ignore_subscribe_messages=True, timeout=HEARTBEAT_SECONDS

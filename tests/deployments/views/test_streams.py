@@ -102,3 +102,16 @@ def test_it_replays_after_last_event_id_then_streams_live_until_done(release, cl
 def test_it_refuses_anonymous_streams(release):
     response = in_own_loop(AsyncClient().get, f"/releases/{release.pk}/stream/")
     assert response.status_code in (302, 401)
+
+
+def test_it_ends_the_stream_after_the_replay_under_wsgi(release, client):
+    """runserver / live_server cannot hold a stream open: replay, a retry hint, the end."""
+    user = UserFactory(role="viewer")
+    client.force_login(user)
+    response = client.get(f"/releases/{release.pk}/stream/", headers={"Last-Event-ID": "2"})
+    assert response.status_code == 200
+    body = b"".join(response).decode()  # __iter__ consumes the async stream
+    messages = parse([body.rsplit("retry:", 1)[0]])
+    logs = [event_id for event, event_id, _ in messages if event == "log"]
+    assert logs == ["3"]
+    assert body.endswith("retry: 10000\n\n")
