@@ -6,7 +6,7 @@ any it already replayed. So a page that reconnects misses no line and shows none
 A comment line every 15 s keeps proxies from closing an idle stream.
 """
 
-import asyncio
+import contextlib
 import json
 
 import redis.asyncio as aioredis
@@ -87,11 +87,34 @@ async def release_stream(request, pk):
     return _stream_response(_events(release, last_id, follow=_follows(request)))
 
 
-async def _events(release, last_id, *, follow=True):
+@contextlib.asynccontextmanager
+async def _subscription(channel_name):
+    """A Redis pub/sub subscription, subscribed before the caller replays rows (so nothing
+    published meanwhile is missed) and closed however the stream ends."""
     conn = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
     pubsub = conn.pubsub()
     try:
-        await pubsub.subscribe(events.channel("release", release.pk))
+        await pubsub.subscribe(channel_name)
+        yield pubsub
+    finally:
+        await pubsub.aclose()
+        await conn.aclose()
+
+
+async def _published(pubsub):
+    """Each published payload, or None after HEARTBEAT_SECONDS of silence."""
+    while True:
+        message = await pubsub.get_message(
+            ignore_subscribe_messages=True, timeout=HEARTBEAT_SECONDS
+        )
+        yield None if message is None else json.loads(message["data"])
+
+
+HEARTBEAT = ": heartbeat\n\n"
+
+
+async def _events(release, last_id, *, follow=True):
+    async with _subscription(events.channel("release", release.pk)) as pubsub:
         seen = last_id
         async for line in (
             LogLine.objects.filter(release=release, sequence__gt=last_id)
@@ -112,15 +135,10 @@ async def _events(release, last_id, *, follow=True):
         if not follow:
             yield NO_FOLLOW_RETRY
             return
-        while True:
-            message = await pubsub.get_message(
-                ignore_subscribe_messages=True, timeout=HEARTBEAT_SECONDS
-            )
-            if message is None:
-                yield ": heartbeat\n\n"
-                continue
-            payload = json.loads(message["data"])
-            if payload["event"] == "log":
+        async for payload in _published(pubsub):
+            if payload is None:
+                yield HEARTBEAT
+            elif payload["event"] == "log":
                 if payload["id"] is None or payload["id"] <= seen:
                     continue
                 seen = payload["id"]
@@ -133,11 +151,6 @@ async def _events(release, last_id, *, follow=True):
                 if release.status in Release.TERMINAL:
                     yield sse("done", release.status)
                     return
-    except asyncio.CancelledError:  # the browser went away
-        raise
-    finally:
-        await pubsub.aclose()
-        await conn.aclose()
 
 
 # ---- a profile's pods ----------------------------------------------------------------------
@@ -159,27 +172,14 @@ def _pods_html(profile):
 
 
 async def _pod_events(profile, *, follow=True):
-    conn = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
-    pubsub = conn.pubsub()
     render = sync_to_async(_pods_html)
-    try:
-        await pubsub.subscribe(events.channel("profile", profile.pk))
+    async with _subscription(events.channel("profile", profile.pk)) as pubsub:
         yield sse("pods", await render(profile))
         if not follow:
             yield NO_FOLLOW_RETRY
             return
-        while True:
-            message = await pubsub.get_message(
-                ignore_subscribe_messages=True, timeout=HEARTBEAT_SECONDS
-            )
-            if message is None:
-                yield ": heartbeat\n\n"
-                continue
-            payload = json.loads(message["data"])
-            if payload["event"] == "pod":
+        async for payload in _published(pubsub):
+            if payload is None:
+                yield HEARTBEAT
+            elif payload["event"] == "pod":
                 yield sse("pods", await render(profile), payload["id"])
-    except asyncio.CancelledError:  # the browser went away
-        raise
-    finally:
-        await pubsub.aclose()
-        await conn.aclose()
