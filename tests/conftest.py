@@ -1,5 +1,10 @@
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 
@@ -166,3 +171,50 @@ def unreachable_kubeconfig(tmp_path):
         "users: [{name: u, user: {}}]\n"
     )
     return path
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def asgi_server(child_env):
+    """uvicorn serving controlpanel.asgi:application on the test database and Redis (this
+    process publishes; the server's stream relays)."""
+    port = free_port()
+    env = {**child_env, "HELMDECK_SERVE_STATIC": "true"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "controlpanel.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urlopen(f"{url}/health", timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"uvicorn did not start: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.2)
+    yield url
+    stop_process(proc, timeout=15)

@@ -3,19 +3,13 @@ live_server is WSGI and cannot stream): replayed lines, live lines through SSE, 
 progress on status events, and a reload that loses and repeats no line."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
-from urllib.request import urlopen
 
 import pytest
 
 from deployments.models import LogLine, Release, Step
 from deployments.services.release_stages import _finish, _Run
 from deployments.services.releases import release_request
-from tests.conftest import stop_process
 from tests.factories import PASSWORD, UserFactory
 
 # Playwright's sync API keeps an event loop running in this thread, which trips Django's
@@ -23,53 +17,6 @@ from tests.factories import PASSWORD, UserFactory
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def asgi_server(child_env):
-    """uvicorn serving controlpanel.asgi:application on the test database and Redis (this
-    process publishes; the server's stream relays)."""
-    port = free_port()
-    env = {**child_env, "HELMDECK_SERVE_STATIC": "true"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "controlpanel.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urlopen(f"{url}/health", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"uvicorn did not start: {proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.2)
-    yield url
-    stop_process(proc, timeout=15)
 
 
 def line_ids(page):
