@@ -1,6 +1,7 @@
 from django.urls import path
 
 from deployments.views import actions, clusters, pages, releases, streams
+from deployments.views import usage as usage_views
 
 app_name = "deployments"
 
@@ -27,4 +28,5 @@ urlpatterns = [
     path("clusters/", clusters.cluster_list, name="cluster_list"),
     path("clusters/<slug:name>/", clusters.cluster_detail, name="cluster_detail"),
     path("clusters/<slug:name>/check/", clusters.cluster_check, name="cluster_check"),
+    path("profiles/<slug:name>/usage/", usage_views.profile_usage_view, name="profile_usage"),
 ]
