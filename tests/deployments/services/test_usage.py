@@ -140,9 +140,7 @@ def test_it_shows_usage_against_the_request_when_there_is_no_limit():
 
 
 @pytest.mark.django_db
-def test_it_caches_the_answer_briefly_and_lists_pods_waiting_for_a_sample(
-    monkeypatch, settings
-):
+def test_it_caches_the_answer_briefly_and_lists_pods_waiting_for_a_sample(monkeypatch, settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     profile = ProfileFactory(name="shop", namespace="shop")
     ComponentFactory(profile=profile, name="web", memory_request="256Mi", memory_limit="256Mi")

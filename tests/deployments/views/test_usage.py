@@ -40,9 +40,7 @@ def test_the_profile_page_loads_the_section_after_it_is_shown_with_a_plain_link(
 
 
 @pytest.mark.django_db
-def test_it_shows_usage_beside_requests_and_limits_as_a_partial_for_htmx(
-    login, todo_app, metrics
-):
+def test_it_shows_usage_beside_requests_and_limits_as_a_partial_for_htmx(login, todo_app, metrics):
     metrics.items = [
         pod_metrics("todo-app-backend-1", [("backend", "120m", "300Mi")]),
         pod_metrics("todo-app-frontend-1", [("frontend", "20m", "490Mi")], component="frontend"),
