@@ -78,6 +78,18 @@ class Registry:
             return self._events.get((namespace, pod))
 
 
+def connection_failure(exc):
+    """One line for a connection failure: urllib3's own text repeats the whole URL."""
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        # "HTTPSConnection(host=..., port=...): Failed to establish ...: [Errno 111] ..."
+        return f"the cluster is unreachable ({str(exc).rsplit(': ', 1)[-1]})"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return f"the connection broke ({exc.args[0] if exc.args else type(exc).__name__})"
+    return str(exc) or type(exc).__name__
+
+
 class Relist(Exception):  # noqa: N818 - a signal, not an error
     """Leave the watch and list again."""
 
@@ -129,7 +141,7 @@ class Stream(threading.Thread):
                 try:
                     if self.resource_version is None or self.relist_requested.is_set():
                         self.relist(core)
-                        backoff.reset()
+                        self._answered(backoff)
                     self.watch(core, backoff)
                 finally:
                     core.api_client.close()
@@ -152,7 +164,7 @@ class Stream(threading.Thread):
                     break
                 if self.relist_requested.is_set():  # our own interrupt, not a failure
                     continue
-                self._retry(backoff, name, str(exc) or type(exc).__name__)
+                self._retry(backoff, name, connection_failure(exc))
             except DatabaseError as exc:
                 connection.close()
                 self.resource_version = None  # an event may not have been written: relist
@@ -161,6 +173,17 @@ class Stream(threading.Thread):
                 log.exception("%s failed; relisting", name)
                 self.resource_version = None
                 self._retry(backoff, name, "unexpected error")
+
+    def _answered(self, backoff):
+        """The API answered (a list, or a watch's first event): the next failure backs off
+        from the start again. Says so after failures, so a log shows the reconnect."""
+        if backoff is None:
+            return
+        if backoff.attempt:
+            log.info(
+                "%s: the API answers again after %d failed attempt(s)", self.name, backoff.attempt
+            )
+        backoff.reset()
 
     def _retry(self, backoff, name, why):
         delay = backoff.next()
@@ -214,8 +237,8 @@ class Stream(threading.Thread):
             )
             answered, began = False, time.monotonic()
             for item in stream:
-                if not answered and backoff is not None:
-                    backoff.reset()
+                if not answered:
+                    self._answered(backoff)
                 answered = True
                 if self.relist_requested.is_set() or self.stopping():
                     raise Relist
