@@ -45,7 +45,7 @@ ENABLE_HINT = "minikube addons enable metrics-server"
 OOM_RISK = Decimal("0.9")
 CPU_THROTTLED = Decimal("0.9")  # CPU at its limit is throttled, not killed
 UNDERUSED = Decimal("0.25")  # below this share of its memory request: reserved, unused
-MI = Decimal(2**20)
+MI, GI = Decimal(2**20), Decimal(2**30)
 
 
 class MetricsUnavailable(Exception):  # noqa: N818 - a state the page shows, not a bug
@@ -87,6 +87,8 @@ class Gauge:
             return "—"
         if self.resource == "cpu":
             return f"{(amount * 1000).to_integral_value()}m"
+        if amount >= GI and amount % GI == 0:  # as the research writes it: 1Gi, not 1024Mi
+            return f"{amount // GI}Gi"
         return f"{(amount / MI).to_integral_value()}Mi"
 
     @property
@@ -140,6 +142,15 @@ class Usage:
     @property
     def oom_risks(self):
         return [row for row in self.rows if row.oom_risk]
+
+    @property
+    def missing_metrics_server(self):
+        """What the API answered when metrics-server is absent or down (the page then
+        shows the command that fixes it), else None."""
+        prefix = f"metrics unavailable: {ENABLE_HINT}"
+        return (
+            self.unavailable[len(prefix) :].strip() if self.unavailable.startswith(prefix) else None
+        )
 
 
 def _quantity(value):

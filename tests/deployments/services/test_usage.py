@@ -68,7 +68,7 @@ def test_it_reads_metrics_server_quantities_against_the_components_requests_and_
         "1000m",
     )
     assert backend.memory.used == 300 * MI
-    assert (backend.memory.used_text, backend.memory.limit_text) == ("300Mi", "1024Mi")
+    assert (backend.memory.used_text, backend.memory.limit_text) == ("300Mi", "1Gi")
     assert (backend.cpu.percent, backend.memory.percent) == (25, 29)
     assert backend.memory.meter == Decimal("0.293")
     assert not backend.oom_risk and backend.notes == ()
@@ -99,7 +99,7 @@ def test_it_calls_a_mostly_unused_request_underutilized():
     items = [pod_metrics("backend-1", [("backend", "10m", "100Mi")])]
     (row,) = usage_rows(items=items, resources=SEED, namespace="todo-app")
     assert [n.kind for n in row.notes] == ["underused"]
-    assert "Underutilized: memory uses 100Mi of its 1024Mi request" in row.notes[0].message
+    assert "Underutilized: memory uses 100Mi of its 1Gi request" in row.notes[0].message
 
 
 def test_it_matches_containers_by_name_then_by_the_pods_component_label():
@@ -137,6 +137,9 @@ def test_it_skips_containers_without_a_sample_and_bad_quantities():
 def test_it_shows_usage_against_the_request_when_there_is_no_limit():
     gauge = Gauge("memory", Decimal(256 * MI), request=Decimal(512 * MI))
     assert (gauge.percent, gauge.limit_text) == (50, "—")
+    assert Gauge("memory", Decimal(2 * 1024 * MI)).used_text == "2Gi"
+    assert Gauge("memory", Decimal(1536 * MI)).used_text == "1536Mi"
+    assert Gauge("cpu", Decimal("1.5")).used_text == "1500m"
 
 
 @pytest.mark.django_db
