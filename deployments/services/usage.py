@@ -29,6 +29,7 @@ from kubernetes.client.rest import ApiException
 
 from deployments.integrations import IntegrationError
 from deployments.integrations.kube import api_client
+from deployments.models import PodState
 from deployments.services.watcher import COMPONENT, INSTANCE
 from deployments.validators import parse_quantity
 
@@ -276,9 +277,14 @@ def _cache_key(profile):
     return f"usage:{profile.pk}"
 
 
-def profile_usage(*, profile, waiting_pods=(), use_cache=True):
-    """The Usage of a profile's pods (cached CACHE_SECONDS). `waiting_pods` are pod names
-    the watcher knows; those without a sample are listed as waiting for one."""
+def profile_usage(*, profile, waiting_pods=None, use_cache=True):
+    """The Usage of a profile's pods (cached CACHE_SECONDS). `waiting_pods` are the pod
+    names to expect (default: the live pods the watcher knows); those without a sample are
+    listed as waiting for one."""
+    if waiting_pods is None:
+        waiting_pods = PodState.objects.filter(profile=profile, deleted=False).values_list(
+            "name", flat=True
+        )
     key = _cache_key(profile)
     if use_cache:
         with contextlib.suppress(Exception):  # no Redis: ask the cluster every time

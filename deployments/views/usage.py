@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from deployments.models import PodState, Profile
+from deployments.models import Profile
 from deployments.services.usage import CACHE_SECONDS, ENABLE_HINT, profile_usage
 
 
@@ -21,10 +21,9 @@ def profile_usage_view(request, name):
     profile = get_object_or_404(
         Profile.objects.select_related("cluster").prefetch_related("components"), name=name
     )
-    live = PodState.objects.filter(profile=profile, deleted=False).values_list("name", flat=True)
     context = {
         "profile": profile,
-        "usage": profile_usage(profile=profile, waiting_pods=list(live)),
+        "usage": profile_usage(profile=profile),
         "refresh": max(CACHE_SECONDS, 15),
         "enable_hint": ENABLE_HINT,
     }

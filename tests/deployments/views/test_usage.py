@@ -8,6 +8,7 @@ from django.core.cache import cache
 from deployments.models import Cluster, PodState, Profile
 from deployments.services import usage
 from tests.deployments.services.test_usage import pod_metrics
+from tests.factories import PASSWORD, UserFactory
 
 URL = "/profiles/todo-app/usage/"
 
@@ -78,10 +79,13 @@ def test_it_has_an_empty_state_without_pods(login, todo_app, metrics):
 
 
 @pytest.mark.django_db
-def test_it_is_for_logged_in_viewers_only(client, todo_app, metrics):
-    response = client.get(URL)
-    assert response.status_code in (302, 403)
-    assert "usage-body" not in response.content.decode()
+def test_it_is_for_logged_in_users_with_a_role_only(client, todo_app, metrics):
+    anonymous = client.get(URL)
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+    user = UserFactory(role=None)
+    assert client.login(username=user.username, password=PASSWORD)
+    refused = client.get(URL)
+    assert refused.status_code == 403 and "usage-body" not in refused.content.decode()
 
 
 @pytest.mark.django_db

@@ -2,8 +2,6 @@
 (htmx, on load) and replaces the plain link with what the cluster said: against the shared
 sandbox, which has no metrics-server, the "metrics unavailable" message and its fix."""
 
-import os
-
 import pytest
 
 from deployments.models import Cluster, Profile
@@ -13,7 +11,7 @@ from tests.factories import PASSWORD, UserFactory
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_section_loads_after_the_page_and_says_metrics_are_unavailable(
-    live_server, browser, todo_app, sandbox, settings, tmp_path
+    live_server, browser, todo_app, sandbox, settings
 ):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     Cluster.objects.filter(pk=todo_app.cluster_id).update(kubeconfig_path=str(sandbox.kubeconfig))
@@ -34,7 +32,5 @@ def test_the_section_loads_after_the_page_and_says_metrics_are_unavailable(
         assert "metrics unavailable: minikube addons enable metrics-server" in text
         assert "Show resource usage" not in text  # the link was replaced by the answer
         assert section.locator("#usage-body[hx-trigger='every 15s']").count() == 1
-        if os.environ.get("HELMDECK_SCREENSHOTS"):
-            section.screenshot(path=os.environ["HELMDECK_SCREENSHOTS"] + "/usage-unavailable.png")
     finally:
         context.close()
