@@ -135,6 +135,9 @@ def test_it_reconnects_after_an_apiserver_restart_and_misses_no_state_change(
     assert attempts[:3] == [1, 2, 3], retries(caplog)  # backing off, one attempt after another
     delays = [float(re.search(r"reconnecting in ([\d.]+)s", m)[1]) for m in retries(caplog)]
     assert delays[2] > delays[0], delays  # exponential
+    # one readable line per attempt (urllib3's own text would repeat the whole URL)
+    assert any("the cluster is unreachable (" in m for m in retries(caplog)), retries(caplog)
+    assert all("Max retries exceeded" not in m for m in retries(caplog))
 
     # changes right after the apiserver is back (the watcher may still be backing off)
     delete(private_cluster, namespace, "shop-web-1")
