@@ -299,6 +299,7 @@ def profile_usage(*, profile, waiting_pods=None, use_cache=True):
             label_selector=f"{INSTANCE}={profile.name}",
         )
     except MetricsUnavailable as exc:
+        log.debug("usage of profile %s: %s", profile.name, exc)
         usage = Usage(unavailable=str(exc), namespace=profile.namespace)
     else:
         first = items[0] if items else {}
