@@ -11,6 +11,7 @@ benchmarks' last results are kept. Exit status: 0 when every goal was met, 1 oth
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -65,6 +66,7 @@ def parse_args(argv=None):
 
 def run_one(name, quick):
     module = importlib.import_module(f"benchmarks.{name}")
+    load = os.getloadavg()[0]
     started = time.monotonic()
     try:
         result = module.run(quick=quick)
@@ -74,6 +76,10 @@ def run_one(name, quick):
             name=name, title=BENCHMARKS[name], error=f"{type(exc).__name__}: {exc}"
         )
     result.seconds = time.monotonic() - started
+    result.notes.append(
+        f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after, on "
+        f"{os.cpu_count()} CPUs (other work on the machine shows up in the figures)"
+    )
     return result.finish()
 
 
@@ -133,7 +139,6 @@ def _from_dict(raw):
 def main(argv=None):
     args = parse_args(argv)
     import contextlib
-    import os
 
     from benchmarks import harness
 

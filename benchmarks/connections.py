@@ -40,6 +40,7 @@ async def _hold(url, cookies, web, period, holds):
                 await asyncio.sleep(period * holds)
                 until = time.perf_counter()
                 worst = [max(_gaps(c, since, until)) for c in clients if not c.error]
+                db = await asyncio.get_running_loop().run_in_executor(None, _db_connections)
                 late = sum(g > period + 1.0 for g in worst) + len(failed)
                 found.append(
                     {
@@ -49,12 +50,27 @@ async def _hold(url, cookies, web, period, holds):
                         "max_gap": max(worst) if worst else None,
                         "connect_s": connect_s,
                         "rss_mib": web.rss_kib() / 1024,
+                        "db": db,
                         "error": next((c.error for c in failed if c.error), ""),
                     }
                 )
         finally:
             await sse.close_all(clients)
     return found
+
+
+def _db_connections():
+    """Connections to the benchmark database other than this process's own."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        count = cursor.fetchone()[0]
+    connection.close()
+    return count
 
 
 def run(*, quick=False):
@@ -98,6 +114,7 @@ def run(*, quick=False):
             unit="MiB",
             goal=Goal("<", 400, unit="MiB") if n == 500 else None,
         )
+        result.add(f"{n} clients: database connections held", step["db"], unit="")
         result.notes.append(
             f"{n} clients: {step['failed']} failed to connect"
             + (f" ({step['error']})" if step["error"] else "")

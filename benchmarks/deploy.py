@@ -46,8 +46,11 @@ def _helmdeck_once(profile):
     if release.status != Release.SUCCEEDED:
         raise harness.BenchError(f"release #{release.pk} {release.status}: {release.reason}")
     steps = {s.name: s for s in release.steps.all()}
-    first = min((s.started_at for s in steps.values() if s.started_at), default=None)
+    ran = sorted((s for s in steps.values() if s.started_at), key=lambda s: s.started_at)
+    first = ran[0].started_at if ran else None
+    handoffs = sum(_ms(b.started_at, a.finished_at) for a, b in zip(ran, ran[1:], strict=False))
     return {
+        "handoffs": handoffs,
         "total": release.finished_at.timestamp() - clicked,
         "queue": _ms(first, release.created_at),
         "to_helm": _ms(steps["upgrade"].started_at, release.created_at),
@@ -163,6 +166,7 @@ def run(*, quick=False):
     result.add("  render step (lint, template, checks)", med(ours, "render"), unit="s")
     result.add("  upgrade step (helm --wait)", med(ours, "upgrade"), unit="s", bare=bare)
     result.add("  verify step", med(ours, "verify"), unit="s")
+    result.add("  hand-offs between steps (Celery chain)", med(ours, "handoffs"))
     result.notes.append(
         f"{pairs} alternated pairs, fresh install each (uninstalled untimed between runs); "
         "pods Ready after the profile's 10 s readiness delay (kwok); one Celery worker "

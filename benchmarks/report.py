@@ -178,7 +178,10 @@ def markdown_table(result):
         "|" + "---|" * len(head),
     ]
     for row in result.rows:
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
+        cells = _cells(row)
+        if cells[0].startswith(" "):  # a part of the row above: Markdown drops the indent
+            cells[0] = "↳ " + cells[0].lstrip()
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     if result.error:
         lines += ["", f"Error: {result.error}"]
     if result.notes:
