@@ -76,8 +76,8 @@ def normalize_ts(stamp):
     if len(stamp) == 30 and stamp[19] == "." and stamp[-1] == "Z":
         return stamp
     head, _, rest = stamp.partition(".")
-    digits = "".join(ch for ch in rest if ch.isdigit())
-    zone = rest[len(digits) :] if rest else ""
+    digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
+    zone = rest[len(digits) :]
     if not rest:  # no fraction: the zone follows the seconds
         head, zone = stamp[:19], stamp[19:]
     moment = datetime.fromisoformat(head + (zone or "Z").replace("Z", "+00:00"))
@@ -204,21 +204,31 @@ def read_tail(source, target, pods, *, tail=DEFAULT_TAIL, positions=None, previo
     running = {name: cursor.position for name, cursor in cursors.items()}
     resume = positions is not None
 
-    def read(pod):
-        cursor = cursors[pod.name]
-        since = since_time(cursor.ts) if cursor.ts else None
+    def fetch(pod, *, tail=None, since=None):
         raw = source.pod_log(
             target.namespace,
             pod.name,
             container=pod.container,
             previous=previous,
-            tail=None if since else (MAX_TAIL if resume else tail),
+            tail=tail,
             since_time=since,
         )
+        return [split_line(line) for line in raw.decode("utf-8", "replace").splitlines()]
+
+    def read(pod):
+        cursor = cursors[pod.name]
+        if cursor.ts:
+            lines = fetch(pod, since=since_time(cursor.ts))
+        else:
+            lines = fetch(pod, tail=MAX_TAIL if resume else tail)
+            if len(lines) >= tail and lines[0][0] and lines[0][0] == lines[-1][0]:
+                # every line of the window has one stamp, so more lines with it may lie
+                # before the window and the position's count would be short: read that
+                # whole second instead (the same lines and more, so no race either)
+                lines = fetch(pod, since=since_time(lines[-1][0]))
         cursor.restart()
         taken = []
-        for line in raw.decode("utf-8", "replace").splitlines():
-            ts, text = split_line(line)
+        for ts, text in lines:
             if cursor.take(ts):
                 taken.append((ts, cursor.position, pod.name, text))
         return taken
