@@ -311,8 +311,9 @@ def _api_message(exc):
 
 class LogStream:
     """A followed container log: iterating yields raw byte chunks as the API sends them.
-    close() may be called from another thread: it shuts the socket down, which ends a
-    read blocked in the iterating thread, and returns the connection."""
+    close() may be called from another thread: it shuts the socket's reading side down,
+    which ends a read blocked in the iterating thread, then closes the connection (it is
+    not returned to the pool: a half-read stream cannot be reused)."""
 
     def __init__(self, response):
         self._response = response
@@ -322,12 +323,14 @@ class LogStream:
         while not self.closed:
             try:
                 chunk = self._response.read1(LOG_CHUNK)
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                if self.closed:
+            except Exception as exc:
+                if self.closed:  # close() from another thread broke the read: expected
                     return
-                raise KubeError(
-                    f"the log stream broke ({type(exc).__name__})", permanent=False
-                ) from None
+                if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+                    raise KubeError(
+                        f"the log stream broke ({type(exc).__name__})", permanent=False
+                    ) from None
+                raise
             if not chunk:
                 return
             yield chunk
@@ -336,7 +339,7 @@ class LogStream:
         if self.closed:
             return
         self.closed = True
-        with contextlib.suppress(Exception):  # already released, or the peer is gone
+        with contextlib.suppress(Exception):  # the read side may be gone already
             self._response.shutdown()
         with contextlib.suppress(Exception):
-            self._response.release_conn()
+            self._response.close()
