@@ -7,7 +7,8 @@ of one or more `<div class="log-line">` lines. When the URL does not resolve her
 Helmdeck rows say MISS "endpoint missing" and kubectl's figures are still measured.
 
 Lines are appended to the kwok log file (CRI format, as scripts/sandbox/write-log does) in
-10 ms batches at 200, 1,000 and 5,000 lines/s; both readers are attached before writing.
+10 ms batches at 200, 1,000, 5,000 and 20,000 lines/s; both readers are attached (with
+tail=1: h/logs accepts 1..10000) before writing.
 A phase's delivered rate is its lines received / max(phase length, last arrival - start).
 """
 
@@ -133,9 +134,9 @@ async def _until(predicate, timeout):
 async def _throughput(url, cookies, ns, path, phases, seconds, endpoint):
     ours, theirs, stop, written = Tally(), Tally(), asyncio.Event(), {}
     async with sse.session(cookies) as sess:
-        tasks = [asyncio.create_task(_kubectl(ns, 0, theirs, stop))]
+        tasks = [asyncio.create_task(_kubectl(ns, 1, theirs, stop))]
         if endpoint:
-            tasks.append(asyncio.create_task(_sse(sess, url + "&tail=0", ours, stop)))
+            tasks.append(asyncio.create_task(_sse(sess, url + "&tail=1", ours, stop)))
         await asyncio.sleep(1.5)  # both readers attached and following
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, _writer, path, phases, seconds, written)
@@ -174,7 +175,7 @@ def _endpoint_exists(name):
 
 
 def run(*, quick=False):
-    phases = (200, 1000) if quick else (200, 1000, 5000)
+    phases = (200, 1000) if quick else (200, 1000, 5000, 20000)
     seconds, tries = (2.0, 3) if quick else (3.0, 5)
     result = Result(NAME, TITLE, bare_label="kubectl logs -f")
     core, _ = harness.kube()
