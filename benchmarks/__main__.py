@@ -12,6 +12,7 @@ import argparse
 import importlib
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -145,7 +146,9 @@ def main(argv=None):
     harness.raise_open_files()
     with contextlib.ExitStack() as stack:
         if not args.shared_db:
-            os.environ["DATABASE_URL"] = stack.enter_context(harness.private_postgres())
+            from benchmarks.postgres import private_postgres
+
+            os.environ["DATABASE_URL"] = stack.enter_context(private_postgres())
         return _run(
             args,
             harness,
@@ -156,7 +159,10 @@ def main(argv=None):
 
 
 def _run(args, harness, database):
+    from benchmarks import cluster
+
     harness.setup_django()
+    cluster.remove_leftover_namespaces(cluster.kube()[0])
     machine = {**harness.machine(), "database": database}
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()), flush=True)
     results = []
@@ -166,6 +172,10 @@ def _run(args, harness, database):
         print(report.text_table(result), flush=True)
         results.append(result)
     print("\nsummary: " + ", ".join(f"{r.name} {r.verdict}" for r in results))
+    if any(r.error for r in results):
+        print(f"the child processes' output is kept in {harness.LOG_DIR}")
+    else:
+        shutil.rmtree(harness.LOG_DIR, ignore_errors=True)
     if not args.no_write:
         print(f"wrote {write(results, machine, args.quick)} and README.md (Benchmarks)")
     return 0 if all(r.verdict != "MISS" for r in results) else 1

@@ -11,7 +11,7 @@ benchmark takes a minute, not five.
 import asyncio
 import time
 
-from benchmarks import harness, sse
+from benchmarks import cluster, harness, sse
 from benchmarks.report import Goal, Result
 
 NAME = "connections"
@@ -78,9 +78,9 @@ def run(*, quick=False):
     holds = 3 if quick else 5
     result = Result(NAME, TITLE)
     name = f"{harness.PREFIX}conn"
-    core, _ = harness.kube()
+    core, _ = cluster.kube()
     profile = harness.import_profile(
-        harness.todo_spec(name=name, namespace=name, node_port=harness.free_node_port(core))
+        harness.todo_spec(name=name, namespace=name, node_port=cluster.free_node_port(core))
     )
     try:
         with harness.web_server(HELMDECK_SSE_HEARTBEAT=period) as (url, web):

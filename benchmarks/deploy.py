@@ -14,7 +14,7 @@ which the sandbox's kwok stages honour as a kubelet would.
 import subprocess
 import time
 
-from benchmarks import harness
+from benchmarks import cluster, harness
 from benchmarks.report import Goal, Result, median
 
 NAME = "deploy"
@@ -118,14 +118,14 @@ def run(*, quick=False):
 
     pairs = 2 if quick else 5
     result = Result(NAME, TITLE, bare_label="bare helm")
-    core, _ = harness.kube()
+    core, _ = cluster.kube()
     ours, theirs = [], []
     with (
-        harness.namespace(core, "deploy-hd") as hd_ns,
-        harness.namespace(core, "deploy-helm") as bare_ns,
+        cluster.namespace(core, "deploy-hd") as hd_ns,
+        cluster.namespace(core, "deploy-helm") as bare_ns,
         tempfile.TemporaryDirectory(prefix="helmdeck-bench-deploy-") as tmp,
     ):
-        node_port = harness.free_node_port(core)
+        node_port = cluster.free_node_port(core)
         profile = harness.import_profile(
             harness.todo_spec(name=RELEASE, namespace=hd_ns, node_port=node_port)
         )

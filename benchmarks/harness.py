@@ -11,15 +11,12 @@ import os
 import platform
 import re
 import resource
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.request import urlopen
 
@@ -206,192 +203,6 @@ def watcher(refresh=0.5):
         child.stop(timeout=15)
 
 
-# ---- a private PostgreSQL -------------------------------------------------------------------
-
-PGBIN = Path(os.environ.get("HELMDECK_PGBIN", "/usr/lib/postgresql/15/bin"))
-
-
-def _as_postgres(argv):
-    """PostgreSQL refuses to run as root: run its tools as `postgres` when we are root."""
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
-
-
-@contextlib.contextmanager
-def private_postgres(max_connections=1200):
-    """A throw-away PostgreSQL server on a free loopback port, stopped (by the postmaster's
-    PID) and removed afterwards. Yields its DATABASE_URL.
-
-    Why: every open SSE stream holds a database connection in the web process (Django runs
-    each ASGI request's sync parts in a thread of its own, and a thread keeps its connection
-    until its request ends), so 500 idle clients need 500 connections. The machine's shared
-    server allows 100 for everyone; exhausting it would fail other people's runs.
-    """
-    top = Path(tempfile.mkdtemp(prefix="helmdeck-bench-pg-"))
-    data, sock = top / "data", top / "sock"
-    sock.mkdir()
-    top.chmod(0o755)
-    if os.geteuid() == 0:
-        shutil.chown(top, "postgres")
-        shutil.chown(sock, "postgres")
-    port = free_port()
-    quiet = {"capture_output": True, "text": True, "timeout": 120}
-    init = subprocess.run(
-        _as_postgres(
-            [
-                str(PGBIN / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "helmdeck",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C.UTF-8",
-                "--no-sync",
-            ]
-        ),
-        **quiet,
-        check=False,
-    )
-    if init.returncode != 0:
-        raise BenchError(f"initdb failed: {init.stderr[-1000:]}")
-    options = (
-        f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off "
-        f"-c synchronous_commit=off -c full_page_writes=off "
-        f"-c max_connections={max_connections} -c shared_buffers=128MB"
-    )
-    start = subprocess.run(
-        _as_postgres(
-            [
-                str(PGBIN / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(top / "log"),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                options,
-                "start",
-            ]
-        ),
-        **quiet,
-        check=False,
-    )
-    pid = None
-    try:
-        if start.returncode != 0:
-            raise BenchError(f"postgres did not start: {start.stderr[-1000:]}")
-        pid = int((data / "postmaster.pid").read_text().split()[0])
-        subprocess.run(
-            _as_postgres(
-                [
-                    str(PGBIN.parent / "bin" / "createdb"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "-U",
-                    "helmdeck",
-                    "helmdeck_bench",
-                ]
-            ),
-            **quiet,
-            check=True,
-        )
-        yield f"postgres://helmdeck@127.0.0.1:{port}/helmdeck_bench"
-    finally:
-        if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGINT)  # fast shutdown
-            with contextlib.suppress(BenchError):
-                wait_for(
-                    lambda: not Path(f"/proc/{pid}").exists(), timeout=30, what="postgres to stop"
-                )
-        shutil.rmtree(top, ignore_errors=True)
-
-
-# ---- the sandbox cluster -------------------------------------------------------------------
-
-
-def kube():
-    """(CoreV1Api, ApiClient) for $KUBECONFIG (the sandbox)."""
-    from kubernetes import client, config
-
-    api = config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
-    return client.CoreV1Api(api), api
-
-
-def kubectl_bin():
-    return os.environ.get("HELMDECK_KUBECTL") or shutil.which("kubectl") or "kubectl"
-
-
-def helm_bin():
-    return os.environ.get("HELMDECK_HELM") or shutil.which("helm") or "helm"
-
-
-def remove_leftover_namespaces(core, age=timedelta(minutes=60)):
-    """bench-* namespaces an interrupted run left (older than `age`: a younger one may
-    belong to a run going on beside this one)."""
-    cutoff = datetime.now(UTC) - age
-    for ns in core.list_namespace().items:
-        if ns.metadata.name.startswith(PREFIX) and ns.metadata.creation_timestamp < cutoff:
-            with contextlib.suppress(Exception):
-                core.delete_namespace(ns.metadata.name)
-
-
-@contextlib.contextmanager
-def namespace(core, kind):
-    """A fresh bench-<kind>-<hex> namespace, deleted (with its kwok log files) afterwards."""
-    from kubernetes import client
-
-    name = f"{PREFIX}{kind}-{secrets.token_hex(3)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    wait_for(
-        lambda: (
-            core.list_namespaced_service_account(name, field_selector="metadata.name=default").items
-        ),
-        timeout=30,
-        what=f"the default service account in {name}",
-    )
-    try:
-        yield name
-    finally:
-        with contextlib.suppress(Exception):
-            core.delete_namespace(name)
-        shutil.rmtree(sandbox_logs() / name, ignore_errors=True)
-
-
-def sandbox_logs():
-    cache = Path(os.environ.get("HELMDECK_CACHE", Path.home() / ".cache" / "helmdeck"))
-    return cache / "sandbox" / "logs"
-
-
-def bare_pod(core, ns, name, instance, *, annotations=None, ready_delay=None):
-    """A pod labelled as release `instance`'s (so the watcher keeps its row), with no
-    readiness probe (Ready as soon as kwok starts it, unless `ready_delay`)."""
-    from kubernetes import client
-
-    notes = dict(annotations or {})
-    if ready_delay:
-        notes["helmdeck.dev/ready-delay"] = ready_delay
-    labels = {"app.kubernetes.io/instance": instance, "app.kubernetes.io/component": "web"}
-    pod = client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name, labels=labels, annotations=notes),
-        spec=client.V1PodSpec(
-            containers=[client.V1Container(name="web", image="bench/web:1")],
-            termination_grace_period_seconds=0,
-        ),
-    )
-    core.create_namespaced_pod(ns, pod)
-
-    def running():
-        status = core.read_namespaced_pod(name, ns).status
-        return status.phase == "Running" and status.container_statuses
-
-    wait_for(running, timeout=60, what=f"pod {name} Running", interval=0.2)
-
-
 # ---- Django rows and sessions --------------------------------------------------------------
 
 
@@ -439,23 +250,6 @@ def delete_profiles(**filters):
     Profile.objects.filter(**filters).delete()
 
 
-def free_node_port(core):
-    used = {
-        port.node_port
-        for svc in core.list_service_for_all_namespaces().items
-        for port in (svc.spec.ports or [])
-        if port.node_port
-    }
-    from deployments.models import Component
-
-    used |= set(Component.objects.exclude(node_port=None).values_list("node_port", flat=True))
-    for _ in range(1000):
-        port = 30000 + secrets.randbelow(2768)
-        if port not in used:
-            return port
-    raise BenchError("no free nodePort in 30000-32767")
-
-
 # ---- the machine ---------------------------------------------------------------------------
 
 
@@ -469,6 +263,8 @@ def _first_line(argv):
 
 def machine():
     """CPU model and count, RAM, kernel, Python, helm, kubectl and the cluster's version."""
+    from benchmarks.cluster import helm_bin, kube, kubectl_bin
+
     cpu = "?"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -19,7 +19,7 @@ import subprocess
 import time
 from datetime import UTC, datetime
 
-from benchmarks import harness, sse
+from benchmarks import cluster, harness, sse
 from benchmarks.report import Goal, Result, median, percentile
 
 NAME = "logs"
@@ -43,7 +43,7 @@ class Tally:
 
 async def _kubectl(ns, tail, tally, stop):
     proc = await asyncio.create_subprocess_exec(
-        harness.kubectl_bin(),
+        cluster.kubectl_bin(),
         "logs",
         "-f",
         POD,
@@ -178,14 +178,14 @@ def run(*, quick=False):
     phases = (200, 1000) if quick else (200, 1000, 5000, 20000)
     seconds, tries = (2.0, 3) if quick else (3.0, 5)
     result = Result(NAME, TITLE, bare_label="kubectl logs -f")
-    core, _ = harness.kube()
-    with harness.namespace(core, "logs") as ns:
+    core, _ = cluster.kube()
+    with cluster.namespace(core, "logs") as ns:
         profile = harness.import_profile(
-            harness.todo_spec(name=ns, namespace=ns, node_port=harness.free_node_port(core))
+            harness.todo_spec(name=ns, namespace=ns, node_port=cluster.free_node_port(core))
         )
         try:
             with harness.watcher(), harness.web_server() as (url, web):
-                harness.bare_pod(core, ns, POD, profile.name)
+                cluster.bare_pod(core, ns, POD, profile.name)
                 subprocess.run(
                     [
                         str(harness.ROOT / "scripts/sandbox/write-log"),
@@ -198,7 +198,7 @@ def run(*, quick=False):
                     capture_output=True,
                     timeout=60,
                 )
-                path = harness.sandbox_logs() / ns / POD / "web.log"
+                path = cluster.sandbox_logs() / ns / POD / "web.log"
                 time.sleep(1)  # kwok picks the Logs object up through a watch
                 endpoint = _endpoint_exists(profile.name)
                 stream = f"{url}/profiles/{profile.name}/logs/stream/?pod={POD}"

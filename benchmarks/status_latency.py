@@ -15,7 +15,7 @@ import contextlib
 import re
 import time
 
-from benchmarks import harness, sse
+from benchmarks import cluster, harness, sse
 from benchmarks.report import Goal, Result, summary
 
 NAME = "status_latency"
@@ -32,7 +32,7 @@ class KubectlWatch:
 
     async def start(self):
         self.proc = await asyncio.create_subprocess_exec(
-            harness.kubectl_bin(),
+            cluster.kubectl_bin(),
             "get",
             "pods",
             "-n",
@@ -146,14 +146,14 @@ def run(*, quick=False):
     changes = 5 if quick else 15
     scales = (1, 10, 100)
     result = Result(NAME, TITLE, bare_label="kubectl -w")
-    core, _ = harness.kube()
-    with harness.namespace(core, "status") as ns:
+    core, _ = cluster.kube()
+    with cluster.namespace(core, "status") as ns:
         profile = harness.import_profile(
-            harness.todo_spec(name=ns, namespace=ns, node_port=harness.free_node_port(core))
+            harness.todo_spec(name=ns, namespace=ns, node_port=cluster.free_node_port(core))
         )
         try:
             with harness.watcher(), harness.web_server() as (url, web):
-                harness.bare_pod(core, ns, POD, profile.name, ready_delay="1h")
+                cluster.bare_pod(core, ns, POD, profile.name, ready_delay="1h")
                 harness.wait_for(
                     lambda: PodState.objects.filter(
                         profile=profile, name=POD, phase="Running"
