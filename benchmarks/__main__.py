@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -65,10 +66,21 @@ def parse_args(argv=None):
     return args
 
 
+# Each benchmark's own waits are bounded; this is the backstop (seconds, full runs).
+LIMITS = {"deploy": 1200}
+LIMIT = 420
+
+
+def _too_long(signum, frame):
+    raise TimeoutError("the benchmark ran past its time limit; stopped")
+
+
 def run_one(name, quick):
     module = importlib.import_module(f"benchmarks.{name}")
     load = os.getloadavg()[0]
     started = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, _too_long)
+    signal.alarm(LIMITS.get(name, LIMIT))
     try:
         result = module.run(quick=quick)
     except Exception as exc:  # noqa: BLE001 - one failed benchmark must not hide the others
@@ -76,6 +88,9 @@ def run_one(name, quick):
         result = report.Result(
             name=name, title=BENCHMARKS[name], error=f"{type(exc).__name__}: {exc}"
         )
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     result.seconds = time.monotonic() - started
     result.notes.append(
         f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after, on "
