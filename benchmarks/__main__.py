@@ -159,6 +159,8 @@ def main(argv=None):
     from benchmarks import harness
 
     harness.raise_open_files()
+    # SIGTERM unwinds like Ctrl-C: servers, namespaces and the database are cleaned up.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with contextlib.ExitStack() as stack:
         if not args.shared_db:
             from benchmarks.postgres import private_postgres
