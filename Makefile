@@ -24,6 +24,5 @@ sandbox:
 sandbox-down:
 	@scripts/sandbox/down
 
-bench:
-	@echo "make bench: the benchmarks (bare helm/kubectl vs Helmdeck) are not written yet" >&2
-	@exit 2
+bench: venv
+	$(UV) run --no-sync python -m benchmarks $(BENCH_ARGS)

@@ -5,6 +5,8 @@ kubectl does. Every call has a timeout; failures become IntegrationError, transi
 (permanent=False) when the API could not be reached.
 """
 
+import contextlib
+import json
 import os
 from dataclasses import dataclass
 from decimal import Decimal
@@ -182,3 +184,162 @@ class Kube:
             namespace,
             label_selector=f"app.kubernetes.io/instance={release}",
         ).items
+
+    # ---- pod logs (the profile page's log viewer; helpers below the class) ----------------
+
+    def log_pods(self, namespace, release, component=None):
+        """Pods of a release (the chart's instance label), of one component if given."""
+        selector = f"{INSTANCE_LABEL}={release}"
+        if component:
+            selector += f",{COMPONENT_LABEL}={component}"
+        pods = _call(
+            "listing pods", self.core.list_namespaced_pod, namespace, label_selector=selector
+        ).items
+        return [_pod_ref(p) for p in sorted(pods, key=lambda p: p.metadata.name)]
+
+    def pod_log(self, namespace, pod, *, container, tail=None, since_time=None, previous=False):
+        """The container's log as it is now (bytes), each line prefixed with its
+        RFC3339Nano timestamp."""
+        response = self._log_request(
+            namespace,
+            pod,
+            container=container,
+            follow=False,
+            tail=tail,
+            since_time=since_time,
+            previous=previous,
+            timeout=(TIMEOUT[0], LOG_READ_TIMEOUT),
+        )
+        try:
+            return response.read()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeError(
+                f"reading the log of {namespace}/{pod}: the stream broke ({type(exc).__name__})",
+                permanent=False,
+            ) from None
+        finally:
+            response.release_conn()
+
+    def pod_log_follow(self, namespace, pod, *, container, tail=None, since_time=None):
+        """A LogStream of the container's log that stays open for new lines. It has no read
+        timeout (a quiet container is not an error); the caller closes it."""
+        response = self._log_request(
+            namespace,
+            pod,
+            container=container,
+            follow=True,
+            tail=tail,
+            since_time=since_time,
+            previous=False,
+            timeout=(TIMEOUT[0], None),
+        )
+        return LogStream(response)
+
+    def _log_request(
+        self, namespace, pod, *, container, follow, tail, since_time, previous, timeout
+    ):
+        # The same GET as read_namespaced_pod_log(..., _preload_content=False), built with
+        # the client's own serializer because that method has no since_time parameter (the
+        # generated signature lacks sinceTime); auth, TLS and the pool stay the client's.
+        query = [("container", container), ("timestamps", True)]
+        if follow:
+            query.append(("follow", True))
+        if previous:
+            query.append(("previous", True))
+        if tail is not None:
+            query.append(("tailLines", tail))
+        if since_time:
+            query.append(("sinceTime", since_time))
+        request = self._api.param_serialize(
+            method="GET",
+            resource_path=LOG_PATH,
+            path_params={"namespace": namespace, "name": pod},
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        what = f"reading the log of {namespace}/{pod}"
+        try:
+            response = self._api.call_api(*request, _request_timeout=timeout)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeError(
+                f"{what}: the cluster is unreachable ({type(exc).__name__})", permanent=False
+            ) from None
+        if not 200 <= response.status <= 299:
+            response.read()
+            exc = ApiException.from_response(http_resp=response, body=None, data=None)
+            raise KubeError(
+                f"{what}: {_api_message(exc)}", permanent=exc.status in (400, 401, 403, 404)
+            ) from None
+        return response.response
+
+
+LOG_PATH = "/api/v1/namespaces/{namespace}/pods/{name}/log"
+LOG_READ_TIMEOUT = 30  # seconds a whole non-follow read may take
+LOG_CHUNK = 65536
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
+@dataclass(frozen=True)
+class PodRef:
+    """A pod whose log can be read: its name, component label, log container and phase."""
+
+    name: str
+    component: str
+    container: str
+    phase: str = ""
+
+
+def _pod_ref(pod):
+    labels = pod.metadata.labels or {}
+    component = labels.get(COMPONENT_LABEL, "")
+    names = [c.name for c in pod.spec.containers]
+    # the chart names a component's container after the component
+    container = component if component in names else names[0]
+    phase = (pod.status and pod.status.phase) or ""
+    return PodRef(pod.metadata.name, component, container, phase)
+
+
+def _api_message(exc):
+    """The API's own reason ("previous terminated container ... not found") if it sent one."""
+    try:
+        return json.loads(exc.body or "{}").get("message") or exc.reason
+    except (ValueError, AttributeError):
+        return exc.reason
+
+
+class LogStream:
+    """A followed container log: iterating yields raw byte chunks as the API sends them.
+    close() may be called from another thread: it shuts the socket's reading side down,
+    which ends a read blocked in the iterating thread, then closes the connection (it is
+    not returned to the pool: a half-read stream cannot be reused)."""
+
+    def __init__(self, response):
+        self._response = response
+        self.closed = False
+
+    def __iter__(self):
+        while not self.closed:
+            try:
+                chunk = self._response.read1(LOG_CHUNK)
+            except Exception as exc:
+                if self.closed:  # close() from another thread broke the read: expected
+                    return
+                if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+                    raise KubeError(
+                        f"the log stream broke ({type(exc).__name__})", permanent=False
+                    ) from None
+                raise
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):  # the read side may be gone already
+            self._response.shutdown()
+        with contextlib.suppress(Exception):
+            self._response.close()

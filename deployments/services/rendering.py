@@ -11,11 +11,16 @@ key only as changed or unchanged.
 import base64
 import copy
 import difflib
+import functools
+import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import jsonschema
 import kubernetes_validate
 import yaml
 from django.conf import settings
+from referencing import Registry, Resource
 
 from deployments.integrations.helm import Helm
 from deployments.services.profiles import parse_spec_of
@@ -62,8 +67,20 @@ def spec_render(*, spec, keys, helm=None, secrets=None):
     rendered_secrets = secrets if secrets is not None else dict.fromkeys(keys, _PLACEHOLDER)
     with values_file(values) as values_path, secrets_file(rendered_secrets) as secrets_path:
         files = [*value_files(spec), values_path, secrets_path]
-        lint = helm.lint(CHART_DIR, files)
-        text = helm.template(spec["name"], spec["namespace"], CHART_DIR, files)
+        # Two helm processes side by side: the render step waits for the slower, not both.
+        # A lint failure is still the error raised when both fail, as when lint ran first.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            linting = pool.submit(helm.lint, CHART_DIR, files)
+            try:
+                text, failed = (
+                    helm.template(spec["name"], spec["namespace"], CHART_DIR, files),
+                    None,
+                )
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after lint's
+                text, failed = "", exc
+            lint = linting.result()
+            if failed is not None:
+                raise failed
     docs = [doc for doc in yaml.safe_load_all(text) if doc]
     problems = validate_manifests(docs)
     return Rendered(
@@ -75,13 +92,53 @@ def spec_render(*, spec, keys, helm=None, secrets=None):
     )
 
 
+@functools.lru_cache(maxsize=128)
+def _strict_validator(version, kind, api_version):
+    """kubernetes-validate's strict validator for one kind, built once per process.
+
+    `kubernetes_validate.validate()` reads and parses its JSON schemas (the large
+    `_definitions.json` among them) and builds a new registry on every call: 12 calls per
+    render of the todo-app, 0.18 s of it. This keeps the validator it would build; the
+    schema lookup below is the library's own (utils.validate, kubernetes-validate 1.37).
+    """
+    utils = kubernetes_validate.utils
+    version = version.removeprefix("v")
+    wanted = utils.major_minor(version)
+    if wanted > utils.latest_version():
+        raise utils.VersionNotSupportedError(version=wanted)
+    schema_version = [v for v in utils.all_versions() if utils.major_minor(v) <= wanted][-1]
+    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    folder = f"kubernetes-json-schema/v{schema_version}-local-strict"
+    try:
+        schema = utils.schema_contents(f"{folder}/{kind.lower()}-{group}.json", version)
+    except FileNotFoundError:
+        raise kubernetes_validate.SchemaNotFoundError(
+            version=wanted, kind=kind, api_version=api_version
+        ) from None
+    definitions = utils.schema_contents(f"{folder}/_definitions.json", version)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+def _validate(doc, version):
+    """kubernetes_validate.validate(doc, version, strict=True), with cached validators."""
+    try:
+        validator = _strict_validator(version, str(doc.get("kind")), str(doc.get("apiVersion")))
+    except (TypeError, AttributeError):
+        return kubernetes_validate.validate(doc, version, strict=True)
+    try:
+        validator.validate(doc)
+    except jsonschema.ValidationError as exc:
+        raise kubernetes_validate.ValidationError(exc, version=version) from None
+
+
 def validate_manifests(docs, versions=None):
     """kubernetes-validate, strict (unknown fields are errors), for each Kubernetes version."""
     problems = []
     for version in versions or settings.HELMDECK_VALIDATE_KUBE_VERSIONS:
         for doc in docs:
             try:
-                kubernetes_validate.validate(doc, version, strict=True)
+                _validate(doc, version)
             except kubernetes_validate.ValidationError as exc:
                 where = ".".join(str(p) for p in exc.path) or "(document)"
                 problems.append(

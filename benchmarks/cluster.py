@@ -1,0 +1,105 @@
+"""The sandbox cluster: API clients, bench-* namespaces, bare pods and free nodePorts."""
+
+import contextlib
+import os
+import secrets
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from benchmarks.harness import PREFIX, BenchError, wait_for
+
+
+def kube():
+    """(CoreV1Api, ApiClient) for $KUBECONFIG (the sandbox)."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+    return client.CoreV1Api(api), api
+
+
+def kubectl_bin():
+    return os.environ.get("HELMDECK_KUBECTL") or shutil.which("kubectl") or "kubectl"
+
+
+def helm_bin():
+    return os.environ.get("HELMDECK_HELM") or shutil.which("helm") or "helm"
+
+
+def remove_leftover_namespaces(core, age=timedelta(minutes=60)):
+    """bench-* namespaces an interrupted run left (older than `age`: a younger one may
+    belong to a run going on beside this one)."""
+    cutoff = datetime.now(UTC) - age
+    for ns in core.list_namespace().items:
+        if ns.metadata.name.startswith(PREFIX) and ns.metadata.creation_timestamp < cutoff:
+            with contextlib.suppress(Exception):
+                core.delete_namespace(ns.metadata.name)
+
+
+@contextlib.contextmanager
+def namespace(core, kind):
+    """A fresh bench-<kind>-<hex> namespace, deleted (with its kwok log files) afterwards."""
+    from kubernetes import client
+
+    name = f"{PREFIX}{kind}-{secrets.token_hex(3)}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_for(
+        lambda: (
+            core.list_namespaced_service_account(name, field_selector="metadata.name=default").items
+        ),
+        timeout=30,
+        what=f"the default service account in {name}",
+    )
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(Exception):
+            core.delete_namespace(name)
+        shutil.rmtree(sandbox_logs() / name, ignore_errors=True)
+
+
+def sandbox_logs():
+    cache = Path(os.environ.get("HELMDECK_CACHE", Path.home() / ".cache" / "helmdeck"))
+    return cache / "sandbox" / "logs"
+
+
+def bare_pod(core, ns, name, instance, *, annotations=None, ready_delay=None):
+    """A pod labelled as release `instance`'s (so the watcher keeps its row), with no
+    readiness probe (Ready as soon as kwok starts it, unless `ready_delay`)."""
+    from kubernetes import client
+
+    notes = dict(annotations or {})
+    if ready_delay:
+        notes["helmdeck.dev/ready-delay"] = ready_delay
+    labels = {"app.kubernetes.io/instance": instance, "app.kubernetes.io/component": "web"}
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels=labels, annotations=notes),
+        spec=client.V1PodSpec(
+            containers=[client.V1Container(name="web", image="bench/web:1")],
+            termination_grace_period_seconds=0,
+        ),
+    )
+    core.create_namespaced_pod(ns, pod)
+
+    def running():
+        status = core.read_namespaced_pod(name, ns).status
+        return status.phase == "Running" and status.container_statuses
+
+    wait_for(running, timeout=60, what=f"pod {name} Running", interval=0.2)
+
+
+def free_node_port(core):
+    used = {
+        port.node_port
+        for svc in core.list_service_for_all_namespaces().items
+        for port in (svc.spec.ports or [])
+        if port.node_port
+    }
+    from deployments.models import Component
+
+    used |= set(Component.objects.exclude(node_port=None).values_list("node_port", flat=True))
+    for _ in range(1000):
+        port = 30000 + secrets.randbelow(2768)
+        if port not in used:
+            return port
+    raise BenchError("no free nodePort in 30000-32767")

@@ -1,0 +1,192 @@
+"""1. Deploy overhead: the todo-app profile through Helmdeck (`--no-build`) against bare
+`helm upgrade --install --wait` of the same chart and values, alternated.
+
+Helmdeck's run is what Deploy (or `manage.py deploy todo-app --no-build`) does: a release
+row and its steps (release_request), the Celery chain queued (release_enqueue), then a
+worker renders (lint, template, schema checks, research checks), runs helm and verifies
+Ready. Its time is click -> Release.finished_at. The bare run is helm alone, with the
+values Helmdeck writes (deployments/values.py) and the same wait/rollback flags. Both
+install fresh into their own bench-* namespace and are uninstalled (untimed) after each
+run, so every run waits for new pods: the profile's readiness initialDelaySeconds of 10 s,
+which the sandbox's kwok stages honour as a kubelet would.
+"""
+
+import subprocess
+import time
+
+from benchmarks import cluster, harness
+from benchmarks.report import Goal, Result, median
+
+NAME = "deploy"
+TITLE = "Deploy overhead: todo-app --no-build through Helmdeck vs bare helm upgrade --install"
+RELEASE = "todo-app"
+
+
+def _ms(later, earlier):
+    if later is None or earlier is None:
+        return None
+    return (later - earlier).total_seconds() * 1000
+
+
+def _helmdeck_once(profile):
+    from deployments.models import Release
+    from deployments.services.releases import release_request
+    from deployments.tasks import release_enqueue
+
+    clicked = time.time()
+    release = release_request(profile=profile, actor=None, build=False)
+    release_enqueue(release)
+    harness.wait_for(
+        lambda: Release.objects.filter(pk=release.pk, status__in=Release.TERMINAL).exists(),
+        timeout=420,
+        interval=0.05,
+        what=f"release #{release.pk}",
+    )
+    release.refresh_from_db()
+    if release.status != Release.SUCCEEDED:
+        raise harness.BenchError(f"release #{release.pk} {release.status}: {release.reason}")
+    steps = {s.name: s for s in release.steps.all()}
+    ran = sorted((s for s in steps.values() if s.started_at), key=lambda s: s.started_at)
+    first = ran[0].started_at if ran else None
+    handoffs = sum(_ms(b.started_at, a.finished_at) for a, b in zip(ran, ran[1:], strict=False))
+    return {
+        "handoffs": handoffs,
+        "total": release.finished_at.timestamp() - clicked,
+        "queue": _ms(first, release.created_at),
+        "to_helm": _ms(steps["upgrade"].started_at, release.created_at),
+        **{name: _ms(s.finished_at, s.started_at) / 1000 for name, s in steps.items()},
+    }
+
+
+def _bare_argv(profile, ns, workdir):
+    """helm upgrade --install with the files Helmdeck writes, kept for the whole run."""
+    import yaml
+
+    from deployments.integrations.helm import Helm
+    from deployments.services.profiles import parse_spec_of
+    from deployments.values import CHART_DIR, secret_values, value_files, values_for
+
+    spec = parse_spec_of(profile)
+    values, secrets = workdir / "values.yaml", workdir / "secrets.yaml"
+    values.write_text(yaml.safe_dump(values_for(spec), sort_keys=False))
+    secrets.write_text(
+        yaml.safe_dump({"secrets": secret_values(profile, environ=harness.TODO_SECRETS)})
+    )
+    secrets.chmod(0o600)
+    helm = Helm()
+    argv = [
+        helm.binary,
+        "upgrade",
+        "--install",
+        RELEASE,
+        CHART_DIR,
+        "--namespace",
+        ns,
+        "--create-namespace",
+        "--timeout",
+        "300s",
+    ]
+    for path in [*value_files(spec), str(values), str(secrets)]:
+        argv += ["-f", path]
+    return argv + helm.rollback_flags()
+
+
+def _bare_once(argv):
+    started = time.time()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=420, check=False)
+    took = time.time() - started
+    if done.returncode != 0:
+        raise harness.BenchError(f"bare helm failed: {(done.stderr or done.stdout)[-800:]}")
+    return {"total": took}
+
+
+def _uninstall(core, ns):
+    from deployments.integrations.helm import Helm
+
+    Helm().uninstall(RELEASE, ns)
+    harness.wait_for(
+        lambda: not core.list_namespaced_pod(ns).items,
+        timeout=120,
+        what=f"pods in {ns} to go",
+        interval=0.2,
+    )
+
+
+def run(*, quick=False):
+    import tempfile
+    from pathlib import Path
+
+    pairs = 2 if quick else 5
+    result = Result(NAME, TITLE, bare_label="bare helm")
+    core, _ = cluster.kube()
+    ours, theirs = [], []
+    with (
+        cluster.namespace(core, "deploy-hd") as hd_ns,
+        cluster.namespace(core, "deploy-helm") as bare_ns,
+        tempfile.TemporaryDirectory(prefix="helmdeck-bench-deploy-") as tmp,
+    ):
+        node_port = cluster.free_node_port(core)
+        profile = harness.import_profile(
+            harness.todo_spec(name=RELEASE, namespace=hd_ns, node_port=node_port)
+        )
+        argv = _bare_argv(profile, bare_ns, Path(tmp))
+        try:
+            with harness.celery_worker():
+                # One untimed round each first: the worker's first release imports the
+                # Kubernetes client and loads schemas, which a running panel did long ago.
+                _helmdeck_once(profile)
+                _uninstall(core, hd_ns)
+                _bare_once(argv)
+                _uninstall(core, bare_ns)
+                for i in range(pairs):
+                    order = ("helmdeck", "bare") if i % 2 == 0 else ("bare", "helmdeck")
+                    for who in order:
+                        if who == "helmdeck":
+                            ours.append(_helmdeck_once(profile))
+                            _uninstall(core, hd_ns)
+                        else:
+                            theirs.append(_bare_once(argv))
+                            _uninstall(core, bare_ns)
+                    print(
+                        f"   pair {i + 1}/{pairs}: Helmdeck {ours[-1]['total']:.2f}s, "
+                        f"bare helm {theirs[-1]['total']:.2f}s",
+                        flush=True,
+                    )
+        finally:
+            harness.delete_profiles(pk=profile.pk)
+
+    def med(runs, key):
+        return median([r.get(key) for r in runs])
+
+    total, bare = med(ours, "total"), med(theirs, "total")
+    result.add(
+        "click -> deployed and Ready, median",
+        total,
+        unit="s",
+        bare=bare,
+        goal=Goal("<=", 1.05, on="ratio"),
+    )
+    result.add("overhead (median difference)", total - bare, unit="s")
+    result.add("queue latency: click -> worker's first step", med(ours, "queue"))
+    result.add("click -> helm upgrade starts", med(ours, "to_helm"))
+    result.add("  render step (lint, template, checks)", med(ours, "render"), unit="s")
+    result.add("  upgrade step (helm --wait)", med(ours, "upgrade"), unit="s", bare=bare)
+    result.add("  verify step", med(ours, "verify"), unit="s")
+    result.add("  hand-offs between steps (Celery chain)", med(ours, "handoffs"))
+    result.notes.append(
+        f"{pairs} alternated pairs after one untimed round each, fresh install each "
+        "(uninstalled untimed between runs); "
+        "pods Ready after the profile's 10 s readiness delay (kwok); one Celery worker "
+        "(solo pool); helm flags as Helmdeck's: " + " ".join(argv[-2:])
+    )
+    result.notes.append(
+        "Helmdeck runs (s, total = render + upgrade + verify + the rest): "
+        + ", ".join(
+            f"{r['total']:.2f} = {r['render']:.2f} + {r['upgrade']:.2f} + {r['verify']:.2f} "
+            f"+ {r['total'] - r['render'] - r['upgrade'] - r['verify']:.2f}"
+            for r in ours
+        )
+        + "; bare: "
+        + ", ".join(f"{r['total']:.2f}" for r in theirs)
+    )
+    return result
