@@ -25,14 +25,15 @@ class _StrictLoader(yaml.SafeLoader):
                 continue  # an unhashable key is reported by the spec parser
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} appears twice in one mapping",
-                    key_node.start_mark)
+                    None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                              _StrictLoader.construct_mapping)
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping
+)
 
 
 def load(text):
@@ -51,9 +52,15 @@ def load(text):
         # SafeLoader builds plain dicts/lists/scalars only; aliases are capped by the size limit.
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except ValueError:  # an integer of more than 4300 digits, a date like 2023-02-30
-        raise SpecError([FieldError(
-            "file", "holds a value YAML cannot convert (a number over 4300 digits or an "
-                    "impossible date); quote it to make it text")]) from None
+        raise SpecError(
+            [
+                FieldError(
+                    "file",
+                    "holds a value YAML cannot convert (a number over 4300 digits or an "
+                    "impossible date); quote it to make it text",
+                )
+            ]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
@@ -71,9 +78,15 @@ def _check_shape(text):
     for event in yaml.parse(text, Loader=_StrictLoader):
         if isinstance(event, yaml.CollectionStartEvent):
             if len(stack) >= MAX_DEPTH:
-                raise SpecError([FieldError(
-                    "file", f"nests deeper than {MAX_DEPTH} levels at line "
-                            f"{event.start_mark.line + 1}; a profile needs about six")])
+                raise SpecError(
+                    [
+                        FieldError(
+                            "file",
+                            f"nests deeper than {MAX_DEPTH} levels at line "
+                            f"{event.start_mark.line + 1}; a profile needs about six",
+                        )
+                    ]
+                )
             stack.append([event.anchor, 1])
             continue
         if isinstance(event, yaml.CollectionEndEvent):
@@ -89,9 +102,15 @@ def _check_shape(text):
         if stack:
             stack[-1][1] += count
             if stack[-1][1] > MAX_NODES:
-                raise SpecError([FieldError(
-                    "file", f"expands to more than {MAX_NODES} values (anchors and aliases "
-                            "repeating each other); write the profile out plainly")])
+                raise SpecError(
+                    [
+                        FieldError(
+                            "file",
+                            f"expands to more than {MAX_NODES} values (anchors and aliases "
+                            "repeating each other); write the profile out plainly",
+                        )
+                    ]
+                )
 
 
 def dump(profile):

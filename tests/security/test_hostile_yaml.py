@@ -33,23 +33,33 @@ HOSTILE = {
     "anchor bomb as a value": (
         "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
         "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c]\n"
-        "e: &e [*d, *d, *d]\n" + VALID + "description: *e\n", "expands to more than"),
+        "e: &e [*d, *d, *d]\n" + VALID + "description: *e\n",
+        "expands to more than",
+    ),
     "a self-referencing mapping": ("&a {name: *a}", "recursive"),
     "huge file": (VALID + "description: " + "x" * (300 * 1024) + "\n", "larger than 256 KiB"),
     "deep flow nesting": (VALID + "config: " + "[" * 100_000 + "]" * 100_000, "nests deeper"),
     "deep mapping nesting": ("a: " + "{a: " * 5_000 + "1" + "}" * 5_000, "nests deeper"),
-    "deep block nesting": ("".join(" " * i + "a:\n" for i in range(600)) + " " * 600 + "1\n",
-                           "nests deeper"),
-    "python object tag": ("name: !!python/object/apply:os.system ['touch /tmp/pwn']\n",
-                          "could not determine a constructor"),
+    "deep block nesting": (
+        "".join(" " * i + "a:\n" for i in range(600)) + " " * 600 + "1\n",
+        "nests deeper",
+    ),
+    "python object tag": (
+        "name: !!python/object/apply:os.system ['touch /tmp/pwn']\n",
+        "could not determine a constructor",
+    ),
     "python name tag": ("name: !!python/name:os.system\n", "could not determine a constructor"),
     "python module tag": ("name: !!python/module:os\n", "could not determine a constructor"),
     "custom tag": (VALID + "config: {A: !Ref x}\n", "could not determine a constructor"),
     "duplicate top-level key": (VALID + "name: other\n", "the key 'name' appears twice"),
-    "duplicate nested key": ("name: a\ncomponents: {web: {port: 80, port: 8080}}\n",
-                             "the key 'port' appears twice"),
-    "merge key": ("b: &b {port: 80}\nname: a\ncomponents: {web: {<<: *b}}\n",
-                  "could not determine a constructor"),
+    "duplicate nested key": (
+        "name: a\ncomponents: {web: {port: 80, port: 8080}}\n",
+        "the key 'port' appears twice",
+    ),
+    "merge key": (
+        "b: &b {port: 80}\nname: a\ncomponents: {web: {<<: *b}}\n",
+        "could not determine a constructor",
+    ),
     "not UTF-8": (b"name: \xff\xfe\n", "is not UTF-8 text"),
     "number of 5000 digits": ("name: a\nreplicas: " + "9" * 5000 + "\n", "cannot convert"),
     "impossible date": ("name: 2023-02-30\n", "cannot convert"),
@@ -57,14 +67,22 @@ HOSTILE = {
     "a list, not a mapping": ("- name: a\n", "must be a mapping"),
     "an empty file": ("", "is empty"),
     "unknown top-level key": (VALID + "replicas: 3\n", "replicas: is not a known key"),
-    "unknown component key": ("name: a\ncomponents: {web: {port: 80, command: [sh]}}\n",
-                              "command: is not a known key"),
-    "wrong type: components a list": ("name: a\ncomponents: [web]\n",
-                                      "components: must be a mapping"),
-    "wrong type: port text": ("name: a\ncomponents: {web: {port: eighty}}\n",
-                              "components.web.port:"),
+    "unknown component key": (
+        "name: a\ncomponents: {web: {port: 80, command: [sh]}}\n",
+        "command: is not a known key",
+    ),
+    "wrong type: components a list": (
+        "name: a\ncomponents: [web]\n",
+        "components: must be a mapping",
+    ),
+    "wrong type: port text": (
+        "name: a\ncomponents: {web: {port: eighty}}\n",
+        "components.web.port:",
+    ),
     "wrong type: replicas a mapping": (
-        "name: a\ncomponents: {web: {port: 80, replicas: {n: 1}}}\n", "components.web.replicas:"),
+        "name: a\ncomponents: {web: {port: 80, replicas: {n: 1}}}\n",
+        "components.web.replicas:",
+    ),
     "wrong type: config value a list": (VALID + "config: {A: [1, 2]}\n", "config.A:"),
     "wrong type: secret inline": (VALID + "secrets: {S: hunter2}\n", "secrets.S: must be one of"),
     "wrong type: name a number": ("name: 12\ncomponents: {web: {port: 80}}\n", "name:"),
@@ -94,8 +112,11 @@ def test_it_refuses_before_building_anything(what, monkeypatch):
 
     built = []
     original = yaml.SafeLoader.construct_document
-    monkeypatch.setattr(yaml.SafeLoader, "construct_document",
-                        lambda self, node: built.append(node) or original(self, node))
+    monkeypatch.setattr(
+        yaml.SafeLoader,
+        "construct_document",
+        lambda self, node: built.append(node) or original(self, node),
+    )
     with pytest.raises(SpecError):
         profile_yaml.load(HOSTILE[what][0])
     assert built == [] or what == "python object tag"  # a tag fails in its constructor
@@ -110,14 +131,24 @@ def test_it_checks_the_size_before_decoding(monkeypatch):
 def test_it_still_loads_anchors_a_person_would_write():
     text = (
         "name: anchored\ncomponents:\n  web: {port: 80, resources: {requests: &r {cpu: 250m},"
-        " limits: *r}}\n  api: {port: 81, resources: {requests: *r, limits: *r}}\n")
+        " limits: *r}}\n  api: {port: 81, resources: {requests: *r, limits: *r}}\n"
+    )
     doc = profile_yaml.load(text)
     assert doc["components"]["api"]["resources"]["limits"] == {"cpu": "250m"}
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("what", ["billion laughs", "deep flow nesting", "duplicate nested key",
-                                  "python object tag", "huge file", "unknown component key"])
+@pytest.mark.parametrize(
+    "what",
+    [
+        "billion laughs",
+        "deep flow nesting",
+        "duplicate nested key",
+        "python object tag",
+        "huge file",
+        "unknown component key",
+    ],
+)
 def test_it_refuses_hostile_uploads_on_the_import_page(login, what):
     text, reason = HOSTILE[what]
     upload = io.BytesIO(text.encode())
