@@ -1,0 +1,187 @@
+"""Shared pieces of the endpoint fuzz tests: example budgets, hostile values, a snapshot of
+everything a request could write, and the checks every example makes."""
+
+import os
+from html.parser import HTMLParser
+
+from django.contrib.auth.models import Group, User
+from django.contrib.sessions.models import Session
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from deployments.models import (
+    AuditEvent,
+    Cluster,
+    Component,
+    ConfigEntry,
+    LogLine,
+    Profile,
+    Release,
+    SecretEntry,
+    Step,
+)
+
+EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", 200))
+
+
+def budget(share):
+    """Hypothesis settings for a test that takes `share` of HYPOTHESIS_EXAMPLES (CI: 2000)."""
+    return settings(
+        max_examples=max(int(EXAMPLES * share), 10),
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+HOSTILE = [
+    "",
+    " ",
+    "0",
+    "-1",
+    "1e999",
+    "NaN",
+    "９",
+    "9" * 5000,
+    "a" * 5000,
+    "\x00",
+    "a\x00b",
+    "\r\n",
+    "\u202e",
+    "\ufeff",
+    "\ud7ff",
+    "😀",
+    "<script>alert(1)</script>",
+    "'; DROP TABLE x; --",
+    "{{ 7*7 }}",
+    "{% debug %}",
+    "$(touch /tmp/pwn)",
+    "`id`",
+    "../../etc/passwd",
+    "//evil.example",
+    "https://evil.example/",
+    "javascript:alert(1)",
+    "todo-app",
+    "minikube",
+    "on",
+    "true",
+    "None",
+    "[" * 3000,
+    '{"a": ' * 2000,
+    "a: b\n- c",
+    "%00",
+    "%2e%2e%2f",
+]
+text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)
+value = st.one_of(st.sampled_from(HOSTILE), text, st.integers(-(10**30), 10**30).map(str))
+field_names = st.one_of(
+    st.sampled_from(
+        [
+            "name",
+            "namespace",
+            "token",
+            "fingerprint",
+            "build",
+            "next",
+            "username",
+            "password",
+            "email",
+            "_field",
+            "csrfmiddlewaretoken",
+            "post",
+            "_save",
+        ]
+    ),
+    st.text(
+        alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+        min_size=1,
+        max_size=20,
+    ),
+)
+extra_fields = st.dictionaries(field_names, value, max_size=4)
+
+MODELS = (
+    Profile,
+    Component,
+    ConfigEntry,
+    SecretEntry,
+    Release,
+    Step,
+    LogLine,
+    AuditEvent,
+    Cluster,
+    User,
+    Group,
+    Session,
+)
+FIELD_MESSAGE = (b"has-error", b"form-errors", b"errorlist", b"errornote")
+
+
+def snapshot():
+    """Row counts of every table a request could write, and the rows that matter."""
+    return (
+        {model.__name__: model.objects.count() for model in MODELS},
+        list(Profile.objects.values().order_by("pk")),
+        list(ConfigEntry.objects.values("key", "value").order_by("pk")),
+        list(SecretEntry.objects.values("key", "ciphertext", "from_env").order_by("pk")),
+        list(Cluster.objects.values().order_by("pk")),
+        list(Release.objects.values("pk", "status", "cancel_requested").order_by("pk")),
+        list(User.objects.values("pk", "password", "is_active").order_by("pk")),
+    )
+
+
+def assert_rejected(response, before, *, queued):
+    """An invalid request: a 4xx with a reason, or the form again with a field message;
+    nothing written and no task queued."""
+    assert response.status_code < 500
+    if response.status_code == 200:
+        assert any(marker in response.content for marker in FIELD_MESSAGE), response.content[:300]
+    elif response.status_code >= 400 and not response.streaming:
+        assert response.content.strip(), "a refusal says why"
+    after = snapshot()
+    assert after == before, [(a, b) for a, b in zip(after, before, strict=True) if a != b]
+    assert queued == []
+
+
+class FormFields(HTMLParser):
+    """The fields of the first <form method="post"> on a page, as a browser would send them."""
+
+    def __init__(self, html):
+        super().__init__()
+        self.data, self._select, self._textarea, self._in_form = {}, None, None, False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form" and attrs.get("method", "").lower() == "post":
+            self._in_form = True
+        if not self._in_form:
+            return
+        name = attrs.get("name")
+        if tag == "input" and name and attrs.get("type") not in ("submit", "file", "button"):
+            if attrs.get("type") in ("checkbox", "radio") and "checked" not in attrs:
+                return
+            self.data[name] = attrs.get("value") or (
+                "on" if attrs.get("type") == "checkbox" else ""
+            )
+        elif tag == "select" and name:
+            self._select = name
+            self.data.setdefault(name, "")
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.data[self._select] = attrs.get("value", "")
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.data[name] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+        elif tag == "form":
+            self._in_form = False
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.data[self._textarea] += (
+                data.lstrip("\n") if not self.data[self._textarea] else data
+            )
