@@ -150,6 +150,8 @@ def assert_rejected(response, before, *, queued):
     """An invalid request: a 4xx with a reason, or the form again with a field message;
     nothing written and no task queued."""
     assert response.status_code < 500
+    if not response.streaming:
+        assert b"<script>alert(1)</script>" not in response.content  # escaped if echoed
     if response.status_code == 200:
         assert any(marker in response.content for marker in FIELD_MESSAGE), response.content[:300]
     elif response.status_code >= 400 and not response.streaming:

@@ -169,3 +169,19 @@ def test_it_refuses_hostile_files_on_the_command_line(tmp_path, capsys, what):
     assert exit_info.value.code == 2
     assert HOSTILE[what][1] in capsys.readouterr().err
     assert not Profile.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a": ' * 50_000, "9" * 5000])
+def test_it_reports_hostile_json_in_the_mapping_fields(login, text):
+    """Build arguments and pod annotations are JSON in the forms; the json module recurses
+    per level (RecursionError was a 500) and refuses huge integers (ValueError)."""
+    from tests.deployments.test_views import component_data, form_data
+
+    data = form_data(name="deep", components=[component_data()])
+    data["components-0-build_args"] = text
+    data["components-0-pod_annotations"] = text
+    response = login("admin").post("/profiles/new/", data)
+    assert response.status_code == 200
+    assert response.content.count(b"Enter a valid JSON") >= 2
+    assert not Profile.objects.filter(name="deep").exists()
