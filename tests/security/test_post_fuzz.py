@@ -353,7 +353,7 @@ hostile_next = st.sampled_from(
 )
 
 
-@budget(0.3)
+@budget(0.35)
 @given(
     username=st.one_of(st.just("REAL"), value),
     password=st.one_of(st.just(PASSWORD), value),
@@ -439,7 +439,7 @@ def profile_admin_form(admin_client, world):
     return url, FormFields(admin_client.get(url).content.decode()).data
 
 
-@budget(0.1)
+@budget(0.05)
 @given(changes=st.data())
 def test_admin_profile_change(admin_client, world, queued, profile_admin_form, changes):
     url, base = profile_admin_form
