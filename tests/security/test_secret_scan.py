@@ -61,6 +61,14 @@ class Canaries:
         ]
 
 
+def _parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class ProcScan(threading.Thread):
     """Reads every process's argv until stopped; keeps the helm ones and any that holds a
     canary, and stats the values files a helm argv names while helm runs."""
@@ -78,7 +86,12 @@ class ProcScan(threading.Thread):
                 except OSError:
                     continue
                 self.leaks += self.canaries.leaks(b" ".join(argv), f"argv of pid {pid}")
-                if argv and argv[0].endswith((b"helm", b"helm3")) and b"upgrade" in argv:
+                if (
+                    argv
+                    and argv[0].endswith((b"helm", b"helm3"))
+                    and b"upgrade" in argv
+                    and _parent(pid) == os.getpid()
+                ):  # ours, not another test run's
                     self.helm.append([a.decode() for a in argv if a])
                     for path in (a.decode() for a in argv if a.startswith(b"/tmp/helmdeck-")):
                         with contextlib.suppress(FileNotFoundError):
