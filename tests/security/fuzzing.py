@@ -1,12 +1,14 @@
-"""Shared pieces of the endpoint fuzz tests: example budgets, hostile values, a snapshot of
-everything a request could write, and the checks every example makes."""
+"""Shared pieces of the endpoint fuzz tests (test_post_fuzz*.py): example budgets, hostile
+values, a snapshot of everything a request could write, the checks every example makes.
+The fixtures are in tests/security/conftest.py."""
 
 import os
 from html.parser import HTMLParser
 
 from django.contrib.auth.models import Group, User
 from django.contrib.sessions.models import Session
-from django.db import connection
+from django.db import connection, transaction
+from django.test import Client
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -21,6 +23,7 @@ from deployments.models import (
     SecretEntry,
     Step,
 )
+from tests.factories import PASSWORD, UserFactory
 
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", 200))
 
@@ -204,3 +207,27 @@ class FormFields(HTMLParser):
             self.data[self._textarea] += (
                 data.lstrip("\n") if not self.data[self._textarea] else data
             )
+
+
+def signed_in(role, **fields):
+    client = Client()
+    user = UserFactory(role=role, **fields)
+    assert client.login(username=user.username, password=PASSWORD)
+    assert client.raise_request_exception  # a view's exception fails the example
+    client.user = user
+    return client
+
+
+def rolled_back(check, queued):
+    """Run `check` in a transaction that is undone afterwards (examples stay independent)."""
+    queued.clear()
+    with transaction.atomic():
+        check()
+        transaction.set_rollback(True)
+
+
+slug_or_hostile = st.one_of(
+    st.from_regex(r"\A[a-z][a-z0-9-]{0,20}[a-z0-9]\Z"),
+    value,
+    st.sampled_from(["todo-app", "todo-app-copy", "new", "import", "a" * 54, "Todo-App"]),
+)
