@@ -4,10 +4,10 @@
 import inspect
 
 from tests.deployments import test_form_fuzz, test_import_fuzz
-from tests.security import test_post_fuzz, test_post_fuzz_accounts
+from tests.security import test_get_fuzz, test_post_fuzz, test_post_fuzz_accounts
 from tests.security.fuzzing import EXAMPLES
 
-MODULES = (test_form_fuzz, test_import_fuzz, test_post_fuzz, test_post_fuzz_accounts)
+MODULES = (test_form_fuzz, test_import_fuzz, test_post_fuzz, test_post_fuzz_accounts, test_get_fuzz)
 
 
 def fuzz_tests():
