@@ -46,8 +46,8 @@ class MappingField(forms.JSONField):
 
     forms.JSONField lets ValueError escape for input json refuses to convert (an integer
     with more than 4300 digits): a 500 on a hostile POST, found by the form fuzz test. The
-    json module recurses once per nesting level, so 100,000 "[" raise RecursionError (found
-    by tests/security/test_post_fuzz.py).
+    json module recurses once per nesting level, so 100,000 "[" raise RecursionError (a 500
+    too; tests/security/test_hostile_yaml.py).
     """
 
     def to_python(self, value):

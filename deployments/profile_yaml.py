@@ -49,7 +49,7 @@ def load(text):
         raise SpecError([FieldError("file", f"is larger than {MAX_BYTES // 1024} KiB")])
     try:
         _check_shape(text)
-        # SafeLoader builds plain dicts/lists/scalars only; aliases are capped by the size limit.
+        # SafeLoader builds plain dicts/lists/scalars only; _check_shape capped depth and aliases.
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except ValueError:  # an integer of more than 4300 digits, a date like 2023-02-30
         raise SpecError(
