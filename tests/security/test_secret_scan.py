@@ -25,7 +25,7 @@ from django.db import connection
 from django.test import Client
 
 from deployments import events
-from deployments.models import LogLine, Release
+from deployments.models import Component, LogLine, Release
 from deployments.services.profiles import secret_set
 from deployments.services.releases import release_request, release_run
 from deployments.tasks import release_enqueue
@@ -149,6 +149,8 @@ def test_it_keeps_secret_values_out_of_everything_but_the_cluster(
     for key in ("TODO_JWT_SECRET", "OPENAI_API_KEY", "TODO_DATABASE_URL"):
         values[key] = f"env-canary-{uuid.uuid4().hex}"
         monkeypatch.setenv(key, values[key])
+    # the sandbox is shared with other test runs: let Kubernetes pick a free NodePort
+    Component.objects.filter(profile=deployable).update(node_port=None)
     stored = f"stored-canary-{uuid.uuid4().hex}"
     secret_set(profile=deployable, key="STORED_TOKEN", value=stored, actor=None)
     canaries = Canaries([stored, *values.values()])
