@@ -45,19 +45,21 @@ class MappingField(forms.JSONField):
     """A JSON object field that reports any undecodable input as a field error.
 
     forms.JSONField lets ValueError escape for input json refuses to convert (an integer
-    with more than 4300 digits): a 500 on a hostile POST, found by the form fuzz test.
+    with more than 4300 digits): a 500 on a hostile POST, found by the form fuzz test. The
+    json module recurses once per nesting level, so 100,000 "[" raise RecursionError (a 500
+    too; tests/security/test_hostile_yaml.py).
     """
 
     def to_python(self, value):
         try:
             return super().to_python(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
 
     def bound_data(self, data, initial):
         try:
             return super().bound_data(data, initial)
-        except ValueError:
+        except (ValueError, RecursionError):
             return forms.fields.InvalidJSONInput(data)
 
 

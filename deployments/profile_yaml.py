@@ -5,6 +5,12 @@ import yaml
 from deployments.spec import FieldError, SpecError, spec_from_profile
 
 MAX_BYTES = 256 * 1024
+# A profile is about six levels deep; PyYAML's composer and constructor recurse once per
+# level, so a file of 100,000 "[" would end in RecursionError (a 500) without this cap.
+MAX_DEPTH = 32
+# Nodes after expanding every alias: a "billion laughs" file is small but names a few
+# anchors that each repeat the last nine times; a real profile has a few hundred nodes.
+MAX_NODES = 20_000
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -19,14 +25,15 @@ class _StrictLoader(yaml.SafeLoader):
                 continue  # an unhashable key is reported by the spec parser
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} appears twice in one mapping",
-                    key_node.start_mark)
+                    None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                              _StrictLoader.construct_mapping)
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping
+)
 
 
 def load(text):
@@ -41,17 +48,69 @@ def load(text):
     if len(text) > MAX_BYTES:
         raise SpecError([FieldError("file", f"is larger than {MAX_BYTES // 1024} KiB")])
     try:
-        # SafeLoader builds plain dicts/lists/scalars only; aliases are capped by the size limit.
+        _check_shape(text)
+        # SafeLoader builds plain dicts/lists/scalars only; _check_shape capped depth and aliases.
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except ValueError:  # an integer of more than 4300 digits, a date like 2023-02-30
-        raise SpecError([FieldError(
-            "file", "holds a value YAML cannot convert (a number over 4300 digits or an "
-                    "impossible date); quote it to make it text")]) from None
+        raise SpecError(
+            [
+                FieldError(
+                    "file",
+                    "holds a value YAML cannot convert (a number over 4300 digits or an "
+                    "impossible date); quote it to make it text",
+                )
+            ]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         problem = getattr(exc, "problem", None) or "it is not valid YAML"
         raise SpecError([FieldError("file", f"is not valid YAML at {where}: {problem}")]) from None
+
+
+def _check_shape(text):
+    """Refuse a document nested deeper than MAX_DEPTH or larger than MAX_NODES once its
+    aliases are expanded, before anything is built. Walks PyYAML's event stream (its parser
+    is iterative), counting each anchor's expanded size once: work stays linear in the text.
+    """
+    sizes = {}  # anchor -> expanded node count
+    stack = []  # [anchor, expanded node count] of each open collection
+    for event in yaml.parse(text, Loader=_StrictLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(stack) >= MAX_DEPTH:
+                raise SpecError(
+                    [
+                        FieldError(
+                            "file",
+                            f"nests deeper than {MAX_DEPTH} levels at line "
+                            f"{event.start_mark.line + 1}; a profile needs about six",
+                        )
+                    ]
+                )
+            stack.append([event.anchor, 1])
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, count = stack.pop()
+        elif isinstance(event, yaml.AliasEvent):
+            anchor, count = None, sizes.get(event.anchor, 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, count = event.anchor, 1
+        else:
+            continue
+        if anchor:
+            sizes[anchor] = count
+        if stack:
+            stack[-1][1] += count
+            if stack[-1][1] > MAX_NODES:
+                raise SpecError(
+                    [
+                        FieldError(
+                            "file",
+                            f"expands to more than {MAX_NODES} values (anchors and aliases "
+                            "repeating each other); write the profile out plainly",
+                        )
+                    ]
+                )
 
 
 def dump(profile):

@@ -98,6 +98,8 @@ def profile_deploy(request, name):
                     _remember(request, data["token"], release)
                     messages.success(request, f"Release #{release.pk} of {profile.name} queued.")
                     return redirect(_release_url(release))
+        else:  # a tampered or truncated confirmation: say so instead of a silent re-render
+            refused, status = _form_problem(form), 400
     form = DeployForm(
         initial={"build": build, "token": secrets.token_urlsafe(16), "fingerprint": current}
     )
@@ -113,6 +115,11 @@ def profile_deploy(request, name):
         request, "deployments/profile_deploy.html", context,
         partials={"preview": "preview"}, status=status,
     )
+
+
+def _form_problem(form):
+    fields = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+    return f"the confirmation form was incomplete ({fields}); review and confirm again"
 
 
 def _preview_context(request, profile):

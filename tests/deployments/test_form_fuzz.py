@@ -126,6 +126,10 @@ def test_it_survives_hostile_profile_posts(admin_client, data, url, htmx, trigge
         assert response.status_code < 500
         assert SCRIPT.encode() not in response.content
         if not _written(response):
+            adding = any(key.startswith("_add_") for key in data)
+            if url != "/profiles/validate/" and not adding:  # refused: the page says why
+                assert b"The profile was not saved" in response.content
+                assert b"has-error" in response.content or b"<li>" in response.content
             assert Profile.objects.count() == profiles
             assert AuditEvent.objects.count() == events
             assert parse_spec_of(Profile.objects.get(name="todo-app")) == before

@@ -32,7 +32,7 @@ PAGES = [
 # Release and cluster pages: {queued}, {succeeded}, {first} are release ids (see `releases`).
 RELEASE_PAGES = [
     ("get", "/profiles/todo-app/deploy/", None, DEPLOY, 200),
-    ("post", "/profiles/todo-app/deploy/", {}, DEPLOY, 200),  # invalid form: shown again
+    ("post", "/profiles/todo-app/deploy/", {}, DEPLOY, 400),  # invalid form: says why
     ("get", "/profiles/todo-app/releases/", None, VIEW, 200),
     ("get", "/releases/{queued}/", None, VIEW, 200),
     ("get", "/releases/{succeeded}/", None, VIEW, 200),

@@ -1,0 +1,260 @@
+"""Every URL pattern the root resolver knows has a row in a permission table, and every row
+is checked for anonymous / no role / viewer / deployer / admin.
+
+The profile, release and cluster pages are the rows of tests/deployments/test_permissions.py;
+this module adds accounts, health, the streams and every admin-site pattern, and fails, by
+name, for any pattern that no row reaches (a new view must say who may open it).
+"""
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.contrib import admin
+from django.contrib.auth.models import Group, User
+from django.contrib.contenttypes.models import ContentType
+from django.urls import URLResolver, get_resolver, resolve
+from django.urls.exceptions import Resolver404
+
+from deployments.models import AuditEvent, Cluster, Profile
+from deployments.services.profiles import audit_record
+from tests.deployments import test_permissions as table
+from tests.deployments.test_permissions import (  # noqa: F401 - fixtures used by name
+    client_for,
+    fast_password_hashing,
+    releases,
+)
+
+pytestmark = pytest.mark.django_db
+
+ROLES = table.ROLES
+ROLE_IDS = {None: "anonymous", "": "no-role"}
+# who may: PUBLIC everyone; LOGIN any signed-in user; STREAM a role that may view (SSE);
+# ADMIN_SITE the admin role (others go to the admin login); SUPERUSER a superuser only (the
+# admin role is refused with 403 by the admin itself); ADMIN_LOGIN the login form of the
+# admin site (a signed-in admin is sent on to the index).
+PUBLIC, LOGIN, STREAM = "public", "login", "stream"
+ADMIN_SITE, SUPERUSER, ADMIN_LOGIN = "admin-site", "superuser", "admin-login"
+
+ACCOUNTS = [
+    ("get", "/health", PUBLIC, 200),
+    ("get", "/ready", PUBLIC, (200, 503)),  # 503 while a dependency is down: still answered
+    ("get", "/accounts/login/", PUBLIC, 200),
+    ("post", "/accounts/login/", PUBLIC, 200),  # wrong password: the form again
+    ("get", "/accounts/password_change/", LOGIN, 200),
+    ("get", "/accounts/password_change/done/", LOGIN, 200),
+    ("get", "/accounts/password_reset/", PUBLIC, 200),
+    ("get", "/accounts/password_reset/done/", PUBLIC, 200),
+    ("get", "/accounts/reset/MQ/set-password/", PUBLIC, 200),  # an invalid link says so
+    ("get", "/accounts/reset/done/", PUBLIC, 200),
+    ("post", "/accounts/logout/", LOGIN, 302),
+]
+STREAMS = [
+    ("get", "/profiles/todo-app/stream/", STREAM, 200),
+    ("get", "/releases/{queued}/stream/", STREAM, 200),
+]
+# Pages other helpers are adding (issue 5); a row only counts once its URL resolves to the
+# route named here. The status for a permitted user is None: any 2xx or 3xx.
+EXPECTED_SOON = {
+    "profiles/<slug:name>/logs/": ("get", "/profiles/todo-app/logs/", table.VIEW, None),
+    "profiles/<slug:name>/logs/stream/": ("get", "/profiles/todo-app/logs/stream/", STREAM, None),
+    "profiles/<slug:name>/logs/download/": (
+        "get",
+        "/profiles/todo-app/logs/download/",
+        table.VIEW,
+        None,
+    ),
+    "profiles/<slug:name>/usage/": ("get", "/profiles/todo-app/usage/", table.VIEW, None),
+    "stream/": ("get", "/stream/", STREAM, None),
+    "status/stream/": ("get", "/status/stream/", STREAM, None),
+}
+ADMIN_SITE_ROWS = [
+    ("get", "/admin/", ADMIN_SITE, 200),
+    ("get", "/admin/login/", ADMIN_LOGIN, 302),
+    ("get", "/admin/password_change/", ADMIN_SITE, 200),
+    ("get", "/admin/password_change/done/", ADMIN_SITE, 200),
+    ("get", "/admin/autocomplete/", ADMIN_SITE, 403),  # no model named: refused
+    ("get", "/admin/jsi18n/", ADMIN_SITE, 200),
+    ("get", "/admin/r/{ct}/{profile}/", ADMIN_SITE, 404),  # profiles have no public URL
+    ("get", "/admin/deployments/", ADMIN_SITE, 200),
+    ("get", "/admin/not-a-page/", ADMIN_SITE, 404),
+    ("post", "/admin/logout/", PUBLIC, 302),  # anyone may log out
+]
+MODEL_PAGES = [  # (suffix, status for the admin role on a model it may change)
+    ("", 200),
+    ("add/", 200),
+    ("{pk}/change/", 200),
+    ("{pk}/history/", 200),
+    ("{pk}/delete/", 200),
+    ("{pk}/", 302),
+]
+
+
+def admin_rows():
+    """The admin site's pages for every registered model, and what the admin role gets."""
+    rows = list(ADMIN_SITE_ROWS)
+    for model in admin.site._registry:
+        meta = model._meta
+        key = meta.model_name
+        for suffix, status in MODEL_PAGES:
+            url = f"/admin/{meta.app_label}/{key}/" + suffix.replace("{pk}", f"{{{key}}}")
+            if meta.app_label != "deployments":
+                needs, status = SUPERUSER, (302 if suffix == "{pk}/" else 403)
+            else:
+                needs = ADMIN_SITE
+                if key == "auditevent" and suffix in ("add/", "{pk}/delete/"):
+                    status = 403  # the audit trail is read-only, even for the admin role
+            rows.append(("get", url, needs, status))
+        if meta.app_label == "deployments" and key != "auditevent":
+            # an empty POST: the form again (add/change) or the confirmation (delete)
+            for suffix in ("add/", "{pk}/change/", "{pk}/delete/"):
+                url = f"/admin/{meta.app_label}/{key}/" + suffix.replace("{pk}", f"{{{key}}}")
+                rows.append(("post", url, ADMIN_SITE, 200))
+    rows.append(("get", "/admin/auth/user/{user}/password/", SUPERUSER, 403))
+    return rows
+
+
+ROWS = ACCOUNTS + STREAMS + admin_rows()
+
+
+def _routes(patterns, prefix=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            yield (prefix + str(pattern.pattern)).replace("^", ""), pattern.name
+
+
+def _route_of(url):
+    try:
+        return resolve(url.split("?")[0].format_map(_Ones())).route.replace("^", "")
+    except Resolver404:
+        return None
+
+
+class _Ones(dict):
+    def __missing__(self, key):
+        return 1
+
+
+def _table_rows():
+    return (
+        [(m, u) for m, u, _, _, _ in table.PAGES + table.RELEASE_PAGES]
+        + [("get", u) for u in table.ADMIN_PAGES]
+        + [(m, u) for m, u, _, _ in ROWS]
+    )
+
+
+def _soon_rows():
+    return [row for route, row in EXPECTED_SOON.items() if _route_of(row[1]) == route]
+
+
+def test_every_url_pattern_has_a_permission_row():
+    covered = {_route_of(url) for _, url in _table_rows()} | {
+        _route_of(row[1]) for row in _soon_rows()
+    }
+    missing = [
+        f"{route!r} (name: {name})"
+        for route, name in _routes(get_resolver().url_patterns)
+        if route not in covered
+    ]
+    assert not missing, (
+        "URL patterns without a row in the permission tables (add (method, url, needs, "
+        "status) to tests/security/test_every_url.py ACCOUNTS/STREAMS/EXPECTED_SOON or to "
+        "tests/deployments/test_permissions.py PAGES/RELEASE_PAGES):\n  " + "\n  ".join(missing)
+    )
+
+
+def test_the_table_reaches_only_real_pages():
+    assert [url for _, url in _table_rows() if _route_of(url) is None] == []
+
+
+def expected(role, needs, status):
+    """The status a role gets; a 302 means "to the login page" unless the row says 302."""
+    if needs == PUBLIC:
+        return status
+    if needs in (ADMIN_SITE, SUPERUSER):
+        return status if role == "admin" else "admin login"
+    if needs == ADMIN_LOGIN:
+        return status if role == "admin" else 200
+    if role is None:
+        return "login"
+    if needs == LOGIN:
+        return status
+    if needs == STREAM:
+        return 403 if role == "" else status
+    return table.expected(role, needs, status)
+
+
+@pytest.fixture
+def world(todo_app, releases):  # noqa: F811 - the fixture imported above
+    """One row of each model the admin site lists, and the releases of test_permissions."""
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    event = audit_record(actor=None, action="profile.changed", profile=todo_app)
+    ids = {
+        **releases,
+        "profile": todo_app.pk,
+        "cluster": Cluster.objects.get(name="minikube").pk,
+        "auditevent": event.pk,
+        "user": User.objects.create_user("someone").pk,
+        "group": Group.objects.get(name="viewer").pk,
+        "accessattempt": AccessAttempt.objects.create(username="x", failures_since_start=1).pk,
+        "accesslog": AccessLog.objects.create(username="x").pk,
+        "accessfailurelog": AccessFailureLog.objects.create(username="x").pk,
+        "ct": ContentType.objects.get_for_model(Profile).pk,
+    }
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+    return ids
+
+
+def body(response):
+    """A streamed response read to its end (an SSE stream under the test client sends its
+    replay and ends), or the content of any other response."""
+    if not response.streaming:
+        return response.content
+    if response.is_async:
+
+        async def read():
+            return b"".join([chunk async for chunk in response.streaming_content])
+
+        return async_to_sync(read)()  # ORM calls stay on this thread: the test's transaction
+    return b"".join(response.streaming_content)
+
+
+def check(response, want, url):
+    status = response.status_code
+    if want == "login":
+        assert status == 302 and response["Location"].startswith("/accounts/login/?next="), url
+    elif want == "admin login":
+        assert status == 302 and response["Location"].startswith(
+            ("/admin/login/", "/accounts/login/")
+        ), url
+    elif want is None:
+        assert 200 <= status < 400, (url, status)
+    elif isinstance(want, tuple):
+        assert status in want, (url, status)
+    else:
+        assert status == want, (url, status, response.get("Location"))
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "needs", "status"), ROWS, ids=[f"{r[0]} {r[1]}" for r in ROWS]
+)
+def test_it_enforces_the_permission_matrix_everywhere(world, method, url, needs, status):
+    """Each row for the five roles in turn (no row writes: an empty POST is refused)."""
+    url = url.format(**world)
+    for role in ROLES:
+        client = client_for(role)
+        response = getattr(client, method)(url, {}) if method == "post" else client.get(url)
+        want = expected(role, needs, status)
+        check(response, want, f"{ROLE_IDS.get(role, role)}: {method} {url}")
+        content = body(response)
+        if needs == STREAM and want == 200:
+            assert response["Content-Type"] == "text/event-stream" and b"event: " in content
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: ROLE_IDS.get(r, r))
+def test_it_checks_the_pages_other_helpers_are_adding(world, role):
+    for method, url, needs, status in _soon_rows():
+        response = getattr(client_for(role), method)(url.format(**world))
+        check(response, expected(role, needs, status), url)
+        body(response)
