@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from deployments.views import health
@@ -6,7 +7,19 @@ from deployments.views import health
 urlpatterns = [
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # django.contrib.auth.urls without the password-reset pages: Helmdeck sends no mail, so
+    # a reset link could never arrive; an admin sets a forgotten password (admin or
+    # `manage.py changepassword`).
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"
+    ),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("admin/", admin.site.urls),
     path("", include("deployments.urls")),
 ]

@@ -29,7 +29,6 @@ POSTS = sorted(
         "/profiles/validate/",
         "/profiles/import/",
         "/accounts/password_change/",
-        "/accounts/password_reset/",
         "/releases/{queued}/rollback/",
     }
 )

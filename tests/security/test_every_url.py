@@ -41,10 +41,6 @@ ACCOUNTS = [
     ("post", "/accounts/login/", PUBLIC, 200),  # wrong password: the form again
     ("get", "/accounts/password_change/", LOGIN, 200),
     ("get", "/accounts/password_change/done/", LOGIN, 200),
-    ("get", "/accounts/password_reset/", PUBLIC, 200),
-    ("get", "/accounts/password_reset/done/", PUBLIC, 200),
-    ("get", "/accounts/reset/MQ/set-password/", PUBLIC, 200),  # an invalid link says so
-    ("get", "/accounts/reset/done/", PUBLIC, 200),
     ("post", "/accounts/logout/", LOGIN, 302),
 ]
 STREAMS = [

@@ -1,10 +1,9 @@
-"""Hypothesis over the accounts pages (login with a hostile `next`, password change and
-reset) and the admin site's profile and cluster forms; the same checks as test_post_fuzz.py.
+"""Hypothesis over the accounts pages (login with a hostile `next`, password change)
+and the admin site's profile and cluster forms; the same checks as test_post_fuzz.py.
 """
 
 import pytest
 from django.contrib.auth.models import User
-from django.core import mail
 from django.test import Client
 from django.utils.http import url_has_allowed_host_and_scheme
 from hypothesis import event, given
@@ -46,7 +45,7 @@ hostile_next = st.sampled_from(
 )
 
 
-@budget(0.35)
+@budget(0.5)
 @given(
     username=st.one_of(st.just("REAL"), value),
     password=st.one_of(st.just(PASSWORD), value),
@@ -97,26 +96,6 @@ def test_password_change(viewer_client, queued, old, new1, same, extra):
         if response.status_code == 302:
             assert old == PASSWORD and same
             assert User.objects.get(pk=client.user.pk).check_password(new1)
-        else:
-            assert_rejected(response, before, queued=queued)
-
-    rolled_back(check, queued)
-
-
-@budget(0.15)
-@given(email=st.one_of(st.just("REAL"), st.emails(), value), extra=extra_fields)
-def test_password_reset(fuzz_world, queued, email, extra):
-    def check():
-        user = UserFactory(role="viewer", email="someone@example.com")
-        mail.outbox.clear()
-        before = snapshot()
-        address = user.email if email == "REAL" else email
-        response = Client().post("/accounts/password_reset/", {**extra, "email": address})
-        event(f"password reset -> {response.status_code}")
-        assert snapshot() == before and queued == []
-        if response.status_code == 302:  # the same answer for known and unknown addresses
-            assert response["Location"] == "/accounts/password_reset/done/"
-            assert len(mail.outbox) == (1 if address.lower() == user.email else 0)
         else:
             assert_rejected(response, before, queued=queued)
 
