@@ -27,4 +27,5 @@ urlpatterns = [
     path("clusters/", clusters.cluster_list, name="cluster_list"),
     path("clusters/<slug:name>/", clusters.cluster_detail, name="cluster_detail"),
     path("clusters/<slug:name>/check/", clusters.cluster_check, name="cluster_check"),
+    path("status/stream/", streams.status_stream, name="status_stream"),
 ]

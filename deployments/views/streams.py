@@ -1,24 +1,26 @@
-"""Server-sent events: one stream per page, replayable.
+"""Server-sent events: one stream per page, replayable, all fed by the process's hub.
 
-On connect the view subscribes to the release's Redis channel first, then replays the
-LogLine rows after Last-Event-ID from the database, then relays live messages, skipping
-any it already replayed. So a page that reconnects misses no line and shows none twice.
+Every stream listens through deployments.hub (one Redis connection per web process,
+bounded per-client queues, shared renders). The release stream subscribes first, then
+replays the LogLine rows after Last-Event-ID from the database, then relays live messages,
+skipping any it already replayed: a page that reconnects misses no line and shows none
+twice. The profile and status streams send the current rows on (re)connect, so a missed
+message costs nothing. After a Redis reconnect (RESET) every stream sends what it would on
+connect again; a client dropped for lagging (OVERFLOW) gets a retry hint and reconnects.
 A comment line every 15 s keeps proxies from closing an idle stream.
 """
 
-import contextlib
-import json
+import time
 
-import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
-from deployments import events
+from deployments import events, selectors
+from deployments.hub import OVERFLOW, RESET, get_hub
 from deployments.models import LogLine, Profile, Release
-from deployments.views.pages import pods_context
+from deployments.views.pages import pods_context, status_context
 
 HEARTBEAT_SECONDS = 15
 
@@ -56,6 +58,11 @@ async def _refusal(request):
     return None
 
 
+async def _can_edit(request):
+    user = await request.auser()
+    return await sync_to_async(user.has_perm)("deployments.change_profile")
+
+
 def _follows(request):
     """Only an ASGI server can hold a stream open. Under WSGI (runserver, a test's
     live_server) Django would buffer an endless async stream in a thread forever, so a
@@ -65,6 +72,8 @@ def _follows(request):
 
 
 NO_FOLLOW_RETRY = "retry: 10000\n\n"
+OVERFLOW_RETRY = "retry: 1000\n\n"  # dropped for lagging: come back soon, and replay
+HEARTBEAT = ": heartbeat\n\n"
 
 
 def _stream_response(stream):
@@ -87,65 +96,61 @@ async def release_stream(request, pk):
     return _stream_response(_events(release, last_id, follow=_follows(request)))
 
 
-@contextlib.asynccontextmanager
-async def _subscription(channel_name):
-    """A Redis pub/sub subscription, subscribed before the caller replays rows (so nothing
-    published meanwhile is missed) and closed however the stream ends."""
-    conn = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
-    pubsub = conn.pubsub()
-    try:
-        await pubsub.subscribe(channel_name)
-        yield pubsub
-    finally:
-        await pubsub.aclose()
-        await conn.aclose()
-
-
-async def _published(pubsub):
-    """Each published payload, or None after HEARTBEAT_SECONDS of silence."""
-    while True:
-        message = await pubsub.get_message(
-            ignore_subscribe_messages=True, timeout=HEARTBEAT_SECONDS
-        )
-        yield None if message is None else json.loads(message["data"])
-
-
-HEARTBEAT = ": heartbeat\n\n"
-
-
-async def _events(release, last_id, *, follow=True):
-    async with _subscription(events.channel("release", release.pk)) as pubsub:
-        seen = last_id
-        async for line in (
-            LogLine.objects.filter(release=release, sequence__gt=last_id)
-            .select_related("step")
-            .order_by("sequence")
-        ):
-            seen = line.sequence
-            yield sse(
+async def _replay(release, after):
+    """SSE `log` messages of the rows after `after`, then the status (and `done`)."""
+    async for line in (
+        LogLine.objects.filter(release=release, sequence__gt=after)
+        .select_related("step")
+        .order_by("sequence")
+    ):
+        yield (
+            line.sequence,
+            sse(
                 "log",
                 log_html(line.sequence, line.step.name if line.step else "", line.text),
                 line.sequence,
-            )
-        await release.arefresh_from_db()
-        yield sse("status", status_html(release.status, release.reason))
-        if release.status in Release.TERMINAL:
-            yield sse("done", release.status)
-            return
-        if not follow:
+            ),
+        )
+    await release.arefresh_from_db()
+    yield None, sse("status", status_html(release.status, release.reason))
+    if release.status in Release.TERMINAL:
+        yield None, sse("done", release.status)
+
+
+async def _events(release, last_id, *, follow=True):
+    if not follow:
+        async for _, message in _replay(release, last_id):
+            yield message
+        if release.status not in Release.TERMINAL:
             yield NO_FOLLOW_RETRY
-            return
-        async for payload in _published(pubsub):
-            if payload is None:
+        return
+    hub = get_hub()
+    # subscribed (and confirmed by Redis) before the replay: nothing published in between
+    # is lost, and `seen` drops what the replay already sent
+    async with hub.listen(channels=[events.channel("release", release.pk)]) as listener:
+        seen, replay = last_id, True
+        while True:
+            if replay:  # on connect, and after a Redis reconnect (messages may be lost)
+                async for sequence, message in _replay(release, seen):
+                    seen = sequence or seen
+                    yield message
+                if release.status in Release.TERMINAL:
+                    return
+                replay = False
+            item = await listener.get(HEARTBEAT_SECONDS)
+            if item is None:
                 yield HEARTBEAT
-            elif payload["event"] == "log":
-                if payload["id"] is None or payload["id"] <= seen:
+            elif item is RESET:
+                replay = True
+            elif item is OVERFLOW:
+                yield OVERFLOW_RETRY
+                return
+            elif item.event == "log":
+                if item.id is None or item.id <= seen:
                     continue
-                seen = payload["id"]
-                yield sse(
-                    "log", log_html(seen, payload["data"]["step"], payload["data"]["text"]), seen
-                )
-            elif payload["event"] == "status":
+                seen, data = item.id, item.data or {}
+                yield sse("log", log_html(seen, data.get("step", ""), data.get("text", "")), seen)
+            elif item.event == "status":
                 await release.arefresh_from_db()
                 yield sse("status", status_html(release.status, release.reason))
                 if release.status in Release.TERMINAL:
@@ -164,22 +169,146 @@ async def profile_stream(request, name):
     profile = await Profile.objects.filter(name=name).afirst()
     if profile is None:
         raise Http404("no such profile")
-    return _stream_response(_pod_events(profile, follow=_follows(request)))
+    can_edit = await _can_edit(request)
+    return _stream_response(_pod_events(profile, can_edit, follow=_follows(request)))
 
 
-def _pods_html(profile):
-    return render_to_string("deployments/profile_detail.html#pods", pods_context(profile)).strip()
+def _pods_html(profile, can_edit):
+    context = pods_context(profile, can_edit=can_edit)
+    return render_to_string("deployments/profile_detail.html#pods", context).strip()
 
 
-async def _pod_events(profile, *, follow=True):
+async def _pod_events(profile, can_edit, *, follow=True):
     render = sync_to_async(_pods_html)
-    async with _subscription(events.channel("profile", profile.pk)) as pubsub:
-        yield sse("pods", await render(profile))
-        if not follow:
-            yield NO_FOLLOW_RETRY
-            return
-        async for payload in _published(pubsub):
-            if payload is None:
+    if not follow:
+        yield sse("pods", await render(profile, can_edit))
+        yield NO_FOLLOW_RETRY
+        return
+    hub = get_hub()
+    key = ("pods", profile.pk, can_edit)
+    channel = events.channel("profile", profile.pk)
+    async with hub.listen(channels=[channel], events={"pod"}) as listener:
+        yield sse("pods", await hub.shared(key, hub.seq, lambda: render(profile, can_edit)))
+        while True:
+            item = await listener.get(HEARTBEAT_SECONDS)
+            if item is None:
                 yield HEARTBEAT
-            elif payload["event"] == "pod":
-                yield sse("pods", await render(profile), payload["id"])
+            elif item is OVERFLOW:
+                yield OVERFLOW_RETRY
+                return
+            else:
+                seq = hub.seq if item is RESET else item.seq
+                html = await hub.shared(key, seq, lambda: render(profile, can_edit))
+                yield sse("pods", html, None if item is RESET else item.id)
+
+
+# ---- the team status page ------------------------------------------------------------------
+
+# Pod changes (the watcher) and release status changes (the pipeline) of every profile; log
+# lines on release channels are dropped by the hub before they reach a status client.
+STATUS_PATTERNS = (events.channel("profile", "*"), events.channel("release", "*"))
+STATUS_EVENTS = ("pod", "status")
+_release_profiles = {}  # release pk -> profile pk (a release never changes profile)
+
+
+async def status_stream(request):
+    """The status page's one stream. On (re)connect a `table` event with the current page
+    (same query string as the page: filter, health, page number), then one
+    `profile-<pk>` event per changed row on the page; a `table` event again when a change
+    moves a profile into or out of a health filter, and when the page's profiles or counts
+    changed (new or deleted profiles: checked at each heartbeat)."""
+    if (refusal := await _refusal(request)) is not None:
+        return refusal
+    view = selectors.StatusView.from_params(request.GET)
+    can_edit = await _can_edit(request)
+    return _stream_response(_status_events(view, can_edit, follow=_follows(request)))
+
+
+class _Table:
+    def __init__(self, page, html):
+        self.html = html
+        self.ids = frozenset(page.ids)
+        self.counts = tuple(sorted(page.counts.items()))
+
+
+def _table(view, can_edit):
+    page = selectors.status_page(view)
+    context = status_context(page, can_edit=can_edit)
+    return _Table(page, render_to_string("deployments/status.html#table", context).strip())
+
+
+def _row(pk, can_edit):
+    """(html, health status) of one profile's row; (None, None) when it is gone."""
+    profile = selectors.status_row(pk)
+    if profile is None:
+        return None, None
+    context = {"p": profile, "can_edit": can_edit}
+    html = render_to_string("deployments/status.html#row", context).strip()
+    return html, profile.health.status
+
+
+async def _profile_of(item):
+    kind, _, pk = item.channel.rpartition(":")
+    if not pk.isdigit():
+        return None
+    if kind == events.channel("profile", "")[:-1]:
+        return int(pk)
+    if item.event != "status":
+        return None
+    release = int(pk)
+    if release not in _release_profiles:
+        if len(_release_profiles) > 10_000:
+            _release_profiles.clear()
+        _release_profiles[release] = await sync_to_async(selectors.release_profile_id)(release)
+    return _release_profiles[release]
+
+
+async def _status_events(view, can_edit, *, follow=True):
+    table = sync_to_async(_table)
+    row = sync_to_async(_row)
+    if not follow:
+        yield sse("table", (await table(view, can_edit)).html)
+        yield NO_FOLLOW_RETRY
+        return
+    hub = get_hub()
+
+    def fresh_table(seq, *extra):
+        # shared by every client of this view; a Redis reconnect starts a new generation
+        key = ("table", view.key, can_edit, hub.connects, *extra)
+        return hub.shared(key, seq, lambda: table(view, can_edit))
+
+    async with hub.listen(patterns=STATUS_PATTERNS, events=STATUS_EVENTS) as listener:
+        shown = await fresh_table(hub.seq)
+        yield sse("table", shown.html)
+        while True:
+            item = await listener.get(HEARTBEAT_SECONDS)
+            if item is OVERFLOW:
+                yield OVERFLOW_RETRY
+                return
+            if item is RESET:
+                shown = await fresh_table(hub.seq)
+                yield sse("table", shown.html)
+                continue
+            if item is None:
+                # a heartbeat also catches what no message announces (profiles created,
+                # edited or deleted): one render per view and heartbeat period, shared
+                period = int(time.monotonic() // HEARTBEAT_SECONDS)
+                fresh = await fresh_table(hub.seq, period)
+                if (fresh.ids, fresh.counts) != (shown.ids, shown.counts):
+                    shown = fresh
+                    yield sse("table", shown.html)
+                else:
+                    yield HEARTBEAT
+                continue
+            pk = await _profile_of(item)
+            if pk is None or (pk not in shown.ids and not view.health):
+                continue
+            html, health = await hub.shared(
+                ("row", pk, can_edit, hub.connects), item.seq, lambda pk=pk: row(pk, can_edit)
+            )
+            fits = not view.health or health == view.health
+            if pk in shown.ids and html is not None and fits:
+                yield sse(f"profile-{pk}", html, item.id)
+            elif pk in shown.ids or fits:  # it left or joined this view: the page changes
+                shown = await fresh_table(item.seq)
+                yield sse("table", shown.html)
