@@ -39,6 +39,7 @@ CONFIRM_TIMEOUT = 5.0  # seconds to wait for Redis to confirm a new subscription
 READ_TIMEOUT = 1.0
 BACKOFF_FIRST, BACKOFF_CAP = 0.1, 5.0
 RENDERS_KEPT = 512
+CLIENT_NAME = "helmdeck-hub"  # CLIENT LIST shows one per web process
 
 
 class _Signal:
@@ -202,6 +203,7 @@ class Hub:
             socket_timeout=5,
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
+            client_name=CLIENT_NAME,
         )
         pubsub = client.pubsub()
         try:

@@ -281,8 +281,9 @@ def _status_health(profiles):
 
 def _status_rows(ids, health):
     """The profiles `ids` (in that order) with what a status row shows: components, last
-    release, current release (newest succeeded: revision and image tags), live pods and
-    their problems. Five queries whatever the number of ids."""
+    release, current release (newest succeeded: revision and image tags) and the problems
+    of its pods. Five queries whatever the number of ids."""
+    now = timezone.now()
     current = (
         Release.objects.filter(status=Release.SUCCEEDED)
         .order_by("-created_at", "-id")
@@ -292,14 +293,15 @@ def _status_rows(ids, health):
         Prefetch("components", queryset=Component.objects.order_by("position", "name")),
         _latest_release_prefetch(),
         Prefetch("releases", queryset=current[:1], to_attr="current_releases"),
+        # only pods with a problem: the counts came from SQL, and a page of healthy
+        # profiles then loads no pod rows at all
         Prefetch(
             "pods",
-            queryset=PodState.objects.filter(deleted=False).order_by("component", "name"),
-            to_attr="live_pods",
+            queryset=PodState.objects.filter(problem_q(now=now)).order_by("component", "name"),
+            to_attr="problem_pods",
         ),
     )
     by_pk = {p.pk: p for p in profiles}
-    now = timezone.now()
     rows = []
     for pk in ids:
         profile = by_pk.get(pk)
@@ -310,7 +312,7 @@ def _status_rows(ids, health):
         profile.current = profile.current_releases[0] if profile.current_releases else None
         deployed = dict(release_images(profile.current)) if profile.current else {}
         profile.component_rows = [(c, deployed.get(c.name)) for c in profile.components.all()]
-        problems = [p for pod in profile.live_pods if (p := pod_state_problem(pod, now=now))]
+        problems = [p for pod in profile.problem_pods if (p := pod_state_problem(pod, now=now))]
         problems.sort(key=lambda p: PROBLEM_ORDER.index(p.kind))
         profile.problems = problems
         profile.problem = problems[0] if problems else None

@@ -13,6 +13,7 @@ A comment line every 15 s keeps proxies from closing an idle stream.
 import time
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.utils.html import escape
@@ -211,6 +212,7 @@ STATUS_EVENTS = ("pod", "status")
 _release_profiles = {}  # release pk -> profile pk (a release never changes profile)
 
 
+@login_not_required  # _refusal answers 401: an EventSource must not follow a login redirect
 async def status_stream(request):
     """The status page's one stream. On (re)connect a `table` event with the current page
     (same query string as the page: filter, health, page number), then one
