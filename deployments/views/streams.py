@@ -11,9 +11,11 @@ A comment line every 15 s keeps proxies from closing an idle stream.
 """
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_not_required
+from django.db import close_old_connections
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.utils.html import escape
@@ -77,6 +79,33 @@ OVERFLOW_RETRY = "retry: 1000\n\n"  # dropped for lagging: come back soon, and r
 HEARTBEAT = ": heartbeat\n\n"
 
 
+# Database work of live streams runs in these two threads, each job ending like a request
+# (close_old_connections). Under ASGI, sync code of a request runs in that request's own
+# thread, which keeps its database connection while its stream is open: 500 open pages
+# would hold 500 PostgreSQL connections. Here they hold at most two, plus none per stream.
+_DB_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sse-db")
+
+
+def _db(fn):
+    """`fn` as a coroutine function run in _DB_THREADS (for follow mode only: under WSGI
+    and in tests the caller's transaction must keep its connection)."""
+
+    def job(*args):
+        close_old_connections()
+        try:
+            return fn(*args)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(job, thread_sensitive=False, executor=_DB_THREADS)
+
+
+async def _request_db_done():
+    """Close the connection the request's thread opened (login, permission checks) before
+    the stream starts waiting: it would otherwise stay open as long as the page does."""
+    await sync_to_async(close_old_connections)()
+
+
 def _stream_response(stream):
     response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
@@ -97,14 +126,19 @@ async def release_stream(request, pk):
     return _stream_response(_events(release, last_id, follow=_follows(request)))
 
 
-async def _replay(release, after):
-    """SSE `log` messages of the rows after `after`, then the status (and `done`)."""
-    async for line in (
+REPLAY_CHUNK = 1000
+
+
+def _replay_rows(release, after):
+    """[(sequence, SSE message)] of up to REPLAY_CHUNK rows after `after`; after the last
+    chunk, the status (and `done`) too."""
+    lines = list(
         LogLine.objects.filter(release=release, sequence__gt=after)
         .select_related("step")
-        .order_by("sequence")
-    ):
-        yield (
+        .order_by("sequence")[:REPLAY_CHUNK]
+    )
+    messages = [
+        (
             line.sequence,
             sse(
                 "log",
@@ -112,19 +146,38 @@ async def _replay(release, after):
                 line.sequence,
             ),
         )
-    await release.arefresh_from_db()
-    yield None, sse("status", status_html(release.status, release.reason))
-    if release.status in Release.TERMINAL:
-        yield None, sse("done", release.status)
+        for line in lines
+    ]
+    if len(lines) < REPLAY_CHUNK:
+        release.refresh_from_db()
+        messages.append((None, sse("status", status_html(release.status, release.reason))))
+        if release.status in Release.TERMINAL:
+            messages.append((None, sse("done", release.status)))
+    return messages
+
+
+async def _replay(release, after, *, follow=True):
+    """The rows after `after` in chunks (a long build log is never all in memory), then
+    the status. Database work in _DB_THREADS when following."""
+    run = _db(_replay_rows) if follow else sync_to_async(_replay_rows)
+    while True:
+        messages = await run(release, after)
+        for sequence, message in messages:
+            after = sequence or after
+            yield sequence, message
+        if not messages or messages[-1][0] is None:
+            return
 
 
 async def _events(release, last_id, *, follow=True):
     if not follow:
-        async for _, message in _replay(release, last_id):
+        async for _, message in _replay(release, last_id, follow=False):
             yield message
         if release.status not in Release.TERMINAL:
             yield NO_FOLLOW_RETRY
         return
+    await _request_db_done()
+    refresh = _db(release.refresh_from_db)
     hub = get_hub()
     # subscribed (and confirmed by Redis) before the replay: nothing published in between
     # is lost, and `seen` drops what the replay already sent
@@ -152,7 +205,7 @@ async def _events(release, last_id, *, follow=True):
                 seen, data = item.id, item.data or {}
                 yield sse("log", log_html(seen, data.get("step", ""), data.get("text", "")), seen)
             elif item.event == "status":
-                await release.arefresh_from_db()
+                await refresh()
                 yield sse("status", status_html(release.status, release.reason))
                 if release.status in Release.TERMINAL:
                     yield sse("done", release.status)
@@ -180,11 +233,12 @@ def _pods_html(profile, can_edit):
 
 
 async def _pod_events(profile, can_edit, *, follow=True):
-    render = sync_to_async(_pods_html)
     if not follow:
-        yield sse("pods", await render(profile, can_edit))
+        yield sse("pods", await sync_to_async(_pods_html)(profile, can_edit))
         yield NO_FOLLOW_RETRY
         return
+    await _request_db_done()
+    render = _db(_pods_html)
     hub = get_hub()
     key = ("pods", profile.pk, can_edit)
     channel = events.channel("profile", profile.pk)
@@ -261,17 +315,20 @@ async def _profile_of(item):
     if release not in _release_profiles:
         if len(_release_profiles) > 10_000:
             _release_profiles.clear()
-        _release_profiles[release] = await sync_to_async(selectors.release_profile_id)(release)
+        profile = await _db(selectors.release_profile_id)(release)
+        if profile is None:  # not committed yet, or deleted: ask again next time
+            return None
+        _release_profiles[release] = profile
     return _release_profiles[release]
 
 
 async def _status_events(view, can_edit, *, follow=True):
-    table = sync_to_async(_table)
-    row = sync_to_async(_row)
     if not follow:
-        yield sse("table", (await table(view, can_edit)).html)
+        yield sse("table", (await sync_to_async(_table)(view, can_edit)).html)
         yield NO_FOLLOW_RETRY
         return
+    await _request_db_done()
+    table, row = _db(_table), _db(_row)
     hub = get_hub()
 
     def fresh_table(seq, *extra):
