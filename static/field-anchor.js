@@ -13,6 +13,9 @@
     target.scrollIntoView({block: "center"});
     if (input) { input.focus(); }
   }
+  // The browser's own scroll to the fragment moves focus to the page after loading, so
+  // focus once it is done (and early too, for a page that is slow to finish loading).
   document.addEventListener("DOMContentLoaded", focusAnchor);
+  window.addEventListener("load", function () { setTimeout(focusAnchor, 0); });
   window.addEventListener("hashchange", focusAnchor);
 })();

@@ -109,3 +109,37 @@ def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
         assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
     finally:
         context.close()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_diagnosis_link_lands_on_and_focuses_the_field_to_change(asgi_server, browser, todo_app):
+    """OOMKilled -> the memory limit; not Ready -> the readiness probe path, inside the
+    closed "Build and probes" section, which opens."""
+    from tests.deployments.views.test_status import pod_state
+
+    pod_state(todo_app, "backend-oom", ready=False, ready_containers=0, reason="OOMKilled")
+    user = UserFactory(role="admin")
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(f"{asgi_server}/accounts/login/?next=/")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{asgi_server}/")
+        page.click(f"#profile-row-{todo_app.pk} a.fix-link")
+        page.wait_for_url("**/profiles/todo-app/edit/#component-backend-memory_limit")
+        page.wait_for_function("document.activeElement.name === 'components-1-memory_limit'")
+
+        PodState.objects.filter(name="backend-oom").update(
+            reason="", phase="Running", last_event="Unhealthy: Readiness probe failed: 503"
+        )
+        page.goto(f"{asgi_server}/profiles/todo-app/")
+        page.click("#pods a.fix-link")
+        page.wait_for_url("**/profiles/todo-app/edit/#component-backend-readiness_path")
+        page.wait_for_function("document.activeElement.name === 'components-1-readiness_path'")
+        assert page.is_visible("#component-backend-readiness_path input")
+    finally:
+        context.close()
