@@ -51,19 +51,27 @@ def status_html(status, reason=""):
     )
 
 
-async def _refusal(request):
-    """401/403 for who may not watch (viewers may), else None."""
-    user = await request.auser()
+def _access(request):
+    """(refusal or None, may edit profiles): 401/403 for who may not watch (viewers may)."""
+    user = request.user
     if not user.is_authenticated:
-        return HttpResponse("login required", status=401)
-    if not await sync_to_async(user.has_perm)("deployments.view_profile"):
-        return HttpResponse("forbidden", status=403)
-    return None
+        return HttpResponse("login required", status=401), False
+    if not user.has_perm("deployments.view_profile"):
+        return HttpResponse("forbidden", status=403), False
+    return None, user.has_perm("deployments.change_profile")
 
 
-async def _can_edit(request):
-    user = await request.auser()
-    return await sync_to_async(user.has_perm)("deployments.change_profile")
+async def _refusal(request):
+    """401/403 for who may not watch, else None; the login and permission reads of a live
+    stream run in _DB_THREADS, so a hundred pages connecting at once do not each open
+    a database connection in a thread of their own."""
+    run = _db if _follows(request) else sync_to_async
+    refusal, request.can_edit = await run(_access)(request)
+    return refusal
+
+
+def _reader(request):
+    return _db if _follows(request) else sync_to_async
 
 
 def _follows(request):
@@ -116,7 +124,7 @@ def _stream_response(stream):
 async def release_stream(request, pk):
     if (refusal := await _refusal(request)) is not None:
         return refusal
-    release = await Release.objects.filter(pk=pk).afirst()
+    release = await _reader(request)(Release.objects.filter(pk=pk).first)()
     if release is None:
         raise Http404("no such release")
     try:
@@ -220,10 +228,10 @@ async def profile_stream(request, name):
     partial on connect (the rows are the replay) and after each "pod" publish."""
     if (refusal := await _refusal(request)) is not None:
         return refusal
-    profile = await Profile.objects.filter(name=name).afirst()
+    profile = await _reader(request)(Profile.objects.filter(name=name).first)()
     if profile is None:
         raise Http404("no such profile")
-    can_edit = await _can_edit(request)
+    can_edit = request.can_edit
     return _stream_response(_pod_events(profile, can_edit, follow=_follows(request)))
 
 
@@ -276,7 +284,7 @@ async def status_stream(request):
     if (refusal := await _refusal(request)) is not None:
         return refusal
     view = selectors.StatusView.from_params(request.GET)
-    can_edit = await _can_edit(request)
+    can_edit = request.can_edit
     return _stream_response(_status_events(view, can_edit, follow=_follows(request)))
 
 
