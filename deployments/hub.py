@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -251,15 +252,16 @@ class Hub:
 
     async def _read(self):
         """Connect, read, dispatch; on a Redis error drop the connection and reconnect with
-        backoff. Runs while the event loop does (it is idle without listeners)."""
-        backoff = BACKOFF_FIRST
+        backoff (kept growing while connections keep dying young, so a flapping Redis is
+        not hammered). Runs while the event loop does (idle without listeners)."""
+        backoff, connected_at = BACKOFF_FIRST, 0.0
         try:
             while True:
                 if self._pubsub is None:
                     try:
                         async with self._lock:
                             await self._connect()
-                        backoff = BACKOFF_FIRST
+                        connected_at = time.monotonic()
                     except (RedisError, OSError) as exc:
                         log.warning("Redis unreachable (%s); retrying", type(exc).__name__)
                         await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
@@ -270,6 +272,11 @@ class Hub:
                 except (RedisError, OSError, RuntimeError) as exc:
                     log.warning("Redis connection lost (%s); reconnecting", type(exc).__name__)
                     await self._disconnect()
+                    if time.monotonic() - connected_at < BACKOFF_CAP:
+                        await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+                        backoff = min(BACKOFF_CAP, backoff * 2)
+                    else:
+                        backoff = BACKOFF_FIRST
                     continue
                 if message is not None:
                     self._dispatch(message)

@@ -269,7 +269,7 @@ async def _pod_events(profile, can_edit, *, follow=True):
 
 # Pod changes (the watcher) and release status changes (the pipeline) of every profile; log
 # lines on release channels are dropped by the hub before they reach a status client.
-STATUS_PATTERNS = (events.channel("profile", "*"), events.channel("release", "*"))
+STATUS_PATTERNS = (events.pattern("profile"), events.pattern("release"))
 STATUS_EVENTS = ("pod", "status")
 _release_profiles = {}  # release pk -> profile pk (a release never changes profile)
 
