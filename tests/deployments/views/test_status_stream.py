@@ -4,6 +4,7 @@ release status from the pipeline), a health filter kept, one render shared by ev
 and a replay-only stream under WSGI."""
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -190,3 +191,46 @@ def test_it_sends_the_page_and_a_retry_hint_under_wsgi(login, todo_app):
     body = b"".join(response).decode()
     assert body.startswith("event: table\n") and 'data-profile="todo-app"' in body
     assert body.endswith("retry: 10000\n\n")
+
+
+def test_it_lets_go_of_its_subscription_when_the_client_goes(todo_app, redis_url, settings):
+    import redis
+
+    from deployments.hub import get_hub
+
+    settings.REDIS_URL = redis_url
+    client = logged_in()
+    conn = redis.Redis.from_url(redis_url)
+    before = conn.pubsub_numpat()
+
+    async def connect_then_leave():
+        response = await client.get("/status/stream/")
+        chunks, started = [], asyncio.Event()
+
+        async def consume():
+            async for chunk in response.streaming_content:
+                chunks.append(chunk.decode())
+                started.set()
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.wait_for(started.wait(), 30)
+        hub = get_hub()
+        listeners = {
+            listener
+            for groups in hub.listeners.values()
+            for members in groups.values()
+            for listener in members
+        }
+        during = (conn.pubsub_numpat(), len(listeners))
+        task.cancel()  # what Django's ASGI handler does when the client disconnects
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        deadline = time.monotonic() + 10
+        while hub.listeners and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return chunks[0], during, dict(hub.listeners)
+
+    first, during, left = in_own_loop(connect_then_leave)
+    assert first.startswith("event: table")
+    assert during == (before + 2, 1)  # two patterns, one listener
+    assert left == {} and conn.pubsub_numpat() == before
