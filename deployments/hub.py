@@ -279,7 +279,10 @@ class Hub:
                         backoff = BACKOFF_FIRST
                     continue
                 if message is not None:
-                    self._dispatch(message)
+                    try:
+                        self._dispatch(message)
+                    except Exception:  # one odd message must not end every stream
+                        log.exception("dropping a message the hub could not dispatch")
         finally:
             client, pubsub = self._client, self._pubsub
             self._client = self._pubsub = None
@@ -304,6 +307,8 @@ class Hub:
         try:
             payload = json.loads(message["data"])
         except ValueError:
+            return
+        if not isinstance(payload, dict):
             return
         self.seq += 1
         item = Message(

@@ -85,15 +85,6 @@ def last_release(profile):
     return latest[0] if latest and latest[0] else None
 
 
-def status_profiles():
-    """Every profile, its components, its last release and its live pods (`live_pods`);
-    query count independent of the number of profiles."""
-    return profile_list().prefetch_related(
-        _latest_release_prefetch(),
-        Prefetch("pods", queryset=PodState.objects.filter(deleted=False), to_attr="live_pods"),
-    )
-
-
 def profile_pods(*, profile):
     """The profile's pods the watcher knows of (deleted ones left out), each with its
     problem or None: [(PodState, Problem | None)]."""
@@ -289,17 +280,21 @@ def _status_rows(ids, health):
         .order_by("-created_at", "-id")
         .only("id", "profile_id", "helm_revision", "snapshot", "created_at")
     )
-    profiles = Profile.objects.filter(pk__in=ids).select_related("cluster").prefetch_related(
-        Prefetch("components", queryset=Component.objects.order_by("position", "name")),
-        _latest_release_prefetch(),
-        Prefetch("releases", queryset=current[:1], to_attr="current_releases"),
-        # only pods with a problem: the counts came from SQL, and a page of healthy
-        # profiles then loads no pod rows at all
-        Prefetch(
-            "pods",
-            queryset=PodState.objects.filter(problem_q(now=now)).order_by("component", "name"),
-            to_attr="problem_pods",
-        ),
+    profiles = (
+        Profile.objects.filter(pk__in=ids)
+        .select_related("cluster")
+        .prefetch_related(
+            Prefetch("components", queryset=Component.objects.order_by("position", "name")),
+            _latest_release_prefetch(),
+            Prefetch("releases", queryset=current[:1], to_attr="current_releases"),
+            # only pods with a problem: the counts came from SQL, and a page of healthy
+            # profiles then loads no pod rows at all
+            Prefetch(
+                "pods",
+                queryset=PodState.objects.filter(problem_q(now=now)).order_by("component", "name"),
+                to_attr="problem_pods",
+            ),
+        )
     )
     by_pk = {p.pk: p for p in profiles}
     rows = []

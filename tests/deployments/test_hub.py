@@ -184,3 +184,19 @@ def test_it_reconnects_after_redis_restarts_and_tells_listeners_to_start_over(pr
             assert (await listener.get(5)).id == 2
 
     in_own_loop(scenario)
+
+
+def test_it_skips_a_message_it_cannot_read_and_keeps_going(redis_url):
+    channel = f"helmdeck:test:{time.monotonic_ns()}"
+
+    async def scenario():
+        hub = Hub(redis_url)
+        async with hub.listen(channels=[channel]) as listener:
+            conn = redis.Redis.from_url(redis_url)
+            conn.publish(channel, b"not json")
+            conn.publish(channel, b"[1, 2]")
+            conn.close()
+            publish(redis_url, channel, "pod", None, 3)
+            assert (await listener.get(5)).id == 3
+
+    in_own_loop(scenario)
