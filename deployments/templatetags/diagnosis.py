@@ -1,6 +1,7 @@
 """The link under a diagnosis: the profile form field to change, or the crashed container's
 previous log (seed section 8's fixes, made one click away)."""
 
+import functools
 from urllib.parse import urlencode
 
 from django import template
@@ -16,12 +17,22 @@ LINK_LABELS = {
 }
 
 
+@functools.cache
+def _has_log_viewer():
+    """Whether the URL name exists (asked once: a NoReverseMatch per row is slow)."""
+    try:
+        reverse("deployments:pod_logs", args=["x"])
+    except NoReverseMatch:
+        return False
+    return True
+
+
 def logs_url(profile_name, pod):
     """The log viewer of one pod, its previous (crashed) container. The viewer is built on
     another branch (URL name deployments:pod_logs); until it is merged, the path itself."""
-    try:
+    if _has_log_viewer():
         base = reverse("deployments:pod_logs", args=[profile_name])
-    except NoReverseMatch:
+    else:
         base = f"/profiles/{profile_name}/logs/"
     return f"{base}?{urlencode({'pod': pod, 'previous': 1})}"
 
