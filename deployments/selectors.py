@@ -328,6 +328,13 @@ def status_page(view, *, page_size=STATUS_PAGE_SIZE):
     return StatusPage(view, rows, dict(counts), len(ids), pages, page_ids)
 
 
+def status_summary(view):
+    """The health counts of the profiles matching `view`'s text filter (one query)."""
+    health = _status_health(_status_filter(Profile.objects.all(), view.query))
+    counts = Counter(h.status for h in health.values())
+    return StatusPage(view, [], dict(counts), len(health), 1)
+
+
 def status_row(pk):
     """One profile's status row (for a live update), or None when it is gone."""
     health = _status_health(Profile.objects.filter(pk=pk))

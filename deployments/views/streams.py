@@ -293,6 +293,14 @@ class _Table:
         self.html = html
         self.ids = frozenset(page.ids)
         self.counts = tuple(sorted(page.counts.items()))
+        self.healths = {p.pk: p.health.status for p in page.profiles}
+
+
+def _summary(view):
+    """(html, counts) of the health summary above the table (its `counts` event)."""
+    page = selectors.status_summary(view)
+    html = render_to_string("deployments/status.html#summary", {"status": page}).strip()
+    return html, tuple(sorted(page.counts.items()))
 
 
 def _table(view, can_edit):
@@ -336,7 +344,7 @@ async def _status_events(view, can_edit, *, follow=True):
         yield NO_FOLLOW_RETRY
         return
     await _request_db_done()
-    table, row = _db(_table), _db(_row)
+    table, row, counted = _db(_table), _db(_row), _db(_summary)
     hub = get_hub()
 
     def fresh_table(seq, *extra):
@@ -346,36 +354,44 @@ async def _status_events(view, can_edit, *, follow=True):
 
     async with hub.listen(patterns=STATUS_PATTERNS, events=STATUS_EVENTS) as listener:
         shown = await fresh_table(hub.seq)
+        counts, healths = shown.counts, dict(shown.healths)
         yield sse("table", shown.html)
         while True:
             item = await listener.get(HEARTBEAT_SECONDS)
             if item is OVERFLOW:
                 yield OVERFLOW_RETRY
                 return
-            if item is RESET:
-                shown = await fresh_table(hub.seq)
-                yield sse("table", shown.html)
-                continue
             if item is None:
                 # a heartbeat also catches what no message announces (profiles created,
                 # edited or deleted): one render per view and heartbeat period, shared
                 period = int(time.monotonic() // HEARTBEAT_SECONDS)
                 fresh = await fresh_table(hub.seq, period)
-                if (fresh.ids, fresh.counts) != (shown.ids, shown.counts):
-                    shown = fresh
-                    yield sse("table", shown.html)
-                else:
+                if (fresh.ids, fresh.counts) == (shown.ids, counts):
                     yield HEARTBEAT
-                continue
-            pk = await _profile_of(item)
-            if pk is None or (pk not in shown.ids and not view.health):
-                continue
-            html, health = await hub.shared(
-                ("row", pk, can_edit, hub.connects), item.seq, lambda pk=pk: row(pk, can_edit)
-            )
-            fits = not view.health or health == view.health
-            if pk in shown.ids and html is not None and fits:
-                yield sse(f"profile-{pk}", html, item.id)
-            elif pk in shown.ids or fits:  # it left or joined this view: the page changes
-                shown = await fresh_table(item.seq)
-                yield sse("table", shown.html)
+                    continue
+            elif item is RESET:
+                fresh = await fresh_table(hub.seq)
+            else:
+                pk = await _profile_of(item)
+                if pk is None or (pk not in shown.ids and not view.health):
+                    continue
+                html, health = await hub.shared(
+                    ("row", pk, can_edit, hub.connects), item.seq, lambda pk=pk: row(pk, can_edit)
+                )
+                fits = not view.health or health == view.health
+                if pk in shown.ids and html is not None and fits:
+                    yield sse(f"profile-{pk}", html, item.id)
+                    if healths.get(pk) != health:  # the health counts above changed too
+                        healths[pk] = health
+                        summary, counts = await hub.shared(
+                            ("counts", view.query, hub.connects), item.seq, lambda: counted(view)
+                        )
+                        yield sse("counts", summary)
+                    continue
+                if not (pk in shown.ids or fits):
+                    continue
+                # it left or joined this view: the page changes
+                fresh = await fresh_table(item.seq)
+            shown = fresh
+            counts, healths = shown.counts, dict(shown.healths)
+            yield sse("table", shown.html)

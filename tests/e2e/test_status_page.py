@@ -79,6 +79,7 @@ def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
         row = f"#profile-row-{profile.pk}"
         assert page.inner_text(f"{row} .health") == "Healthy"
         assert "1/1 pods ready" in page.inner_text(row)
+        assert page.inner_text("#health-summary").strip() == "1 Healthy"
         page.wait_for_function("window.sseOpened >= 1")
         page.evaluate("window.sameDocument = true")
 
@@ -97,6 +98,9 @@ def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
         )
         assert "0/1 pods ready" in page.inner_text(row)
         assert f"profile-{profile.pk}" in page.evaluate("window.sseEvents")  # a row event
+        page.wait_for_function(
+            "document.querySelector('#health-summary').innerText.includes('1 Degraded')"
+        )
 
         # the swapped-in row keeps listening: the pod recovers, the badge follows
         sandbox.core.patch_namespaced_pod(

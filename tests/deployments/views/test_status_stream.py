@@ -99,16 +99,21 @@ def test_it_sends_the_page_then_a_row_when_a_pod_changes(todo_app, redis_url, se
         [logged_in()],
         "/status/stream/",
         produce=crash,
-        until=lambda m: any(e.startswith("profile-") for e, _, _ in m),
+        until=lambda m: any(e == "counts" for e, _, _ in m),
     )
     event, _, table = messages[0]
     assert event == "table" and table.startswith('<section id="status-profiles"')
     assert "health-healthy" in table and 'data-profile="other"' in table
+    assert 'id="health-summary"' in table and "1 Healthy" in table
     rows = events_named(messages, "profile-")
     assert [event for event, _ in rows] == [f"profile-{todo_app.pk}"]
     html = rows[0][1]
     assert html.startswith(f'<tr id="profile-row-{todo_app.pk}"')
     assert "health-degraded" in html and "Crash loop" in html and other.name not in html
+    # the badge changed, so the counts above the table follow
+    ((_, summary),) = events_named(messages, "counts")
+    assert summary.startswith('<p id="health-summary"')
+    assert "1 Degraded" in summary and "Healthy" not in summary
 
 
 def test_it_sends_a_row_when_a_release_changes_status(todo_app, redis_url, settings):
