@@ -105,9 +105,9 @@ def _text(value):
 
 
 class Hub:
-    def __init__(self, url, *, queue_size=QUEUE_SIZE):
+    def __init__(self, url, *, queue_size=None):
         self.url = url
-        self.queue_size = queue_size
+        self.queue_size = queue_size or QUEUE_SIZE
         # key ("c", channel) | ("p", pattern) -> {event filter (frozenset | None) -> listeners}
         self.listeners = {}
         self.confirmed = {}  # key -> asyncio.Event, set once Redis confirmed the subscription

@@ -1,8 +1,10 @@
-"""Streams through a Redis restart (a private redis-server this test stops and starts):
-the release stream replays what was written while Redis was away, without loss or
-duplicates, and the status stream sends a fresh page."""
+"""Streams through faults: a Redis restart (a private redis-server this test stops and
+starts), after which the release stream replays what was written while Redis was away,
+without loss or duplicates, and the status stream sends a fresh page; and a client too
+slow to keep up, which is dropped with a retry hint and replays on reconnect."""
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -120,3 +122,62 @@ def test_it_sends_the_status_page_again_after_redis_comes_back(todo_app, private
     tables = [data for event, _, data in parse(in_own_loop(read)) if event == "table"]
     assert "health-not_deployed" in tables[0] and "1/1 pods ready" not in tables[0]
     assert "health-healthy" in tables[1] and "1/1 pods ready" in tables[1]
+
+
+def test_it_drops_a_slow_client_with_a_retry_hint_and_replays_on_reconnect(
+    todo_app, redis_url, settings, monkeypatch
+):
+    from deployments import hub
+
+    monkeypatch.setattr(hub, "QUEUE_SIZE", 3)
+    settings.REDIS_URL = redis_url
+    release = release_request(profile=todo_app, actor=None, build=False)
+    run = _Run(release)
+    run.step = release.steps.get(name="render")
+    run.log("line 1")
+    client = AsyncClient()
+    in_own_loop(client.aforce_login, UserFactory(role="viewer"))
+
+    def write_many():
+        from django.db import connection
+
+        run = _Run(Release.objects.get(pk=release.pk))
+        run.step = Step.objects.get(release=release, name="render")
+        for n in range(2, 12):
+            run.log(f"line {n}")
+        connection.close()
+
+    async def read():
+        response = await client.get(f"/releases/{release.pk}/stream/")
+        stream = aiter(response.streaming_content)
+        first = []
+        while not any(m[0] == "status" for m in parse(first)):
+            first.append((await anext(stream)).decode())
+        # this client reads nothing while ten lines are published
+        await asyncio.to_thread(write_many)
+        await asyncio.sleep(1.0)
+        rest = [chunk.decode() async for chunk in stream]  # dropped: the stream ends
+        last = max(int(i) for e, i, _ in parse(first) if e == "log")
+        again = await client.get(
+            f"/releases/{release.pk}/stream/", headers={"Last-Event-ID": str(last)}
+        )
+        replay, replayed = [], asyncio.Event()
+
+        async def consume():
+            async for chunk in again.streaming_content:
+                replay.append(chunk.decode())
+                if any(m[0] == "status" for m in parse(replay)):
+                    replayed.set()
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.wait_for(replayed.wait(), 30)
+        task.cancel()  # the page goes away (as Django does on a disconnect)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return first, rest, replay
+
+    first, rest, replay = in_own_loop(read)
+    assert [i for e, i, _ in parse(first) if e == "log"] == ["1"]
+    assert "".join(rest).endswith("retry: 1000\n\n")
+    assert "event: log" not in "".join(rest)
+    assert [i for e, i, _ in parse(replay) if e == "log"] == [str(n) for n in range(2, 12)]
