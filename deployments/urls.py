@@ -1,6 +1,7 @@
 from django.urls import path
 
 from deployments.views import actions, clusters, pages, releases, streams
+from deployments.views.status_stream import status_stream
 
 app_name = "deployments"
 
@@ -27,5 +28,5 @@ urlpatterns = [
     path("clusters/", clusters.cluster_list, name="cluster_list"),
     path("clusters/<slug:name>/", clusters.cluster_detail, name="cluster_detail"),
     path("clusters/<slug:name>/check/", clusters.cluster_check, name="cluster_check"),
-    path("status/stream/", streams.status_stream, name="status_stream"),
+    path("status/stream/", status_stream, name="status_stream"),
 ]

@@ -7,23 +7,23 @@ skipping any it already replayed: a page that reconnects misses no line and show
 twice. The profile and status streams send the current rows on (re)connect, so a missed
 message costs nothing. After a Redis reconnect (RESET) every stream sends what it would on
 connect again; a client dropped for lagging (OVERFLOW) gets a retry hint and reconnects.
-A comment line every 15 s keeps proxies from closing an idle stream.
+A comment line every 15 s keeps proxies from closing an idle stream. The status page's
+stream is in status_stream.py, built on the helpers here.
 """
 
-import time
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth.decorators import login_not_required
 from django.db import close_old_connections
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
-from deployments import events, selectors
+from deployments import events
 from deployments.hub import OVERFLOW, RESET, get_hub
 from deployments.models import LogLine, Profile, Release
-from deployments.views.pages import pods_context, status_context
+from deployments.views.pages import pods_context
 
 HEARTBEAT_SECONDS = 15
 
@@ -51,8 +51,18 @@ def status_html(status, reason=""):
     )
 
 
+async def _refusal(request):
+    """401/403 for who may not watch (viewers may), else None."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return HttpResponse("login required", status=401)
+    if not await sync_to_async(user.has_perm)("deployments.view_profile"):
+        return HttpResponse("forbidden", status=403)
+    return None
+
+
 def _access(request):
-    """(refusal or None, may edit profiles): 401/403 for who may not watch (viewers may)."""
+    """(refusal or None, may edit profiles): _refusal's answer, plus what rows vary by."""
     user = request.user
     if not user.is_authenticated:
         return HttpResponse("login required", status=401), False
@@ -61,12 +71,11 @@ def _access(request):
     return None, user.has_perm("deployments.change_profile")
 
 
-async def _refusal(request):
-    """401/403 for who may not watch, else None; the login and permission reads of a live
-    stream run in _DB_THREADS, so a hundred pages connecting at once do not each open
-    a database connection in a thread of their own."""
-    run = _db if _follows(request) else sync_to_async
-    refusal, request.can_edit = await run(_access)(request)
+async def _stream_refusal(request):
+    """_refusal for this module's live streams: the login and permission reads run in
+    _DB_THREADS, so a hundred pages connecting at once do not each open a database
+    connection in a thread of their own. Sets request.can_edit."""
+    refusal, request.can_edit = await _reader(request)(_access)(request)
     return refusal
 
 
@@ -121,8 +130,27 @@ def _stream_response(stream):
     return response
 
 
+@contextlib.asynccontextmanager
+async def _subscription(channel_name):
+    """For streams written against the old per-client subscription: now a listener on the
+    process's hub, subscribed (and confirmed by Redis) before the caller replays rows."""
+    async with get_hub().listen(channels=[channel_name]) as listener:
+        yield listener
+
+
+async def _published(listener):
+    """Each published payload ({"event", "data", "id"}), or None after HEARTBEAT_SECONDS of
+    silence. Ends when the hub drops the client or Redis reconnected: the stream then ends,
+    and the browser reconnects and replays from its rows."""
+    while True:
+        item = await listener.get(HEARTBEAT_SECONDS)
+        if item is RESET or item is OVERFLOW:
+            return
+        yield None if item is None else {"event": item.event, "data": item.data, "id": item.id}
+
+
 async def release_stream(request, pk):
-    if (refusal := await _refusal(request)) is not None:
+    if (refusal := await _stream_refusal(request)) is not None:
         return refusal
     release = await _reader(request)(Release.objects.filter(pk=pk).first)()
     if release is None:
@@ -226,7 +254,7 @@ async def _events(release, last_id, *, follow=True):
 async def profile_stream(request, name):
     """The profile page's live pods: an SSE `pods` event carrying the re-rendered `#pods`
     partial on connect (the rows are the replay) and after each "pod" publish."""
-    if (refusal := await _refusal(request)) is not None:
+    if (refusal := await _stream_refusal(request)) is not None:
         return refusal
     profile = await _reader(request)(Profile.objects.filter(name=name).first)()
     if profile is None:
@@ -263,135 +291,3 @@ async def _pod_events(profile, can_edit, *, follow=True):
                 seq = hub.seq if item is RESET else item.seq
                 html = await hub.shared(key, seq, lambda: render(profile, can_edit))
                 yield sse("pods", html, None if item is RESET else item.id)
-
-
-# ---- the team status page ------------------------------------------------------------------
-
-# Pod changes (the watcher) and release status changes (the pipeline) of every profile; log
-# lines on release channels are dropped by the hub before they reach a status client.
-STATUS_PATTERNS = (events.pattern("profile"), events.pattern("release"))
-STATUS_EVENTS = ("pod", "status")
-_release_profiles = {}  # release pk -> profile pk (a release never changes profile)
-
-
-@login_not_required  # _refusal answers 401: an EventSource must not follow a login redirect
-async def status_stream(request):
-    """The status page's one stream. On (re)connect a `table` event with the current page
-    (same query string as the page: filter, health, page number), then one
-    `profile-<pk>` event per changed row on the page; a `table` event again when a change
-    moves a profile into or out of a health filter, and when the page's profiles or counts
-    changed (new or deleted profiles: checked at each heartbeat)."""
-    if (refusal := await _refusal(request)) is not None:
-        return refusal
-    view = selectors.StatusView.from_params(request.GET)
-    can_edit = request.can_edit
-    return _stream_response(_status_events(view, can_edit, follow=_follows(request)))
-
-
-class _Table:
-    def __init__(self, page, html):
-        self.html = html
-        self.ids = frozenset(page.ids)
-        self.counts = tuple(sorted(page.counts.items()))
-        self.healths = {p.pk: p.health.status for p in page.profiles}
-
-
-def _summary(view):
-    """(html, counts) of the health summary above the table (its `counts` event)."""
-    page = selectors.status_summary(view)
-    html = render_to_string("deployments/status.html#summary", {"status": page}).strip()
-    return html, tuple(sorted(page.counts.items()))
-
-
-def _table(view, can_edit):
-    page = selectors.status_page(view)
-    context = status_context(page, can_edit=can_edit)
-    return _Table(page, render_to_string("deployments/status.html#table", context).strip())
-
-
-def _row(pk, can_edit):
-    """(html, health status) of one profile's row; (None, None) when it is gone."""
-    profile = selectors.status_row(pk)
-    if profile is None:
-        return None, None
-    context = {"p": profile, "can_edit": can_edit}
-    html = render_to_string("deployments/status.html#row", context).strip()
-    return html, profile.health.status
-
-
-async def _profile_of(item):
-    kind, _, pk = item.channel.rpartition(":")
-    if not pk.isdigit():
-        return None
-    if kind == events.channel("profile", "")[:-1]:
-        return int(pk)
-    if item.event != "status":
-        return None
-    release = int(pk)
-    if release not in _release_profiles:
-        if len(_release_profiles) > 10_000:
-            _release_profiles.clear()
-        profile = await _db(selectors.release_profile_id)(release)
-        if profile is None:  # not committed yet, or deleted: ask again next time
-            return None
-        _release_profiles[release] = profile
-    return _release_profiles[release]
-
-
-async def _status_events(view, can_edit, *, follow=True):
-    if not follow:
-        yield sse("table", (await sync_to_async(_table)(view, can_edit)).html)
-        yield NO_FOLLOW_RETRY
-        return
-    await _request_db_done()
-    table, row, counted = _db(_table), _db(_row), _db(_summary)
-    hub = get_hub()
-
-    def fresh_table(seq, *extra):
-        # shared by every client of this view; a Redis reconnect starts a new generation
-        key = ("table", view.key, can_edit, hub.connects, *extra)
-        return hub.shared(key, seq, lambda: table(view, can_edit))
-
-    async with hub.listen(patterns=STATUS_PATTERNS, events=STATUS_EVENTS) as listener:
-        shown = await fresh_table(hub.seq)
-        counts, healths = shown.counts, dict(shown.healths)
-        yield sse("table", shown.html)
-        while True:
-            item = await listener.get(HEARTBEAT_SECONDS)
-            if item is OVERFLOW:
-                yield OVERFLOW_RETRY
-                return
-            if item is None:
-                # a heartbeat also catches what no message announces (profiles created,
-                # edited or deleted): one render per view and heartbeat period, shared
-                period = int(time.monotonic() // HEARTBEAT_SECONDS)
-                fresh = await fresh_table(hub.seq, period)
-                if (fresh.ids, fresh.counts) == (shown.ids, counts):
-                    yield HEARTBEAT
-                    continue
-            elif item is RESET:
-                fresh = await fresh_table(hub.seq)
-            else:
-                pk = await _profile_of(item)
-                if pk is None or (pk not in shown.ids and not view.health):
-                    continue
-                html, health = await hub.shared(
-                    ("row", pk, can_edit, hub.connects), item.seq, lambda pk=pk: row(pk, can_edit)
-                )
-                fits = not view.health or health == view.health
-                if pk in shown.ids and html is not None and fits:
-                    yield sse(f"profile-{pk}", html, item.id)
-                    if healths.get(pk) != health:  # the health counts above changed too
-                        healths[pk] = health
-                        summary, counts = await hub.shared(
-                            ("counts", view.query, hub.connects), item.seq, lambda: counted(view)
-                        )
-                        yield sse("counts", summary)
-                    continue
-                if not (pk in shown.ids or fits):
-                    continue
-                # it left or joined this view: the page changes
-                fresh = await fresh_table(item.seq)
-            shown = fresh
-            counts, healths = shown.counts, dict(shown.healths)
-            yield sse("table", shown.html)

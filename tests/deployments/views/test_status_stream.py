@@ -162,18 +162,18 @@ def test_it_keeps_to_the_health_filter(todo_app, redis_url, settings):
 
 
 def test_it_renders_a_change_once_for_every_client(todo_app, redis_url, settings, monkeypatch):
-    from deployments.views import streams
+    from deployments.views import status_stream
 
     settings.REDIS_URL = redis_url
     row = pod_state(todo_app, "backend-1")
     renders = []
-    real_row = streams._row
+    real_row = status_stream._row
 
     def counting_row(pk, can_edit):
         renders.append(pk)
         return real_row(pk, can_edit)
 
-    monkeypatch.setattr(streams, "_row", counting_row)
+    monkeypatch.setattr(status_stream, "_row", counting_row)
 
     def change():
         changed = PodState.objects.get(pk=row.pk)
