@@ -39,7 +39,7 @@ QUEUE_SIZE = 256  # messages a client may lag behind before it is dropped
 CONFIRM_TIMEOUT = 5.0  # seconds to wait for Redis to confirm a new subscription
 READ_TIMEOUT = 1.0
 BACKOFF_FIRST, BACKOFF_CAP = 0.1, 5.0
-RENDERS_KEPT = 512
+RENDERS_KEPT = 256  # a whole status table is ~60 kB: at most ~15 MB
 CLIENT_NAME = "helmdeck-hub"  # CLIENT LIST shows one per web process
 
 
@@ -117,7 +117,7 @@ class Hub:
         self._client = self._pubsub = None
         self._reader = None
         self._reset_pending = False
-        self._renders = OrderedDict()  # key -> (seq, future)
+        self._renders = OrderedDict()  # key -> (seq, monotonic start, future)
         self._tasks = set()
 
     # ---- listeners ----------------------------------------------------------------------
@@ -331,18 +331,20 @@ class Hub:
 
     # ---- shared renders -----------------------------------------------------------------
 
-    async def shared(self, key, seq, render):
+    async def shared(self, key, seq, render, *, max_age=None):
         """`await render()` once for every client that needs `key` as of message `seq`: a
-        render started after message `seq` arrived already shows it, and is reused."""
+        render started after message `seq` arrived already shows it, and is reused (if it
+        started less than `max_age` seconds ago, for what no message announces)."""
         entry = self._renders.get(key)
-        if entry is None or entry[0] < seq:
+        now = time.monotonic()
+        if entry is None or entry[0] < seq or (max_age is not None and now - entry[1] > max_age):
             future = asyncio.ensure_future(render())
-            entry = self._renders[key] = (self.seq, future)
+            entry = self._renders[key] = (self.seq, now, future)
 
             def forget(done, key=key):
                 if done.cancelled() or done.exception() is not None:
                     current = self._renders.get(key)
-                    if current is not None and current[1] is done:
+                    if current is not None and current[2] is done:
                         del self._renders[key]
 
             future.add_done_callback(forget)
@@ -350,7 +352,7 @@ class Hub:
                 self._renders.popitem(last=False)
         else:
             self._renders.move_to_end(key)
-        return await asyncio.shield(entry[1])
+        return await asyncio.shield(entry[2])
 
 
 _hubs = weakref.WeakKeyDictionary()  # event loop -> {redis url: Hub}

@@ -8,8 +8,6 @@ out of a health filter, or when a heartbeat finds the page's profiles or counts 
 Every render is shared by all clients of the same view (Hub.shared).
 """
 
-import time
-
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_not_required
 from django.template.loader import render_to_string
@@ -110,10 +108,10 @@ async def _status_events(view, can_edit, *, follow=True):
     table, row, counted = _db(_table), _db(_row), _db(_summary)
     hub = get_hub()
 
-    def fresh_table(seq, *extra):
+    def fresh_table(seq, max_age=None):
         # shared by every client of this view; a Redis reconnect starts a new generation
-        key = ("table", view.key, can_edit, hub.connects, *extra)
-        return hub.shared(key, seq, lambda: table(view, can_edit))
+        key = ("table", view.key, can_edit, hub.connects)
+        return hub.shared(key, seq, lambda: table(view, can_edit), max_age=max_age)
 
     async with hub.listen(patterns=STATUS_PATTERNS, events=STATUS_EVENTS) as listener:
         shown = await fresh_table(hub.seq)
@@ -127,8 +125,7 @@ async def _status_events(view, can_edit, *, follow=True):
             if item is None:
                 # a heartbeat also catches what no message announces (profiles created,
                 # edited or deleted): one render per view and heartbeat period, shared
-                period = int(time.monotonic() // HEARTBEAT_SECONDS)
-                fresh = await fresh_table(hub.seq, period)
+                fresh = await fresh_table(hub.seq, max_age=HEARTBEAT_SECONDS / 2)
                 if (fresh.ids, fresh.counts) == (shown.ids, counts):
                     yield HEARTBEAT
                     continue

@@ -131,6 +131,9 @@ def test_it_renders_once_for_all_clients_of_the_same_message(redis_url):
         hub.seq = 1  # a message arrived after that render started: render again, once
         second = await asyncio.gather(*[hub.shared("row", 1, render) for _ in range(100)])
         assert set(second) == {"html 2"} and len(calls) == 2
+        assert await hub.shared("row", 1, render, max_age=60) == "html 2"  # still fresh
+        await asyncio.sleep(0.05)
+        assert await hub.shared("row", 1, render, max_age=0.01) == "html 3"  # too old
 
     in_own_loop(scenario)
 

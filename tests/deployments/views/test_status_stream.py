@@ -239,3 +239,22 @@ def test_it_lets_go_of_its_subscription_when_the_client_goes(todo_app, redis_url
     assert first.startswith("event: table")
     assert during == (before + 2, 1)  # two patterns, one listener
     assert left == {} and conn.pubsub_numpat() == before
+
+
+def test_it_sends_the_page_again_when_a_heartbeat_finds_a_new_profile(
+    todo_app, redis_url, settings, monkeypatch
+):
+    """Creating a profile publishes nothing; the next heartbeat's check shows it."""
+    from deployments.views import status_stream
+
+    settings.REDIS_URL = redis_url
+    monkeypatch.setattr(status_stream, "HEARTBEAT_SECONDS", 0.5)
+    (messages,) = read_stream(
+        [logged_in()],
+        "/status/stream/",
+        produce=lambda: ProfileFactory(name="brand-new"),
+        until=lambda m: len(events_named(m, "table")) >= 2,
+    )
+    first, second = [data for _, data in events_named(messages, "table")]
+    assert 'data-profile="brand-new"' not in first
+    assert 'data-profile="brand-new"' in second and 'data-profile="todo-app"' in second
