@@ -241,3 +241,31 @@ def test_it_answers_htmx_with_the_table_partial(login, todo_app):
     response = login("viewer").get("/", headers={"HX-Request": "true"})
     body = response.content.decode().strip()
     assert body.startswith('<section id="status-profiles"') and "<html" not in body
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": "<script>alert(1)</script>"},
+        {"q": "a\x00b"},
+        {"q": "x" * 5000},
+        {"page": "-5"},
+        {"page": "99999999999999999999"},
+        {"health": "<b>bad</b>"},
+    ],
+)
+def test_it_takes_any_query_string_without_error_or_injection(login, todo_app, params):
+    for url in ("/", "/status/stream/"):
+        response = login("viewer").get(url, params)
+        assert response.status_code == 200, url
+        body = b"".join(response).decode() if response.streaming else response.content.decode()
+        assert "<script>alert" not in body and "<b>bad</b>" not in body
+
+
+def test_it_reads_a_view_from_the_query_string():
+    view = StatusView.from_params({"q": "  shop\x00 ", "health": "degraded", "page": "3"})
+    assert view == StatusView("shop", "degraded", 3)
+    assert view.querystring() == "q=shop&health=degraded&page=3"
+    assert view.querystring(page=1) == "q=shop&health=degraded"
+    assert StatusView.from_params({"health": "nope", "page": "x"}) == StatusView()
+    assert len(StatusView.from_params({"q": "y" * 500}).query) == 100
