@@ -35,7 +35,8 @@ from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
-QUEUE_SIZE = 256  # messages a client may lag behind before it is dropped
+QUEUE_SIZE = 1000  # messages a client may lag behind before it is dropped (shared objects:
+# the queue holds references, so a long one costs little; a build log bursts)
 CONFIRM_TIMEOUT = 5.0  # seconds to wait for Redis to confirm a new subscription
 READ_TIMEOUT = 1.0
 BACKOFF_FIRST, BACKOFF_CAP = 0.1, 5.0
