@@ -16,7 +16,15 @@ log = logging.getLogger(__name__)
 
 
 def channel(kind, pk):
+    """`helmdeck:<kind>:<pk>`: "release" (log and status events of one release) and
+    "profile" (pod events of one profile's pods)."""
     return f"helmdeck:{kind}:{pk}"
+
+
+def pattern(kind):
+    """Every channel of `kind`, for a pattern subscription: the status page listens to all
+    profiles' pod events and all releases' status events (deployments.hub)."""
+    return channel(kind, "*")
 
 
 @functools.cache

@@ -8,6 +8,8 @@ from deployments.services.diagnosis import pod_state_problem
 
 HEALTHY, PROGRESSING, DEGRADED, FAILED = "healthy", "progressing", "degraded", "failed"
 NOT_DEPLOYED, UNKNOWN = "not_deployed", "unknown"
+# The order of the status page's health filter (worst first).
+ORDER = (FAILED, DEGRADED, PROGRESSING, UNKNOWN, HEALTHY, NOT_DEPLOYED)
 LABELS = {
     HEALTHY: "Healthy",
     PROGRESSING: "Progressing",
@@ -34,6 +36,25 @@ class Health:
         return f"{self.ready}/{self.total}"
 
 
+def health_status(*, release_status, live, ready, problems):
+    """The badge from counts: the last release's status (or None), live pods, Ready pods and
+    not-Ready pods with a problem. The status page computes these counts in SQL for every
+    profile (selectors.status_page) and the row from the pods; both land here."""
+    if release_status is None and not live:
+        return NOT_DEPLOYED
+    if release_status in Release.ACTIVE:
+        return PROGRESSING
+    if release_status in FAILED_RELEASES and ready == 0:
+        return FAILED
+    if not live:
+        return UNKNOWN
+    if ready == live:
+        return HEALTHY
+    if problems:
+        return DEGRADED
+    return PROGRESSING
+
+
 def profile_health(*, pods, last_release, now=None):
     """Healthy (all pods Ready), Progressing (an active release, or pods starting), Degraded
     (some pods not Ready with a problem), Failed (last release failed or rolled back and no
@@ -44,21 +65,11 @@ def profile_health(*, pods, last_release, now=None):
     """
     live = [pod for pod in pods if not pod.deleted]
     ready = sum(1 for pod in live if pod.ready)
-    status = last_release.status if last_release is not None else None
-
-    def health(value):
-        return Health(value, ready, len(live))
-
-    if status is None and not live:
-        return health(NOT_DEPLOYED)
-    if status in Release.ACTIVE:
-        return health(PROGRESSING)
-    if status in FAILED_RELEASES and ready == 0:
-        return health(FAILED)
-    if not live:
-        return health(UNKNOWN)
-    if ready == len(live):
-        return health(HEALTHY)
-    if any(pod_state_problem(pod, now=now) for pod in live if not pod.ready):
-        return health(DEGRADED)
-    return health(PROGRESSING)
+    problems = sum(1 for pod in live if pod_state_problem(pod, now=now) is not None)
+    status = health_status(
+        release_status=last_release.status if last_release is not None else None,
+        live=len(live),
+        ready=ready,
+        problems=problems,
+    )
+    return Health(status, ready, len(live))

@@ -1,9 +1,14 @@
 """Reads for the pages: querysets shaped for one template each, no writes."""
 
 import difflib
+import math
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
 
 import yaml
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.utils import timezone
 
 from deployments.models import (
     AuditEvent,
@@ -16,8 +21,11 @@ from deployments.models import (
     SecretEntry,
     Step,
 )
+from deployments.profile_health import LABELS as HEALTH_LABELS
+from deployments.profile_health import ORDER as HEALTH_ORDER
+from deployments.profile_health import Health, health_status
 from deployments.services.checks import profile_checks
-from deployments.services.diagnosis import pod_state_problem
+from deployments.services.diagnosis import pod_state_problem, problem_q
 from deployments.services.profiles import parse_spec_of
 
 AUDIT_LIMIT = 50
@@ -75,15 +83,6 @@ def last_release(profile):
     if latest is None:
         latest = [profile.releases.order_by("-created_at", "-id").first()]
     return latest[0] if latest and latest[0] else None
-
-
-def status_profiles():
-    """The status page: every profile, its components, its last release and its live pods
-    (`live_pods`); query count independent of the number of profiles."""
-    return profile_list().prefetch_related(
-        _latest_release_prefetch(),
-        Prefetch("pods", queryset=PodState.objects.filter(deleted=False), to_attr="live_pods"),
-    )
 
 
 def profile_pods(*, profile):
@@ -155,3 +154,193 @@ def cluster_detail_queryset():
     return Cluster.objects.prefetch_related(
         Prefetch("profiles", queryset=Profile.objects.order_by("name")
                  .prefetch_related(_latest_release_prefetch())))
+
+
+# ---- the status page -----------------------------------------------------------------------
+
+STATUS_PAGE_SIZE = 50
+QUERY_MAX = 100
+# The diagnosis badge shows the worst problem of a profile's pods.
+PROBLEM_ORDER = ("crash", "oom", "image", "pending", "not-ready")
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """What one status page shows: a text filter (name, namespace, cluster or image), a
+    health filter and a page number, read from the query string (bad values are ignored).
+    The page's SSE stream gets the same query string, so live updates keep to the view."""
+
+    query: str = ""
+    health: str = ""
+    page: int = 1
+
+    @classmethod
+    def from_params(cls, params):
+        # NUL cannot reach PostgreSQL even as a query parameter; nothing can match it anyway.
+        query = (params.get("q") or "").replace("\x00", "").strip()[:QUERY_MAX]
+        health = params.get("health") or ""
+        try:
+            page = max(1, min(int(params.get("page") or 1), 1_000_000))
+        except ValueError:
+            page = 1
+        return cls(query, health if health in HEALTH_LABELS else "", page)
+
+    def querystring(self, **changes):
+        view = replace(self, **changes)
+        params = {"q": view.query, "health": view.health}
+        params = {k: v for k, v in params.items() if v}
+        if view.page > 1:
+            params["page"] = view.page
+        return urlencode(params)
+
+    @property
+    def key(self):
+        return (self.query, self.health, self.page)
+
+
+@dataclass
+class StatusPage:
+    view: StatusView
+    profiles: list
+    counts: dict  # health status -> profiles matching the text filter
+    total: int  # profiles matching the view (text and health)
+    pages: int
+    ids: list = field(default_factory=list)
+
+    @property
+    def page(self):
+        return self.view.page
+
+    @property
+    def health_choices(self):
+        """[(status, label, profiles, query string of that filter)], worst first."""
+        return [
+            (s, HEALTH_LABELS[s], self.counts.get(s, 0), self.view.querystring(health=s, page=1))
+            for s in HEALTH_ORDER
+        ]
+
+    @property
+    def health_label(self):
+        return HEALTH_LABELS.get(self.view.health, "")
+
+    @property
+    def previous_query(self):
+        return self.view.querystring(page=self.page - 1) if self.page > 1 else None
+
+    @property
+    def next_query(self):
+        return self.view.querystring(page=self.page + 1) if self.page < self.pages else None
+
+
+def _status_filter(profiles, query):
+    if not query:
+        return profiles
+    images = Component.objects.filter(image__icontains=query).values("profile_id")
+    return profiles.filter(
+        Q(name__icontains=query)
+        | Q(namespace__icontains=query)
+        | Q(cluster__name__icontains=query)
+        | Q(pk__in=images)
+    )
+
+
+def _status_health(profiles):
+    """{pk: Health} in name order, for every profile of `profiles`, in ONE query: pods are
+    counted (live, Ready, with a problem) and the last release's status read in SQL, so
+    the health filter and its counts need no pod rows in Python."""
+    latest = Release.objects.filter(profile=OuterRef("pk")).order_by("-created_at", "-id")
+    live = Q(pods__deleted=False)
+    rows = (
+        profiles.annotate(
+            last_status=Subquery(latest.values("status")[:1]),
+            n_live=Count("pods", filter=live),
+            n_ready=Count("pods", filter=live & Q(pods__ready=True)),
+            n_problems=Count("pods", filter=problem_q(prefix="pods__", now=timezone.now())),
+        )
+        .order_by("name")
+        .values_list("pk", "last_status", "n_live", "n_ready", "n_problems")
+    )
+    return {
+        pk: Health(
+            health_status(release_status=status, live=live, ready=ready, problems=problems),
+            ready,
+            live,
+        )
+        for pk, status, live, ready, problems in rows
+    }
+
+
+def _status_rows(ids, health):
+    """The profiles `ids` (in that order) with what a status row shows: components, last
+    release, current release (newest succeeded: revision and image tags) and the problems
+    of its pods. Five queries whatever the number of ids."""
+    now = timezone.now()
+    current = (
+        Release.objects.filter(status=Release.SUCCEEDED)
+        .order_by("-created_at", "-id")
+        .only("id", "profile_id", "helm_revision", "snapshot", "created_at")
+    )
+    profiles = (
+        Profile.objects.filter(pk__in=ids)
+        .select_related("cluster")
+        .prefetch_related(
+            Prefetch("components", queryset=Component.objects.order_by("position", "name")),
+            _latest_release_prefetch(),
+            Prefetch("releases", queryset=current[:1], to_attr="current_releases"),
+            # only pods with a problem: the counts came from SQL, and a page of healthy
+            # profiles then loads no pod rows at all
+            Prefetch(
+                "pods",
+                queryset=PodState.objects.filter(problem_q(now=now)).order_by("component", "name"),
+                to_attr="problem_pods",
+            ),
+        )
+    )
+    by_pk = {p.pk: p for p in profiles}
+    rows = []
+    for pk in ids:
+        profile = by_pk.get(pk)
+        if profile is None:
+            continue
+        profile.health = health[pk]
+        profile.last = last_release(profile)
+        profile.current = profile.current_releases[0] if profile.current_releases else None
+        deployed = dict(release_images(profile.current)) if profile.current else {}
+        profile.component_rows = [(c, deployed.get(c.name)) for c in profile.components.all()]
+        problems = [p for pod in profile.problem_pods if (p := pod_state_problem(pod, now=now))]
+        problems.sort(key=lambda p: PROBLEM_ORDER.index(p.kind))
+        profile.problems = problems
+        profile.problem = problems[0] if problems else None
+        rows.append(profile)
+    return rows
+
+
+def status_page(view, *, page_size=STATUS_PAGE_SIZE):
+    """One page of the team status page: six queries at 10 or 10,000 profiles."""
+    health = _status_health(_status_filter(Profile.objects.all(), view.query))
+    counts = Counter(h.status for h in health.values())
+    ids = [pk for pk, h in health.items() if not view.health or h.status == view.health]
+    pages = max(1, math.ceil(len(ids) / page_size))
+    view = replace(view, page=min(view.page, pages))
+    start = (view.page - 1) * page_size
+    page_ids = ids[start : start + page_size]
+    rows = _status_rows(page_ids, health)
+    return StatusPage(view, rows, dict(counts), len(ids), pages, page_ids)
+
+
+def status_summary(view):
+    """The health counts of the profiles matching `view`'s text filter (one query)."""
+    health = _status_health(_status_filter(Profile.objects.all(), view.query))
+    counts = Counter(h.status for h in health.values())
+    return StatusPage(view, [], dict(counts), len(health), 1)
+
+
+def status_row(pk):
+    """One profile's status row (for a live update), or None when it is gone."""
+    health = _status_health(Profile.objects.filter(pk=pk))
+    rows = _status_rows([pk], health) if pk in health else []
+    return rows[0] if rows else None
+
+
+def release_profile_id(release_pk):
+    return Release.objects.filter(pk=release_pk).values_list("profile_id", flat=True).first()

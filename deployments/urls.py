@@ -2,6 +2,7 @@ from django.urls import path
 
 from deployments.views import actions, clusters, logs, pages, releases, streams
 from deployments.views import usage as usage_views
+from deployments.views.status_stream import status_stream
 
 app_name = "deployments"
 
@@ -28,6 +29,7 @@ urlpatterns = [
     path("clusters/", clusters.cluster_list, name="cluster_list"),
     path("clusters/<slug:name>/", clusters.cluster_detail, name="cluster_detail"),
     path("clusters/<slug:name>/check/", clusters.cluster_check, name="cluster_check"),
+    path("status/stream/", status_stream, name="status_stream"),
     path("profiles/<slug:name>/usage/", usage_views.profile_usage_view, name="profile_usage"),
     path("profiles/<slug:name>/logs/", logs.pod_logs_page, name="pod_logs"),
     path("profiles/<slug:name>/logs/stream/", logs.pod_log_stream, name="pod_log_stream"),

@@ -9,6 +9,7 @@ code, OOMKilled), readiness, and scheduling events (Insufficient cpu/memory).
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 FIXES = {
@@ -22,15 +23,43 @@ FIXES = {
 }
 
 
+# Short names for the diagnosis badge (status page, pod table).
+LABELS = {
+    "image": "Image pull",
+    "oom": "OOMKilled",
+    "crash": "Crash loop",
+    "pending": "Unschedulable",
+    "not-ready": "Not ready",
+}
+# The profile form field a user changes to fix each kind (None: there is no field, read the
+# logs). The status and profile pages link to it (`#component-<name>-<field>`).
+FIELDS = {
+    "image": "image",
+    "oom": "memory_limit",
+    "crash": None,
+    "pending": "cpu_request",
+    "not-ready": "readiness_path",
+}
+
+
 @dataclass(frozen=True)
 class Problem:
     kind: str
     pod: str
     message: str
+    component: str = ""
 
     @property
     def fix(self):
         return FIXES[self.kind]
+
+    @property
+    def label(self):
+        return LABELS[self.kind]
+
+    @property
+    def field(self):
+        return FIELDS[self.kind]
 
     def __str__(self):
         return f"{self.pod}: {self.message}"
@@ -98,6 +127,7 @@ def _pod_problem(pod, scheduling_message):
 
 IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 NOT_READY_GRACE = timedelta(minutes=2)
+READINESS_FAILED = "Unhealthy: Readiness probe failed"
 
 
 def pod_state_problem(row, *, now=None, grace=NOT_READY_GRACE):
@@ -112,30 +142,50 @@ def pod_state_problem(row, *, now=None, grace=NOT_READY_GRACE):
         return None
     reason = row.reason.removeprefix("Init:")
     code = f"exit code {row.exit_code}" if row.exit_code is not None else "no exit code"
+
+    def problem(kind, message):
+        return Problem(kind, row.name, message, row.component)
+
     if reason == "OOMKilled":
-        return Problem(
-            "oom",
-            row.name,
-            f"OOMKilled ({code}) after {row.restarts} restarts: its memory limit is too low",
+        return problem(
+            "oom", f"OOMKilled ({code}) after {row.restarts} restarts: its memory limit is too low"
         )
     if reason in IMAGE_REASONS:
-        return Problem(
-            "image", row.name, f"{reason}: image {row.image} is not in the cluster's Docker"
-        )
+        return problem("image", f"{reason}: image {row.image} is not in the cluster's Docker")
     if reason == "CrashLoopBackOff":
-        return Problem("crash", row.name, f"CrashLoopBackOff ({code}, {row.restarts} restarts)")
+        return problem("crash", f"CrashLoopBackOff ({code}, {row.restarts} restarts)")
     if row.phase == "Pending" and reason == "Unschedulable":
-        return Problem("pending", row.name, f"Pending: {row.message or 'cannot be scheduled'}")
+        return problem("pending", f"Pending: {row.message or 'cannot be scheduled'}")
     if row.phase == "Running" and not reason:
-        probe_failed = row.last_event.startswith("Unhealthy: Readiness probe failed")
+        probe_failed = row.last_event.startswith(READINESS_FAILED)
         now = now or timezone.now()
         stuck = row.started_at is not None and now - row.started_at > grace
         if probe_failed or stuck:
             detail = f" ({row.last_event})" if probe_failed else ""
-            return Problem(
-                "not-ready", row.name, f"Running but not Ready: the readiness probe fails{detail}"
-            )
+            return problem("not-ready", f"Running but not Ready: the readiness probe fails{detail}")
     return None
+
+
+def _reasons(*names):
+    return [*names, *(f"Init:{name}" for name in names)]
+
+
+def problem_q(*, prefix="", now=None, grace=NOT_READY_GRACE):
+    """`pod_state_problem(row) is not None` as a database filter on PodState (`prefix`
+    "pods__" from Profile), so the status page can count problems and filter by health
+    for every profile in one query instead of loading every pod. Kept beside the Python
+    rule it mirrors; a test checks they agree row by row."""
+    now = now or timezone.now()
+
+    def q(**lookups):
+        return Q(**{f"{prefix}{name}": value for name, value in lookups.items()})
+
+    known = q(reason__in=_reasons("OOMKilled", "CrashLoopBackOff", *IMAGE_REASONS))
+    pending = q(phase="Pending", reason__in=_reasons("Unschedulable"))
+    not_ready = q(phase="Running", reason__in=("", "Init:")) & (
+        q(last_event__startswith=READINESS_FAILED) | q(started_at__lt=now - grace)
+    )
+    return q(deleted=False, ready=False) & (known | pending | not_ready)
 
 
 def pod_state_problems(rows, *, now=None):

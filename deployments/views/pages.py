@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from deployments import selectors
 from deployments.forms import ProfileForms, profile_initial
-from deployments.profile_health import profile_health
+from deployments.profile_health import DEGRADED, PROGRESSING
 from deployments.services.profiles import profile_apply_spec
 from deployments.spec import MAX_COMPONENTS, MAX_ENTRIES, SpecError, parse_spec
 
@@ -42,12 +42,25 @@ def _require_any(user, perms):
 @require_GET
 @permission_required("deployments.view_profile", raise_exception=True)
 def status(request):
-    profiles = list(selectors.status_profiles())
-    for p in profiles:
-        p.health = profile_health(pods=p.live_pods, last_release=selectors.last_release(p))
-    releasing = any((last := selectors.last_release(p)) and last.is_active for p in profiles)
-    context = {"profiles": profiles, "releasing": releasing}
-    return _render(request, "deployments/status.html", "profiles", context)
+    """The team status page: one page of profiles (filtered by text and health), live over
+    one SSE stream (views.streams.status_stream) and refreshed by a meta refresh without JS."""
+    view = selectors.StatusView.from_params(request.GET)
+    context = status_context(selectors.status_page(view), user=request.user)
+    return _render(request, "deployments/status.html", "table", context)
+
+
+def status_context(page, *, user=None, can_edit=None):
+    """What status.html and its partials need (the page and its stream). `can_edit` (may
+    use the profile form) is the one thing rows vary by between users."""
+    if can_edit is None:
+        can_edit = user.has_perm("deployments.change_profile")
+    busy = (PROGRESSING, DEGRADED)
+    return {
+        "status": page,
+        "can_edit": can_edit,
+        "can_add": user.has_perm("deployments.add_profile") if user is not None else False,
+        "refresh_fast": any(p.health.status in busy for p in page.profiles),
+    }
 
 
 @require_GET
@@ -67,15 +80,21 @@ def profile_detail(request, name):
         "audit": selectors.profile_audit(profile=profile),
         "last_release": selectors.last_release(profile),
         "findings": selectors.profile_findings(profile=profile),
-        **pods_context(profile),
+        **pods_context(profile, can_edit=request.user.has_perm("deployments.change_profile")),
     }
     return _render(request, "deployments/profile_detail.html", "pods", context)
 
 
-def pods_context(profile):
-    """What the `#pods` partial of the profile page needs (the page and its SSE stream)."""
+def pods_context(profile, *, can_edit=False):
+    """What the `#pods` partial of the profile page needs (the page and its SSE stream);
+    `can_edit` adds the link to the form field a diagnosis names."""
     pods = selectors.profile_pods(profile=profile)
-    return {"profile": profile, "pods": pods, "pods_waiting": any(not r.ready for r, _ in pods)}
+    return {
+        "profile": profile,
+        "pods": pods,
+        "pods_waiting": any(not r.ready for r, _ in pods),
+        "can_edit": can_edit,
+    }
 
 
 @require_http_methods(["GET", "POST"])

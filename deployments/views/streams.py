@@ -1,22 +1,27 @@
-"""Server-sent events: one stream per page, replayable.
+"""Server-sent events: one stream per page, replayable, all fed by the process's hub.
 
-On connect the view subscribes to the release's Redis channel first, then replays the
-LogLine rows after Last-Event-ID from the database, then relays live messages, skipping
-any it already replayed. So a page that reconnects misses no line and shows none twice.
-A comment line every 15 s keeps proxies from closing an idle stream.
+Every stream listens through deployments.hub (one Redis connection per web process,
+bounded per-client queues, shared renders). The release stream subscribes first, then
+replays the LogLine rows after Last-Event-ID from the database, then relays live messages,
+skipping any it already replayed: a page that reconnects misses no line and shows none
+twice. The profile and status streams send the current rows on (re)connect, so a missed
+message costs nothing. After a Redis reconnect (RESET) every stream sends what it would on
+connect again; a client dropped for lagging (OVERFLOW) gets a retry hint and reconnects.
+A comment line every 15 s keeps proxies from closing an idle stream. The status page's
+stream is in status_stream.py, built on the helpers here.
 """
 
 import contextlib
-import json
+from concurrent.futures import ThreadPoolExecutor
 
-import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
-from django.conf import settings
+from django.db import close_old_connections
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from deployments import events
+from deployments.hub import OVERFLOW, RESET, get_hub
 from deployments.models import LogLine, Profile, Release
 from deployments.views.pages import pods_context
 
@@ -56,6 +61,28 @@ async def _refusal(request):
     return None
 
 
+def _access(request):
+    """(refusal or None, may edit profiles): _refusal's answer, plus what rows vary by."""
+    user = request.user
+    if not user.is_authenticated:
+        return HttpResponse("login required", status=401), False
+    if not user.has_perm("deployments.view_profile"):
+        return HttpResponse("forbidden", status=403), False
+    return None, user.has_perm("deployments.change_profile")
+
+
+async def _stream_refusal(request):
+    """_refusal for this module's live streams: the login and permission reads run in
+    _DB_THREADS, so a hundred pages connecting at once do not each open a database
+    connection in a thread of their own. Sets request.can_edit."""
+    refusal, request.can_edit = await _reader(request)(_access)(request)
+    return refusal
+
+
+def _reader(request):
+    return _db if _follows(request) else sync_to_async
+
+
 def _follows(request):
     """Only an ASGI server can hold a stream open. Under WSGI (runserver, a test's
     live_server) Django would buffer an endless async stream in a thread forever, so a
@@ -65,6 +92,35 @@ def _follows(request):
 
 
 NO_FOLLOW_RETRY = "retry: 10000\n\n"
+OVERFLOW_RETRY = "retry: 1000\n\n"  # dropped for lagging: come back soon, and replay
+HEARTBEAT = ": heartbeat\n\n"
+
+
+# Database work of live streams runs in these two threads, each job ending like a request
+# (close_old_connections). Under ASGI, sync code of a request runs in that request's own
+# thread, which keeps its database connection while its stream is open: 500 open pages
+# would hold 500 PostgreSQL connections. Here they hold at most two, plus none per stream.
+_DB_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sse-db")
+
+
+def _db(fn):
+    """`fn` as a coroutine function run in _DB_THREADS (for follow mode only: under WSGI
+    and in tests the caller's transaction must keep its connection)."""
+
+    def job(*args):
+        close_old_connections()
+        try:
+            return fn(*args)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(job, thread_sensitive=False, executor=_DB_THREADS)
+
+
+async def _request_db_done():
+    """Close the connection the request's thread opened (login, permission checks) before
+    the stream starts waiting: it would otherwise stay open as long as the page does."""
+    await sync_to_async(close_old_connections)()
 
 
 def _stream_response(stream):
@@ -74,10 +130,29 @@ def _stream_response(stream):
     return response
 
 
+@contextlib.asynccontextmanager
+async def _subscription(channel_name):
+    """For streams written against the old per-client subscription: now a listener on the
+    process's hub, subscribed (and confirmed by Redis) before the caller replays rows."""
+    async with get_hub().listen(channels=[channel_name]) as listener:
+        yield listener
+
+
+async def _published(listener):
+    """Each published payload ({"event", "data", "id"}), or None after HEARTBEAT_SECONDS of
+    silence. Ends when the hub drops the client or Redis reconnected: the stream then ends,
+    and the browser reconnects and replays from its rows."""
+    while True:
+        item = await listener.get(HEARTBEAT_SECONDS)
+        if item is RESET or item is OVERFLOW:
+            return
+        yield None if item is None else {"event": item.event, "data": item.data, "id": item.id}
+
+
 async def release_stream(request, pk):
-    if (refusal := await _refusal(request)) is not None:
+    if (refusal := await _stream_refusal(request)) is not None:
         return refusal
-    release = await Release.objects.filter(pk=pk).afirst()
+    release = await _reader(request)(Release.objects.filter(pk=pk).first)()
     if release is None:
         raise Http404("no such release")
     try:
@@ -87,66 +162,86 @@ async def release_stream(request, pk):
     return _stream_response(_events(release, last_id, follow=_follows(request)))
 
 
-@contextlib.asynccontextmanager
-async def _subscription(channel_name):
-    """A Redis pub/sub subscription, subscribed before the caller replays rows (so nothing
-    published meanwhile is missed) and closed however the stream ends."""
-    conn = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
-    pubsub = conn.pubsub()
-    try:
-        await pubsub.subscribe(channel_name)
-        yield pubsub
-    finally:
-        await pubsub.aclose()
-        await conn.aclose()
+REPLAY_CHUNK = 1000
 
 
-async def _published(pubsub):
-    """Each published payload, or None after HEARTBEAT_SECONDS of silence."""
-    while True:
-        message = await pubsub.get_message(
-            ignore_subscribe_messages=True, timeout=HEARTBEAT_SECONDS
-        )
-        yield None if message is None else json.loads(message["data"])
-
-
-HEARTBEAT = ": heartbeat\n\n"
-
-
-async def _events(release, last_id, *, follow=True):
-    async with _subscription(events.channel("release", release.pk)) as pubsub:
-        seen = last_id
-        async for line in (
-            LogLine.objects.filter(release=release, sequence__gt=last_id)
-            .select_related("step")
-            .order_by("sequence")
-        ):
-            seen = line.sequence
-            yield sse(
+def _replay_rows(release, after):
+    """[(sequence, SSE message)] of up to REPLAY_CHUNK rows after `after`; after the last
+    chunk, the status (and `done`) too."""
+    lines = list(
+        LogLine.objects.filter(release=release, sequence__gt=after)
+        .select_related("step")
+        .order_by("sequence")[:REPLAY_CHUNK]
+    )
+    messages = [
+        (
+            line.sequence,
+            sse(
                 "log",
                 log_html(line.sequence, line.step.name if line.step else "", line.text),
                 line.sequence,
-            )
-        await release.arefresh_from_db()
-        yield sse("status", status_html(release.status, release.reason))
+            ),
+        )
+        for line in lines
+    ]
+    if len(lines) < REPLAY_CHUNK:
+        release.refresh_from_db()
+        messages.append((None, sse("status", status_html(release.status, release.reason))))
         if release.status in Release.TERMINAL:
-            yield sse("done", release.status)
+            messages.append((None, sse("done", release.status)))
+    return messages
+
+
+async def _replay(release, after, *, follow=True):
+    """The rows after `after` in chunks (a long build log is never all in memory), then
+    the status. Database work in _DB_THREADS when following."""
+    run = _db(_replay_rows) if follow else sync_to_async(_replay_rows)
+    while True:
+        messages = await run(release, after)
+        for sequence, message in messages:
+            after = sequence or after
+            yield sequence, message
+        if not messages or messages[-1][0] is None:
             return
-        if not follow:
+
+
+async def _events(release, last_id, *, follow=True):
+    if not follow:
+        async for _, message in _replay(release, last_id, follow=False):
+            yield message
+        if release.status not in Release.TERMINAL:
             yield NO_FOLLOW_RETRY
-            return
-        async for payload in _published(pubsub):
-            if payload is None:
+        return
+    await _request_db_done()
+    refresh = _db(release.refresh_from_db)
+    hub = get_hub()
+    # subscribed (and confirmed by Redis) before the replay: nothing published in between
+    # is lost, and `seen` drops what the replay already sent
+    async with hub.listen(channels=[events.channel("release", release.pk)]) as listener:
+        seen, replay = last_id, True
+        while True:
+            if replay:  # on connect, and after a Redis reconnect (messages may be lost)
+                async for sequence, message in _replay(release, seen):
+                    seen = sequence or seen
+                    yield message
+                if release.status in Release.TERMINAL:
+                    return
+                replay = False
+            item = await listener.get(HEARTBEAT_SECONDS)
+            if item is None:
                 yield HEARTBEAT
-            elif payload["event"] == "log":
-                if payload["id"] is None or payload["id"] <= seen:
+            elif item is RESET:
+                replay = True
+            elif item is OVERFLOW:
+                yield OVERFLOW_RETRY
+                return
+            elif item.event == "log":
+                if item.id is None or item.id <= seen:
                     continue
-                seen = payload["id"]
-                yield sse(
-                    "log", log_html(seen, payload["data"]["step"], payload["data"]["text"]), seen
-                )
-            elif payload["event"] == "status":
-                await release.arefresh_from_db()
+                seen, data = item.id, item.data or {}
+                yield sse("log", log_html(seen, data.get("step", ""), data.get("text", "")), seen)
+            elif item.event == "status":
+                await refresh()
                 yield sse("status", status_html(release.status, release.reason))
                 if release.status in Release.TERMINAL:
                     yield sse("done", release.status)
@@ -159,27 +254,40 @@ async def _events(release, last_id, *, follow=True):
 async def profile_stream(request, name):
     """The profile page's live pods: an SSE `pods` event carrying the re-rendered `#pods`
     partial on connect (the rows are the replay) and after each "pod" publish."""
-    if (refusal := await _refusal(request)) is not None:
+    if (refusal := await _stream_refusal(request)) is not None:
         return refusal
-    profile = await Profile.objects.filter(name=name).afirst()
+    profile = await _reader(request)(Profile.objects.filter(name=name).first)()
     if profile is None:
         raise Http404("no such profile")
-    return _stream_response(_pod_events(profile, follow=_follows(request)))
+    can_edit = request.can_edit
+    return _stream_response(_pod_events(profile, can_edit, follow=_follows(request)))
 
 
-def _pods_html(profile):
-    return render_to_string("deployments/profile_detail.html#pods", pods_context(profile)).strip()
+def _pods_html(profile, can_edit):
+    context = pods_context(profile, can_edit=can_edit)
+    return render_to_string("deployments/profile_detail.html#pods", context).strip()
 
 
-async def _pod_events(profile, *, follow=True):
-    render = sync_to_async(_pods_html)
-    async with _subscription(events.channel("profile", profile.pk)) as pubsub:
-        yield sse("pods", await render(profile))
-        if not follow:
-            yield NO_FOLLOW_RETRY
-            return
-        async for payload in _published(pubsub):
-            if payload is None:
+async def _pod_events(profile, can_edit, *, follow=True):
+    if not follow:
+        yield sse("pods", await sync_to_async(_pods_html)(profile, can_edit))
+        yield NO_FOLLOW_RETRY
+        return
+    await _request_db_done()
+    render = _db(_pods_html)
+    hub = get_hub()
+    key = ("pods", profile.pk, can_edit)
+    channel = events.channel("profile", profile.pk)
+    async with hub.listen(channels=[channel], events={"pod"}) as listener:
+        yield sse("pods", await hub.shared(key, hub.seq, lambda: render(profile, can_edit)))
+        while True:
+            item = await listener.get(HEARTBEAT_SECONDS)
+            if item is None:
                 yield HEARTBEAT
-            elif payload["event"] == "pod":
-                yield sse("pods", await render(profile), payload["id"])
+            elif item is OVERFLOW:
+                yield OVERFLOW_RETRY
+                return
+            else:
+                seq = hub.seq if item is RESET else item.seq
+                html = await hub.shared(key, seq, lambda: render(profile, can_edit))
+                yield sse("pods", html, None if item is RESET else item.id)
