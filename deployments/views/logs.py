@@ -30,9 +30,9 @@ from deployments.views.streams import (
     HEARTBEAT,
     NO_FOLLOW_RETRY,
     _follows,
-    _refusal,
     _stream_response,
     sse,
+    sse_view,
 )
 
 POD_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -184,11 +184,10 @@ def _required(params):
 # ---- the stream ---------------------------------------------------------------------------
 
 
+@sse_view
 async def pod_log_stream(request, name):
     """SSE: `line` events (HTML of one or more log lines, each event with its resume token
     as `id:`), `notice` (a readable problem), heartbeats, and `end` when the log is over."""
-    if (refusal := await _refusal(request)) is not None:
-        return refusal
     profile = await Profile.objects.select_related("cluster").filter(name=name).afirst()
     if profile is None:
         raise Http404("no such profile")

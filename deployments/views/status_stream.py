@@ -9,7 +9,6 @@ Every render is shared by all clients of the same view (Hub.shared).
 """
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth.decorators import login_not_required
 from django.template.loader import render_to_string
 
 from deployments import events, selectors
@@ -23,9 +22,9 @@ from deployments.views.streams import (
     _db,
     _follows,
     _request_db_done,
-    _stream_refusal,
     _stream_response,
     sse,
+    sse_view,
 )
 
 # Pod changes (the watcher) and release status changes (the pipeline) of every profile; log
@@ -35,15 +34,13 @@ STATUS_EVENTS = ("pod", "status")
 _release_profiles = {}  # release pk -> profile pk (a release never changes profile)
 
 
-@login_not_required  # _refusal answers 401: an EventSource must not follow a login redirect
+@sse_view
 async def status_stream(request):
     """The status page's one stream. On (re)connect a `table` event with the current page
     (same query string as the page: filter, health, page number), then one
     `profile-<pk>` event per changed row on the page; a `table` event again when a change
     moves a profile into or out of a health filter, and when the page's profiles or counts
     changed (new or deleted profiles: checked at each heartbeat)."""
-    if (refusal := await _stream_refusal(request)) is not None:
-        return refusal
     view = selectors.StatusView.from_params(request.GET)
     can_edit = request.can_edit
     return _stream_response(_status_events(view, can_edit, follow=_follows(request)))

@@ -12,13 +12,16 @@ stream is in status_stream.py, built on the helpers here.
 """
 
 import contextlib
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_not_required
 from django.db import close_old_connections
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.utils.html import escape
+from django.views.decorators.http import require_GET
 
 from deployments import events
 from deployments.hub import OVERFLOW, RESET, get_hub
@@ -51,18 +54,9 @@ def status_html(status, reason=""):
     )
 
 
-async def _refusal(request):
-    """401/403 for who may not watch (viewers may), else None."""
-    user = await request.auser()
-    if not user.is_authenticated:
-        return HttpResponse("login required", status=401)
-    if not await sync_to_async(user.has_perm)("deployments.view_profile"):
-        return HttpResponse("forbidden", status=403)
-    return None
-
-
 def _access(request):
-    """(refusal or None, may edit profiles): _refusal's answer, plus what rows vary by."""
+    """(refusal or None, may edit profiles): 401/403 for who may not watch (viewers may),
+    plus what rows vary by."""
     user = request.user
     if not user.is_authenticated:
         return HttpResponse("login required", status=401), False
@@ -72,11 +66,26 @@ def _access(request):
 
 
 async def _stream_refusal(request):
-    """_refusal for this module's live streams: the login and permission reads run in
-    _DB_THREADS, so a hundred pages connecting at once do not each open a database
-    connection in a thread of their own. Sets request.can_edit."""
+    """The login and permission reads of a live stream run in _DB_THREADS, so a hundred
+    pages connecting at once do not each open a database connection in a thread of their
+    own. Sets request.can_edit."""
     refusal, request.can_edit = await _reader(request)(_access)(request)
     return refusal
+
+
+def sse_view(view):
+    """An SSE endpoint: GET only, and 401 (not a redirect to the login page, which an
+    EventSource would read as a broken stream) or 403 before the view runs."""
+
+    @login_not_required
+    @require_GET
+    @functools.wraps(view)
+    async def wrapped(request, *args, **kwargs):
+        if (refusal := await _stream_refusal(request)) is not None:
+            return refusal
+        return await view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def _reader(request):
@@ -149,9 +158,8 @@ async def _published(listener):
         yield None if item is None else {"event": item.event, "data": item.data, "id": item.id}
 
 
+@sse_view
 async def release_stream(request, pk):
-    if (refusal := await _stream_refusal(request)) is not None:
-        return refusal
     release = await _reader(request)(Release.objects.filter(pk=pk).first)()
     if release is None:
         raise Http404("no such release")
@@ -251,11 +259,10 @@ async def _events(release, last_id, *, follow=True):
 # ---- a profile's pods ----------------------------------------------------------------------
 
 
+@sse_view
 async def profile_stream(request, name):
     """The profile page's live pods: an SSE `pods` event carrying the re-rendered `#pods`
     partial on connect (the rows are the replay) and after each "pod" publish."""
-    if (refusal := await _stream_refusal(request)) is not None:
-        return refusal
     profile = await _reader(request)(Profile.objects.filter(name=name).first)()
     if profile is None:
         raise Http404("no such profile")
