@@ -6,6 +6,7 @@ import asyncio
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -14,7 +15,6 @@ from deployments.integrations.kube import PodRef
 from deployments.services import pod_logs
 from deployments.services.pod_logs import (
     Cursor,
-    Followed,
     LogTarget,
     PodNotFound,
     decode_token,
@@ -24,6 +24,7 @@ from deployments.services.pod_logs import (
     resolve_pods,
     split_line,
 )
+from deployments.services.pod_logs_follow import Followed
 
 
 def ts(second, nanos=0):
@@ -245,7 +246,9 @@ def collect(followed, until, *, timeout=10):
             await agen.aclose()
         return seen
 
-    return asyncio.run(run())
+    # a thread of its own: a session fixture (Playwright) may hold this thread's loop
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def shown(events):
@@ -375,3 +378,41 @@ def test_it_sends_heartbeats_while_quiet_and_hides_filtered_lines():
     events = collect(followed, lambda ev: shown(ev) and ev[-1][0] == "heartbeat")
     assert shown(events) == ["error: broken"]
     assert ("heartbeat",) in events
+
+
+def test_take_block_agrees_with_taking_line_by_line():
+    import random
+
+    rng = random.Random(5)
+    for _ in range(500):
+        stamps = sorted(ts(rng.randint(1, 4), rng.randint(0, 2)) for _ in range(rng.randint(0, 12)))
+        if stamps and rng.random() < 0.3:  # now and then a line stamped out of order
+            stamps.insert(rng.randrange(len(stamps)), ts(rng.randint(1, 4)))
+        start = (ts(rng.randint(1, 4), rng.randint(0, 2)), rng.randint(1, 3))
+        at = start if rng.random() < 0.7 else (None, 0)
+        one, block = Cursor(*at), Cursor(*at)
+        one.restart()
+        block.restart()
+        taken = [n for n, stamp in enumerate(stamps) if one.take(stamp)]
+        first = block.take_block(stamps)
+        assert taken == list(range(first, len(stamps))), (stamps, at)
+        assert block.position == one.position, (stamps, at)
+
+
+def test_split_block_and_block_html_match_the_line_by_line_forms():
+    block = f'{ts(1, 1)} a <b>\n{ts(1, 2)} \n{ts(1, 3)} it\'s "quoted"'
+    assert pod_logs.split_block(block) == [
+        (ts(1, 1), "a <b>"),
+        (ts(1, 2), ""),
+        (ts(1, 3), 'it\'s "quoted"'),
+    ]
+    texts = [text for _, text in pod_logs.split_block(block)]
+    for prefix in (False, True):
+        expected = "".join(pod_logs.line_html("web-1", t, prefix=prefix) for t in texts)
+        assert pod_logs.block_html("web-1", texts, prefix=prefix) == expected
+    odd = f"{ts(1)} fixed\n2026-01-01T00:00:02.5Z short stamp\nno stamp"
+    assert pod_logs.split_block(odd) == [
+        (ts(1), "fixed"),
+        ("2026-01-01T00:00:02.500000000Z", "short stamp"),
+        ("", "no stamp"),
+    ]

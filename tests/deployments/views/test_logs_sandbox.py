@@ -189,7 +189,7 @@ def test_it_merges_the_pods_of_a_component_with_their_names(sandbox, shop, viewe
 
 
 def test_it_ends_the_stream_when_the_pod_is_deleted(sandbox, shop, viewer_client, monkeypatch):
-    monkeypatch.setattr("deployments.services.pod_logs.RELIST_SECONDS", 0.3)
+    monkeypatch.setattr("deployments.services.pod_logs_follow.RELIST_SECONDS", 0.3)
     pod = make_pod(sandbox, "shop-web-gone")
 
     def delete():
