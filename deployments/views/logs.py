@@ -124,7 +124,10 @@ def pod_logs_page(request, name):
     except PodNotFound as exc:
         raise Http404(str(exc)) from None
     except IntegrationError as exc:
-        context["error"], status = str(exc), 503
+        # unreachable: 503 and the page tries again; refused (e.g. no previous container
+        # to show): the API's reason, nothing to retry
+        context.update(error=str(exc), retry=not exc.permanent)
+        status = 200 if exc.permanent else 503
     else:
         context.update(pods=pods, lines=tail.lines, token=tail.batches[-1][1])
     base = reverse("deployments:pod_logs", args=[profile.name])
@@ -251,7 +254,7 @@ async def _log_events(kube, target, pods, positions, params, *, follow):
                 )
             except IntegrationError as exc:
                 yield sse("notice", _notice(str(exc)))
-                yield UNREACHABLE_RETRY
+                yield sse("end", str(exc)) if exc.permanent else UNREACHABLE_RETRY
                 return
             for lines, token in tail.batches:
                 html = "".join(pod_logs.line_html(p, t, prefix=target.merged) for p, t in lines)

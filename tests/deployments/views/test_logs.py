@@ -187,3 +187,23 @@ def test_the_profile_page_links_each_pod_and_component_to_its_logs(login, shop):
     assert 'href="/profiles/shop/logs/?pod=web-1"' in body
     assert 'href="/profiles/shop/logs/?component=web">web (all pods)</a>' in body
     assert 'href="/profiles/shop/logs/?component=db">db (all pods)</a>' in body
+
+
+def test_a_refused_read_says_why_without_retrying(login, shop, cluster, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise KubeError(
+            'reading the log of shop/web-1: previous terminated container "web" in pod '
+            '"web-1" not found',
+            permanent=True,
+        )
+
+    monkeypatch.setattr(cluster, "pod_log", refuse)
+    client = login("viewer")
+    response = client.get("/profiles/shop/logs/?pod=web-1&previous=1")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "The log cannot be read:" in body and "previous terminated container" in body
+    assert 'http-equiv="refresh"' not in body
+    stream = client.get("/profiles/shop/logs/stream/?pod=web-1&previous=1")
+    messages = parse([b"".join(stream).decode()])
+    assert [m[0] for m in messages] == ["notice", "end"]
