@@ -93,11 +93,12 @@ class _Follower:
         return self.thread.is_alive()
 
     def stop(self):
+        """From any thread: end the reads; the follower's own thread closes the stream."""
         with self._lock:
             self.stopped = True
             stream = self._stream
         if stream is not None:
-            stream.close()
+            stream.interrupt()
 
     def _run(self):
         outcome = ("end", self.pod.name, "", None)

@@ -49,6 +49,9 @@ class FakeStream:
                 return
             yield chunk
 
+    def interrupt(self):
+        self.closed = True
+
     def close(self):
         self.closed = True
 
