@@ -177,6 +177,8 @@ FIXED_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (.*)$", re.M
 def split_block(block):
     """[(stamp, text)] of a block of whole lines: one regex pass over the block when every
     line has kube's fixed stamp format (the usual case), else line by line."""
+    if not block:
+        return []
     pairs = FIXED_LINE.findall(block)
     if len(pairs) == block.count("\n") + 1:
         return pairs
@@ -241,7 +243,10 @@ def read_tail(source, target, pods, *, tail=DEFAULT_TAIL, positions=None, previo
             tail=tail,
             since_time=since,
         )
-        return [split_line(line) for line in raw.decode("utf-8", "replace").splitlines()]
+        # split on "\n" only, as the follow path does (splitlines() would also split a
+        # line at \u2028 or \x1c, making a second "line" without a stamp)
+        text = raw.decode("utf-8", "replace").replace("\r", "")
+        return split_block(text[:-1] if text.endswith("\n") else text)
 
     def read(pod):
         cursor = cursors[pod.name]

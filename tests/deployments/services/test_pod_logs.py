@@ -3,12 +3,15 @@ the way the kubelet does (timestamps, sinceTime truncated to whole seconds, tail
 follow streams that stay open)."""
 
 import asyncio
+import os
 import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deployments.integrations import IntegrationError
 from deployments.integrations.kube import PodRef
@@ -419,3 +422,20 @@ def test_split_block_and_block_html_match_the_line_by_line_forms():
         ("2026-01-01T00:00:02.500000000Z", "short stamp"),
         ("", "no stamp"),
     ]
+
+
+def test_a_line_with_unusual_separators_stays_one_line_on_both_paths():
+    cluster = FakeCluster(**{"web-1": "web"})
+    cluster.write("web-1", ts(1), "a\u2028b\x1cc", "next")
+    pods = resolve_pods(cluster, ONE)
+    assert texts(read_tail(cluster, ONE, pods)) == ["a\u2028b\x1cc", "next"]
+    followed = Followed(cluster, ONE, pods, {}, relist=60)
+    events = collect(followed, lambda ev: len(shown(ev)) >= 2)
+    assert shown(events) == ["a\u2028b\x1cc", "next"]
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 200)), deadline=None)
+def test_decode_token_never_raises_and_round_trips(token):
+    positions = decode_token(token)
+    assert positions is None or decode_token(encode_token(positions)) in (positions, None)

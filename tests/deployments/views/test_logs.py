@@ -2,8 +2,12 @@
 permissions, membership of the pod or component, the server-rendered tail with its resume
 token, the download, and the stream's replay under WSGI."""
 
+import os
+
 import pytest
 from django.test import AsyncClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from deployments.integrations.kube import KubeError
 from tests.deployments.services.test_pod_logs import FakeCluster, ts
@@ -207,3 +211,26 @@ def test_a_refused_read_says_why_without_retrying(login, shop, cluster, monkeypa
     stream = client.get("/profiles/shop/logs/stream/?pod=web-1&previous=1")
     messages = parse([b"".join(stream).decode()])
     assert [m[0] for m in messages] == ["notice", "end"]
+
+
+def test_any_query_is_answered_without_a_500(login, shop, cluster):
+    client = login("viewer")  # once: hashing a password per example would dominate
+
+    @given(
+        query=st.dictionaries(
+            st.sampled_from(["pod", "component", "tail", "previous", "q", "after"]),
+            st.text(max_size=30).map(lambda v: v.replace("\x00", "")),
+            max_size=6,
+        )
+    )
+    @settings(
+        max_examples=max(50, int(os.environ.get("HYPOTHESIS_EXAMPLES", 200)) // 10),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    def check(query):
+        for url in URLS:
+            response = client.get(url, query)
+            assert response.status_code in (200, 400, 404), (url, query, response.status_code)
+
+    check()
