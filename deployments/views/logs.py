@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.decorators import login_not_required, permission_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -187,6 +187,7 @@ def _required(params):
 # ---- the stream ---------------------------------------------------------------------------
 
 
+@login_not_required  # _refusal answers 401/403 itself: an EventSource cannot follow a redirect
 async def pod_log_stream(request, name):
     """SSE: `line` events (HTML of one or more log lines, each event with its resume token
     as `id:`), `notice` (a readable problem), heartbeats, and `end` when the log is over."""
