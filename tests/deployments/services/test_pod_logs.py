@@ -439,3 +439,37 @@ def test_a_line_with_unusual_separators_stays_one_line_on_both_paths():
 def test_decode_token_never_raises_and_round_trips(token):
     positions = decode_token(token)
     assert positions is None or decode_token(encode_token(positions)) in (positions, None)
+
+
+def test_a_full_mailbox_makes_the_reader_wait_and_loses_nothing():
+    from types import SimpleNamespace
+
+    from deployments.services.pod_logs_follow import _Mailbox
+
+    async def run():
+        mailbox = _Mailbox(asyncio.get_running_loop(), limit=10)
+        follower = SimpleNamespace(stopped=False)
+        done = []
+
+        def reader():
+            for n in range(3):
+                mailbox.put(("lines", "web-1", f"batch {n}", None), 8, follower)
+                done.append(n)
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while len(done) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # nothing taken yet: two fit, the third waits for room
+        assert done == [0, 1]
+        first = await mailbox.take(5)
+        rest = []
+        while len(first) + len(rest) < 3:
+            rest += await mailbox.take(5)
+        thread.join(5)
+        return [item[2] for item in first + rest], done
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        items, done = pool.submit(asyncio.run, run()).result()
+    assert items == ["batch 0", "batch 1", "batch 2"] and done == [0, 1, 2]
