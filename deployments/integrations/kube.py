@@ -311,20 +311,23 @@ def _api_message(exc):
 
 class LogStream:
     """A followed container log: iterating yields raw byte chunks as the API sends them.
-    close() may be called from another thread: it shuts the socket's reading side down,
-    which ends a read blocked in the iterating thread, then closes the connection (it is
-    not returned to the pool: a half-read stream cannot be reused)."""
+
+    interrupt() may be called from any thread: it shuts the socket's reading side down,
+    which ends a read blocked in the iterating thread. close() releases the connection
+    (closed, not pooled: a half-read stream cannot be reused); the iterating thread calls
+    it, so a socket is never closed under a read in progress (its descriptor could be
+    reused by another connection meanwhile)."""
 
     def __init__(self, response):
         self._response = response
-        self.closed = False
+        self.closed = False  # interrupted or closed: a failing read is then expected
 
     def __iter__(self):
         while not self.closed:
             try:
                 chunk = self._response.read1(LOG_CHUNK)
             except Exception as exc:
-                if self.closed:  # close() from another thread broke the read: expected
+                if self.closed:
                     return
                 if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
                     raise KubeError(
@@ -335,11 +338,12 @@ class LogStream:
                 return
             yield chunk
 
-    def close(self):
-        if self.closed:
-            return
+    def interrupt(self):
         self.closed = True
         with contextlib.suppress(Exception):  # the read side may be gone already
             self._response.shutdown()
+
+    def close(self):
+        self.interrupt()
         with contextlib.suppress(Exception):
             self._response.close()

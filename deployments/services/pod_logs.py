@@ -7,42 +7,28 @@ such pair per pod, encoded in the SSE `id:` (the resume token). Resuming asks th
 `sinceTime` (which it truncates to whole seconds) and skips lines at or before the
 position, so a reconnect shows no line twice and misses none.
 
-Reading has two phases. The tail (last N lines, or everything after a token) is read
-with plain requests, merged by timestamp across pods and cut to N. Then one follow stream
-per pod is read in a worker thread (the kubernetes client is synchronous) from where the
-tail ended; threads hand batches of rendered lines to an asyncio queue, and the consumer
-sends what has piled up as one SSE event (batching is what keeps the line rate up). When
-the consumer goes away every stream's socket is shut down and its thread ends.
+This module reads a tail (the last N lines, or everything after a token) with plain
+requests and merges it by timestamp across pods, cut to N; pod_logs_follow.py then
+follows each pod from where its cursor is.
 
 Known limit: a container's stdout and stderr are stamped by separate readers, so a line
 can be stamped a hair earlier than the one before it; if a reconnect lands between such a
 pair, the later-stamped-earlier line is taken as already seen.
 """
 
-import asyncio
-import contextlib
 import heapq
-import logging
-import threading
+import html
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.utils.html import escape
 
-from deployments.integrations import IntegrationError
-
-logger = logging.getLogger(__name__)
-
 DEFAULT_TAIL = 200
 MAX_TAIL = 10000
 MAX_FILTER = 200
 BATCH_LINES = 2000  # lines per SSE event when sending a tail
-RELIST_SECONDS = 5.0  # how often a followed target's pods are listed again
-RESTART_SECONDS = 1.0  # wait before following a pod again after its stream ended
-HEARTBEAT_SECONDS = 15.0
-MAX_PENDING = 256  # batches a follower thread may queue before it waits for the consumer
-FINISHED_PHASES = ("Succeeded", "Failed")
 
 
 class PodNotFound(Exception):
@@ -132,6 +118,27 @@ class Cursor:
         # an out-of-order (earlier) stamp keeps the position: it is at or before it
         return True
 
+    def take_block(self, stamps):
+        """take() for a run of lines at once: the index of the first new one. Skipping only
+        ever drops a prefix, and after it the position is the run's latest stamp with how
+        many lines carry it, so a chunk of thousands of lines costs a max() and a count()
+        instead of a call per line (this is on the follow path's hot loop)."""
+        new_from, rest = 0, stamps
+        if self._skipping:
+            for index, stamp in enumerate(stamps):
+                if self.take(stamp):  # counted: the rest starts after it
+                    new_from, rest = index, stamps[index + 1 :]
+                    break
+            else:
+                return len(stamps)
+        if rest:
+            top = max(rest)
+            if self.ts is None or top > self.ts:
+                self.ts, self.k = top, rest.count(top)
+            elif top == self.ts:
+                self.k += rest.count(top)
+        return new_from
+
 
 def encode_token(positions):
     """{pod: (ts, k)} -> the SSE id; "-" means "nothing read yet" (not "no token")."""
@@ -162,6 +169,29 @@ def decode_token(token):
 def line_html(pod, text, *, prefix):
     pod_span = f'<span class="log-pod">{escape(pod)}</span> ' if prefix else ""
     return f'<div class="log-line">{pod_span}{escape(text)}</div>'
+
+
+FIXED_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (.*)$", re.M)
+
+
+def split_block(block):
+    """[(stamp, text)] of a block of whole lines: one regex pass over the block when every
+    line has kube's fixed stamp format (the usual case), else line by line."""
+    if not block:
+        return []
+    pairs = FIXED_LINE.findall(block)
+    if len(pairs) == block.count("\n") + 1:
+        return pairs
+    return [split_line(line) for line in block.split("\n")]
+
+
+def block_html(pod, texts, *, prefix):
+    """line_html() for many lines: escaped in one pass, the divs joined around them."""
+    opening = '<div class="log-line">'
+    if prefix:
+        opening += f'<span class="log-pod">{escape(pod)}</span> '
+    body = html.escape("\n".join(texts)).replace("\n", "</div>" + opening)
+    return f"{opening}{body}</div>"
 
 
 def line_text(pod, text, *, prefix):
@@ -213,7 +243,10 @@ def read_tail(source, target, pods, *, tail=DEFAULT_TAIL, positions=None, previo
             tail=tail,
             since_time=since,
         )
-        return [split_line(line) for line in raw.decode("utf-8", "replace").splitlines()]
+        # split on "\n" only, as the follow path does (splitlines() would also split a
+        # line at \u2028 or \x1c, making a second "line" without a stamp)
+        text = raw.decode("utf-8", "replace").replace("\r", "")
+        return split_block(text[:-1] if text.endswith("\n") else text)
 
     def read(pod):
         cursor = cursors[pod.name]
@@ -221,7 +254,7 @@ def read_tail(source, target, pods, *, tail=DEFAULT_TAIL, positions=None, previo
             lines = fetch(pod, since=since_time(cursor.ts))
         else:
             lines = fetch(pod, tail=MAX_TAIL if resume else tail)
-            if len(lines) >= tail and lines[0][0] and lines[0][0] == lines[-1][0]:
+            if len(lines) >= max(tail, 2) and lines[0][0] and lines[0][0] == lines[-1][0]:
                 # every line of the window has one stamp, so more lines with it may lie
                 # before the window and the position's count would be short: read that
                 # whole second instead (the same lines and more, so no race either)
@@ -258,215 +291,3 @@ def read_tail(source, target, pods, *, tail=DEFAULT_TAIL, positions=None, previo
     else:
         result.batches[-1] = (result.batches[-1][0], encode_token(final))
     return result
-
-
-# ---- following ----------------------------------------------------------------------------
-
-
-class _Follower:
-    """One pod's follow stream, read in its own thread from the pod's cursor; each chunk's
-    new lines go to `emit` as one rendered batch."""
-
-    def __init__(self, source, target, pod, cursor, *, q, prefix, emit):
-        self.pod, self.cursor = pod, cursor
-        self._source, self._target, self._emit = source, target, emit
-        self._needle, self._prefix = q.lower(), prefix
-        self._stream, self._lock, self.stopped = None, threading.Lock(), False
-        self.thread = threading.Thread(target=self._run, name=f"pod-log {pod.name}", daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    @property
-    def running(self):
-        return self.thread.is_alive()
-
-    def stop(self):
-        with self._lock:
-            self.stopped = True
-            stream = self._stream
-        if stream is not None:
-            stream.close()
-
-    def _run(self):
-        outcome = ("end", self.pod.name, "", None)
-        try:
-            self._follow()
-        except IntegrationError as exc:
-            outcome = ("error", self.pod.name, str(exc), None)
-        except Exception:  # a bug must not leave the page waiting silently
-            logger.exception("following the log of %s failed", self.pod.name)
-            outcome = ("error", self.pod.name, "reading the log failed", None)
-        finally:
-            with self._lock:
-                stream, self._stream = self._stream, None
-            if stream is not None:
-                stream.close()
-        if not self.stopped:
-            self._emit(outcome, self)
-
-    def _follow(self):
-        cursor = self.cursor
-        since = since_time(cursor.ts) if cursor.ts else None
-        stream = self._source.pod_log_follow(
-            self._target.namespace,
-            self.pod.name,
-            container=self.pod.container,
-            tail=None if since else MAX_TAIL,
-            since_time=since,
-        )
-        with self._lock:
-            if self.stopped:
-                stream.close()
-                return
-            self._stream = stream
-        cursor.restart()
-        partial = b""
-        name, prefix, needle = self.pod.name, self._prefix, self._needle
-        for chunk in stream:
-            lines = (partial + chunk).split(b"\n")
-            partial = lines.pop()
-            html = []
-            fresh = False
-            for raw in lines:
-                ts, text = split_line(raw.decode("utf-8", "replace").rstrip("\r"))
-                if cursor.take(ts):
-                    fresh = True
-                    if _matches(text, needle):
-                        html.append(line_html(name, text, prefix=prefix))
-            if fresh and not self._emit(("lines", name, "".join(html), cursor.position), self):
-                return
-
-
-class Followed:
-    """Follows the target's pods from `cursors` (after read_tail) and yields what the view
-    turns into SSE: ("lines", html, token), ("notice", text), ("heartbeat",), ("end", reason).
-
-    Pods of a component that appear later are followed from their first line; a pod whose
-    stream ended (its container restarted) is followed again from its position; a named pod
-    that is gone, or a component left without pods, ends the stream."""
-
-    def __init__(
-        self,
-        source,
-        target,
-        pods,
-        cursors,
-        *,
-        q="",
-        relist=RELIST_SECONDS,
-        heartbeat=HEARTBEAT_SECONDS,
-        restart=RESTART_SECONDS,
-    ):
-        self.source, self.target, self.q = source, target, q
-        self.pods = {p.name: p for p in pods}
-        self.cursors = cursors
-        self.relist, self.heartbeat, self.restart = relist, heartbeat, restart
-        self.followers = {}
-        self._notices = {}
-
-    def _emitter(self, loop, queue, slots):
-        def emit(item, follower):
-            """From a follower thread: queue one item, waiting while MAX_PENDING are queued
-            (the client is slower than the log); False when the follower should stop."""
-            while not slots.acquire(timeout=0.5):
-                if follower.stopped:
-                    return False
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the event loop is gone
-                return False
-            return not follower.stopped
-
-        return emit
-
-    def _start(self, pod, emit):
-        cursor = self.cursors.setdefault(pod.name, Cursor())
-        follower = _Follower(
-            self.source, self.target, pod, cursor, q=self.q, prefix=self.target.merged, emit=emit
-        )
-        self.followers[pod.name] = follower.start()
-
-    def stop(self):
-        for follower in self.followers.values():
-            follower.stop()
-
-    async def events(self):
-        loop = asyncio.get_running_loop()
-        queue, slots = asyncio.Queue(), threading.Semaphore(MAX_PENDING)
-        emit = self._emitter(loop, queue, slots)
-        delivered = {name: c.position for name, c in self.cursors.items()}
-        try:
-            for pod in self.pods.values():
-                if pod.phase not in FINISHED_PHASES or not self.target.merged:
-                    self._start(pod, emit)
-            now = loop.time()
-            next_relist, last_sent = now + self.relist, now
-            while True:
-                wait = min(next_relist, last_sent + self.heartbeat) - loop.time()
-                items = []
-                with contextlib.suppress(TimeoutError):
-                    items.append(await asyncio.wait_for(queue.get(), max(wait, 0)))
-                while not queue.empty():
-                    items.append(queue.get_nowait())
-                html = []
-                for kind, pod, payload, position in items:
-                    slots.release()
-                    if kind == "lines":
-                        delivered[pod] = position
-                        html.append(payload)
-                        self._notices.pop(pod, None)
-                    elif kind == "end":
-                        next_relist = min(next_relist, loop.time() + self.restart)
-                    elif kind == "error" and self._notices.get(pod) != payload:
-                        self._notices[pod] = payload
-                        yield ("notice", payload)
-                if any(html):
-                    yield ("lines", "".join(html), encode_token(delivered))
-                    last_sent = loop.time()
-                if loop.time() >= next_relist:
-                    ended = await self._relist(emit)
-                    if ended:
-                        yield ("end", ended)
-                        return
-                    next_relist = loop.time() + self.relist
-                if loop.time() - last_sent >= self.heartbeat:
-                    yield ("heartbeat",)
-                    last_sent = loop.time()
-        finally:
-            self.stop()
-
-    async def _relist(self, emit):
-        """Start, restart or drop followers after listing the pods; a reason when it is over."""
-        try:
-            listed = await asyncio.to_thread(
-                self.source.log_pods,
-                self.target.namespace,
-                self.target.release,
-                self.target.component or None,
-            )
-        except IntegrationError:
-            return None  # the cluster is away for now: keep the streams we have, try later
-        if self.target.pod:
-            listed = [p for p in listed if p.name == self.target.pod]
-            if not listed:
-                return f"pod {self.target.pod} was deleted"
-        current = {p.name: p for p in listed}
-        for name in set(self.followers) - set(current):
-            self.followers.pop(name).stop()
-        for name, pod in current.items():
-            follower = self.followers.get(name)
-            if follower is not None and follower.running:
-                continue
-            if pod.phase in FINISHED_PHASES:
-                self.followers.pop(name, None)
-                continue
-            self._start(pod, emit)
-        self.pods = current
-        if not self.followers:
-            if self.target.pod:
-                return f"pod {self.target.pod} finished ({listed[0].phase})"
-            if not current:
-                return f"component {self.target.component} has no pods"
-        return None

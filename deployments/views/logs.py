@@ -24,7 +24,7 @@ from deployments import selectors
 from deployments.integrations import IntegrationError
 from deployments.integrations.kube import Kube
 from deployments.models import Profile
-from deployments.services import pod_logs
+from deployments.services import pod_logs, pod_logs_follow
 from deployments.services.pod_logs import LogTarget, PodNotFound
 from deployments.views.streams import (
     HEARTBEAT,
@@ -124,7 +124,10 @@ def pod_logs_page(request, name):
     except PodNotFound as exc:
         raise Http404(str(exc)) from None
     except IntegrationError as exc:
-        context["error"], status = str(exc), 503
+        # unreachable: 503 and the page tries again; refused (e.g. no previous container
+        # to show): the API's reason, nothing to retry
+        context.update(error=str(exc), retry=not exc.permanent)
+        status = 200 if exc.permanent else 503
     else:
         context.update(pods=pods, lines=tail.lines, token=tail.batches[-1][1])
     base = reverse("deployments:pod_logs", args=[profile.name])
@@ -227,31 +230,42 @@ async def _unreachable(message):
 async def _log_events(kube, target, pods, positions, params, *, follow):
     followed = None
     try:
-        try:
-            tail = await asyncio.to_thread(
-                pod_logs.read_tail,
-                kube,
-                target,
-                pods,
-                tail=params.tail,
-                positions=positions,
-                previous=params.previous,
-                q=params.q,
+        if follow and not params.previous and not target.merged:
+            # one pod, followed: its follow stream brings the tail first (one request
+            # instead of a read and then a follow that re-reads the same second)
+            names = {pod.name for pod in pods}
+            cursors = {p: pod_logs.Cursor(*at) for p, at in (positions or {}).items() if p in names}
+            first_tail = params.tail if positions is None else pod_logs.MAX_TAIL
+            followed = pod_logs_follow.Followed(
+                kube, target, pods, cursors, q=params.q, first_tail=first_tail
             )
-        except IntegrationError as exc:
-            yield sse("notice", _notice(str(exc)))
-            yield UNREACHABLE_RETRY
-            return
-        for lines, token in tail.batches:
-            html = "".join(pod_logs.line_html(p, t, prefix=target.merged) for p, t in lines)
-            yield sse("line", html, token)
+        else:
+            try:
+                tail = await asyncio.to_thread(
+                    pod_logs.read_tail,
+                    kube,
+                    target,
+                    pods,
+                    tail=params.tail,
+                    positions=positions,
+                    previous=params.previous,
+                    q=params.q,
+                )
+            except IntegrationError as exc:
+                yield sse("notice", _notice(str(exc)))
+                yield sse("end", str(exc)) if exc.permanent else UNREACHABLE_RETRY
+                return
+            for lines, token in tail.batches:
+                html = "".join(pod_logs.line_html(p, t, prefix=target.merged) for p, t in lines)
+                yield sse("line", html, token)
         if params.previous:
             yield sse("end", "the previous container's log is complete")
             return
         if not follow:
             yield NO_FOLLOW_RETRY
             return
-        followed = pod_logs.Followed(kube, target, pods, tail.cursors, q=params.q)
+        if followed is None:
+            followed = pod_logs_follow.Followed(kube, target, pods, tail.cursors, q=params.q)
         async with contextlib.aclosing(followed.events()) as events:
             async for event in events:
                 if event[0] == "lines":

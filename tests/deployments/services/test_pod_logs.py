@@ -3,18 +3,21 @@ the way the kubelet does (timestamps, sinceTime truncated to whole seconds, tail
 follow streams that stay open)."""
 
 import asyncio
+import os
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deployments.integrations import IntegrationError
 from deployments.integrations.kube import PodRef
 from deployments.services import pod_logs
 from deployments.services.pod_logs import (
     Cursor,
-    Followed,
     LogTarget,
     PodNotFound,
     decode_token,
@@ -24,6 +27,7 @@ from deployments.services.pod_logs import (
     resolve_pods,
     split_line,
 )
+from deployments.services.pod_logs_follow import Followed
 
 
 def ts(second, nanos=0):
@@ -47,6 +51,9 @@ class FakeStream:
             if chunk is None:
                 return
             yield chunk
+
+    def interrupt(self):
+        self.closed = True
 
     def close(self):
         self.closed = True
@@ -245,7 +252,9 @@ def collect(followed, until, *, timeout=10):
             await agen.aclose()
         return seen
 
-    return asyncio.run(run())
+    # a thread of its own: a session fixture (Playwright) may hold this thread's loop
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def shown(events):
@@ -375,3 +384,92 @@ def test_it_sends_heartbeats_while_quiet_and_hides_filtered_lines():
     events = collect(followed, lambda ev: shown(ev) and ev[-1][0] == "heartbeat")
     assert shown(events) == ["error: broken"]
     assert ("heartbeat",) in events
+
+
+def test_take_block_agrees_with_taking_line_by_line():
+    import random
+
+    rng = random.Random(5)
+    for _ in range(500):
+        stamps = sorted(ts(rng.randint(1, 4), rng.randint(0, 2)) for _ in range(rng.randint(0, 12)))
+        if stamps and rng.random() < 0.3:  # now and then a line stamped out of order
+            stamps.insert(rng.randrange(len(stamps)), ts(rng.randint(1, 4)))
+        start = (ts(rng.randint(1, 4), rng.randint(0, 2)), rng.randint(1, 3))
+        at = start if rng.random() < 0.7 else (None, 0)
+        one, block = Cursor(*at), Cursor(*at)
+        one.restart()
+        block.restart()
+        taken = [n for n, stamp in enumerate(stamps) if one.take(stamp)]
+        first = block.take_block(stamps)
+        assert taken == list(range(first, len(stamps))), (stamps, at)
+        assert block.position == one.position, (stamps, at)
+
+
+def test_split_block_and_block_html_match_the_line_by_line_forms():
+    block = f'{ts(1, 1)} a <b>\n{ts(1, 2)} \n{ts(1, 3)} it\'s "quoted"'
+    assert pod_logs.split_block(block) == [
+        (ts(1, 1), "a <b>"),
+        (ts(1, 2), ""),
+        (ts(1, 3), 'it\'s "quoted"'),
+    ]
+    texts = [text for _, text in pod_logs.split_block(block)]
+    for prefix in (False, True):
+        expected = "".join(pod_logs.line_html("web-1", t, prefix=prefix) for t in texts)
+        assert pod_logs.block_html("web-1", texts, prefix=prefix) == expected
+    odd = f"{ts(1)} fixed\n2026-01-01T00:00:02.5Z short stamp\nno stamp"
+    assert pod_logs.split_block(odd) == [
+        (ts(1), "fixed"),
+        ("2026-01-01T00:00:02.500000000Z", "short stamp"),
+        ("", "no stamp"),
+    ]
+
+
+def test_a_line_with_unusual_separators_stays_one_line_on_both_paths():
+    cluster = FakeCluster(**{"web-1": "web"})
+    cluster.write("web-1", ts(1), "a\u2028b\x1cc", "next")
+    pods = resolve_pods(cluster, ONE)
+    assert texts(read_tail(cluster, ONE, pods)) == ["a\u2028b\x1cc", "next"]
+    followed = Followed(cluster, ONE, pods, {}, relist=60)
+    events = collect(followed, lambda ev: len(shown(ev)) >= 2)
+    assert shown(events) == ["a\u2028b\x1cc", "next"]
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 200)), deadline=None)
+def test_decode_token_never_raises_and_round_trips(token):
+    positions = decode_token(token)
+    assert positions is None or decode_token(encode_token(positions)) in (positions, None)
+
+
+def test_a_full_mailbox_makes_the_reader_wait_and_loses_nothing():
+    from types import SimpleNamespace
+
+    from deployments.services.pod_logs_follow import _Mailbox
+
+    async def run():
+        mailbox = _Mailbox(asyncio.get_running_loop(), limit=10)
+        follower = SimpleNamespace(stopped=False)
+        done = []
+
+        def reader():
+            for n in range(3):
+                mailbox.put(("lines", "web-1", f"batch {n}", None), 8, follower)
+                done.append(n)
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while len(done) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # nothing taken yet: two fit, the third waits for room
+        assert done == [0, 1]
+        first = await mailbox.take(5)
+        rest = []
+        while len(first) + len(rest) < 3:
+            rest += await mailbox.take(5)
+        thread.join(5)
+        return [item[2] for item in first + rest], done
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        items, done = pool.submit(asyncio.run, run()).result()
+    assert items == ["batch 0", "batch 1", "batch 2"] and done == [0, 1, 2]

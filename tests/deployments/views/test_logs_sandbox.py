@@ -187,9 +187,21 @@ def test_it_merges_the_pods_of_a_component_with_their_names(sandbox, shop, viewe
     )
     assert lines_of(messages) == [("shop-web-a", "a: booted"), ("shop-web-b", "b: live")]
 
+    # a reconnect of the merged stream resumes every pod after its own position
+    token = [event_id for event, event_id, _ in messages if event == "line"][-1]
+    sandbox.write_log("shop-web-a", "web", "a: later")
+    sandbox.write_log("shop-web-b", "web", "b: later")
+    again = read_stream(
+        viewer_client,
+        "/profiles/shop/logs/stream/?component=web",
+        lambda m: len(lines_of(m)) >= 2,
+        headers={"Last-Event-ID": token},
+    )
+    assert lines_of(again) == [("shop-web-a", "a: later"), ("shop-web-b", "b: later")]
+
 
 def test_it_ends_the_stream_when_the_pod_is_deleted(sandbox, shop, viewer_client, monkeypatch):
-    monkeypatch.setattr("deployments.services.pod_logs.RELIST_SECONDS", 0.3)
+    monkeypatch.setattr("deployments.services.pod_logs_follow.RELIST_SECONDS", 0.3)
     pod = make_pod(sandbox, "shop-web-gone")
 
     def delete():
