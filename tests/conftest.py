@@ -218,3 +218,37 @@ def asgi_server(child_env):
         time.sleep(0.2)
     yield url
     stop_process(proc, timeout=15)
+
+
+@pytest.fixture
+def signed_in_page(browser):
+    """signed_in_page(base_url, user, path, timeout=15_000, init_script=None): a Chromium
+    page in a browser context of its own, signed in through the login form as `user` and
+    showing `path`; every context is closed after the test."""
+    from urllib.parse import quote
+
+    contexts = []
+
+    def open_page(base_url, user, path, *, timeout=15_000, init_script=None):
+        context = browser.new_context()
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(timeout)
+        if init_script:
+            page.add_init_script(init_script)
+        page.goto(f"{base_url}/accounts/login/?next={quote(path)}")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base_url}{path}")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+SSE_OPENED_SCRIPT = (
+    "document.addEventListener('htmx:sseOpen', () => { window.sseOpened = "
+    "(window.sseOpened || 0) + 1; });"
+)

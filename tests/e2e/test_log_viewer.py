@@ -7,8 +7,9 @@ import os
 import pytest
 
 from deployments.models import Cluster
+from tests.conftest import SSE_OPENED_SCRIPT
 from tests.deployments.views.test_logs_sandbox import make_pod
-from tests.factories import PASSWORD, ComponentFactory, ProfileFactory, UserFactory
+from tests.factories import ComponentFactory, ProfileFactory, UserFactory
 
 # Playwright's sync API keeps an event loop running in this thread (see test_release_page)
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -29,7 +30,7 @@ def wait_for_line(page, text):
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_it_follows_pauses_resumes_and_reloads_without_loss_or_repeats(
-    asgi_server, browser, sandbox
+    asgi_server, signed_in_page, sandbox
 ):
     cluster = Cluster.objects.create(
         name=f"sandbox-{sandbox.namespace[-6:]}",
@@ -43,61 +44,47 @@ def test_it_follows_pauses_resumes_and_reloads_without_loss_or_repeats(
     user = UserFactory(role="viewer")
     expected = ["boot 1", "boot 2 <b>not bold</b>"]
 
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.add_init_script(
-        "document.addEventListener('htmx:sseOpen', () => { window.sseOpened = "
-        "(window.sseOpened || 0) + 1; });"
+    url = f"/profiles/shop/logs/?pod={pod}"
+    page = signed_in_page(asgi_server, user, url, timeout=20_000, init_script=SSE_OPENED_SCRIPT)
+    assert shown(page) == expected  # rendered by the server, escaped
+    page.wait_for_function("window.sseOpened >= 1")
+
+    # live: lines written after the page opened
+    sandbox.write_log(pod, "web", "live 1", "live 2")
+    expected += ["live 1", "live 2"]
+    wait_for_line(page, "live 2")
+    assert shown(page) == expected
+
+    # pause holds new lines (counted in the status), resume shows them in order
+    page.keyboard.press("Tab")  # the controls are buttons: focus and Enter work
+    page.focus("#log-pause")
+    page.keyboard.press("Enter")
+    assert page.get_attribute("#log-pause", "aria-pressed") == "true"
+    sandbox.write_log(pod, "web", "held 1", "held 2", "held 3")
+    page.wait_for_function(
+        "document.getElementById('log-status').textContent.includes('3 new lines')"
     )
-    try:
-        url = f"/profiles/shop/logs/?pod={pod}"
-        page.goto(f"{asgi_server}/accounts/login/?next={url.replace('?', '%3F')}")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{asgi_server}{url}")
-        assert shown(page) == expected  # rendered by the server, escaped
-        page.wait_for_function("window.sseOpened >= 1")
+    assert shown(page) == expected
+    page.click("#log-pause")
+    expected += ["held 1", "held 2", "held 3"]
+    assert shown(page) == expected
+    assert page.get_attribute("#log-pause", "aria-pressed") == "false"
 
-        # live: lines written after the page opened
-        sandbox.write_log(pod, "web", "live 1", "live 2")
-        expected += ["live 1", "live 2"]
-        wait_for_line(page, "live 2")
-        assert shown(page) == expected
+    # the live filter hides lines without the text, including new ones
+    page.fill("#log-filter", "HELD")
+    sandbox.write_log(pod, "web", "after filter")
+    expected += ["after filter"]
+    wait_for_line(page, "after filter")
+    visible = page.eval_on_selector_all(
+        "#pod-log .log-line:not([hidden])", "lines => lines.map(l => l.textContent)"
+    )
+    assert visible == ["held 1", "held 2", "held 3"]
+    page.fill("#log-filter", "")
 
-        # pause holds new lines (counted in the status), resume shows them in order
-        page.keyboard.press("Tab")  # the controls are buttons: focus and Enter work
-        page.focus("#log-pause")
-        page.keyboard.press("Enter")
-        assert page.get_attribute("#log-pause", "aria-pressed") == "true"
-        sandbox.write_log(pod, "web", "held 1", "held 2", "held 3")
-        page.wait_for_function(
-            "document.getElementById('log-status').textContent.includes('3 new lines')"
-        )
-        assert shown(page) == expected
-        page.click("#log-pause")
-        expected += ["held 1", "held 2", "held 3"]
-        assert shown(page) == expected
-        assert page.get_attribute("#log-pause", "aria-pressed") == "false"
-
-        # the live filter hides lines without the text, including new ones
-        page.fill("#log-filter", "HELD")
-        sandbox.write_log(pod, "web", "after filter")
-        expected += ["after filter"]
-        wait_for_line(page, "after filter")
-        visible = page.eval_on_selector_all(
-            "#pod-log .log-line:not([hidden])", "lines => lines.map(l => l.textContent)"
-        )
-        assert visible == ["held 1", "held 2", "held 3"]
-        page.fill("#log-filter", "")
-
-        # a reload: the server renders the tail, the stream resumes after it
-        page.reload()
-        page.wait_for_function("window.sseOpened >= 1")
-        sandbox.write_log(pod, "web", "after reload")
-        expected += ["after reload"]
-        wait_for_line(page, "after reload")
-        assert shown(page) == expected
-    finally:
-        context.close()
+    # a reload: the server renders the tail, the stream resumes after it
+    page.reload()
+    page.wait_for_function("window.sseOpened >= 1")
+    sandbox.write_log(pod, "web", "after reload")
+    expected += ["after reload"]
+    wait_for_line(page, "after reload")
+    assert shown(page) == expected

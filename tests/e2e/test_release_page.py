@@ -10,7 +10,8 @@ import pytest
 from deployments.models import LogLine, Release, Step
 from deployments.services.release_stages import _finish, _Run
 from deployments.services.releases import release_request
-from tests.factories import PASSWORD, UserFactory
+from tests.conftest import SSE_OPENED_SCRIPT
+from tests.factories import UserFactory
 
 # Playwright's sync API keeps an event loop running in this thread, which trips Django's
 # async-safety check for ORM calls made by the test itself (not by the server).
@@ -36,7 +37,7 @@ def assert_log_matches_rows(page, release):
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, browser, todo_app):
+def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, signed_in_page, todo_app):
     user = UserFactory(role="viewer")
     release = release_request(profile=todo_app, actor=None, build=False)
     run = _Run(release)
@@ -44,62 +45,50 @@ def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, browse
     for n in range(1, 4):
         run.log(f"replayed line {n} <b>not bold</b>")
 
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.add_init_script(
-        "document.addEventListener('htmx:sseOpen', () => { window.sseOpened = "
-        "(window.sseOpened || 0) + 1; });"
+    page = signed_in_page(
+        asgi_server, user, f"/releases/{release.pk}/", init_script=SSE_OPENED_SCRIPT
     )
-    try:
-        page.goto(f"{asgi_server}/accounts/login/?next=/releases/{release.pk}/")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{asgi_server}/releases/{release.pk}/")
-        assert page.evaluate("typeof htmx") == "object"
+    assert page.evaluate("typeof htmx") == "object"
 
-        # replayed: rendered by the server, escaped
-        assert line_ids(page) == ["log-1", "log-2", "log-3"]
-        assert page.inner_text("#log-1") == "render replayed line 1 <b>not bold</b>"
-        assert "now: render" in page.inner_text("#release-steps")
-        page.wait_for_function("window.sseOpened >= 1")
+    # replayed: rendered by the server, escaped
+    assert line_ids(page) == ["log-1", "log-2", "log-3"]
+    assert page.inner_text("#log-1") == "render replayed line 1 <b>not bold</b>"
+    assert "now: render" in page.inner_text("#release-steps")
+    page.wait_for_function("window.sseOpened >= 1")
 
-        # live: lines written (row, then publish) by "the worker" appear through SSE
-        for n in range(4, 7):
-            run.log(f"live line {n}")
-        page.locator("#log-6").wait_for()
-        assert page.inner_text("#log-6") == "render live line 6"
-        assert_log_matches_rows(page, release)
+    # live: lines written (row, then publish) by "the worker" appear through SSE
+    for n in range(4, 7):
+        run.log(f"live line {n}")
+    page.locator("#log-6").wait_for()
+    assert page.inner_text("#log-6") == "render live line 6"
+    assert_log_matches_rows(page, release)
 
-        # a status event: the badge and the steps follow
-        Release.objects.filter(pk=release.pk).update(status=Release.UPGRADING)
-        run.end()
-        run.begin("upgrade")
-        run.log("helm upgrade --install todo-app")
-        page.locator("#release-status .badge-upgrading").wait_for()
-        page.wait_for_function(
-            "document.querySelector('#release-steps').innerText.includes('now: upgrade')"
-        )
-        page.locator("#log-7").wait_for()
-        assert_log_matches_rows(page, release)
+    # a status event: the badge and the steps follow
+    Release.objects.filter(pk=release.pk).update(status=Release.UPGRADING)
+    run.end()
+    run.begin("upgrade")
+    run.log("helm upgrade --install todo-app")
+    page.locator("#release-status .badge-upgrading").wait_for()
+    page.wait_for_function(
+        "document.querySelector('#release-steps').innerText.includes('now: upgrade')"
+    )
+    page.locator("#log-7").wait_for()
+    assert_log_matches_rows(page, release)
 
-        # reload: all rows replayed by the server, then the stream continues after them
-        page.reload()
-        page.wait_for_function("window.sseOpened >= 1")
-        assert_log_matches_rows(page, release)
-        run.log("after the reload")
-        page.locator("#log-8").wait_for()
-        assert_log_matches_rows(page, release)
+    # reload: all rows replayed by the server, then the stream continues after them
+    page.reload()
+    page.wait_for_function("window.sseOpened >= 1")
+    assert_log_matches_rows(page, release)
+    run.log("after the reload")
+    page.locator("#log-8").wait_for()
+    assert_log_matches_rows(page, release)
 
-        # done: the page reloads its live part, stops streaming, shows the result
-        run.end()
-        Step.objects.filter(release=release, name="verify").update(status=Step.DONE)
-        _finish(run, Release.SUCCEEDED)
-        page.locator("#release-status .badge-succeeded").wait_for()
-        page.wait_for_function("!document.querySelector('#release-live[sse-connect]')")
-        assert "3/3 done" in page.inner_text("#release-steps")
-        assert_log_matches_rows(page, release)
-        assert LogLine.objects.filter(release=release).count() == 8
-    finally:
-        context.close()
+    # done: the page reloads its live part, stops streaming, shows the result
+    run.end()
+    Step.objects.filter(release=release, name="verify").update(status=Step.DONE)
+    _finish(run, Release.SUCCEEDED)
+    page.locator("#release-status .badge-succeeded").wait_for()
+    page.wait_for_function("!document.querySelector('#release-live[sse-connect]')")
+    assert "3/3 done" in page.inner_text("#release-steps")
+    assert_log_matches_rows(page, release)
+    assert LogLine.objects.filter(release=release).count() == 8

@@ -5,13 +5,16 @@ Healthy when it recovers; a viewer without login gets no stream."""
 
 import os
 import threading
+from urllib.error import HTTPError
+from urllib.request import urlopen
 
 import pytest
 
 from deployments.models import Cluster, PodState
 from deployments.services.watch_loop import Watcher
+from tests.conftest import SSE_OPENED_SCRIPT
 from tests.deployments.services.test_watcher_sandbox import make_pod
-from tests.factories import PASSWORD, ProfileFactory, UserFactory
+from tests.factories import ProfileFactory, UserFactory
 
 # Playwright's sync API keeps an event loop running in this thread, which trips Django's
 # async-safety check for ORM calls made by the test itself (not by the server).
@@ -41,7 +44,7 @@ def watcher(redis_url, settings):
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
-    asgi_server, browser, sandbox, watcher
+    asgi_server, signed_in_page, sandbox, watcher
 ):
     cluster = Cluster.objects.create(
         name=f"sandbox-{sandbox.namespace[-6:]}",
@@ -57,93 +60,76 @@ def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
     )
     user = UserFactory(role="viewer")
 
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.add_init_script(
-        "document.addEventListener('htmx:sseOpen', () => { window.sseOpened = "
-        "(window.sseOpened || 0) + 1; });"
-        "window.sseEvents = []; document.addEventListener('htmx:sseBeforeMessage', "
-        "(e) => window.sseEvents.push(e.detail.type));"
+    with pytest.raises(HTTPError) as refused:  # no login: no stream
+        urlopen(f"{asgi_server}/status/stream/", timeout=10)
+    assert refused.value.code == 401
+
+    page = signed_in_page(
+        asgi_server,
+        user,
+        "/",
+        timeout=30_000,
+        init_script=SSE_OPENED_SCRIPT + "window.sseEvents = []; document.addEventListener("
+        "'htmx:sseBeforeMessage', (e) => window.sseEvents.push(e.detail.type));",
     )
-    try:
-        # no login: no stream
-        anonymous = context.request.get(f"{asgi_server}/status/stream/")
-        assert anonymous.status == 401
+    row = f"#profile-row-{profile.pk}"
+    assert page.inner_text(f"{row} .health") == "Healthy"
+    assert "1/1 pods ready" in page.inner_text(row)
+    assert page.inner_text("#health-summary").strip() == "1 Healthy"
+    page.wait_for_function("window.sseOpened >= 1")
+    page.evaluate("window.sameDocument = true")
 
-        page.goto(f"{asgi_server}/accounts/login/?next=/")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{asgi_server}/")
-        row = f"#profile-row-{profile.pk}"
-        assert page.inner_text(f"{row} .health") == "Healthy"
-        assert "1/1 pods ready" in page.inner_text(row)
-        assert page.inner_text("#health-summary").strip() == "1 Healthy"
-        page.wait_for_function("window.sseOpened >= 1")
-        page.evaluate("window.sameDocument = true")
+    # the pod starts crash-looping in the sandbox; the watcher writes and publishes it
+    sandbox.core.patch_namespaced_pod(
+        "shop-web-1", sandbox.namespace, {"metadata": {"annotations": CRASH}}
+    )
+    page.locator(f"{row} .health-degraded").wait_for()
+    assert page.inner_text(f"{row} .health") == "Degraded"
+    assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
+    diagnosis = page.inner_text(f"{row} .diagnosis")
+    assert "Crash loop" in diagnosis and "CrashLoopBackOff (exit code 1" in diagnosis
+    link = page.get_attribute(f"{row} .diagnosis a.fix-link", "href")
+    assert link == "/profiles/shop/logs/?pod=shop-web-1&previous=1" or link.endswith(
+        "?pod=shop-web-1&previous=1"
+    )
+    assert "0/1 pods ready" in page.inner_text(row)
+    assert f"profile-{profile.pk}" in page.evaluate("window.sseEvents")  # a row event
+    page.wait_for_function(
+        "document.querySelector('#health-summary').innerText.includes('1 Degraded')"
+    )
 
-        # the pod starts crash-looping in the sandbox; the watcher writes and publishes it
-        sandbox.core.patch_namespaced_pod(
-            "shop-web-1", sandbox.namespace, {"metadata": {"annotations": CRASH}}
-        )
-        page.locator(f"{row} .health-degraded").wait_for()
-        assert page.inner_text(f"{row} .health") == "Degraded"
-        assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
-        diagnosis = page.inner_text(f"{row} .diagnosis")
-        assert "Crash loop" in diagnosis and "CrashLoopBackOff (exit code 1" in diagnosis
-        link = page.get_attribute(f"{row} .diagnosis a.fix-link", "href")
-        assert link == "/profiles/shop/logs/?pod=shop-web-1&previous=1" or link.endswith(
-            "?pod=shop-web-1&previous=1"
-        )
-        assert "0/1 pods ready" in page.inner_text(row)
-        assert f"profile-{profile.pk}" in page.evaluate("window.sseEvents")  # a row event
-        page.wait_for_function(
-            "document.querySelector('#health-summary').innerText.includes('1 Degraded')"
-        )
-
-        # the swapped-in row keeps listening: the pod recovers, the badge follows
-        sandbox.core.patch_namespaced_pod(
-            "shop-web-1",
-            sandbox.namespace,
-            {"metadata": {"annotations": {"helmdeck.dev/simulate": None}}},
-        )
-        page.locator(f"{row} .health-healthy").wait_for()
-        assert page.inner_text(f"{row} .diagnosis").strip() == "—"
-        assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
-    finally:
-        context.close()
+    # the swapped-in row keeps listening: the pod recovers, the badge follows
+    sandbox.core.patch_namespaced_pod(
+        "shop-web-1",
+        sandbox.namespace,
+        {"metadata": {"annotations": {"helmdeck.dev/simulate": None}}},
+    )
+    page.locator(f"{row} .health-healthy").wait_for()
+    assert page.inner_text(f"{row} .diagnosis").strip() == "—"
+    assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
 
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_a_diagnosis_link_lands_on_and_focuses_the_field_to_change(asgi_server, browser, todo_app):
+def test_a_diagnosis_link_lands_on_and_focuses_the_field_to_change(
+    asgi_server, signed_in_page, todo_app
+):
     """OOMKilled -> the memory limit; not Ready -> the readiness probe path, inside the
     closed "Build and probes" section, which opens."""
     from tests.deployments.views.test_status import pod_state
 
     pod_state(todo_app, "backend-oom", ready=False, ready_containers=0, reason="OOMKilled")
     user = UserFactory(role="admin")
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
-        page.goto(f"{asgi_server}/accounts/login/?next=/")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{asgi_server}/")
-        page.click(f"#profile-row-{todo_app.pk} a.fix-link")
-        page.wait_for_url("**/profiles/todo-app/edit/#component-backend-memory_limit")
-        page.wait_for_function("document.activeElement.name === 'components-1-memory_limit'")
+    page = signed_in_page(asgi_server, user, "/")
+    page.click(f"#profile-row-{todo_app.pk} a.fix-link")
+    page.wait_for_url("**/profiles/todo-app/edit/#component-backend-memory_limit")
+    page.wait_for_function("document.activeElement.name === 'components-1-memory_limit'")
 
-        PodState.objects.filter(name="backend-oom").update(
-            reason="", phase="Running", last_event="Unhealthy: Readiness probe failed: 503"
-        )
-        page.goto(f"{asgi_server}/profiles/todo-app/")
-        page.click("#pods a.fix-link")
-        page.wait_for_url("**/profiles/todo-app/edit/#component-backend-readiness_path")
-        page.wait_for_function("document.activeElement.name === 'components-1-readiness_path'")
-        assert page.is_visible("#component-backend-readiness_path input")
-    finally:
-        context.close()
+    PodState.objects.filter(name="backend-oom").update(
+        reason="", phase="Running", last_event="Unhealthy: Readiness probe failed: 503"
+    )
+    page.goto(f"{asgi_server}/profiles/todo-app/")
+    page.click("#pods a.fix-link")
+    page.wait_for_url("**/profiles/todo-app/edit/#component-backend-readiness_path")
+    page.wait_for_function("document.activeElement.name === 'components-1-readiness_path'")
+    assert page.is_visible("#component-backend-readiness_path input")

@@ -5,32 +5,22 @@ sandbox, which has no metrics-server, the "metrics unavailable" message and its 
 import pytest
 
 from deployments.models import Cluster, Profile
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import UserFactory
 
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_section_loads_after_the_page_and_says_metrics_are_unavailable(
-    live_server, browser, todo_app, sandbox, settings
+    live_server, signed_in_page, todo_app, sandbox, settings
 ):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     Cluster.objects.filter(pk=todo_app.cluster_id).update(kubeconfig_path=str(sandbox.kubeconfig))
     Profile.objects.filter(pk=todo_app.pk).update(namespace=sandbox.namespace)
     user = UserFactory(role="viewer")
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
-        page.goto(f"{live_server.url}/accounts/login/?next=/profiles/todo-app/")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/profiles/todo-app/")
-        section = page.locator("section#usage")
-        section.locator(".usage-unavailable").wait_for()
-        text = section.inner_text()
-        assert "metrics unavailable: minikube addons enable metrics-server" in text
-        assert "Show resource usage" not in text  # the link was replaced by the answer
-        assert section.locator("#usage-body[hx-trigger='every 15s']").count() == 1
-    finally:
-        context.close()
+    page = signed_in_page(live_server.url, user, "/profiles/todo-app/")
+    section = page.locator("section#usage")
+    section.locator(".usage-unavailable").wait_for()
+    text = section.inner_text()
+    assert "metrics unavailable: minikube addons enable metrics-server" in text
+    assert "Show resource usage" not in text  # the link was replaced by the answer
+    assert section.locator("#usage-body[hx-trigger='every 15s']").count() == 1
