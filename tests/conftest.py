@@ -252,3 +252,28 @@ SSE_OPENED_SCRIPT = (
     "document.addEventListener('htmx:sseOpen', () => { window.sseOpened = "
     "(window.sseOpened || 0) + 1; });"
 )
+
+
+@pytest.fixture
+def watcher(redis_url, settings):
+    """watcher() runs the cluster Watcher in a thread of this process (publishing to the
+    test's Redis); every one started is stopped after the test."""
+    import threading
+
+    from deployments.services.watch_loop import Watcher
+
+    settings.REDIS_URL = redis_url
+    running = []
+
+    def start():
+        w = Watcher(refresh=0.3)
+        thread = threading.Thread(target=w.run, daemon=True, name="test-watcher")
+        thread.start()
+        running.append((w, thread))
+        return w
+
+    yield start
+    for w, thread in running:
+        w.stop()
+        thread.join(15)
+        assert not thread.is_alive(), "the watcher did not stop within 15s"

@@ -4,14 +4,12 @@ profile's badge from Healthy to Degraded, with the diagnosis, without a reload, 
 Healthy when it recovers; a viewer without login gets no stream."""
 
 import os
-import threading
 from urllib.error import HTTPError
 from urllib.request import urlopen
 
 import pytest
 
 from deployments.models import Cluster, PodState
-from deployments.services.watch_loop import Watcher
 from tests.conftest import SSE_OPENED_SCRIPT
 from tests.deployments.services.test_watcher_sandbox import make_pod
 from tests.factories import ProfileFactory, UserFactory
@@ -27,20 +25,6 @@ CRASH = {
 }
 
 
-@pytest.fixture
-def watcher(redis_url, settings):
-    """The cluster watcher in a thread of this process (it publishes to the test's Redis,
-    which the uvicorn server's hub listens to)."""
-    settings.REDIS_URL = redis_url
-    w = Watcher(refresh=0.3)
-    thread = threading.Thread(target=w.run, daemon=True, name="test-watcher")
-    thread.start()
-    yield w
-    w.stop()
-    thread.join(15)
-    assert not thread.is_alive(), "the watcher did not stop within 15s"
-
-
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
@@ -52,6 +36,7 @@ def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
         minikube_profile="",
     )
     profile = ProfileFactory(name="shop", namespace=sandbox.namespace, cluster=cluster)
+    watcher()  # in this process; it publishes to the Redis the server's hub listens to
     make_pod(sandbox, "shop-web-1")
     sandbox.wait_until(
         lambda: PodState.objects.filter(profile=profile, name="shop-web-1", ready=True).exists(),

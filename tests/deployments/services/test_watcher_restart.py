@@ -10,15 +10,16 @@ and scheduler go on, as when a Minikube apiserver restarts.
 import logging
 import re
 import signal
-import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from deployments.models import Cluster, PodState
-from deployments.services.watch_loop import ClusterWatch, Watcher
+from deployments.services.watch_loop import ClusterWatch
+from tests.deployments.services.test_watcher_sandbox import make_pod as sandbox_pod
 from tests.factories import ProfileFactory
 from tests.fixtures.infra import wait_until
 
@@ -46,41 +47,9 @@ def profile(cluster, namespace):
     return ProfileFactory(name="shop", namespace=namespace, cluster=cluster)
 
 
-@pytest.fixture
-def watcher(redis_url, settings):
-    """start() runs a Watcher in a background thread; it is stopped after the test."""
-    settings.REDIS_URL = redis_url
-    running = []
-
-    def start():
-        w = Watcher(refresh=0.3)
-        thread = threading.Thread(target=w.run, daemon=True, name="test-watcher")
-        thread.start()
-        running.append((w, thread))
-        return w
-
-    yield start
-    for w, thread in running:
-        w.stop()
-        thread.join(15)
-        assert not thread.is_alive(), "the watcher did not stop within 15s"
-
-
 def make_pod(private_cluster, namespace, name, *, component="web"):
-    body = client.V1Pod(
-        metadata=client.V1ObjectMeta(
-            name=name,
-            labels={
-                "app.kubernetes.io/instance": "shop",
-                "app.kubernetes.io/component": component,
-            },
-        ),
-        spec=client.V1PodSpec(
-            containers=[client.V1Container(name="app", image=f"{name}:1.0.0")],
-            termination_grace_period_seconds=0,
-        ),
-    )
-    private_cluster.core.create_namespaced_pod(namespace, body)
+    where = SimpleNamespace(core=private_cluster.core, namespace=namespace)
+    sandbox_pod(where, name, component=component)
 
 
 def relabel(private_cluster, namespace, name, component):

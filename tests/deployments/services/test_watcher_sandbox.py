@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from kubernetes.client.rest import ApiException
 from deployments import events
 from deployments.models import Cluster, PodState
 from deployments.services.diagnosis import FIXES, pod_state_problem
-from deployments.services.watch_loop import ClusterWatch, Watcher
+from deployments.services.watch_loop import ClusterWatch
 from tests.factories import ProfileFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -41,26 +40,6 @@ def cluster(sandbox):
 @pytest.fixture
 def profile(cluster, sandbox):
     return ProfileFactory(name="shop", namespace=sandbox.namespace, cluster=cluster)
-
-
-@pytest.fixture
-def watcher(redis_url, settings):
-    """start() runs a Watcher in a background thread; it is stopped after the test."""
-    settings.REDIS_URL = redis_url
-    running = []
-
-    def start():
-        w = Watcher(refresh=0.3)
-        thread = threading.Thread(target=w.run, daemon=True, name="test-watcher")
-        thread.start()
-        running.append((w, thread))
-        return w
-
-    yield start
-    for w, thread in running:
-        w.stop()
-        thread.join(15)
-        assert not thread.is_alive(), "the watcher did not stop within 15s"
 
 
 @pytest.fixture
