@@ -116,11 +116,7 @@ def pod_logs_page(request, name):
     context.update(target=target, lines=[], token="-")
     status = 200
     try:
-        with Kube(profile.cluster) as kube:
-            pods = pod_logs.resolve_pods(kube, target)
-            tail = pod_logs.read_tail(
-                kube, target, pods, tail=params.tail, previous=params.previous, q=params.q
-            )
+        pods, tail = _read_tail(profile, target, params)
     except PodNotFound as exc:
         raise Http404(str(exc)) from None
     except IntegrationError as exc:
@@ -145,6 +141,15 @@ def pod_logs_page(request, name):
     return render(request, "deployments/pod_logs.html", context, status=status)
 
 
+def _read_tail(profile, target, params):
+    """(pods, tail) of the target as the page and the download show it, read now."""
+    with Kube(profile.cluster) as kube:
+        pods = pod_logs.resolve_pods(kube, target)
+        return pods, pod_logs.read_tail(
+            kube, target, pods, tail=params.tail, previous=params.previous, q=params.q
+        )
+
+
 # ---- the download -------------------------------------------------------------------------
 
 
@@ -159,11 +164,7 @@ def pod_log_download(request, name):
     components = list(profile.components.values_list("name", flat=True))
     target = _target(profile, params, components)
     try:
-        with Kube(profile.cluster) as kube:
-            pods = pod_logs.resolve_pods(kube, target)
-            tail = pod_logs.read_tail(
-                kube, target, pods, tail=params.tail, previous=params.previous, q=params.q
-            )
+        pods, tail = _read_tail(profile, target, params)
     except PodNotFound as exc:
         raise Http404(str(exc)) from None
     except IntegrationError as exc:
