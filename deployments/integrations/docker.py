@@ -9,9 +9,12 @@ else the environment's (DOCKER_HOST or the local socket).
 import shlex
 import shutil
 import subprocess
+import time
 
 import docker
 from docker.errors import DockerException
+from requests.exceptions import RequestException
+from urllib3.exceptions import HTTPError
 
 from deployments.integrations import IntegrationError
 
@@ -80,9 +83,12 @@ def build_image(cluster, *, context, dockerfile, tag, buildargs, on_line, should
     """Build `tag` from `context` on the cluster's daemon, streaming output lines.
 
     Returns the image id. `should_stop()` is asked between output chunks; True aborts
-    the build (the daemon stops it when the connection closes).
+    the build (the daemon stops it when the connection closes). A daemon that stops or
+    dies mid-build is a transient error (the stage retries once it is back); a Dockerfile
+    step that fails while the daemon still answers is permanent.
     """
     client = docker_client(cluster)
+    started = False
     try:
         stream = client.api.build(
             path=str(context),
@@ -96,11 +102,12 @@ def build_image(cluster, *, context, dockerfile, tag, buildargs, on_line, should
         )
         image_id = None
         for chunk in stream:
+            started = True
             if should_stop():
                 raise DockerError("the build was cancelled", permanent=True)
             if "error" in chunk:
                 detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
-                raise DockerError(f"docker build of {tag} failed: {detail.strip()}", permanent=True)
+                raise _step_failed(client, tag, detail.strip())
             text = chunk.get("stream") or chunk.get("status") or ""
             for line in text.splitlines():
                 if line.strip():
@@ -112,5 +119,42 @@ def build_image(cluster, *, context, dockerfile, tag, buildargs, on_line, should
         return image_id
     except DockerException as exc:
         raise DockerError(f"docker build of {tag} failed: {exc}", permanent=False) from None
+    except (RequestException, HTTPError) as exc:
+        # The SDK lets the HTTP layer's errors through: a refused connection before the
+        # build, a stream broken off when the daemon dies during it.
+        what = "went away during the build of" if started else "is unreachable to build"
+        raise DockerError(
+            f"the Docker daemon {what} {tag} ({type(exc).__name__}); is it running?",
+            permanent=False,
+        ) from None
     finally:
         client.close()
+
+
+KILLED = "non-zero code: 137"
+
+
+def _step_failed(client, tag, detail):
+    """The error for a failed build step. A step killed (exit 137) by a daemon that then
+    stops answering was the daemon shutting down, not the Dockerfile: worth a retry."""
+    if KILLED in detail and not _answers(client):
+        return DockerError(
+            f"the Docker daemon stopped during the build of {tag} (its build step was "
+            "killed); is it running?",
+            permanent=False,
+        )
+    if KILLED in detail:
+        detail += " (the step was killed: out of memory, or the daemon stopped it)"
+    return DockerError(f"docker build of {tag} failed: {detail}", permanent=True)
+
+
+def _answers(client, tries=3):
+    """True when the daemon answers a ping within about a second (a daemon shutting down
+    may still answer the first)."""
+    for _ in range(tries):
+        try:
+            client.ping()
+        except (DockerException, RequestException, HTTPError):
+            return False
+        time.sleep(0.3)
+    return True
