@@ -6,9 +6,13 @@ DOCKER_HOST; Minikube's, from `minikube -p <profile> docker-env` when minikube i
 else the environment's (DOCKER_HOST or the local socket).
 """
 
+import contextlib
+import queue
 import shlex
 import shutil
+import socket
 import subprocess
+import threading
 import time
 
 import docker
@@ -89,6 +93,14 @@ def build_image(cluster, *, context, dockerfile, tag, buildargs, on_line, should
     """
     client = docker_client(cluster)
     started = False
+    responses = []
+    helper = client.api._stream_helper
+
+    def keep_response(response, decode=False):  # to hang up on it when cancelled
+        responses.append(response)
+        return helper(response, decode)
+
+    client.api._stream_helper = keep_response
     try:
         stream = client.api.build(
             path=str(context),
@@ -101,10 +113,8 @@ def build_image(cluster, *, context, dockerfile, tag, buildargs, on_line, should
             timeout=3600,
         )
         image_id = None
-        for chunk in stream:
+        for chunk in _polled(stream, should_stop, lambda: _hang_up(responses)):
             started = True
-            if should_stop():
-                raise DockerError("the build was cancelled", permanent=True)
             if "error" in chunk:
                 detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
                 raise _step_failed(client, tag, detail.strip())
@@ -129,6 +139,51 @@ def build_image(cluster, *, context, dockerfile, tag, buildargs, on_line, should
         ) from None
     finally:
         client.close()
+
+
+_END = object()
+
+
+def _polled(stream, should_stop, hang_up):
+    """The stream's chunks, read in a thread so that `should_stop()` is asked every half
+    second even while a build step prints nothing (a quiet `RUN` can last minutes). On
+    stop the connection is hung up, which makes the daemon abort the build."""
+    chunks = queue.Queue()
+
+    def pump():
+        try:
+            for chunk in stream:
+                chunks.put(chunk)
+            chunks.put(_END)
+        except Exception as exc:  # handed to the reading thread, which raises it
+            chunks.put(exc)
+
+    threading.Thread(target=pump, daemon=True, name="docker-build").start()
+    while True:
+        try:
+            item = chunks.get(timeout=0.5)
+        except queue.Empty:
+            item = None
+        if should_stop():
+            hang_up()
+            raise DockerError("the build was cancelled", permanent=True)
+        if item is _END:
+            return
+        if isinstance(item, Exception):
+            raise item
+        if item is not None:
+            yield item
+
+
+def _hang_up(responses):
+    for response in responses:
+        connection = getattr(response.raw, "connection", None) or getattr(
+            response.raw, "_connection", None
+        )
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 KILLED = "non-zero code: 137"
