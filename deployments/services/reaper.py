@@ -9,7 +9,7 @@ from django.utils import timezone
 from deployments.integrations import IntegrationError
 from deployments.models import Release, Step
 from deployments.services.db_retry import db_retry
-from deployments.services.release_stages import _publish_status, _Run, helm_timeout
+from deployments.services.release_stages import _publish_status, _Run, undo_pending
 
 
 def release_reap(*, now=None, live_workers=None):
@@ -36,15 +36,23 @@ def release_abandon(*, release, reason):
     or rolled back with `reason`. Returns False when it had already ended."""
     run = _Run(release)
     spec, helm = run.spec, run.helm()
+    final = Release.FAILED
     try:
         status = helm.status(spec["name"], spec["namespace"])
         state = ((status or {}).get("info") or {}).get("status", "")
-        if state.startswith("pending-"):
-            run.log(f"reaper: helm release is {state}; rolling back")
-            helm.rollback(spec["name"], spec["namespace"], timeout=helm_timeout())
-            final = Release.ROLLED_BACK
-        else:
-            final = Release.FAILED
+        # a killed helm may have recorded its upgrade as failed on the way out
+        interrupted = state == "failed" and release.status == Release.UPGRADING
+        if state.startswith("pending-") or interrupted:
+            run.log(f"reaper: helm release is {state}")
+            if undo_pending(run, helm, status, reason) == "deployed":
+                final = Release.ROLLED_BACK
+        elif state == "deployed" and release.status == Release.UPGRADING:
+            # helm --rollback-on-failure, stopped with its worker, may have rolled back itself
+            description = (status.get("info") or {}).get("description", "")
+            if description.lower().startswith("rollback"):
+                final = Release.ROLLED_BACK
+        if final == Release.ROLLED_BACK:
+            reason += "; the previous revision was restored"
     except IntegrationError as exc:
         reason, final = f"{reason}; helm status failed: {exc}", Release.FAILED
     updated = db_retry(

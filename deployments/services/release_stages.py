@@ -10,7 +10,6 @@ only inside `release_upgrade`, in a 0600 file helm reads.
 
 import logging
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from deployments.models import LogLine, Release, Step
 from deployments.services.checks import ERROR, kube_for, profile_checks
 from deployments.services.db_retry import db_read_or, db_retry
 from deployments.services.diagnosis import pod_problems
+from deployments.services.pod_watch import PodWatcher
 from deployments.services.rendering import spec_render
 from deployments.spec import parse_spec
 from deployments.values import (
@@ -300,7 +300,7 @@ def release_upgrade(release_id, worker="", attempt=0):
         _fail(run, str(exc))
         return False
     helm, spec = run.helm(), run.spec
-    watcher = _PodWatcher(run)
+    watcher = PodWatcher(run)
     with values_file(values_for(spec)) as values_path, secrets_file(secrets) as secrets_path:
         args = [
             "upgrade",
@@ -360,12 +360,7 @@ def _settle_failed_upgrade(run, helm, watcher, attempt):
         return False
     state = ((status or {}).get("info") or {}).get("status", "")
     if state.startswith("pending-"):
-        run.log(f"helm left the release {state}: rolling back")
-        try:
-            helm.rollback(spec["name"], spec["namespace"], timeout=helm_timeout())
-            state = "deployed"
-        except IntegrationError as exc:
-            run.log(f"rollback failed: {exc}")
+        state = undo_pending(run, helm, status, "helm stopped")
     if run.cancelled():
         _fail(
             run,
@@ -377,6 +372,32 @@ def _settle_failed_upgrade(run, helm, watcher, attempt):
     else:
         _fail(run, reason)
     return False
+
+
+def undo_pending(run, helm, status, why):
+    """Undo a helm operation that was stopped or killed midway: its latest revision is
+    pending-* (or failed, when the killed helm got to record that). Roll back to the last
+    deployed revision (a first install is uninstalled), then record a pending revision as
+    failed, so that `helm history` shows nothing pending. Returns what runs now:
+    "deployed", "uninstalled", or the state found when undoing failed."""
+    name, namespace = run.spec["name"], run.spec["namespace"]
+    state, revision = status["info"]["status"], status.get("version")
+    try:
+        if state == "pending-install" or revision == 1:
+            run.log(f"helm left the first install {state}: uninstalling it")
+            helm.uninstall(name, namespace, timeout=helm_timeout())
+            return "uninstalled"
+        run.log(f"helm left revision {revision} {state}: rolling back")
+        helm.rollback(name, namespace, timeout=helm_timeout())
+    except IntegrationError as exc:
+        run.log(f"undoing the {state} release failed: {exc}")
+        return state
+    if state.startswith("pending-"):
+        try:
+            helm.mark_failed(name, namespace, revision, f"{why}; rolled back by Helmdeck")
+        except IntegrationError as exc:
+            run.log(f"revision {revision} stays {state} in helm history: {exc}")
+    return "deployed"
 
 
 def release_verify(release_id, worker="", attempt=0):
@@ -413,45 +434,6 @@ def release_verify(release_id, worker="", attempt=0):
 
 
 STAGES = (release_build, release_render, release_upgrade, release_verify)
-
-
-class _PodWatcher:
-    """While helm waits, remember the latest reason pods give for not being Ready, so a
-    release rolled back by helm can still say why (its pods are gone by then)."""
-
-    def __init__(self, run, every=2.0):
-        self.run, self.every = run, every
-        self._last, self._problems, self._kube = 0.0, [], None
-
-    def tick(self):
-        now = time.monotonic()
-        if now - self._last < self.every:
-            return
-        self._last = now
-        try:
-            if self._kube is None:
-                self._kube = Kube(self.run.cluster)
-            spec = self.run.spec
-            found = pod_problems(
-                self._kube.release_pods(spec["namespace"], spec["name"]),
-                self._kube.events(spec["namespace"]),
-            )
-        except IntegrationError:
-            return
-        new = [p for p in found if p.kind != "not-ready"] or found
-        if new:
-            for problem in new:
-                if str(problem) not in {str(p) for p in self._problems}:
-                    self.run.log(f"pod problem: {problem}")
-            self._problems = new
-
-    def reason(self):
-        if self._kube is not None:
-            self._kube.close()
-        if not self._problems:
-            return ""
-        worst = self._problems[0]
-        return f"{worst.message} (pod {worst.pod}); fix: {worst.fix}"
 
 
 def _publish_status(release_id):
