@@ -19,15 +19,14 @@ class _StrictLoader(yaml.SafeLoader):
                 continue  # an unhashable key is reported by the spec parser
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark
-                )
+                    None, None, f"the key {key!r} appears twice in one mapping",
+                    key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping
-)
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                              _StrictLoader.construct_mapping)
 
 
 def load(text):
@@ -45,15 +44,9 @@ def load(text):
         # SafeLoader builds plain dicts/lists/scalars only; aliases are capped by the size limit.
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except ValueError:  # an integer of more than 4300 digits, a date like 2023-02-30
-        raise SpecError(
-            [
-                FieldError(
-                    "file",
-                    "holds a value YAML cannot convert (a number over 4300 digits or an "
-                    "impossible date); quote it to make it text",
-                )
-            ]
-        ) from None
+        raise SpecError([FieldError(
+            "file", "holds a value YAML cannot convert (a number over 4300 digits or an "
+                    "impossible date); quote it to make it text")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"

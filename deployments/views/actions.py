@@ -20,12 +20,8 @@ def profile_clone_view(request, name):
     form = CloneForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            clone = profile_clone(
-                profile=profile,
-                name=form.cleaned_data["name"],
-                namespace=form.cleaned_data["namespace"],
-                actor=request.user,
-            )
+            clone = profile_clone(profile=profile, name=form.cleaned_data["name"],
+                                  namespace=form.cleaned_data["namespace"], actor=request.user)
         except SpecError as exc:
             for error in exc.errors:
                 field = error.path if error.path in form.fields else None
@@ -57,9 +53,8 @@ def profile_export(request, name):
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(
-    ("deployments.add_profile", "deployments.change_profile"), raise_exception=True
-)
+@permission_required(("deployments.add_profile", "deployments.change_profile"),
+                     raise_exception=True)
 def profile_import_view(request):
     posted = request.method == "POST"
     form = ImportForm(request.POST, request.FILES) if posted else ImportForm()

@@ -19,7 +19,8 @@ SLOW_DOCTOR_POLLS = 30
 @require_GET
 @permission_required("deployments.view_cluster", raise_exception=True)
 def cluster_list(request):
-    return render(request, "deployments/cluster_list.html", {"clusters": selectors.cluster_list()})
+    return render(request, "deployments/cluster_list.html",
+                  {"clusters": selectors.cluster_list()})
 
 
 @require_GET
@@ -39,9 +40,8 @@ def cluster_detail(request, name):
         "slow": results is None and polls >= SLOW_DOCTOR_POLLS,
         "profiles": [(p, selectors.last_release(p)) for p in cluster.profiles.all()],
     }
-    return render_page(
-        request, "deployments/cluster_detail.html", context, partials={None: "doctor"}
-    )
+    return render_page(request, "deployments/cluster_detail.html", context,
+                       partials={None: "doctor"})
 
 
 @require_POST

@@ -110,11 +110,8 @@ def profile_deploy(request, name):
         **_preview_context(request, profile),
     }
     return render_page(
-        request,
-        "deployments/profile_deploy.html",
-        context,
-        partials={"preview": "preview"},
-        status=status,
+        request, "deployments/profile_deploy.html", context,
+        partials={"preview": "preview"}, status=status,
     )
 
 
@@ -138,9 +135,8 @@ def _preview_context(request, profile):
             state = "new"
         else:
             state = "changed"
-        rows.append(
-            {"id": rid, "state": state, "diff": diff.get(rid, ""), "yaml": resources.get(rid, "")}
-        )
+        rows.append({"id": rid, "state": state, "diff": diff.get(rid, ""),
+                     "yaml": resources.get(rid, "")})
     checks = preview.get("checks") or []
     return {
         "preview": preview,
@@ -184,9 +180,7 @@ def release_detail(request, pk):
         last = selectors.current_release(profile=release.profile)
         context["is_last_success"] = last is not None and last.pk == release.pk
     return render_page(
-        request,
-        "deployments/release_detail.html",
-        context,
+        request, "deployments/release_detail.html", context,
         partials={"release-steps": "steps", None: "live"},
     )
 
@@ -204,9 +198,8 @@ def release_cancel_view(request, pk):
     if not release.is_active:
         messages.info(request, f"Release #{release.pk} has finished: nothing to cancel.")
         return redirect(_release_url(release))
-    return render(
-        request, "deployments/release_cancel.html", _release_context(release, with_log=False)
-    )
+    return render(request, "deployments/release_cancel.html", _release_context(release,
+                                                                                with_log=False))
 
 
 # ---- history, diff, roll back ---------------------------------------------------------------
@@ -225,7 +218,7 @@ def profile_releases(request, name):
         page = 1
     start = (page - 1) * HISTORY_PAGE
     # one more than a page: the newest release of the next page is the previous of our last
-    chunk = list(selectors.profile_releases(profile=profile)[start : start + HISTORY_PAGE + 1])
+    chunk = list(selectors.profile_releases(profile=profile)[start:start + HISTORY_PAGE + 1])
     if page > 1 and not chunk:
         raise Http404("no such page")
     current = selectors.current_release(profile=profile)
@@ -245,7 +238,8 @@ def profile_releases(request, name):
         "has_next": len(chunk) > HISTORY_PAGE,
         "active": selectors.active_release(profile=profile),
     }
-    return render_page(request, "deployments/release_list.html", context, partials={None: "rows"})
+    return render_page(request, "deployments/release_list.html", context,
+                       partials={None: "rows"})
 
 
 @require_GET
@@ -273,22 +267,18 @@ def release_rollback(request, pk):
     profile = target.profile
     refused, status = "", 200
     if target.status != Release.SUCCEEDED or target.helm_revision is None:
-        refused, status = (
-            ("Only a release that succeeded (and so has a Helm revision) can be rolled back to."),
-            409,
-        )
+        refused, status = ("Only a release that succeeded (and so has a Helm revision) can be "
+                           "rolled back to."), 409
     elif request.method == "POST":
         try:
-            release = release_rollback_request(profile=profile, actor=request.user, target=target)
+            release = release_rollback_request(profile=profile, actor=request.user,
+                                               target=target)
         except ReleaseRefused as exc:
             refused, status = str(exc), 409
         else:
             release_enqueue(release)
-            messages.success(
-                request,
-                f"Release #{release.pk}: rolling {profile.name} back to "
-                f"release #{target.pk} (revision {target.helm_revision}).",
-            )
+            messages.success(request, f"Release #{release.pk}: rolling {profile.name} back to "
+                                      f"release #{target.pk} (revision {target.helm_revision}).")
             return _redirect(request, _release_url(release))
     current = selectors.current_release(profile=profile)
     context = {
