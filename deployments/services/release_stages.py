@@ -10,6 +10,7 @@ only inside `release_upgrade`, in a 0600 file helm reads.
 
 import logging
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -320,6 +321,7 @@ def release_upgrade(release_id, worker="", attempt=0):
             f"{' '.join(helm.rollback_flags())}, timeout {helm_timeout()}s)"
         )
         try:
+            started = time.monotonic()
             code = helm.stream(
                 *args,
                 on_line=run.log,
@@ -331,7 +333,8 @@ def release_upgrade(release_id, worker="", attempt=0):
             _fail(run, str(exc))
             return False
     if code != 0:
-        return _settle_failed_upgrade(run, helm, watcher, attempt)
+        timed_out = time.monotonic() - started >= helm_timeout()
+        return _settle_failed_upgrade(run, helm, watcher, attempt, timed_out=timed_out)
     try:
         status = helm.status(spec["name"], spec["namespace"]) or {}
     except IntegrationError as exc:
@@ -346,11 +349,13 @@ def release_upgrade(release_id, worker="", attempt=0):
     return True
 
 
-def _settle_failed_upgrade(run, helm, watcher, attempt):
+def _settle_failed_upgrade(run, helm, watcher, attempt, *, timed_out=False):
     """helm exited non-zero: say why, and make sure no release is left pending. When even
     `helm status` cannot reach the cluster, the upgrade is retried from rendering."""
     spec = run.spec
     reason = watcher.reason() or "helm upgrade failed (see its output above)"
+    if timed_out:
+        reason = f"not Ready within the helm timeout ({helm_timeout()}s): {reason}"
     try:
         status = helm.status(spec["name"], spec["namespace"])
     except IntegrationError as exc:
