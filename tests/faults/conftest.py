@@ -206,8 +206,3 @@ def helm_processes(namespace):
         if argv and argv[0].endswith((b"/helm", b"/helm3")) and namespace.encode() in argv:
             found.append(b" ".join(argv).decode(errors="replace"))
     return found
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
