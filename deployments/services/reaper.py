@@ -1,6 +1,7 @@
 """The reaper: settles releases whose worker died, so none stays active forever, and queues
 again the queued releases whose task the broker lost."""
 
+import time
 from datetime import timedelta
 
 from django.db.models import Q
@@ -9,7 +10,7 @@ from django.utils import timezone
 from deployments.integrations import IntegrationError
 from deployments.models import Release, Step
 from deployments.services.db_retry import db_retry
-from deployments.services.release_stages import _publish_status, _Run, undo_pending
+from deployments.services.release_stages import _publish_status, _Run, helm_timeout, undo_pending
 
 
 def release_reap(*, now=None, live_workers=None):
@@ -38,7 +39,7 @@ def release_abandon(*, release, reason):
     spec, helm = run.spec, run.helm()
     final = Release.FAILED
     try:
-        status = helm.status(spec["name"], spec["namespace"])
+        status = _settled_status(helm, spec["name"], spec["namespace"])
         state = ((status or {}).get("info") or {}).get("status", "")
         # a killed helm may have recorded its upgrade as failed on the way out
         interrupted = state == "failed" and release.status == Release.UPGRADING
@@ -70,6 +71,30 @@ def release_abandon(*, release, reason):
     run.log(f"reaper: {final}: {reason}")
     _publish_status(release.pk)
     return True
+
+
+def _settled_status(helm, name, namespace, *, quiet=5, poll=1.0):
+    """`helm status`, once no helm is still at work on the release. A helm that lost its
+    worker gets SIGTERM and, with --rollback-on-failure, may still be rolling back
+    (pending-rollback: wait for it, up to the helm timeout); any other pending-* state is
+    taken as abandoned once it has not changed for `quiet` seconds."""
+    deadline = time.monotonic() + helm_timeout() + 60
+    status, since = helm.status(name, namespace), time.monotonic()
+    while time.monotonic() < deadline:
+        state = ((status or {}).get("info") or {}).get("status", "")
+        if not state.startswith("pending-"):
+            return status
+        if state != "pending-rollback" and time.monotonic() - since >= quiet:
+            return status
+        time.sleep(poll)
+        latest = helm.status(name, namespace)
+        if _key(latest) != _key(status):
+            status, since = latest, time.monotonic()
+    return status
+
+
+def _key(status):
+    return (status or {}).get("version"), ((status or {}).get("info") or {}).get("status")
 
 
 def release_requeue(*, is_queued, enqueue, grace, now=None):

@@ -49,7 +49,7 @@ def _point_celery_at(url):
 def fault_env(child_env, private_redis, settings, helm_bin, tmp_path):
     """Environment for workers and web servers: the test database, the private Redis (as
     broker, pub/sub and cache), heartbeats every second with a 4 s expiry, reaping every
-    2 s, retries 1 s apart, and build contexts under tmp_path/builds."""
+    2 s, retries from 0.5 s apart, and build contexts under tmp_path/builds."""
     url = private_redis.url
     settings.REDIS_URL = url
     settings.CELERY_BROKER_URL = url
@@ -69,7 +69,7 @@ def fault_env(child_env, private_redis, settings, helm_bin, tmp_path):
         "HELMDECK_WORKER_HEARTBEAT_SECONDS": "1",
         "HELMDECK_WORKER_HEARTBEAT_TTL": "4",
         "HELMDECK_REAP_SECONDS": "2",
-        "HELMDECK_RETRY_BACKOFF": "1",
+        "HELMDECK_RETRY_BACKOFF": "0.5",
     }
     yield env
     _point_celery_at(previous)
@@ -93,8 +93,7 @@ def fault_profile(todo_app, sandbox, helm_bin, settings, monkeypatch):
         service_type=Component.CLUSTER_IP, node_port=None
     )
     todo_app.refresh_from_db()
-    yield todo_app
-    helm_of(todo_app).uninstall(todo_app.name, sandbox.namespace)
+    return todo_app  # the sandbox fixture deletes the namespace, helm's records with it
 
 
 def slow_build(profile, daemon, builds_dir, *, lines=20, every=0.5):

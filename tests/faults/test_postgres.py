@@ -50,9 +50,9 @@ def private_db(transactional_db, private_postgres):
 def test_it_finishes_a_deploy_when_postgres_restarts_while_helm_waits(
     private_db, private_postgres, fault_profile, fault_env, sandbox
 ):
-    # Ready after 8 s: helm waits, the worker logs pod problems meanwhile
+    # Ready after 6 s: helm waits, the worker logs pod problems meanwhile
     Component.objects.filter(profile=fault_profile, name="backend").update(
-        pod_annotations={"helmdeck.dev/ready-delay": "8s"}
+        pod_annotations={"helmdeck.dev/ready-delay": "6s"}
     )
     worker = start_worker({**fault_env, "DATABASE_URL": private_db}, "faults-postgres")
     try:

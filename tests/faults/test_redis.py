@@ -94,7 +94,7 @@ class Page(threading.Thread):
 def test_it_loses_no_line_for_a_page_that_reconnects_after_redis_restarts(
     fault_profile, fault_env, private_redis, docker_up, tmp_path
 ):
-    slow_build(fault_profile, docker_up, tmp_path / "builds", lines=40, every=0.25)
+    slow_build(fault_profile, docker_up, tmp_path / "builds", lines=30, every=0.2)
     worker = start_worker(fault_env, "faults-stream")
     web, base = start_web(fault_env)
     try:
@@ -102,7 +102,7 @@ def test_it_loses_no_line_for_a_page_that_reconnects_after_redis_restarts(
         page = Page(f"{base}/releases/{release.pk}/stream/", session_cookie())
         page.start()
         release_enqueue(release)
-        wait_for(lambda: len(page.ids) >= 8, 90, "the page to show some lines", release)
+        wait_for(lambda: len(page.ids) >= 10, 90, "the page to show some lines", release)
         private_redis.restart(down=2)
         release, took = wait_terminal(release, 120)
         page.join(timeout=60)

@@ -113,7 +113,9 @@ def test_it_rolls_back_an_upgrade_whose_worker_was_killed_while_helm_waited(
     assert helm_processes(sandbox.namespace)
     kill_claimer(release, workers)
     release, took = wait_terminal(release, 90)
-    assert release.status == Release.ROLLED_BACK, release.reason
+    assert release.status == Release.ROLLED_BACK, list(
+        release.log_lines.values_list("text", flat=True)
+    )
     assert release.reason == (
         "the worker running it stopped during upgrading; the previous revision was restored"
     )
