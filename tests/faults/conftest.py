@@ -69,7 +69,8 @@ def fault_env(child_env, private_redis, settings, helm_bin, tmp_path):
         "HELMDECK_WORKER_HEARTBEAT_SECONDS": "1",
         "HELMDECK_WORKER_HEARTBEAT_TTL": "4",
         "HELMDECK_REAP_SECONDS": "2",
-        "HELMDECK_RETRY_BACKOFF": "0.5",
+        "HELMDECK_RETRY_BACKOFF": "0.5",  # 4 retries: 0.5 + 1 + 2 + 4 s
+        "HELMDECK_TRANSIENT_RETRIES": "4",
     }
     yield env
     _point_celery_at(previous)
