@@ -108,15 +108,16 @@ def _stage_task(stage):
         acks_late=True,
         time_limit=settings.HELMDECK_BUILD_TIMEOUT * 4,
         ignore_result=True,
+        # the stage counts its attempts (HELMDECK_TRANSIENT_RETRIES); Celery's own limit
+        # (3 by default) would otherwise end a fourth retry with the release left queued
+        max_retries=None,
     )
     def task(self, release_id, attempt=0):
         try:
             claimed = stage(release_id, self.request.hostname or "", attempt)
         except release_stages.RetryLater as retry:
             # Same task, same chain links: the next stages still follow it.
-            raise self.retry(
-                kwargs={"attempt": attempt + 1}, countdown=retry.delay, max_retries=None
-            ) from None
+            raise self.retry(kwargs={"attempt": attempt + 1}, countdown=retry.delay) from None
         except Exception:
             # Unforeseen: end the release now, with words, rather than leave it active
             # until the reaper's deadline (hours for a build).

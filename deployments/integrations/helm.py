@@ -277,11 +277,12 @@ class Helm:
 
 
 def _die_with_parent():
-    """In the child: get SIGTERM if the worker dies, so no helm outlives a killed worker
-    unseen (the reaper then finds the release pending and rolls it back). Linux only;
-    elsewhere the reaper still settles the release once helm ends."""
+    """In the child: get SIGKILL if the worker dies, so no helm outlives a killed worker
+    unseen; the reaper then finds the release pending and rolls it back. (SIGTERM would
+    start helm's own --rollback-on-failure, racing the reaper's.) Linux only; elsewhere
+    the reaper still settles the release once helm ends."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _files(paths):
