@@ -10,7 +10,8 @@ from django.utils import timezone
 from deployments.integrations import IntegrationError
 from deployments.models import Release, Step
 from deployments.services.db_retry import db_retry
-from deployments.services.release_stages import _publish_status, _Run, helm_timeout, undo_pending
+from deployments.services.helm_undo import undo_pending
+from deployments.services.release_stages import _publish_status, _Run, helm_timeout
 
 
 def release_reap(*, now=None, live_workers=None):

@@ -28,6 +28,7 @@ from deployments.models import LogLine, Release, Step
 from deployments.services.checks import ERROR, kube_for, profile_checks
 from deployments.services.db_retry import db_read_or, db_retry
 from deployments.services.diagnosis import pod_problems
+from deployments.services.helm_undo import undo_pending
 from deployments.services.pod_watch import PodWatcher
 from deployments.services.rendering import spec_render
 from deployments.spec import parse_spec
@@ -377,32 +378,6 @@ def _settle_failed_upgrade(run, helm, watcher, attempt, *, timed_out=False):
     else:
         _fail(run, reason)
     return False
-
-
-def undo_pending(run, helm, status, why):
-    """Undo a helm operation that was stopped or killed midway: its latest revision is
-    pending-* (or failed, when the killed helm got to record that). Roll back to the last
-    deployed revision (a first install is uninstalled), then record a pending revision as
-    failed, so that `helm history` shows nothing pending. Returns what runs now:
-    "deployed", "uninstalled", or the state found when undoing failed."""
-    name, namespace = run.spec["name"], run.spec["namespace"]
-    state, revision = status["info"]["status"], status.get("version")
-    try:
-        if state == "pending-install" or revision == 1:
-            run.log(f"helm left the first install {state}: uninstalling it")
-            helm.uninstall(name, namespace, timeout=helm_timeout())
-            return "uninstalled"
-        run.log(f"helm left revision {revision} {state}: rolling back")
-        helm.rollback(name, namespace, timeout=helm_timeout())
-    except IntegrationError as exc:
-        run.log(f"undoing the {state} release failed: {exc}")
-        return state
-    if state.startswith("pending-"):
-        try:
-            helm.mark_failed(name, namespace, revision, f"{why}; rolled back by Helmdeck")
-        except IntegrationError as exc:
-            run.log(f"revision {revision} stays {state} in helm history: {exc}")
-    return "deployed"
 
 
 def release_verify(release_id, worker="", attempt=0):
