@@ -141,8 +141,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A worker refreshes this key; /ready needs one younger than the TTL.
-HELMDECK_WORKER_HEARTBEAT_SECONDS = 10
-HELMDECK_WORKER_HEARTBEAT_TTL = 30
+HELMDECK_WORKER_HEARTBEAT_SECONDS = env.int("HELMDECK_WORKER_HEARTBEAT_SECONDS", default=10)
+HELMDECK_WORKER_HEARTBEAT_TTL = env.int("HELMDECK_WORKER_HEARTBEAT_TTL", default=30)
+# How often (at most, across all workers) the reaper settles releases whose worker died and
+# queues again releases whose queued task Redis lost.
+HELMDECK_REAP_SECONDS = env.int("HELMDECK_REAP_SECONDS", default=60)
 
 LOGGING = {
     "version": 1,

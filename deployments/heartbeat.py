@@ -32,20 +32,21 @@ def live_workers(conn):
     return [key.decode()[len(KEY_PREFIX) :] for key in conn.scan_iter(f"{KEY_PREFIX}*", count=100)]
 
 
-REAP_EVERY = 60  # seconds; one worker reaps at a time (a Redis lock with this expiry)
-
-
 def reap_if_due(conn):
-    """Settle releases whose worker died; at most once a minute across all workers."""
+    """Settle releases whose worker died, and queue again those whose queued task Redis
+    lost; at most once every HELMDECK_REAP_SECONDS across all workers (a Redis lock)."""
     from django.db import close_old_connections
 
     from deployments.services.reaper import release_reap
+    from deployments.tasks import requeue_lost
 
-    if not conn.set("helmdeck:reaper", "1", nx=True, ex=REAP_EVERY):
+    if not conn.set("helmdeck:reaper", "1", nx=True, ex=settings.HELMDECK_REAP_SECONDS):
         return []
     close_old_connections()
     try:
-        return release_reap(live_workers=live_workers(conn))
+        settled = release_reap(live_workers=live_workers(conn))
+        requeue_lost()
+        return settled
     finally:
         close_old_connections()
 

@@ -1,18 +1,24 @@
 """Celery tasks: thin. Load by id, call a service, store or publish the result."""
 
+import functools
 import hashlib
+import logging
 
+import redis
 from celery import chain, shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
 from deployments import heartbeat
-from deployments.models import Cluster, Profile
+from deployments.models import Cluster, Profile, Release
 from deployments.services import release_stages
+from deployments.services.db_retry import db_retry
 from deployments.services.doctor import cluster_doctor
 from deployments.services.preview import fingerprint, profile_preview
-from deployments.services.reaper import release_reap
+from deployments.services.reaper import release_abandon, release_reap, release_requeue
+
+log = logging.getLogger(__name__)
 
 PREVIEW_TTL = 15 * 60
 
@@ -102,17 +108,48 @@ def _stage_task(stage):
         acks_late=True,
         time_limit=settings.HELMDECK_BUILD_TIMEOUT * 4,
         ignore_result=True,
+        # the stage counts its attempts (HELMDECK_TRANSIENT_RETRIES); Celery's own limit
+        # (3 by default) would otherwise end a fourth retry with the release left queued
+        max_retries=None,
     )
     def task(self, release_id, attempt=0):
         try:
-            return stage(release_id, self.request.hostname or "", attempt)
+            claimed = stage(release_id, self.request.hostname or "", attempt)
         except release_stages.RetryLater as retry:
             # Same task, same chain links: the next stages still follow it.
-            raise self.retry(
-                kwargs={"attempt": attempt + 1}, countdown=retry.delay, max_retries=None
-            ) from None
+            raise self.retry(kwargs={"attempt": attempt + 1}, countdown=retry.delay) from None
+        except Exception:
+            # Unforeseen: end the release now, with words, rather than leave it active
+            # until the reaper's deadline (hours for a build).
+            log.exception("%s of release #%s failed", stage.__name__, release_id)
+            _abandon(
+                release_id,
+                f"its {stage.__name__.removeprefix('release_')} stage stopped "
+                "on an unexpected error (the worker's log has the details)",
+            )
+            claimed = False
+        if not claimed:
+            # This run holds nothing (another run has the release, or this stage ended it):
+            # the rest of a duplicated or redelivered chain must not run beside the real one.
+            self.request.chain = None
+        return claimed
 
     return task
+
+
+def _abandon(release_id, reason):
+    try:
+        release = db_retry(
+            lambda: (
+                Release.objects.select_related("profile__cluster")
+                .filter(pk=release_id, status__in=Release.ACTIVE)
+                .first()
+            )
+        )
+        if release is not None:
+            release_abandon(release=release, reason=reason)
+    except Exception:  # the reaper's deadline remains the last resort
+        log.exception("release #%s could not be marked failed", release_id)
 
 
 build_release = _stage_task(release_stages.release_build)
@@ -121,15 +158,46 @@ upgrade_release = _stage_task(release_stages.release_upgrade)
 verify_release = _stage_task(release_stages.release_verify)
 
 
+QUEUED_KEY = "helmdeck:queued:"
+
+
+def _broker():
+    return redis.Redis.from_url(
+        settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2
+    )
+
+
+def _send(release_id):
+    """Send a release's chain, then mark it sent in the broker's own Redis. The mark lives
+    and dies with the message: a Redis that restarts without persistence loses both, and
+    the reaper (`requeue_lost`) sends the release again. A broker that is down now only
+    delays the release: it stays queued, unmarked, and is sent once Redis is back."""
+    stages = chain(
+        build_release.si(release_id),
+        render_release.si(release_id),
+        upgrade_release.si(release_id),
+        verify_release.si(release_id),
+    )
+    try:
+        stages.apply_async()
+        _broker().set(f"{QUEUED_KEY}{release_id}", 1, ex=settings.HELMDECK_QUEUE_TIMEOUT)
+    except Exception as exc:  # kombu's OperationalError, redis' errors, OSError
+        log.warning("release #%s not sent to the queue yet: %s", release_id, exc)
+
+
 def release_enqueue(release):
     """Start a requested release's chain once its row is committed."""
-    stages = chain(
-        build_release.si(release.pk),
-        render_release.si(release.pk),
-        upgrade_release.si(release.pk),
-        verify_release.si(release.pk),
+    transaction.on_commit(functools.partial(_send, release.pk))
+
+
+def requeue_lost(conn=None):
+    """Send again the queued releases whose message the broker lost (see `_send`)."""
+    conn = conn or _broker()
+    return release_requeue(
+        is_queued=lambda pk: bool(conn.exists(f"{QUEUED_KEY}{pk}")),
+        enqueue=_send,
+        grace=settings.HELMDECK_WORKER_HEARTBEAT_TTL,
     )
-    transaction.on_commit(stages.apply_async)
 
 
 @shared_task(ignore_result=True, time_limit=600)

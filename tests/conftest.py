@@ -10,7 +10,7 @@ import pytest
 
 from tests.factories import PASSWORD, UserFactory
 
-pytest_plugins = ["tests.fixtures.infra"]
+pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.faults"]
 
 ROLES = ("viewer", "deployer", "admin")
 

@@ -6,12 +6,19 @@ DOCKER_HOST; Minikube's, from `minikube -p <profile> docker-env` when minikube i
 else the environment's (DOCKER_HOST or the local socket).
 """
 
+import contextlib
+import queue
 import shlex
 import shutil
+import socket
 import subprocess
+import threading
+import time
 
 import docker
 from docker.errors import DockerException
+from requests.exceptions import RequestException
+from urllib3.exceptions import HTTPError
 
 from deployments.integrations import IntegrationError
 
@@ -80,9 +87,20 @@ def build_image(cluster, *, context, dockerfile, tag, buildargs, on_line, should
     """Build `tag` from `context` on the cluster's daemon, streaming output lines.
 
     Returns the image id. `should_stop()` is asked between output chunks; True aborts
-    the build (the daemon stops it when the connection closes).
+    the build (the daemon stops it when the connection closes). A daemon that stops or
+    dies mid-build is a transient error (the stage retries once it is back); a Dockerfile
+    step that fails while the daemon still answers is permanent.
     """
     client = docker_client(cluster)
+    started = False
+    responses = []
+    helper = client.api._stream_helper
+
+    def keep_response(response, decode=False):  # to hang up on it when cancelled
+        responses.append(response)
+        return helper(response, decode)
+
+    client.api._stream_helper = keep_response
     try:
         stream = client.api.build(
             path=str(context),
@@ -95,12 +113,11 @@ def build_image(cluster, *, context, dockerfile, tag, buildargs, on_line, should
             timeout=3600,
         )
         image_id = None
-        for chunk in stream:
-            if should_stop():
-                raise DockerError("the build was cancelled", permanent=True)
+        for chunk in _polled(stream, should_stop, lambda: _hang_up(responses)):
+            started = True
             if "error" in chunk:
                 detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
-                raise DockerError(f"docker build of {tag} failed: {detail.strip()}", permanent=True)
+                raise _step_failed(client, tag, detail.strip())
             text = chunk.get("stream") or chunk.get("status") or ""
             for line in text.splitlines():
                 if line.strip():
@@ -112,5 +129,87 @@ def build_image(cluster, *, context, dockerfile, tag, buildargs, on_line, should
         return image_id
     except DockerException as exc:
         raise DockerError(f"docker build of {tag} failed: {exc}", permanent=False) from None
+    except (RequestException, HTTPError) as exc:
+        # The SDK lets the HTTP layer's errors through: a refused connection before the
+        # build, a stream broken off when the daemon dies during it.
+        what = "went away during the build of" if started else "is unreachable to build"
+        raise DockerError(
+            f"the Docker daemon {what} {tag} ({type(exc).__name__}); is it running?",
+            permanent=False,
+        ) from None
     finally:
         client.close()
+
+
+_END = object()
+
+
+def _polled(stream, should_stop, hang_up):
+    """The stream's chunks, read in a thread so that `should_stop()` is asked every half
+    second even while a build step prints nothing (a quiet `RUN` can last minutes). On
+    stop the connection is hung up, which makes the daemon abort the build."""
+    chunks = queue.Queue()
+
+    def pump():
+        try:
+            for chunk in stream:
+                chunks.put(chunk)
+            chunks.put(_END)
+        except Exception as exc:  # handed to the reading thread, which raises it
+            chunks.put(exc)
+
+    threading.Thread(target=pump, daemon=True, name="docker-build").start()
+    while True:
+        try:
+            item = chunks.get(timeout=0.5)
+        except queue.Empty:
+            item = None
+        if should_stop():
+            hang_up()
+            raise DockerError("the build was cancelled", permanent=True)
+        if item is _END:
+            return
+        if isinstance(item, Exception):
+            raise item
+        if item is not None:
+            yield item
+
+
+def _hang_up(responses):
+    for response in responses:
+        connection = getattr(response.raw, "connection", None) or getattr(
+            response.raw, "_connection", None
+        )
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+KILLED = "non-zero code: 137"
+
+
+def _step_failed(client, tag, detail):
+    """The error for a failed build step. A step killed (exit 137) by a daemon that then
+    stops answering was the daemon shutting down, not the Dockerfile: worth a retry."""
+    if KILLED in detail and not _answers(client):
+        return DockerError(
+            f"the Docker daemon stopped during the build of {tag} (its build step was "
+            "killed); is it running?",
+            permanent=False,
+        )
+    if KILLED in detail:
+        detail += " (the step was killed: out of memory, or the daemon stopped it)"
+    return DockerError(f"docker build of {tag} failed: {detail}", permanent=True)
+
+
+def _answers(client, tries=3):
+    """True when the daemon answers a ping within about a second (a daemon shutting down
+    may still answer the first)."""
+    for _ in range(tries):
+        try:
+            client.ping()
+        except (DockerException, RequestException, HTTPError):
+            return False
+        time.sleep(0.3)
+    return True

@@ -5,9 +5,11 @@ a timeout. Helm 4 renamed `--atomic` to `--rollback-on-failure` and made `--wait
 strategy; `Helm.version()` is read once per binary and the flags follow it.
 """
 
+import base64
 import contextlib
 import ctypes
 import functools
+import gzip
 import json
 import os
 import queue
@@ -215,6 +217,55 @@ class Helm:
         ]
         return self.run(*args, timeout=timeout + 60)
 
+    def history(self, release, namespace):
+        """`helm history` as a list of dicts (revision, status, ...), [] when not installed."""
+        try:
+            out = self.run("history", release, "--namespace", namespace, "-o", "json", timeout=60)
+        except HelmError as exc:
+            if "release: not found" in str(exc):
+                return []
+            raise
+        return json.loads(out)
+
+    def mark_failed(self, release, namespace, revision, description):
+        """Record an interrupted revision (pending-*) as failed, as helm itself records an
+        upgrade that fails. `helm rollback` leaves the pending record of the revision it
+        rolled back from as it was, so `helm history` would show it pending for ever.
+
+        Edits helm's storage record (the default Secrets driver: base64 of gzipped JSON)
+        through kubectl's stdin: the record holds the values, secrets included, which must
+        not reach a command line.
+        """
+        name = f"sh.helm.release.v1.{release}.v{revision}"
+        secret = json.loads(self._kubectl("get", "secret", name, "-n", namespace, "-o", "json"))
+        record = json.loads(
+            gzip.decompress(base64.b64decode(base64.b64decode(secret["data"]["release"])))
+        )
+        record["info"]["status"] = "failed"
+        record["info"]["description"] = description
+        packed = base64.b64encode(gzip.compress(json.dumps(record).encode()))
+        secret["data"]["release"] = base64.b64encode(packed).decode()
+        secret["metadata"]["labels"]["status"] = "failed"
+        self._kubectl("replace", "-f", "-", stdin=json.dumps(secret))
+
+    def _kubectl(self, *args, stdin=None):
+        argv = [settings.HELMDECK_KUBECTL, *args]
+        if self.kubeconfig:
+            argv += ["--kubeconfig", self.kubeconfig]
+        if self.context:
+            argv += ["--context", self.context]
+        try:
+            result = subprocess.run(
+                argv, input=stdin, capture_output=True, text=True, timeout=60, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise HelmError(f"kubectl {args[0]} failed: {exc}", permanent=False) from None
+        if result.returncode != 0:
+            message = result.stderr.strip()[-1000:]
+            transient = any(marker in message.lower() for marker in _UNREACHABLE)
+            raise HelmError(f"kubectl {args[0]} failed: {message}", permanent=not transient)
+        return result.stdout
+
     def get_manifest(self, release, namespace):
         """The manifest deployed now, or None when the release does not exist."""
         try:
@@ -226,11 +277,12 @@ class Helm:
 
 
 def _die_with_parent():
-    """In the child: get SIGTERM if the worker dies, so no helm outlives a killed worker
-    unseen (the reaper then finds the release pending and rolls it back). Linux only;
-    elsewhere the reaper still settles the release once helm ends."""
+    """In the child: get SIGKILL if the worker dies, so no helm outlives a killed worker
+    unseen; the reaper then finds the release pending and rolls it back. (SIGTERM would
+    start helm's own --rollback-on-failure, racing the reaper's.) Linux only; elsewhere
+    the reaper still settles the release once helm ends."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _files(paths):

@@ -26,7 +26,10 @@ from deployments.integrations.helm import Helm
 from deployments.integrations.kube import Kube, kubeconfig_path
 from deployments.models import LogLine, Release, Step
 from deployments.services.checks import ERROR, kube_for, profile_checks
+from deployments.services.db_retry import db_read_or, db_retry
 from deployments.services.diagnosis import pod_problems
+from deployments.services.helm_undo import undo_pending
+from deployments.services.pod_watch import PodWatcher
 from deployments.services.rendering import spec_render
 from deployments.spec import parse_spec
 from deployments.values import (
@@ -63,8 +66,14 @@ def _retry_or_fail(run, exc, *, back_to, attempt):
     delay = settings.HELMDECK_RETRY_BACKOFF * 2**attempt
     run.log(f"{exc}; retrying in {delay:g}s (attempt {attempt + 2} of {retries + 1})")
     if run.step is not None:
-        Step.objects.filter(pk=run.step.pk).update(status=Step.PENDING, started_at=None)
-    Release.objects.filter(pk=run.release.pk, status__in=Release.ACTIVE).update(status=back_to)
+        db_retry(
+            lambda: Step.objects.filter(pk=run.step.pk).update(status=Step.PENDING, started_at=None)
+        )
+    db_retry(
+        lambda: Release.objects.filter(pk=run.release.pk, status__in=Release.ACTIVE).update(
+            status=back_to
+        )
+    )
     raise RetryLater(delay)
 
 
@@ -87,31 +96,50 @@ class _Run:
         self.step = None
 
     def log(self, text):
+        """A LogLine row, then a publish. The write waits out a database restart (the
+        lock keeps lines in order meanwhile; helm's output waits in its pipe)."""
         with self._lock:
             self._next += 1
-            line = LogLine.objects.create(
-                release=self.release, step=self.step, sequence=self._next, text=text[:4000]
+            sequence, text = self._next, text[:4000]
+            db_retry(
+                lambda: LogLine.objects.create(
+                    release=self.release, step=self.step, sequence=sequence, text=text
+                ),
+                done=lambda: LogLine.objects.filter(
+                    release=self.release, sequence=sequence
+                ).exists(),
             )
         events.publish(
             events.channel("release", self.release.pk),
             "log",
-            {"step": self.step.name if self.step else "", "text": line.text},
-            event_id=line.sequence,
+            {"step": self.step.name if self.step else "", "text": text},
+            event_id=sequence,
         )
 
     def begin(self, name):
-        self.step = self.release.steps.get(name=name)
-        Step.objects.filter(pk=self.step.pk).update(status=Step.RUNNING, started_at=timezone.now())
+        self.step = db_retry(lambda: self.release.steps.get(name=name))
+        db_retry(
+            lambda: Step.objects.filter(pk=self.step.pk).update(
+                status=Step.RUNNING, started_at=timezone.now()
+            )
+        )
         _publish_status(self.release.pk)
 
     def end(self, status=Step.DONE, detail=""):
-        Step.objects.filter(pk=self.step.pk).update(
-            status=status, finished_at=timezone.now(), detail=detail[:2000]
+        db_retry(
+            lambda: Step.objects.filter(pk=self.step.pk).update(
+                status=status, finished_at=timezone.now(), detail=detail[:2000]
+            )
         )
         _publish_status(self.release.pk)
 
     def cancelled(self):
-        return Release.objects.filter(pk=self.release.pk, cancel_requested=True).exists()
+        """Polled every half second while helm or docker runs: an unreachable database
+        means "not cancelled", never an exception that would orphan the child process."""
+        return db_read_or(
+            lambda: Release.objects.filter(pk=self.release.pk, cancel_requested=True).exists(),
+            False,
+        )
 
     def helm(self):
         return Helm(kubeconfig=kubeconfig_path(self.cluster), context=self.cluster.kube_context)
@@ -145,12 +173,18 @@ def _settle_cancel(release_id):
 
 
 def _finish(run, status, reason=""):
-    Release.objects.filter(pk=run.release.pk, status__in=Release.ACTIVE).update(
-        status=status, reason=reason[:4000], finished_at=timezone.now()
+    db_retry(
+        lambda: Release.objects.filter(pk=run.release.pk, status__in=Release.ACTIVE).update(
+            status=status, reason=reason[:4000], finished_at=timezone.now()
+        )
     )
     if reason:
         run.log(f"{status.replace('_', ' ')}: {reason}")
-    Step.objects.filter(release=run.release, status=Step.PENDING).update(status=Step.SKIPPED)
+    db_retry(
+        lambda: Step.objects.filter(release=run.release, status=Step.PENDING).update(
+            status=Step.SKIPPED
+        )
+    )
     _publish_status(run.release.pk)
 
 
@@ -209,7 +243,7 @@ def release_build(release_id, worker="", attempt=0):
             return _retry_or_fail(run, exc, back_to=Release.QUEUED, attempt=attempt)
         images[comp["name"]] = {"ref": ref, "id": image_id}
         run.end(detail=image_id)
-    Release.objects.filter(pk=release_id).update(images=images)
+    db_retry(lambda: Release.objects.filter(pk=release_id).update(images=images))
     return True
 
 
@@ -268,7 +302,7 @@ def release_upgrade(release_id, worker="", attempt=0):
         _fail(run, str(exc))
         return False
     helm, spec = run.helm(), run.spec
-    watcher = _PodWatcher(run)
+    watcher = PodWatcher(run)
     with values_file(values_for(spec)) as values_path, secrets_file(secrets) as secrets_path:
         args = [
             "upgrade",
@@ -288,6 +322,7 @@ def release_upgrade(release_id, worker="", attempt=0):
             f"{' '.join(helm.rollback_flags())}, timeout {helm_timeout()}s)"
         )
         try:
+            started = time.monotonic()
             code = helm.stream(
                 *args,
                 on_line=run.log,
@@ -299,7 +334,8 @@ def release_upgrade(release_id, worker="", attempt=0):
             _fail(run, str(exc))
             return False
     if code != 0:
-        return _settle_failed_upgrade(run, helm, watcher, attempt)
+        timed_out = time.monotonic() - started >= helm_timeout()
+        return _settle_failed_upgrade(run, helm, watcher, attempt, timed_out=timed_out)
     try:
         status = helm.status(spec["name"], spec["namespace"]) or {}
     except IntegrationError as exc:
@@ -307,16 +343,20 @@ def release_upgrade(release_id, worker="", attempt=0):
         return False
     revision = status.get("version")
     notes = ((status.get("info") or {}).get("notes") or "").strip()
-    Release.objects.filter(pk=release_id).update(helm_revision=revision, notes=notes)
+    db_retry(
+        lambda: Release.objects.filter(pk=release_id).update(helm_revision=revision, notes=notes)
+    )
     run.end(detail=f"revision {revision}")
     return True
 
 
-def _settle_failed_upgrade(run, helm, watcher, attempt):
+def _settle_failed_upgrade(run, helm, watcher, attempt, *, timed_out=False):
     """helm exited non-zero: say why, and make sure no release is left pending. When even
     `helm status` cannot reach the cluster, the upgrade is retried from rendering."""
     spec = run.spec
     reason = watcher.reason() or "helm upgrade failed (see its output above)"
+    if timed_out:
+        reason = f"not Ready within the helm timeout ({helm_timeout()}s): {reason}"
     try:
         status = helm.status(spec["name"], spec["namespace"])
     except IntegrationError as exc:
@@ -326,12 +366,7 @@ def _settle_failed_upgrade(run, helm, watcher, attempt):
         return False
     state = ((status or {}).get("info") or {}).get("status", "")
     if state.startswith("pending-"):
-        run.log(f"helm left the release {state}: rolling back")
-        try:
-            helm.rollback(spec["name"], spec["namespace"], timeout=helm_timeout())
-            state = "deployed"
-        except IntegrationError as exc:
-            run.log(f"rollback failed: {exc}")
+        state = undo_pending(run, helm, status, "helm stopped")
     if run.cancelled():
         _fail(
             run,
@@ -381,45 +416,10 @@ def release_verify(release_id, worker="", attempt=0):
 STAGES = (release_build, release_render, release_upgrade, release_verify)
 
 
-class _PodWatcher:
-    """While helm waits, remember the latest reason pods give for not being Ready, so a
-    release rolled back by helm can still say why (its pods are gone by then)."""
-
-    def __init__(self, run, every=2.0):
-        self.run, self.every = run, every
-        self._last, self._problems, self._kube = 0.0, [], None
-
-    def tick(self):
-        now = time.monotonic()
-        if now - self._last < self.every:
-            return
-        self._last = now
-        try:
-            if self._kube is None:
-                self._kube = Kube(self.run.cluster)
-            spec = self.run.spec
-            found = pod_problems(
-                self._kube.release_pods(spec["namespace"], spec["name"]),
-                self._kube.events(spec["namespace"]),
-            )
-        except IntegrationError:
-            return
-        new = [p for p in found if p.kind != "not-ready"] or found
-        if new:
-            for problem in new:
-                if str(problem) not in {str(p) for p in self._problems}:
-                    self.run.log(f"pod problem: {problem}")
-            self._problems = new
-
-    def reason(self):
-        if self._kube is not None:
-            self._kube.close()
-        if not self._problems:
-            return ""
-        worst = self._problems[0]
-        return f"{worst.message} (pod {worst.pod}); fix: {worst.fix}"
-
-
 def _publish_status(release_id):
-    status = Release.objects.filter(pk=release_id).values_list("status", flat=True).first()
-    events.publish(events.channel("release", release_id), "status", {"status": status})
+    status = db_read_or(
+        lambda: Release.objects.filter(pk=release_id).values_list("status", flat=True).first(),
+        None,
+    )
+    if status is not None:  # else the database is away: pages catch up when they reconnect
+        events.publish(events.channel("release", release_id), "status", {"status": status})
