@@ -3,7 +3,7 @@
 `values_for(spec)` is a pure function of a profile spec (deployments/spec.py shape), so a
 release can be rendered again from its frozen snapshot. Secret values never enter it:
 `secret_values(profile)` resolves them separately and `secrets_file()` hands them to helm
-in a 0600 file that is removed as soon as the run ends.
+in an anonymous in-memory file (never on disk, gone with the last process holding it).
 """
 
 import contextlib
@@ -73,15 +73,30 @@ def secret_values(profile, *, environ=None):
 
 @contextlib.contextmanager
 def secrets_file(secrets):
-    """A 0600 values file holding {secrets: ...}, deleted when the block ends."""
-    fd, path = tempfile.mkstemp(prefix="helmdeck-secrets-", suffix=".yaml")
+    """A values file holding {secrets: ...} for helm, as a `/dev/fd/N` path.
+
+    On Linux it is a memfd: it exists only in memory, no other user can open it, and
+    nothing is left behind even when the worker is SIGKILLed mid-deploy (a temporary file
+    would stay). Helm is given the descriptor (deployments.integrations.helm passes every
+    /dev/fd/N of its argv). Elsewhere, a 0600 temporary file removed when the block ends.
+    """
+    document = yaml.safe_dump({"secrets": secrets}).encode()
+    if not hasattr(os, "memfd_create"):
+        fd, path = tempfile.mkstemp(prefix="helmdeck-secrets-", suffix=".yaml")
+        try:
+            with os.fdopen(fd, "wb") as handle:  # mkstemp creates it 0600
+                handle.write(document)
+            yield path
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        return
+    fd = os.memfd_create("helmdeck-secrets")
     try:
-        with os.fdopen(fd, "w") as handle:  # mkstemp creates it 0600
-            yaml.safe_dump({"secrets": secrets}, handle)
-        yield path
+        os.write(fd, document)
+        yield f"/dev/fd/{fd}"
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -40,6 +40,41 @@ class HelmError(IntegrationError):
     pass
 
 
+# What helm may see of the worker's environment: where to find things, its own settings,
+# the kubeconfig and proxies. Not the rest: the worker's environment holds the secrets that
+# profiles read `fromEnv`, the encryption keys and the database URL, and a process's
+# environment is readable in /proc by its user.
+_HELM_ENV_NAMES = {
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "KUBECONFIG",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+}
+
+
+def helm_env():
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in _HELM_ENV_NAMES or k.startswith(("HELM_", "XDG_"))
+    }
+    return {**env, "HELM_NO_PLUGINS": "1"}
+
+
+def _passed_fds(argv):
+    """Descriptors named as /dev/fd/N in argv (deployments.values.secrets_file)."""
+    return tuple(int(a[8:]) for a in argv if a.startswith("/dev/fd/") and a[8:].isdigit())
+
+
 @functools.cache
 def _version_of(binary):
     try:
@@ -88,9 +123,15 @@ class Helm:
 
     def run(self, *args, timeout=120, cluster=True):
         argv = [self.binary, *args, *(self._kube_args() if cluster else [])]
-        env = {**os.environ, "HELM_NO_PLUGINS": "1"}
         try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+            result = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=helm_env(),
+                pass_fds=_passed_fds(argv),
+            )
         except subprocess.TimeoutExpired:
             raise HelmError(
                 f"helm {args[0]} took longer than {timeout}s", permanent=False
@@ -164,7 +205,8 @@ class Helm:
                 text=True,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
-                env={**os.environ, "HELM_NO_PLUGINS": "1"},
+                env=helm_env(),
+                pass_fds=_passed_fds(argv),
             )
         except OSError as exc:
             raise HelmError(f"cannot run {self.binary}: {exc.strerror}", permanent=True) from None

@@ -1,5 +1,4 @@
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -94,17 +93,33 @@ def test_it_names_the_missing_variable_but_no_value(todo_app):
         raise AssertionError("a missing environment variable must fail")
 
 
-def test_it_writes_secrets_to_a_0600_file_and_deletes_it():
+def test_it_hands_secrets_to_helm_in_memory_never_on_disk():
     with secrets_file({"JWT_SECRET": "x"}) as path:
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert path.startswith("/dev/fd/")
+        assert os.readlink(path).startswith("/memfd:helmdeck-secrets")  # no file on disk
         assert "JWT_SECRET: x" in Path(path).read_text()
-    assert not os.path.exists(path)
+        fd = int(path.removeprefix("/dev/fd/"))
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed: gone with the block
 
 
-def test_it_deletes_the_secrets_file_even_when_the_run_fails():
-    try:
-        with secrets_file({"K": "v"}) as path:
-            raise RuntimeError("helm failed")
-    except RuntimeError:
-        pass
-    assert not os.path.exists(path)
+def test_it_closes_the_secrets_file_even_when_the_run_fails():
+    with pytest.raises(RuntimeError), secrets_file({"K": "v"}) as path:
+        raise RuntimeError("helm failed")
+    with pytest.raises(OSError):
+        os.fstat(int(path.removeprefix("/dev/fd/")))
+
+
+def test_helm_sees_only_what_it_needs_of_the_environment(monkeypatch):
+    from deployments.integrations.helm import _passed_fds, helm_env
+
+    monkeypatch.setenv("TODO_JWT_SECRET", "from-env-secret")
+    monkeypatch.setenv("HELMDECK_SECRET_KEYS", "key")
+    monkeypatch.setenv("KUBECONFIG", "/k/config")
+    monkeypatch.setenv("HELM_CACHE_HOME", "/h")
+    env = helm_env()
+    assert env["KUBECONFIG"] == "/k/config" and env["HELM_CACHE_HOME"] == "/h"
+    assert env["HELM_NO_PLUGINS"] == "1" and "PATH" in env
+    assert "TODO_JWT_SECRET" not in env and "HELMDECK_SECRET_KEYS" not in env
+    assert "DATABASE_URL" not in env
+    assert _passed_fds(["helm", "-f", "/dev/fd/7", "-f", "/tmp/x.yaml", "/dev/fd/x"]) == (7,)

@@ -1,9 +1,9 @@
 """A real deploy on the sandbox, scanned for its secret values everywhere they must not be:
-the Celery messages while queued, the helm process's argv while it runs (/proc), the values
-files helm reads (0600, gone afterwards), the Redis pub/sub messages and cache, LogLine and
-every other row (each PostgreSQL table dumped as text), log records, the pages and the
-exported YAML. Each value is looked for as written and in base64 (any alignment), since
-Kubernetes Secrets and helm both base64 values.
+the Celery messages while queued, the helm process's argv and environment while it runs
+(/proc), the file helm reads the secrets from (in memory, never on disk), the Redis pub/sub
+messages and cache, LogLine and every other row (each PostgreSQL table dumped as text), log
+records, the pages and the exported YAML. Each value is looked for as written and in base64
+(any alignment), since Kubernetes Secrets and helm both base64 values.
 
 The secrets: one stored encrypted in Helmdeck and three read from the worker's environment,
 each a fresh random canary so no other test's values can match.
@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import stat
 import threading
 import uuid
 
@@ -71,11 +70,13 @@ def _parent(pid):
 
 class ProcScan(threading.Thread):
     """Reads every process's argv until stopped; keeps the helm ones and any that holds a
-    canary, and stats the values files a helm argv names while helm runs."""
+    canary; of our helm processes also reads the environment (canaries must not be in it)
+    and what each /dev/fd/N values file of its argv is (`targets`)."""
 
     def __init__(self, canaries):
         super().__init__(daemon=True)
-        self.canaries, self.stop, self.helm, self.leaks, self.modes = canaries, False, [], [], {}
+        self.canaries, self.stop, self.helm, self.leaks = canaries, False, [], []
+        self.targets = {}
 
     def run(self):
         while not self.stop:
@@ -93,9 +94,14 @@ class ProcScan(threading.Thread):
                     and _parent(pid) == os.getpid()
                 ):  # ours, not another test run's
                     self.helm.append([a.decode() for a in argv if a])
-                    for path in (a.decode() for a in argv if a.startswith(b"/tmp/helmdeck-")):
-                        with contextlib.suppress(FileNotFoundError):
-                            self.modes[path] = stat.S_IMODE(os.stat(path).st_mode)
+                    with contextlib.suppress(OSError):
+                        with open(f"/proc/{pid}/environ", "rb") as handle:
+                            environ = handle.read()
+                        self.leaks += self.canaries.leaks(environ, f"environment of helm {pid}")
+                    for path in (a.decode() for a in argv if a.startswith(b"/dev/fd/")):
+                        with contextlib.suppress(OSError):
+                            target = os.readlink(f"/proc/{pid}/fd/{path[8:]}")
+                            self.targets[path] = target
 
 
 class Published(threading.Thread):
@@ -193,11 +199,10 @@ def test_it_keeps_secret_values_out_of_everything_but_the_cluster(
     assert result.status == Release.SUCCEEDED, result.reason
     assert scan.helm, "the scan saw helm upgrade running"
     assert scan.leaks == []
-    secrets_files = [p for argv in scan.helm for p in argv if "helmdeck-secrets-" in p]
-    assert secrets_files and all(scan.modes.get(p, 0o600) == 0o600 for p in secrets_files)
-    assert not any(
-        os.path.exists(p) for argv in scan.helm for p in argv if p.startswith("/tmp/helmdeck-")
-    )
+    # the secrets reach helm as an in-memory file (memfd), never a file on disk
+    assert scan.targets, "helm was given its secrets as /dev/fd/N"
+    assert all(t.startswith("/memfd:helmdeck-secrets") for t in scan.targets.values())
+    assert not any("helmdeck-secrets" in p for argv in scan.helm for p in argv if "/tmp" in p)
     assert published.messages, "log lines were published"
     assert [leak for m in published.messages for leak in canaries.leaks(m, "pub/sub")] == []
 
