@@ -392,6 +392,9 @@ class PodState(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     last_event = models.TextField(blank=True)
     last_event_at = models.DateTimeField(null=True, blank=True)
+    # the crashed container's last log lines (its previous instance), read by the watcher
+    # when the pod goes into CrashLoopBackOff: what the diagnosis shows beside the exit code
+    last_log = models.TextField(blank=True)
     resource_version = models.CharField(max_length=64, blank=True)
     deleted = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)

@@ -48,6 +48,7 @@ class Problem:
     pod: str
     message: str
     component: str = ""
+    log: str = ""  # a crashed container's last log lines
 
     @property
     def fix(self):
@@ -143,8 +144,8 @@ def pod_state_problem(row, *, now=None, grace=NOT_READY_GRACE):
     reason = row.reason.removeprefix("Init:")
     code = f"exit code {row.exit_code}" if row.exit_code is not None else "no exit code"
 
-    def problem(kind, message):
-        return Problem(kind, row.name, message, row.component)
+    def problem(kind, message, log=""):
+        return Problem(kind, row.name, message, row.component, log)
 
     if reason == "OOMKilled":
         return problem(
@@ -153,7 +154,9 @@ def pod_state_problem(row, *, now=None, grace=NOT_READY_GRACE):
     if reason in IMAGE_REASONS:
         return problem("image", f"{reason}: image {row.image} is not in the cluster's Docker")
     if reason == "CrashLoopBackOff":
-        return problem("crash", f"CrashLoopBackOff ({code}, {row.restarts} restarts)")
+        return problem(
+            "crash", f"CrashLoopBackOff ({code}, {row.restarts} restarts)", row.last_log
+        )
     if row.phase == "Pending" and reason == "Unschedulable":
         return problem("pending", f"Pending: {row.message or 'cannot be scheduled'}")
     if row.phase == "Running" and not reason:

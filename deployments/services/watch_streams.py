@@ -137,7 +137,7 @@ class Stream(threading.Thread):
         name = f"{self.kind} watch on cluster {self.cw.cluster.name}"
         while not self.stopping():
             try:
-                core = client.CoreV1Api(api_client(self.cw.cluster))
+                core = self.core = client.CoreV1Api(api_client(self.cw.cluster))
                 try:
                     if self.resource_version is None or self.relist_requested.is_set():
                         self.relist(core)
@@ -287,8 +287,26 @@ class PodStream(Stream):
             fields=svc.pod_state_fields(pod),
             last_event=self.registry.last_event(meta.namespace, meta.name),
         )
+        if changed and (container := svc.crashed_container(pod)) is not None:
+            svc.pod_state_set_last_log(row, self.previous_log(meta, container))
         if changed:
             svc.pod_state_publish(row)
+
+    def previous_log(self, meta, container):
+        """The last lines the crashed container wrote before it exited (`kubectl logs
+        --previous --tail`); "" when the API cannot say (the diagnosis then has none)."""
+        try:
+            return self.core.read_namespaced_pod_log(
+                meta.name,
+                meta.namespace,
+                container=container,
+                previous=True,
+                tail_lines=svc.CRASH_LOG_LINES,
+                _request_timeout=(2, 3),
+            )
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            log.debug("no previous log for %s/%s: %s", meta.namespace, meta.name, exc)
+            return ""
 
     def apply_list(self, pods):
         seen = set()

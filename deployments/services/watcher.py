@@ -8,7 +8,8 @@ feeds pods and events here. This module holds no Kubernetes connection:
 - `event_fields(event)`: a core/v1 Event about a pod -> (namespace, pod, text, time),
 - `pod_state_apply` / `pod_state_event` / `pod_state_mark_deleted` /
   `pod_states_reconcile`: write a row only when something changed and say so,
-- `pod_state_publish(row)`: the "pod" event on the profile's channel, after the write.
+- `pod_state_publish(row)`: the "pod" event on the profile's channel, after the write,
+- `crashed_container(pod)` / `pod_state_set_last_log`: a crash-looping pod's last lines.
 
 Every event id is the row's `updated_at` in microseconds since the epoch, so a page that
 reconnects can replay the rows updated after its Last-Event-ID.
@@ -260,3 +261,25 @@ def pod_state_publish(row):
     events.publish(
         events.channel("profile", row.profile_id), "pod", pod_state_data(row), event_id(row)
     )
+
+
+CRASH_LOG_LINES = 5
+CRASH_LOG_MAX = 2000
+
+
+def crashed_container(pod):
+    """The name of the pod's container in CrashLoopBackOff, or None."""
+    statuses = (pod.status.container_statuses if pod.status else None) or []
+    for status in statuses:
+        waiting = _waiting(status)
+        if waiting is not None and waiting.reason == "CrashLoopBackOff":
+            return status.name
+    return None
+
+
+def pod_state_set_last_log(row, text):
+    """Keep the crashed container's last lines on the row (the diagnosis shows them)."""
+    text = text.strip()[-CRASH_LOG_MAX:]
+    if text != row.last_log:
+        PodState.objects.filter(pk=row.pk).update(last_log=text)
+        row.last_log = text

@@ -160,6 +160,8 @@ def test_it_reports_crash_loops_ooms_image_pull_errors_and_failing_probes(
     sandbox, profile, watcher
 ):
     make_pod(sandbox, "shop-crash", annotations={"helmdeck.dev/simulate": "crash-loop", **FAST})
+    # what the container wrote before it exited (kubectl logs --previous)
+    sandbox.write_log("shop-crash", "app", "booting", "KeyError: 'DATABASE_URL'", previous=True)
     make_pod(sandbox, "shop-oom", annotations={"helmdeck.dev/simulate": "oom", **FAST})
     make_pod(sandbox, "shop-pull", annotations={"helmdeck.dev/simulate": "image-pull-error"})
     make_pod(
@@ -183,6 +185,15 @@ def test_it_reports_crash_loops_ooms_image_pull_errors_and_failing_probes(
     problem = pod_state_problem(crash)
     assert problem.kind == "crash" and "exit code 1" in problem.message
     assert problem.fix == FIXES["crash"]
+    crash = sandbox.wait_until(
+        lambda: row(sandbox, "shop-crash", last_log=lambda t: "KeyError" in t),
+        timeout=30,
+        what="the crashed container's last log lines on the row",
+    )
+    assert pod_state_problem(crash).log.splitlines()[-2:] == [
+        "booting",
+        "KeyError: 'DATABASE_URL'",
+    ]
     sandbox.wait_until(
         lambda: row(sandbox, "shop-crash", last_event=lambda t: t.startswith("BackOff: Back-off")),
         timeout=30,

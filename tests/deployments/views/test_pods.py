@@ -41,6 +41,7 @@ def test_it_lists_pods_with_their_diagnosis(login, todo_app):
         reason="CrashLoopBackOff",
         exit_code=137,
         restarts=3,
+        last_log="listening on :3000\nError: <b>ECONNREFUSED</b> backend:8000",
     )
     pod_state(todo_app, "backend-old", deleted=True, ready=False, reason="Deleted")
     response = login("viewer").get("/profiles/todo-app/")
@@ -52,6 +53,7 @@ def test_it_lists_pods_with_their_diagnosis(login, todo_app):
     assert "CrashLoopBackOff" in body and "(exit code 137)" in body and "0/1" in body
     assert "CrashLoopBackOff (exit code 137, 3 restarts)" in body
     assert "Fix: The container exits on start" in body
+    assert "Error: &lt;b&gt;ECONNREFUSED&lt;/b&gt; backend:8000</pre>" in body  # last lines
     assert 'http-equiv="refresh" content="10"' in body  # a pod is not Ready
 
 
