@@ -103,3 +103,26 @@ def make_release(profile, status="succeeded", *, revision=None, build=False, log
     )
     release.refresh_from_db()
     return release
+
+
+def pod_state(profile, name, **fields):
+    """A PodState row of `profile` as the watcher would write it: a Ready backend pod
+    unless `fields` say otherwise."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments.models import PodState
+
+    defaults = {
+        "namespace": profile.namespace,
+        "component": "backend",
+        "phase": "Running",
+        "ready": True,
+        "ready_containers": 1,
+        "total_containers": 1,
+        "node": "node-1",
+        "image": "todo-backend:1.0.0",
+        "started_at": timezone.now() - timedelta(minutes=5),
+    }
+    return PodState.objects.create(profile=profile, name=name, **{**defaults, **fields})

@@ -101,7 +101,7 @@ def test_a_diagnosis_link_lands_on_and_focuses_the_field_to_change(
 ):
     """OOMKilled -> the memory limit; not Ready -> the readiness probe path, inside the
     closed "Build and probes" section, which opens."""
-    from tests.deployments.views.test_status import pod_state
+    from tests.factories import pod_state
 
     pod_state(todo_app, "backend-oom", ready=False, ready_containers=0, reason="OOMKilled")
     user = UserFactory(role="admin")

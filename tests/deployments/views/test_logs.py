@@ -184,7 +184,7 @@ def test_the_previous_log_ends_after_its_lines(login, shop, cluster):
 
 
 def test_the_profile_page_links_each_pod_and_component_to_its_logs(login, shop):
-    from tests.deployments.views.test_pods import pod_state
+    from tests.factories import pod_state
 
     pod_state(shop, "web-1", component="web")
     body = login("viewer").get("/profiles/shop/").content.decode()

@@ -2,32 +2,15 @@
 
 import asyncio
 import threading
-from datetime import timedelta
 
 import pytest
 from django.test import AsyncClient
-from django.utils import timezone
 
 from deployments.models import PodState
 from tests.deployments.views.test_streams import in_own_loop, parse
-from tests.factories import UserFactory, make_release
+from tests.factories import UserFactory, make_release, pod_state
 
 pytestmark = pytest.mark.django_db
-
-
-def pod_state(profile, name, **fields):
-    defaults = {
-        "namespace": profile.namespace,
-        "component": "backend",
-        "phase": "Running",
-        "ready": True,
-        "ready_containers": 1,
-        "total_containers": 1,
-        "node": "node-1",
-        "image": "todo-backend:1.0.0",
-        "started_at": timezone.now() - timedelta(minutes=5),
-    }
-    return PodState.objects.create(profile=profile, name=name, **{**defaults, **fields})
 
 
 def test_it_lists_pods_with_their_diagnosis(login, todo_app):

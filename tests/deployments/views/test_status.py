@@ -2,32 +2,22 @@
 diagnosis with a link to the fix), pagination, text and health filters, a fixed number of
 queries at 10 or 1,000 profiles, and the same view over its SSE stream."""
 
-from datetime import timedelta
-
 import pytest
 from django.utils import timezone
 
 from deployments.models import Component, PodState, Profile, Release
 from deployments.selectors import STATUS_PAGE_SIZE, StatusView, status_page
-from tests.factories import ClusterFactory, ComponentFactory, ProfileFactory, make_release
+from tests.factories import (
+    ClusterFactory,
+    ComponentFactory,
+    ProfileFactory,
+    make_release,
+    pod_state,
+)
 
 pytestmark = pytest.mark.django_db
 
 NOW = timezone.now()
-
-
-def pod_state(profile, name, **fields):
-    defaults = {
-        "namespace": profile.namespace,
-        "component": "backend",
-        "phase": "Running",
-        "ready": True,
-        "ready_containers": 1,
-        "total_containers": 1,
-        "image": "todo-backend:1.0.0",
-        "started_at": NOW - timedelta(minutes=5),
-    }
-    return PodState.objects.create(profile=profile, name=name, **{**defaults, **fields})
 
 
 def crashing(profile, name="backend-crash", **fields):
