@@ -30,7 +30,7 @@ def _timed(fn, n):
 def run(*, quick=False):
     from django.conf import settings
 
-    from deployments.integrations.helm import Helm
+    from deployments.integrations.helm import Helm, passed_fds
     from deployments.services.profiles import parse_spec_of
     from deployments.services.rendering import profile_render, validate_manifests
     from deployments.values import CHART_DIR, secrets_file, value_files, values_file, values_for
@@ -51,7 +51,9 @@ def run(*, quick=False):
             argv += [a for f in files for a in ("-f", f)]
 
             def bare():
-                subprocess.run(argv, capture_output=True, check=True, timeout=60)
+                subprocess.run(
+                    argv, capture_output=True, check=True, timeout=60, pass_fds=passed_fds(argv)
+                )
 
             bare()
             template = _timed(bare, n)

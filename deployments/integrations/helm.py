@@ -70,7 +70,7 @@ def helm_env():
     return {**env, "HELM_NO_PLUGINS": "1"}
 
 
-def _passed_fds(argv):
+def passed_fds(argv):
     """Descriptors named as /dev/fd/N in argv (deployments.values.secrets_file)."""
     return tuple(int(a[8:]) for a in argv if a.startswith("/dev/fd/") and a[8:].isdigit())
 
@@ -130,7 +130,7 @@ class Helm:
                 text=True,
                 timeout=timeout,
                 env=helm_env(),
-                pass_fds=_passed_fds(argv),
+                pass_fds=passed_fds(argv),
             )
         except subprocess.TimeoutExpired:
             raise HelmError(
@@ -206,7 +206,7 @@ class Helm:
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
                 env=helm_env(),
-                pass_fds=_passed_fds(argv),
+                pass_fds=passed_fds(argv),
             )
         except OSError as exc:
             raise HelmError(f"cannot run {self.binary}: {exc.strerror}", permanent=True) from None

@@ -111,7 +111,7 @@ def test_it_closes_the_secrets_file_even_when_the_run_fails():
 
 
 def test_helm_sees_only_what_it_needs_of_the_environment(monkeypatch):
-    from deployments.integrations.helm import _passed_fds, helm_env
+    from deployments.integrations.helm import helm_env, passed_fds
 
     monkeypatch.setenv("TODO_JWT_SECRET", "from-env-secret")
     monkeypatch.setenv("HELMDECK_SECRET_KEYS", "key")
@@ -122,4 +122,4 @@ def test_helm_sees_only_what_it_needs_of_the_environment(monkeypatch):
     assert env["HELM_NO_PLUGINS"] == "1" and "PATH" in env
     assert "TODO_JWT_SECRET" not in env and "HELMDECK_SECRET_KEYS" not in env
     assert "DATABASE_URL" not in env
-    assert _passed_fds(["helm", "-f", "/dev/fd/7", "-f", "/tmp/x.yaml", "/dev/fd/x"]) == (7,)
+    assert passed_fds(["helm", "-f", "/dev/fd/7", "-f", "/tmp/x.yaml", "/dev/fd/x"]) == (7,)
