@@ -38,11 +38,9 @@ def _point_celery_at(url):
     """The test process enqueues too: its Celery app must publish to the private Redis."""
     from controlpanel.celery import app
 
-    previous = app.conf.broker_url
     app.conf.broker_url = url
     app._pool = None
     app.amqp._producer_pool = None
-    return previous
 
 
 @pytest.fixture
@@ -51,10 +49,12 @@ def fault_env(child_env, private_redis, settings, helm_bin, tmp_path):
     broker, pub/sub and cache), heartbeats every second with a 4 s expiry, reaping every
     2 s, retries from 0.5 s apart, and build contexts under tmp_path/builds."""
     url = private_redis.url
+    # read before settings change: Celery loads its configuration lazily, from settings
+    previous = settings.CELERY_BROKER_URL
     settings.REDIS_URL = url
     settings.CELERY_BROKER_URL = url
     settings.HELMDECK_HELM = str(helm_bin)
-    previous = _point_celery_at(url)
+    _point_celery_at(url)
     builds = tmp_path / "builds"
     builds.mkdir()
     settings.HELMDECK_PROJECT_DIR = str(builds)
