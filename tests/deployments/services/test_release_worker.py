@@ -29,14 +29,15 @@ def wait_for(predicate, timeout, what):
     return result
 
 
-def helm_command_lines():
+def helm_command_lines(namespace):
+    """The helm processes working in `namespace` (other runs may use helm meanwhile)."""
     lines = []
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].endswith((b"/helm", b"/helm3")):
+        if argv and argv[0].endswith((b"/helm", b"/helm3")) and namespace.encode() in argv:
             lines.append(b" ".join(argv).decode(errors="replace"))
     return lines
 
@@ -95,4 +96,4 @@ def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
     status = Helm(binary=helm_bin, kubeconfig=str(sandbox.kubeconfig)).status(
         "todo-app", sandbox.namespace)
     assert not status["info"]["status"].startswith("pending-")
-    assert not helm_command_lines()  # the killed worker's helm went with it
+    assert not helm_command_lines(sandbox.namespace)  # the killed worker's helm went with it
