@@ -11,7 +11,6 @@ A comment line every 15 s keeps proxies from closing an idle stream. The status 
 stream is in status_stream.py, built on the helpers here.
 """
 
-import contextlib
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
@@ -137,25 +136,6 @@ def _stream_response(stream):
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
-
-
-@contextlib.asynccontextmanager
-async def _subscription(channel_name):
-    """For streams written against the old per-client subscription: now a listener on the
-    process's hub, subscribed (and confirmed by Redis) before the caller replays rows."""
-    async with get_hub().listen(channels=[channel_name]) as listener:
-        yield listener
-
-
-async def _published(listener):
-    """Each published payload ({"event", "data", "id"}), or None after HEARTBEAT_SECONDS of
-    silence. Ends when the hub drops the client or Redis reconnected: the stream then ends,
-    and the browser reconnects and replays from its rows."""
-    while True:
-        item = await listener.get(HEARTBEAT_SECONDS)
-        if item is RESET or item is OVERFLOW:
-            return
-        yield None if item is None else {"event": item.event, "data": item.data, "id": item.id}
 
 
 @sse_view

@@ -203,19 +203,3 @@ def test_it_skips_a_message_it_cannot_read_and_keeps_going(redis_url):
             assert (await listener.get(5)).id == 3
 
     in_own_loop(scenario)
-
-
-def test_it_keeps_the_old_subscription_helpers_working_on_the_hub(redis_url, settings):
-    """streams._subscription / _published, as streams written before the hub use them."""
-    from deployments.views.streams import _published, _subscription
-
-    settings.REDIS_URL = redis_url
-    channel = f"helmdeck:test:{time.monotonic_ns()}"
-
-    async def scenario():
-        async with _subscription(channel) as subscription:
-            publish(redis_url, channel, "log", {"text": "hello"}, 4)
-            payloads = _published(subscription)
-            return await anext(payloads)
-
-    assert in_own_loop(scenario) == {"event": "log", "data": {"text": "hello"}, "id": 4}
