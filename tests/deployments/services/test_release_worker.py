@@ -76,7 +76,7 @@ def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
     release_enqueue(second)
     wait_for(lambda: Release.objects.get(pk=second.pk).status == Release.UPGRADING, 120,
              "the upgrade to start")
-    commands = wait_for(helm_command_lines, 30, "helm to run")
+    commands = wait_for(lambda: helm_command_lines(sandbox.namespace), 30, "helm to run")
     for command in commands:  # secrets reach helm as a file path, never as arguments
         for value in SECRETS.values():
             assert value not in command
