@@ -205,13 +205,19 @@ class Spy:
         popen, run = subprocess.Popen, subprocess.run
 
         def spy_popen(argv, *args, **kwargs):
-            files = {a: Path(a).read_text() for a in argv[1:] if str(a).startswith("/tmp/")}
+            files = {  # the values files (the chart itself may live under /tmp in a clone)
+                a: Path(a).read_text()
+                for a in argv[1:]
+                if str(a).startswith("/tmp/") and Path(a).is_file()
+            }
             self.calls.append({"argv": argv, "kwargs": kwargs, "files": files, "stdout": ""})
             return popen(argv, *args, **kwargs)
 
         def spy_run(argv, *args, **kwargs):
             result = run(argv, *args, **kwargs)
-            self.calls[-1]["stdout"] = result.stdout
+            # lint and template run side by side: find this run's own call
+            call = next(c for c in reversed(self.calls) if c["argv"] is argv)
+            call["stdout"] = result.stdout
             return result
 
         monkeypatch.setattr(helm_adapter.subprocess, "Popen", spy_popen)
