@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import redis
@@ -17,6 +16,7 @@ from deployments.models import Component, Release
 from deployments.services.releases import release_request
 from deployments.tasks import release_enqueue
 from tests.deployments.services.conftest import SECRETS
+from tests.faults.conftest import helm_processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -27,19 +27,6 @@ def wait_for(predicate, timeout, what):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.3)
     return result
-
-
-def helm_command_lines(namespace):
-    """The helm processes working in `namespace` (other runs may use helm meanwhile)."""
-    lines = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith((b"/helm", b"/helm3")) and namespace.encode() in argv:
-            lines.append(b" ".join(argv).decode(errors="replace"))
-    return lines
 
 
 def test_it_deploys_through_the_worker_and_sends_only_ids(deployable, redis_url, request):
@@ -76,7 +63,7 @@ def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
     release_enqueue(second)
     wait_for(lambda: Release.objects.get(pk=second.pk).status == Release.UPGRADING, 120,
              "the upgrade to start")
-    commands = wait_for(lambda: helm_command_lines(sandbox.namespace), 30, "helm to run")
+    commands = wait_for(lambda: helm_processes(sandbox.namespace), 30, "helm to run")
     for command in commands:  # secrets reach helm as a file path, never as arguments
         for value in SECRETS.values():
             assert value not in command
@@ -96,4 +83,4 @@ def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
     status = Helm(binary=helm_bin, kubeconfig=str(sandbox.kubeconfig)).status(
         "todo-app", sandbox.namespace)
     assert not status["info"]["status"].startswith("pending-")
-    assert not helm_command_lines(sandbox.namespace)  # the killed worker's helm went with it
+    assert not helm_processes(sandbox.namespace)  # the killed worker's helm went with it
