@@ -1,6 +1,8 @@
-# The README's commands. Tools (helm, helm3, kubectl) live in ~/.cache/helmdeck/tools/bin.
+# The README's commands. Tools (uv, helm, helm3, kubectl) live in ~/.cache/helmdeck/tools/bin,
+# first on PATH for every target (scripts/dev/venv installs uv there when PATH has none).
 SHELL := /bin/bash
 HELMDECK_CACHE ?= $(HOME)/.cache/helmdeck
+export HELMDECK_CACHE
 export PATH := $(HELMDECK_CACHE)/tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 UV ?= uv
 
