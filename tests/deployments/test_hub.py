@@ -53,7 +53,7 @@ def test_it_fans_one_subscription_out_to_every_listener(redis_url):
             numsub = redis.Redis.from_url(redis_url).pubsub_numsub(channel)
             assert numsub == [(channel.encode(), 1)]
             assert publish(redis_url, channel, "pod", {"n": 1}, 7) == 1
-            got = [await listener.get(5) for listener in listeners]
+            got = [await listener.get(30) for listener in listeners]
         assert all(isinstance(m, Message) for m in got)
         assert {(m.event, m.data["n"], m.id, m.channel) for m in got} == {("pod", 1, 7, channel)}
         # the last listener gone: unsubscribed
@@ -84,9 +84,9 @@ def test_it_filters_events_and_matches_patterns(redis_url):
         ):
             publish(redis_url, f"{prefix}:1", "log", {"text": "a line"}, 1)
             publish(redis_url, f"{prefix}:1", "status", {"status": "failed"})
-            first, second = await everything.get(5), await everything.get(5)
+            first, second = await everything.get(30), await everything.get(30)
             assert (first.event, second.event) == ("log", "status")
-            only = await status_only.get(5)
+            only = await status_only.get(30)
             assert (only.event, only.channel) == ("status", f"{prefix}:1")
             assert await status_only.get(0.3) is None
 
@@ -103,7 +103,7 @@ def test_it_drops_a_client_that_falls_behind_and_serves_the_others(redis_url):
 
             async def consume():
                 while len(received) < 20:
-                    received.append(await fast.get(5))
+                    received.append(await fast.get(30))
 
             consumer = asyncio.ensure_future(consume())
             for n in range(20):
@@ -177,14 +177,14 @@ def test_it_reconnects_after_redis_restarts_and_tells_listeners_to_start_over(pr
         hub = Hub(url)
         async with hub.listen(channels=[channel]) as listener:
             publish(url, channel, "pod", None, 1)
-            assert (await listener.get(5)).id == 1
+            assert (await listener.get(30)).id == 1
             stop_process(private_redis["procs"][-1], timeout=5)  # Redis goes away
             await asyncio.sleep(0.5)
             await asyncio.to_thread(private_redis["start"])  # and comes back
             assert await listener.get(15) is RESET
             assert hub.connects >= 2
             publish(url, channel, "pod", None, 2)
-            assert (await listener.get(5)).id == 2
+            assert (await listener.get(30)).id == 2
 
     in_own_loop(scenario)
 
@@ -200,6 +200,6 @@ def test_it_skips_a_message_it_cannot_read_and_keeps_going(redis_url):
             conn.publish(channel, b"[1, 2]")
             conn.close()
             publish(redis_url, channel, "pod", None, 3)
-            assert (await listener.get(5)).id == 3
+            assert (await listener.get(30)).id == 3
 
     in_own_loop(scenario)

@@ -56,7 +56,9 @@ def test_it_answers_within_the_probe_timeout_when_the_backend_hangs(dockerd, fro
             elapsed = time.monotonic() - started
     assert page.status == 200
     assert "no answer in 2000 ms" in page.body
-    assert elapsed < 3
+    # without the 2 s deadline the request would hang on the silent backend; the bound is
+    # loose so a loaded machine does not fail it
+    assert elapsed < 15
 
 
 def test_it_lists_and_adds_todos_through_a_running_backend(

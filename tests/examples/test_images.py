@@ -6,7 +6,6 @@ import contextlib
 import secrets
 import shutil
 import subprocess
-import time
 
 import pytest
 
@@ -148,10 +147,8 @@ def test_it_stops_promptly_on_sigterm(dockerd, request, image, port, path):
     tag = request.getfixturevalue(image).tag
     with running(dockerd, tag, ports={port: ("127.0.0.1", None)}) as container:
         wait_for_http(f"http://127.0.0.1:{published_port(container, port)}{path}")
-        started = time.monotonic()
-        container.stop(timeout=10)
-        elapsed = time.monotonic() - started
+        container.stop(timeout=10)  # SIGTERM, then SIGKILL (exit 137) after 10 s
         container.reload()
         exit_code = container.attrs["State"]["ExitCode"]
-    assert elapsed < 5
+    # the condition itself, not a stopwatch: the process ended on SIGTERM, not on the SIGKILL
     assert exit_code in {0, 143}  # clean exit, or "terminated by SIGTERM" (128 + 15)

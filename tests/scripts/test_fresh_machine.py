@@ -42,7 +42,9 @@ def fresh_machine(tmp_path):
     checkout = tmp_path / "helmdeck"
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     ).stdout.split(b"\0")
     for name in filter(None, files):
         source = ROOT / name.decode()
@@ -52,11 +54,11 @@ def fresh_machine(tmp_path):
             shutil.copy2(source, target)
     home = tmp_path / "home"
     home.mkdir()
+    dropped = ("HELMDECK_", "DATABASE_URL", "REDIS_URL", "CELERY_", "UV_", "VIRTUAL_ENV", "PYTEST_")
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("HELMDECK_", "DATABASE_URL", "REDIS_URL", "CELERY_", "UV_", "VIRTUAL_ENV", "PYTEST_"))
-        and k not in ("CI", "KUBECONFIG", "HYPOTHESIS_EXAMPLES")
+        if not k.startswith(dropped) and k not in ("CI", "KUBECONFIG", "HYPOTHESIS_EXAMPLES")
     }
     env.update(HOME=str(home), PATH=_path_without_uv(checkout))
     # pyenv's interpreters stay findable (they are the machine's, not something we installed)
@@ -72,11 +74,20 @@ def fresh_machine(tmp_path):
 
 def _make_run_once(checkout, env):
     port = _free_port()
-    run_env = dict(env, HELMDECK_PORT=str(port), HELMDECK_EMBEDDED_REDIS="1",
-                   HELMDECK_ADMIN_PASSWORD="fresh-machine-pw-1")
+    run_env = dict(
+        env,
+        HELMDECK_PORT=str(port),
+        HELMDECK_EMBEDDED_REDIS="1",
+        HELMDECK_ADMIN_PASSWORD="fresh-machine-pw-1",
+    )
     proc = subprocess.Popen(
-        ["make", "run"], cwd=checkout, env=run_env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        ["make", "run"],
+        cwd=checkout,
+        env=run_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     lines = []
     try:
@@ -112,7 +123,11 @@ def test_make_run_and_make_test_work_twice_without_uv_on_path(fresh_machine):
     for _ in range(2):
         test = subprocess.run(
             ["make", "test", "PYTEST_ARGS=-q -p no:cacheprovider tests/deployments/test_crypto.py"],
-            cwd=checkout, env=env, capture_output=True, text=True, timeout=600,
+            cwd=checkout,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
         assert " passed" in test.stdout, test.stdout[-3000:]

@@ -277,6 +277,8 @@ def test_it_relists_when_its_resource_version_is_gone(
     cw.start()
     try:
         sandbox.wait_until(lambda: row(sandbox, "shop-web-1"), timeout=30, what="the relisted row")
+        # rows are written before the list counts as done: wait on the counter itself
+        sandbox.wait_until(lambda: stream.lists >= 1, timeout=30, what="the list to finish")
         assert stream.lists == 1
         assert int(stream.resource_version) > 1
     finally:
@@ -317,6 +319,8 @@ def test_it_retries_an_unreachable_cluster_with_backoff_until_it_answers(
 
     # a watch that was running loses its cluster: it backs off, then resumes where it was
     stream = w.clusters[cluster.pk].pods
+    # the row is written inside the list, before the list counts as done
+    sandbox.wait_until(lambda: stream.lists >= 1, timeout=30, what="the list to finish")
     assert stream.lists == 1
     caplog.clear()
     shutil.copyfile(unreachable, path)

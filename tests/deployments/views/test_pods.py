@@ -96,12 +96,13 @@ def test_it_streams_the_pods_partial_after_each_pod_publish(todo_app, redis_url,
     aclient = AsyncClient()
     in_own_loop(aclient.aforce_login, user)  # alogin fails under AxesStandaloneBackend
 
-    def produce():
-        import time
+    subscribed = threading.Event()
 
+    def produce():
         from django.db import connection
 
-        time.sleep(1.0)  # the stream is subscribed and has sent the current rows by now
+        # the first `pods` event comes after the hub confirmed the subscription
+        assert subscribed.wait(60), "the stream never sent the current rows"
         changed = PodState.objects.get(pk=row.pk)
         changed.phase, changed.ready, changed.ready_containers = "Running", True, 1
         changed.save()
@@ -118,7 +119,10 @@ def test_it_streams_the_pods_partial_after_each_pod_publish(todo_app, redis_url,
         async def collect():
             async for chunk in response.streaming_content:
                 chunks.append(chunk.decode())
-                if sum(1 for m in parse(chunks) if m[0] == "pods") >= 2:
+                pods = sum(1 for m in parse(chunks) if m[0] == "pods")
+                if pods >= 1:
+                    subscribed.set()
+                if pods >= 2:
                     return
 
         await asyncio.wait_for(collect(), timeout=30)

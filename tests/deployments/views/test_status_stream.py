@@ -27,13 +27,14 @@ def logged_in(role="viewer"):
     return client
 
 
-def later(fn, delay=1.0):
-    """Run `fn` in a thread after `delay` seconds (the stream is subscribed by then)."""
+def later(fn, ready):
+    """Run `fn` in a thread once `ready` (a threading.Event) is set: every stream has sent its
+    first event, so it is subscribed (the hub confirms the subscription before that)."""
 
     def run():
         from django.db import connection
 
-        time.sleep(delay)
+        assert ready.wait(60), "the streams never sent their first event"
         try:
             fn()
         finally:
@@ -45,8 +46,10 @@ def later(fn, delay=1.0):
 
 
 def read_stream(clients, url, *, until, produce=None, timeout=30):
-    """Open `url` on every client at once, start `produce` once all are connected, and read
+    """Open `url` on every client at once, start `produce` once each has its first event, and read
     each stream until `until(messages)`; returns each client's messages."""
+
+    connected, all_connected = [], threading.Event()
 
     async def one(client):
         response = await client.get(url)
@@ -55,16 +58,21 @@ def read_stream(clients, url, *, until, produce=None, timeout=30):
         chunks = []
         async for chunk in response.streaming_content:
             chunks.append(chunk.decode())
+            if len(chunks) == 1:
+                connected.append(client)
+                if len(connected) == len(clients):
+                    all_connected.set()
             if until(parse(chunks)):
                 break
         return parse(chunks)
 
     async def all_of_them():
         tasks = [asyncio.ensure_future(one(client)) for client in clients]
-        thread = later(produce) if produce else None
+        thread = later(produce, all_connected) if produce else None
         try:
             return await asyncio.wait_for(asyncio.gather(*tasks), timeout)
         finally:
+            all_connected.set()  # a failed stream must not leave the producer waiting
             if thread:
                 thread.join()
 

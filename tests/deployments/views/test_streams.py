@@ -61,12 +61,13 @@ def test_it_replays_after_last_event_id_then_streams_live_until_done(release, cl
     aclient = AsyncClient()
     in_own_loop(aclient.aforce_login, user)
 
-    def produce():
-        import time
+    replayed = threading.Event()
 
+    def produce():
         from django.db import connection
 
-        time.sleep(1.0)  # the stream is subscribed and has replayed by now
+        # the stream subscribes before it replays: once line 3 arrived, a new line is live
+        assert replayed.wait(60), "the stream never replayed"
         run = _Run(Release.objects.get(pk=release.pk))
         run.step = Step.objects.get(release=release, name="render")
         run.log("line 4 live")
@@ -85,8 +86,13 @@ def test_it_replays_after_last_event_id_then_streams_live_until_done(release, cl
         async def collect():
             async for chunk in response.streaming_content:
                 chunks.append(chunk.decode())
+                if any(e == "log" and i == "3" for e, i, _ in parse(chunks)):
+                    replayed.set()
 
-        await asyncio.wait_for(collect(), timeout=30)
+        try:
+            await asyncio.wait_for(collect(), timeout=30)
+        finally:
+            replayed.set()
         return chunks
 
     messages = parse(in_own_loop(read))
