@@ -105,8 +105,9 @@ def nothing_composed(monkeypatch):
     compose = yaml.composer.Composer.compose_document
     construct = yaml.constructor.BaseConstructor.construct_document
     monkeypatch.setattr(
-        yaml.composer.Composer, "compose_document", lambda self: built.append("compose")
-        or compose(self)
+        yaml.composer.Composer,
+        "compose_document",
+        lambda self: built.append("compose") or compose(self),
     )
     monkeypatch.setattr(
         yaml.constructor.BaseConstructor,
@@ -118,9 +119,7 @@ def nothing_composed(monkeypatch):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("what", AMPLIFIED)
-def test_it_refuses_alias_amplification_before_building_anything(
-    what, todo_app, nothing_composed
-):
+def test_it_refuses_alias_amplification_before_building_anything(what, todo_app, nothing_composed):
     text = AMPLIFIED[what]
     assert len(text.encode()) < profile_yaml.MAX_BYTES  # each passes the file size limit
     before = snapshot()
@@ -136,7 +135,11 @@ def test_it_refuses_alias_amplification_before_building_anything(
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "what",
-    ["scalar anchor x400 (the report)", "nested sequence anchors", "mapping anchors via merge keys"],
+    [
+        "scalar anchor x400 (the report)",
+        "nested sequence anchors",
+        "mapping anchors via merge keys",
+    ],
 )
 def test_it_refuses_alias_amplification_on_the_import_page(login, what, todo_app):
     client = login("admin")
@@ -153,7 +156,11 @@ def test_it_refuses_alias_amplification_on_the_import_page(login, what, todo_app
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "what",
-    ["scalar anchor x400 (the report)", "a component mapping anchor x20", "merge keys merging merges"],
+    [
+        "scalar anchor x400 (the report)",
+        "a component mapping anchor x20",
+        "merge keys merging merges",
+    ],
 )
 def test_it_refuses_alias_amplification_on_the_command_line(tmp_path, capsys, what, todo_app):
     path = tmp_path / "amplified.yaml"
