@@ -82,11 +82,11 @@ def _check_shape(text):
     sequences, mappings, merge keys). Returns the document's expanded (nodes, bytes).
     """
     sizes = {}  # anchor -> (expanded nodes, expanded bytes)
-    stack = []  # [anchor, expanded nodes, expanded bytes] of each open collection
-    total = [0, 0]  # of everything outside any collection (a bare scalar document)
+    # [anchor, expanded nodes, expanded bytes] of the stream, then of each open collection
+    stack = [[None, 0, 0]]
     for event in yaml.parse(text, Loader=_StrictLoader):
         if isinstance(event, yaml.CollectionStartEvent):
-            if len(stack) >= MAX_DEPTH:
+            if len(stack) > MAX_DEPTH:
                 raise SpecError(
                     [
                         FieldError(
@@ -109,11 +109,9 @@ def _check_shape(text):
             continue
         if anchor:
             sizes[anchor] = (nodes, size)
-        outer = stack[-1] if stack else [None, *total]
+        outer = stack[-1]
         outer[1] += nodes
         outer[2] += size
-        if not stack:
-            total = outer[1:]
         if outer[1] > MAX_NODES:
             raise SpecError(
                 [
@@ -136,7 +134,7 @@ def _check_shape(text):
                     )
                 ]
             )
-    return tuple(total)
+    return stack[0][1], stack[0][2]
 
 
 def dump(profile):
