@@ -44,7 +44,8 @@ _REF_DOMAIN = rf"{_REF_HOST}(?::[0-9]+)?"
 _REF_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"  # Go's \w is ASCII only
 _REF_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _REFERENCE = re.compile(
-    rf"(?P<name>(?:{_REF_DOMAIN}/)?{_REF_PATH})(?::(?P<tag>{_REF_TAG}))?(?:@(?P<digest>{_REF_DIGEST}))?"
+    rf"(?P<name>(?:{_REF_DOMAIN}/)?{_REF_PATH})"
+    rf"(?::(?P<tag>{_REF_TAG}))?(?:@(?P<digest>{_REF_DIGEST}))?"
 )
 _REF_NAME = re.compile(rf"(?:(?P<domain>{_REF_DOMAIN})/)?(?P<path>{_REF_PATH})")
 _REF_IDENTIFIER = re.compile(r"[a-f0-9]{64}")  # an image ID, never a name
