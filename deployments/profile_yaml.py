@@ -11,6 +11,12 @@ MAX_DEPTH = 32
 # Nodes after expanding every alias: a "billion laughs" file is small but names a few
 # anchors that each repeat the last nine times; a real profile has a few hundred nodes.
 MAX_NODES = 20_000
+# Bytes of text (UTF-8, every scalar, keys included) after expanding every alias: what the
+# import would store. One 60,000-character anchor named 400 times is 400 nodes but 24 MB.
+# A scalar's value is never longer than its source text, so a file written out plainly
+# (no aliases) holds at most MAX_BYTES of scalars and always fits; the seed's todo-app
+# profile holds about 1 KiB. Aliases may repeat text, but not past what one file could say.
+MAX_EXPANDED_BYTES = MAX_BYTES
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -45,7 +51,7 @@ def load(text):
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise SpecError([FieldError("file", "is not UTF-8 text")]) from None
-    if len(text) > MAX_BYTES:
+    if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise SpecError([FieldError("file", f"is larger than {MAX_BYTES // 1024} KiB")])
     try:
         _check_shape(text)
@@ -69,15 +75,18 @@ def load(text):
 
 
 def _check_shape(text):
-    """Refuse a document nested deeper than MAX_DEPTH or larger than MAX_NODES once its
-    aliases are expanded, before anything is built. Walks PyYAML's event stream (its parser
-    is iterative), counting each anchor's expanded size once: work stays linear in the text.
+    """Refuse a document nested deeper than MAX_DEPTH, or larger than MAX_NODES values or
+    MAX_EXPANDED_BYTES of text once its aliases are expanded, before anything is built.
+    Walks PyYAML's event stream (its parser is iterative), counting each anchor's expanded
+    size once: work stays linear in the text whatever the aliases name (scalars, nested
+    sequences, mappings, merge keys). Returns the document's expanded (nodes, bytes).
     """
-    sizes = {}  # anchor -> expanded node count
-    stack = []  # [anchor, expanded node count] of each open collection
+    sizes = {}  # anchor -> (expanded nodes, expanded bytes)
+    # [anchor, expanded nodes, expanded bytes] of the stream, then of each open collection
+    stack = [[None, 0, 0]]
     for event in yaml.parse(text, Loader=_StrictLoader):
         if isinstance(event, yaml.CollectionStartEvent):
-            if len(stack) >= MAX_DEPTH:
+            if len(stack) > MAX_DEPTH:
                 raise SpecError(
                     [
                         FieldError(
@@ -87,30 +96,45 @@ def _check_shape(text):
                         )
                     ]
                 )
-            stack.append([event.anchor, 1])
+            stack.append([event.anchor, 1, 0])
             continue
         if isinstance(event, yaml.CollectionEndEvent):
-            anchor, count = stack.pop()
+            anchor, nodes, size = stack.pop()
         elif isinstance(event, yaml.AliasEvent):
-            anchor, count = None, sizes.get(event.anchor, 1)
+            anchor, (nodes, size) = None, sizes.get(event.anchor, (1, 0))
         elif isinstance(event, yaml.ScalarEvent):
-            anchor, count = event.anchor, 1
+            anchor, nodes = event.anchor, 1
+            size = len(event.value.encode("utf-8", "surrogatepass"))
         else:
             continue
         if anchor:
-            sizes[anchor] = count
-        if stack:
-            stack[-1][1] += count
-            if stack[-1][1] > MAX_NODES:
-                raise SpecError(
-                    [
-                        FieldError(
-                            "file",
-                            f"expands to more than {MAX_NODES} values (anchors and aliases "
-                            "repeating each other); write the profile out plainly",
-                        )
-                    ]
-                )
+            sizes[anchor] = (nodes, size)
+        outer = stack[-1]
+        outer[1] += nodes
+        outer[2] += size
+        if outer[1] > MAX_NODES:
+            raise SpecError(
+                [
+                    FieldError(
+                        "file",
+                        f"expands to more than {MAX_NODES} values (anchors and aliases "
+                        "repeating each other); write the profile out plainly",
+                    )
+                ]
+            )
+        if outer[2] > MAX_EXPANDED_BYTES:
+            raise SpecError(
+                [
+                    FieldError(
+                        "file",
+                        f"expands to more than {MAX_EXPANDED_BYTES // 1024} KiB of text "
+                        f"(aliases repeating an anchor, at line {event.start_mark.line + 1}); "
+                        "a profile may repeat no more text than one file may hold: write "
+                        "the repeated values out, or keep them shorter",
+                    )
+                ]
+            )
+    return stack[0][1], stack[0][2]
 
 
 def dump(profile):
