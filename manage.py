@@ -5,6 +5,9 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlpanel.settings")
+    from controlpanel.state import private_umask
+
+    private_umask()  # the database, its journal and collected files: owner only
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

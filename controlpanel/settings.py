@@ -5,6 +5,8 @@ from pathlib import Path
 
 import environ
 
+from controlpanel.state import state_dir_secure
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(env.str("HELMDECK_ENV_FILE", default=str(BASE_DIR / ".env")))
@@ -62,8 +64,9 @@ TEMPLATES = [
     },
 ]
 
-if "DATABASE_URL" not in env:
-    STATE_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default keeps its SQLite file here
+if "DATABASE_URL" not in env or STATE_DIR.exists():
+    # the embedded default keeps its SQLite file here: 0700, files 0600 (controlpanel/state.py)
+    state_dir_secure(STATE_DIR)
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{STATE_DIR / 'db.sqlite3'}"),
 }
@@ -117,10 +120,11 @@ X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 PROFILE_UPLOAD_MAX_BYTES = 256 * 1024
 
-# Worker results the pages poll for (previews, doctor reports) live in Redis, with a TTL.
+# Worker results the pages poll for (previews, doctor reports) live in Redis, with a TTL,
+# stored as JSON (controlpanel/cache.py): a value Helmdeck reads from Redis is never a pickle.
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "controlpanel.cache.JSONRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "helmdeck",
         "TIMEOUT": 900,
@@ -132,8 +136,9 @@ CACHES = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
+# JSON only, in every direction: a pickle in the broker is refused, never loaded.
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = CELERY_EVENT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60

@@ -286,32 +286,52 @@ def profile_usage(*, profile, waiting_pods=None, use_cache=True):
             "name", flat=True
         )
     key = _cache_key(profile)
+    # The cache holds the Metrics API's answer as it came (JSON), not the Usage built from
+    # it: the cache stores JSON only (controlpanel/cache.py), and building is cheap.
+    answer = None
     if use_cache:
         with contextlib.suppress(Exception):  # no Redis: ask the cluster every time
-            cached = cache.get(key)
-            if cached is not None:
-                return _with_waiting(cached, waiting_pods)
-    resources = component_resources(profile.components.all())
-    try:
-        items = pod_metrics(
-            profile.cluster,
-            namespace=profile.namespace,
-            label_selector=f"{INSTANCE}={profile.name}",
-        )
-    except MetricsUnavailable as exc:
-        log.debug("usage of profile %s: %s", profile.name, exc)
-        usage = Usage(unavailable=str(exc), namespace=profile.namespace)
-    else:
-        first = items[0] if items else {}
-        usage = Usage(
-            rows=usage_rows(items=items, resources=resources, namespace=profile.namespace),
-            window=first.get("window", ""),
-            sampled_at=first.get("timestamp", ""),
-            namespace=profile.namespace,
-        )
-    with contextlib.suppress(Exception):
-        cache.set(key, usage, CACHE_SECONDS)
+            answer = cache.get(key)
+    if not _is_answer(answer):
+        try:
+            answer = {
+                "items": pod_metrics(
+                    profile.cluster,
+                    namespace=profile.namespace,
+                    label_selector=f"{INSTANCE}={profile.name}",
+                )
+            }
+        except MetricsUnavailable as exc:
+            log.debug("usage of profile %s: %s", profile.name, exc)
+            answer = {"unavailable": str(exc)}
+        with contextlib.suppress(Exception):
+            cache.set(key, answer, CACHE_SECONDS)
+    usage = _usage_of(answer, profile)
     return _with_waiting(usage, waiting_pods)
+
+
+def _is_answer(answer):
+    return isinstance(answer, dict) and (
+        (isinstance(items := answer.get("items"), list) and all(isinstance(i, dict) for i in items))
+        or isinstance(answer.get("unavailable"), str)
+    )
+
+
+def _usage_of(answer, profile):
+    if "unavailable" in answer:
+        return Usage(unavailable=answer["unavailable"], namespace=profile.namespace)
+    items = answer["items"]
+    first = items[0] if items else {}
+    return Usage(
+        rows=usage_rows(
+            items=items,
+            resources=component_resources(profile.components.all()),
+            namespace=profile.namespace,
+        ),
+        window=first.get("window", ""),
+        sampled_at=first.get("timestamp", ""),
+        namespace=profile.namespace,
+    )
 
 
 def _with_waiting(usage, waiting_pods):

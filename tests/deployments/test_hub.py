@@ -4,6 +4,7 @@ holding up the others, shared renders, and a reconnect (RESET) after Redis resta
 
 import asyncio
 import json
+import secrets
 import shutil
 import subprocess
 import time
@@ -144,16 +145,21 @@ def private_redis(tmp_path):
     binary = shutil.which("redis-server") or shutil.which("valkey-server")
     assert binary, "redis-server is installed with the system packages"
     port = free_port()
+    password = secrets.token_hex(16)  # as every Redis Helmdeck starts: required, on stdin
     procs = []
 
     def start():
         proc = subprocess.Popen(
-            [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp_path],
+            [binary, "-", "--port", str(port), "--save", "", "--appendonly", "no"]
+            + ["--dir", str(tmp_path)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        proc.stdin.write(f"requirepass {password}\n".encode())
+        proc.stdin.close()
         procs.append(proc)
-        conn = redis.Redis(port=port, socket_connect_timeout=0.2)
+        conn = redis.Redis(port=port, password=password, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -164,7 +170,7 @@ def private_redis(tmp_path):
                 time.sleep(0.05)
 
     start()
-    yield {"url": f"redis://127.0.0.1:{port}/0", "start": start, "procs": procs}
+    yield {"url": f"redis://:{password}@127.0.0.1:{port}/0", "start": start, "procs": procs}
     for proc in procs:
         stop_process(proc, timeout=5)
 
