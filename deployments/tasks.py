@@ -36,15 +36,20 @@ def render_preview(profile_id, print_):
     cache.set(preview_key(profile_id, print_), profile_preview(profile=profile), PREVIEW_TTL)
 
 
-def _cached_or_queued(key, pending_ttl, task, *args):
+def _cached_or_queued(key, pending_ttl, task, *args, valid):
     """A worker's cached result under `key`, or None after queueing `task(*args)` to make it.
 
     A `pending` marker (set with add(), so only the first caller enqueues) keeps a page that
-    polls from queueing the same work again.
+    polls from queueing the same work again. A value that is not `valid` (the shape the
+    worker stores) is not ours: dropped, it is a miss like a value that is not JSON
+    (controlpanel/cache.py).
     """
     report = cache.get(key)
     if report is not None and report != "pending":
-        return report
+        if valid(report):
+            return report
+        log.warning("cache value under %r is not what the worker stores: ignored", key)
+        cache.delete(key)
     if cache.add(key, "pending", pending_ttl):
         task.delay_on_commit(*args)
     return None
@@ -54,7 +59,22 @@ def preview_request(profile):
     """The cached preview of a profile as it is now, or None after queueing its computation."""
     print_ = fingerprint(profile)
     return _cached_or_queued(
-        preview_key(profile.pk, print_), PREVIEW_TTL, render_preview, profile.pk, print_
+        preview_key(profile.pk, print_),
+        PREVIEW_TTL,
+        render_preview,
+        profile.pk,
+        print_,
+        valid=_is_preview,
+    )
+
+
+def _is_preview(value):
+    return (
+        isinstance(value, dict)
+        and all(isinstance(value.get(k, {}), dict) for k in ("resources", "diff", "secrets"))
+        and isinstance(value.get("checks", []), list)
+        and all(isinstance(c, dict) for c in value.get("checks", []))
+        and isinstance(value.get("problems", []), list)
     )
 
 
@@ -90,7 +110,15 @@ def doctor_request(cluster):
     """The cached doctor results ([{name, ok, detail, fix}]) of a cluster, or None after
     queueing the checks; poll it as the preview is polled."""
     key = doctor_key(cluster)
-    return _cached_or_queued(key, DOCTOR_PENDING_TTL, run_doctor, cluster.pk, key)
+    return _cached_or_queued(
+        key, DOCTOR_PENDING_TTL, run_doctor, cluster.pk, key, valid=_is_doctor_report
+    )
+
+
+def _is_doctor_report(value):
+    return isinstance(value, list) and all(
+        isinstance(r, dict) and {"name", "ok", "detail", "fix"} <= r.keys() for r in value
+    )
 
 
 def doctor_forget(cluster):
