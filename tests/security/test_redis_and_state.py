@@ -8,6 +8,7 @@
    user's alone: folders 0700, files 0600 from the start, and an old loose one is tightened.
 """
 
+import contextlib
 import os
 import pickle
 import signal
@@ -47,7 +48,9 @@ def payloads(tmp_path):
     for how in ("os.system", "subprocess", "eval"):
         for protocol in (0, 2, pickle.HIGHEST_PROTOCOL):
             marker = tmp_path / f"pwned-{how}-{protocol}"
-            found.append((f"{how}/p{protocol}", pickle.dumps(RunsCode(how, marker), protocol), marker))
+            found.append(
+                (f"{how}/p{protocol}", pickle.dumps(RunsCode(how, marker), protocol), marker)
+            )
     marker = tmp_path / "pwned-nested"
     found.append(("nested", pickle.dumps({"resources": RunsCode("os.system", marker)}), marker))
     return found
@@ -212,10 +215,18 @@ def test_a_real_worker_refuses_a_pickled_task_message(private_redis, tmp_path):
                 producer.publish(
                     ((RunsCode(how, marker),), {}, {}),
                     routing_key="celery",
-                    headers={"lang": "py", "task": "deployments.tasks.render_preview",
-                             "id": task_id, "root_id": task_id, "parent_id": None,
-                             "group": None, "retries": 0, "argsrepr": "", "kwargsrepr": ""},
-                )  # fmt: skip
+                    headers={
+                        "lang": "py",
+                        "task": "deployments.tasks.render_preview",
+                        "id": task_id,
+                        "root_id": task_id,
+                        "parent_id": None,
+                        "group": None,
+                        "retries": 0,
+                        "argsrepr": "",
+                        "kwargsrepr": "",
+                    },
+                )
         log = Path(worker.log_path)
         wait_until(
             lambda: log.read_text(errors="replace").count("untrusted content") >= 3,
@@ -232,8 +243,23 @@ def test_a_real_worker_refuses_a_pickled_task_message(private_redis, tmp_path):
 # ---- every Redis the scripts start requires a password -----------------------------------
 
 
+def raw_command(port, line):
+    """One inline command on a bare connection, as `nc` or a planted script would send it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(line.encode() + b"\r\n")
+        return sock.recv(4096).decode()
+
+
 def refuses_without_password(port):
-    with pytest.raises(redis.AuthenticationError, match="(?i)NOAUTH|Authentication required"):
+    for line in (
+        "PING",
+        "SET helmdeck:1:helmdeck:preview:1:x planted",
+        "CONFIG GET requirepass",
+        "KEYS *",
+        "SUBSCRIBE helmdeck:release:1",
+    ):
+        assert raw_command(port, line).startswith("-NOAUTH"), line
+    with pytest.raises(redis.RedisError):
         redis.Redis(port=port, socket_timeout=2).set("helmdeck:planted", "x")
     with pytest.raises(redis.RedisError):
         redis.Redis(port=port, password="guess", socket_timeout=2).ping()
@@ -256,8 +282,9 @@ def test_the_ci_redis_script_requires_its_kept_password(tmp_path):
     script = [str(ROOT / "scripts/services/redis")]
 
     def run(*args):
-        return subprocess.run([*script, *args], env=env, capture_output=True, text=True,
-                              timeout=120, check=False)  # fmt: skip
+        return subprocess.run(
+            [*script, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
 
     try:
         started = run("start")
@@ -292,16 +319,38 @@ def test_the_ci_redis_script_does_not_take_a_redis_that_needs_no_password(tmp_pa
     port = free_port()
     env = {**os.environ, "HELMDECK_CACHE": str(cache), "HELMDECK_REDIS_PORT": str(port)}
     open_one = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--dir", str(tmp_path)], stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: redis.Redis(port=port).ping(), timeout=20, what="open redis")
-        result = subprocess.run([str(ROOT / "scripts/services/redis"), "start"], env=env,
-                                capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        result = subprocess.run(
+            [str(ROOT / "scripts/services/redis"), "start"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode != 0 and "requires our password" in result.stderr
-        status = subprocess.run([str(ROOT / "scripts/services/redis"), "status"], env=env,
-                                capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        status = subprocess.run(
+            [str(ROOT / "scripts/services/redis"), "status"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert status.returncode != 0  # an open Redis is not "up" for us
     finally:
         open_one.terminate()
@@ -346,8 +395,16 @@ def start_make_run(tmp_path, **extra):
         HELMDECK_ADMIN_PASSWORD="make-run-test-pw",
         **extra,
     )
-    proc = subprocess.Popen([str(ROOT / "scripts/dev/run")], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    # its own process group: whatever happens, the test stops every process it started
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts/dev/run")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     return proc
 
 
@@ -363,11 +420,12 @@ def wait_up(proc):
 
 
 def stop_make_run(proc):
-    proc.send_signal(signal.SIGINT)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
     try:
         proc.wait(timeout=45)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         raise
 
 
@@ -405,10 +463,14 @@ def test_make_run_adds_a_redis_password_to_an_old_env_and_refuses_an_open_redis_
     env_file = tmp_path / ".env"
     env_file.write_text("SECRET_KEY=old-install-key\n")  # an .env of an older version, 0644
     env_file.chmod(0o644)
-    proc = start_make_run(tmp_path, REDIS_URL="redis://127.0.0.1:6379/0")
-    output, _ = proc.communicate(timeout=120)
+    open_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing there: never the shared one
+    proc = start_make_run(tmp_path, REDIS_URL=open_url)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        stop_make_run(proc)
     assert proc.returncode != 0, output
-    assert "REDIS_URL (redis://127.0.0.1:6379/0) has no password" in output
+    assert f"REDIS_URL ({open_url}) has no password" in output
     values = env_values(env_file)
     assert values["SECRET_KEY"] == "old-install-key" and len(values["REDIS_PASSWORD"]) >= 32
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
@@ -435,8 +497,13 @@ def test_settings_tighten_a_loose_state_folder_and_say_so(tmp_path):
     env.update(HELMDECK_STATE_DIR=str(state), HELMDECK_ENV_FILE=str(tmp_path / "none.env"))
     result = subprocess.run(
         [str(ROOT / ".venv/bin/python"), "-c", "import controlpanel.settings"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert f"{state} was readable by other users" in result.stderr
     assert "tightened 5 entries" in result.stderr
@@ -446,8 +513,13 @@ def test_settings_tighten_a_loose_state_folder_and_say_so(tmp_path):
         assert stat.S_IMODE((state / name).stat().st_mode) == 0o600, name
     again = subprocess.run(
         [str(ROOT / ".venv/bin/python"), "-c", "import controlpanel.settings"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert again.returncode == 0 and "readable by other users" not in again.stderr
 
 
@@ -457,8 +529,13 @@ def test_a_new_state_folder_and_database_are_private_from_the_start(tmp_path):
     env.update(HELMDECK_STATE_DIR=str(state), HELMDECK_ENV_FILE=str(tmp_path / "none.env"))
     result = subprocess.run(
         [str(ROOT / ".venv/bin/python"), "manage.py", "migrate", "--no-input", "-v", "0"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "readable by other users" not in result.stderr  # nothing to tighten: made private
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
