@@ -112,7 +112,7 @@ def test_against_the_sandbox_without_metrics_server_it_says_how_to_enable_it(
 ):
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "controlpanel.cache.JSONRedisCache",  # as settings.CACHES
             "LOCATION": redis_url,
             "KEY_PREFIX": f"test-usage-{sandbox.namespace}",
         }
