@@ -64,6 +64,10 @@ def test_it_brings_up_the_embedded_default_and_stops_cleanly_on_ctrl_c(tmp_path)
         assert "imported profile todo-app" in output
         assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
         redis_port = int(output.split("started valkey-server on 127.0.0.1:")[1].split()[0])
+        assert "REDIS_PASSWORD=" in (tmp_path / ".env").read_text()
+        with socket.create_connection(("127.0.0.1", redis_port), timeout=5) as sock:
+            sock.sendall(b"PING\r\n")  # a client without the password
+            assert sock.recv(100).startswith(b"-NOAUTH")
 
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
