@@ -433,10 +433,12 @@ class BuildSource:
 
 
 def _real(path):
+    """`path` with every symlink followed; None when that cannot be done (a loop)."""
     try:
-        return Path(os.path.realpath(path, strict=False))
+        real = os.path.realpath(path, strict=False)
     except (OSError, ValueError):
         return None
+    return None if os.path.islink(real) else Path(real)
 
 
 def _panel_paths():
