@@ -11,6 +11,7 @@ at files whose content the test knows: a key file whose lines are canaries.
 
 import ast
 import base64
+import contextlib
 import inspect
 import io
 import json
@@ -431,6 +432,40 @@ def test_it_builds_a_good_context_with_its_resolved_paths(panel, daemon):
     release = release_request(profile=profile, actor=None, build=True)
     assert release_build(release.pk) is True
     assert daemon == [((panel / "examples" / "app").resolve(), "Dockerfile.real")]
+
+
+@pytest.mark.integration
+def test_the_reported_attack_never_reaches_a_real_daemon_and_a_good_build_does(panel, dockerd):
+    """As reported, on a real Docker daemon: a release aimed at the panel's directory with
+    `.env` as its Dockerfile (the daemon would quote the key file's line 2 in its parse
+    error) fails before the build with a reason and no key; a context inside the root, its
+    Dockerfile a link within it, builds."""
+    from deployments.models import Cluster
+
+    Cluster.objects.filter(name="minikube").update(
+        docker_host=dockerd.base_url, minikube_profile=""
+    )
+    tag = f"helmdeck-buildctx-{uuid.uuid4().hex[:12]}"
+    profile = profile_import(data=doc("examples/app", "alias", name="built"), actor=None)
+    snapshot = doc(".", ".env", name="built")
+    snapshot.update(namespace="built", cluster="minikube", environment="dev", config={}, secrets={})
+    snapshot["components"]["web"]["image"] = tag
+    attack = release_request(profile=profile, actor=None, build=True, snapshot=snapshot)
+    assert release_build(attack.pk) is False
+    attack.refresh_from_db()
+    assert attack.status == Release.FAILED
+    assert "build web refused: build.context '.'" in attack.reason
+    assert KEY_CANARY not in _stored_text(attack)
+    assert "unknown instruction" not in _stored_text(attack)
+    snapshot["components"]["web"]["build"] = {"context": "examples/app", "dockerfile": "alias"}
+    good = release_request(profile=profile, actor=None, build=True, snapshot=snapshot)
+    try:
+        assert release_build(good.pk) is True, _stored_text(good)
+        good.refresh_from_db()
+        assert good.images["web"]["id"].startswith("sha256:")
+    finally:
+        with contextlib.suppress(Exception):
+            dockerd.images.remove(f"{tag}:latest", force=True)
 
 
 # ---- redaction: every text a release stores ---------------------------------------------------
