@@ -302,6 +302,30 @@ def test_it_shows_the_message_under_the_form_field_and_writes_nothing(panel, log
     assert not Profile.objects.filter(name="attack").exists()
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"build_context": ".", "dockerfile": ".env"}, "must not be or hold the panel"),
+        ({"build_context": "deployments", "dockerfile": "../.env"}, "must be a relative path"),
+        ({"build_context": "controlpanel"}, "must be a folder inside a source root"),
+        ({"dockerfile": "src"}, "must be a regular file inside the build context"),
+    ],
+)
+def test_it_shows_the_message_in_the_admin_and_writes_nothing(login, todo_app, changes, message):
+    """The admin's inline, with the real settings (the checkout, examples/ as the root)."""
+    from tests.deployments.test_admin import CHANGE_URL, change_data
+
+    data = change_data(todo_app, component_changes={"backend": changes})
+    response = login("admin").post(CHANGE_URL.format(todo_app.pk), data)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    backend = todo_app.components.get(name="backend")
+    assert (backend.build_context, backend.dockerfile) == (
+        "examples/todo-app/backend",
+        "Dockerfile",
+    )
+
+
 # ---- building: the worker checks again ------------------------------------------------------
 
 
