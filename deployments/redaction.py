@@ -9,11 +9,14 @@ or "1" would garble every line and hide nothing worth hiding.
 """
 
 import base64
+import contextlib
 import json
+import os
 import re
 from urllib.parse import quote, unquote, urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from deployments.values import secret_values
 
@@ -26,7 +29,7 @@ def panel_keys():
     keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     keys += list(settings.HELMDECK_SECRET_KEYS)
     for name in ("REDIS_PASSWORD", "HELMDECK_REDIS_PASSWORD"):
-        keys.append(getattr(settings, name, None))
+        keys += [getattr(settings, name, None), os.environ.get(name)]
     urls = [
         getattr(settings, name, None)
         for name in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
@@ -80,5 +83,7 @@ def redactor_for(profile):
     keys. With no profile, the panel's keys only."""
     values = panel_keys()
     if profile is not None:
-        values += list(secret_values(profile, available_only=True).values())
+        # with bad HELMDECK_SECRET_KEYS no stored value is readable, so none can be masked
+        with contextlib.suppress(ImproperlyConfigured):
+            values += list(secret_values(profile, available_only=True).values())
     return Redactor(values)
