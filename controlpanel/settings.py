@@ -173,6 +173,10 @@ HELMDECK_VALIDATE_KUBE_VERSIONS = env.list(
 
 # Deploys. Build contexts in profiles are relative to HELMDECK_PROJECT_DIR.
 HELMDECK_PROJECT_DIR = env.str("HELMDECK_PROJECT_DIR", default=str(BASE_DIR))
+# Build contexts must lie inside one of these folders (relative ones are under
+# HELMDECK_PROJECT_DIR), never the panel's checkout, state folder or key file.
+HELMDECK_SOURCE_ROOTS = env.list("HELMDECK_SOURCE_ROOTS", default=["examples"])
+HELMDECK_ENV_FILE = env.str("HELMDECK_ENV_FILE", default=str(BASE_DIR / ".env"))
 HELMDECK_HELM_TIMEOUT = env.int("HELMDECK_HELM_TIMEOUT", default=300)  # seconds helm --wait waits
 HELMDECK_BUILD_TIMEOUT = env.int("HELMDECK_BUILD_TIMEOUT", default=1800)  # per image
 HELMDECK_QUEUE_TIMEOUT = env.int("HELMDECK_QUEUE_TIMEOUT", default=3600)  # queued, no worker

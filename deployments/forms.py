@@ -140,7 +140,10 @@ class ComponentFormBase(LiveValidationMixin, forms.Form):
         for name, label in COMPONENT_LABELS.items():
             self.fields[name].label = label
         self.fields["node_port"].help_text = "30000-32767, NodePort only; empty: any free port."
-        self.fields["build_context"].help_text = "Directory to build, relative to the project."
+        self.fields["build_context"].help_text = (
+            "Folder to build, relative to the project, inside a source root "
+            "(HELMDECK_SOURCE_ROOTS; examples/ by default)."
+        )
         for name, example in (("build_args", '{"BASE_IMAGE": "python:3.11-slim"}'),
                               ("pod_annotations", '{"prometheus.io/scrape": "true"}')):
             self.fields[name].required = False

@@ -54,20 +54,26 @@ class MissingSecret(Exception):
     """A secret's source has no value (says which key and which variable, never a value)."""
 
 
-def secret_values(profile, *, environ=None):
-    """Decrypt stored secrets and read `fromEnv` ones. Raises MissingSecret."""
+def secret_values(profile, *, environ=None, available_only=False):
+    """Decrypt stored secrets and read `fromEnv` ones. Raises MissingSecret (or, for a value
+    no key decrypts, SecretDecryptError); `available_only` skips those instead."""
     environ = os.environ if environ is None else environ
     values = {}
     for entry in profile.secrets.all():
         if entry.from_env:
-            if entry.from_env not in environ:
+            if entry.from_env in environ:
+                values[entry.key] = environ[entry.from_env]
+            elif not available_only:
                 raise MissingSecret(
                     f"secret {entry.key} reads ${entry.from_env}, which is not set in the "
                     "worker's environment; set it or store a value in the admin"
                 )
-            values[entry.key] = environ[entry.from_env]
         else:
-            values[entry.key] = crypto.decrypt(entry.ciphertext)
+            try:
+                values[entry.key] = crypto.decrypt(entry.ciphertext)
+            except crypto.SecretDecryptError:
+                if not available_only:
+                    raise
     return values
 
 

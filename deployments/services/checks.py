@@ -7,14 +7,13 @@ Shown on the profile page and run before every deploy. `error` findings stop a d
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
-from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from deployments.integrations import IntegrationError
 from deployments.integrations.kube import Kube, Resources
 from deployments.models import Component
-from deployments.validators import parse_quantity
+from deployments.validators import build_source, parse_quantity
 
 ERROR, WARNING = "error", "warning"
 GiB = Decimal(2**30)
@@ -173,10 +172,10 @@ def dockerfile_user(comp):
     build = comp.get("build")
     if not build:
         return None
-    path = Path(settings.HELMDECK_PROJECT_DIR) / build["context"] / build["dockerfile"]
-    try:
-        text = path.read_text()
-    except OSError:
+    try:  # only a Dockerfile inside the source roots is read (validators.build_source)
+        source = build_source(build["context"], build["dockerfile"], must_exist=True)
+        text = (source.context / source.dockerfile).read_text()
+    except (ValidationError, OSError, UnicodeDecodeError):
         return None
     user = ""
     for line in text.splitlines():

@@ -1,11 +1,19 @@
 """Writes to profiles. Every path (form, admin, import, clone) ends here, inside one
 transaction, and every change leaves an AuditEvent."""
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from deployments import crypto
+from deployments import crypto, validators
 from deployments.models import AuditEvent, Cluster, Component, ConfigEntry, Profile, SecretEntry
-from deployments.spec import FieldError, SpecError, component_fields, parse_spec, spec_from_profile
+from deployments.spec import (
+    FieldError,
+    SpecError,
+    component_fields,
+    key_path,
+    parse_spec,
+    spec_from_profile,
+)
 
 PROFILE_FIELDS = ("name", "namespace", "environment", "description")
 
@@ -84,9 +92,10 @@ def profile_apply_spec(*, spec, actor, profile=None):
 
 
 def profile_check_conflicts(*, spec, cluster, profile=None):
-    """Rules that need the database: name taken, nodePort used on the cluster, a {stored:
-    true} secret with nothing stored. Raises SpecError; reads only."""
-    errors = []
+    """Rules that need the database or the filesystem: name taken, nodePort used on the
+    cluster, a {stored: true} secret with nothing stored, a build context or Dockerfile
+    outside the source roots. Raises SpecError; reads only."""
+    errors = profile_build_source_errors(spec=spec)
     renamed = profile is None or profile.name != spec["name"]
     if renamed and Profile.objects.filter(name=spec["name"]).exists():
         errors.append(FieldError("name", f"a profile named {spec['name']} already exists"))
@@ -119,6 +128,21 @@ def profile_check_conflicts(*, spec, cluster, profile=None):
             )
     if errors:
         raise SpecError(errors)
+
+
+def profile_build_source_errors(*, spec):
+    """One FieldError per build context or Dockerfile that `validators.build_source` refuses."""
+    errors = []
+    for comp in spec["components"]:
+        build = comp["build"]
+        if not build:
+            continue
+        try:
+            validators.build_source(build["context"], build["dockerfile"])
+        except ValidationError as exc:
+            path = key_path("components", comp["name"])
+            errors.append(FieldError(f"{path}.build.{exc.code}", " ".join(exc.messages)))
+    return errors
 
 
 def _profile_summary(profile):

@@ -57,6 +57,7 @@ def release_abandon(*, release, reason):
             reason += "; the previous revision was restored"
     except IntegrationError as exc:
         reason, final = f"{reason}; helm status failed: {exc}", Release.FAILED
+    reason = run.redact(reason)
     updated = db_retry(
         lambda: Release.objects.filter(pk=release.pk, status__in=Release.ACTIVE).update(
             status=final, reason=reason, finished_at=timezone.now()

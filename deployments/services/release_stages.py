@@ -12,9 +12,9 @@ import logging
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -25,6 +25,7 @@ from deployments.integrations.docker import build_image
 from deployments.integrations.helm import Helm
 from deployments.integrations.kube import Kube, kubeconfig_path
 from deployments.models import LogLine, Release, Step
+from deployments.redaction import redactor_for
 from deployments.services.checks import ERROR, kube_for, profile_checks
 from deployments.services.db_retry import db_read_or, db_retry
 from deployments.services.diagnosis import pod_problems
@@ -32,6 +33,7 @@ from deployments.services.helm_undo import undo_pending
 from deployments.services.pod_watch import PodWatcher
 from deployments.services.rendering import spec_render
 from deployments.spec import parse_spec
+from deployments.validators import build_source
 from deployments.values import (
     CHART_DIR,
     MissingSecret,
@@ -94,13 +96,16 @@ class _Run:
         )
         self._lock = threading.Lock()
         self.step = None
+        # Every text this run stores goes through it: no secret value in a log or a reason.
+        self.redact = redactor_for(self.profile)
 
     def log(self, text):
-        """A LogLine row, then a publish. The write waits out a database restart (the
-        lock keeps lines in order meanwhile; helm's output waits in its pipe)."""
+        """The one writer of LogLine rows: a redacted row, then a publish. The write waits
+        out a database restart (the lock keeps lines in order meanwhile; helm's output
+        waits in its pipe)."""
         with self._lock:
             self._next += 1
-            sequence, text = self._next, text[:4000]
+            sequence, text = self._next, self.redact(text)[:4000]
             db_retry(
                 lambda: LogLine.objects.create(
                     release=self.release, step=self.step, sequence=sequence, text=text
@@ -128,7 +133,7 @@ class _Run:
     def end(self, status=Step.DONE, detail=""):
         db_retry(
             lambda: Step.objects.filter(pk=self.step.pk).update(
-                status=status, finished_at=timezone.now(), detail=detail[:2000]
+                status=status, finished_at=timezone.now(), detail=self.redact(detail)[:2000]
             )
         )
         _publish_status(self.release.pk)
@@ -173,6 +178,7 @@ def _settle_cancel(release_id):
 
 
 def _finish(run, status, reason=""):
+    reason = run.redact(reason)
     db_retry(
         lambda: Release.objects.filter(pk=run.release.pk, status__in=Release.ACTIVE).update(
             status=status, reason=reason[:4000], finished_at=timezone.now()
@@ -224,13 +230,23 @@ def release_build(release_id, worker="", attempt=0):
             images[comp["name"]] = {"ref": ref}
             continue
         run.begin(f"build {comp['name']}")
-        context = Path(settings.HELMDECK_PROJECT_DIR) / comp["build"]["context"]
+        try:  # checked when saved, and again now: the filesystem may have changed since
+            source = build_source(
+                comp["build"]["context"], comp["build"]["dockerfile"], must_exist=True
+            )
+        except ValidationError as exc:
+            _fail(
+                run,
+                f"build {comp['name']} refused: build.{exc.code} "
+                f"{comp['build'][exc.code]!r} {' '.join(exc.messages)}",
+            )
+            return False
         run.log(f"docker build {ref} from {comp['build']['context']}")
         try:
             image_id = build_image(
                 run.cluster,
-                context=context,
-                dockerfile=comp["build"]["dockerfile"],
+                context=source.context,
+                dockerfile=source.dockerfile,
                 tag=ref,
                 buildargs=comp["build"].get("args") or {},
                 on_line=run.log,

@@ -58,6 +58,7 @@ def fault_env(child_env, private_redis, settings, helm_bin, tmp_path):
     builds = tmp_path / "builds"
     builds.mkdir()
     settings.HELMDECK_PROJECT_DIR = str(builds)
+    settings.HELMDECK_SOURCE_ROOTS = ["."]
     env = {
         **child_env,
         **SECRETS,
@@ -66,6 +67,7 @@ def fault_env(child_env, private_redis, settings, helm_bin, tmp_path):
         "HELMDECK_HELM": str(helm_bin),
         "HELMDECK_HELM_TIMEOUT": "60",
         "HELMDECK_PROJECT_DIR": str(builds),
+        "HELMDECK_SOURCE_ROOTS": ".",
         "HELMDECK_WORKER_HEARTBEAT_SECONDS": "1",
         "HELMDECK_WORKER_HEARTBEAT_TTL": "4",
         "HELMDECK_REAP_SECONDS": "2",

@@ -143,6 +143,7 @@ def test_it_refuses_a_nodeport_another_profile_holds(todo_app, cluster):
 )
 def test_it_reads_the_user_of_the_final_stage(dockerfile, user, tmp_path, settings):
     settings.HELMDECK_PROJECT_DIR = tmp_path
+    settings.HELMDECK_SOURCE_ROOTS = ["."]
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "Dockerfile").write_text(dockerfile)
     assert dockerfile_user({"build": {"context": "app", "dockerfile": "Dockerfile"}}) == user
@@ -150,6 +151,7 @@ def test_it_reads_the_user_of_the_final_stage(dockerfile, user, tmp_path, settin
 
 def test_it_flags_a_root_image_as_an_error(tmp_path, settings, cluster):
     settings.HELMDECK_PROJECT_DIR = tmp_path
+    settings.HELMDECK_SOURCE_ROOTS = ["."]
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "Dockerfile").write_text("FROM python:3.11-slim\nCMD python\n")
     found = checks_of(

@@ -187,6 +187,7 @@ def test_it_runs_one_release_per_profile_at_a_time(deployable):
 
 def test_it_cancels_a_release_mid_build(deployable, tmp_path, settings, dockerd):
     settings.HELMDECK_PROJECT_DIR = str(tmp_path)
+    settings.HELMDECK_SOURCE_ROOTS = ["."]
     (tmp_path / "slow").mkdir()
     (tmp_path / "slow" / "Dockerfile").write_text(
         "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NONCE\n"
