@@ -14,7 +14,6 @@ import pytest
 from django.template import engines
 
 from tests.conftest import free_port, stop_process
-from tests.deployments import test_permissions as table
 from tests.deployments.test_permissions import (  # noqa: F401 - fixtures used by name
     client_for,
     fast_password_hashing,
@@ -246,7 +245,7 @@ def test_the_template_scan_finds_what_it_looks_for():
     for markup in (
         '<form hx-post="/x"\n      hx-on::load="if (x) y()">',
         "<a onclick=\"go()\" href='#'>",
-        "<a href=\"javascript:void(0)\">",
+        '<a href="javascript:void(0)">',
         "<script>var a = 1;</script>",
         '<script type="module">import x</script>',
         "<style>p{}</style>",
@@ -254,10 +253,13 @@ def test_the_template_scan_finds_what_it_looks_for():
         "{# a comment #}<script>go()</script>",
     ):
         assert template_problems(markup), markup
-    assert template_problems(
-        "<script src=\"{% static 'x.js' %}\"\n {% csp_nonce_attr %} defer></script>"
-        "<style {% csp_nonce_attr %}>p{}</style>{# not <script>go()</script> #}"
-    ) == []
+    assert (
+        template_problems(
+            "<script src=\"{% static 'x.js' %}\"\n {% csp_nonce_attr %} defer></script>"
+            "<style {% csp_nonce_attr %}>p{}</style>{# not <script>go()</script> #}"
+        )
+        == []
+    )
 
 
 # ---- /static/ on the real ASGI app ---------------------------------------------------
@@ -301,7 +303,8 @@ def static_server(tmp_path_factory):
 def raw_get(port, target):
     """(status, {header: value}, body) for `GET <target>` sent byte for byte."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        request = b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        sock.sendall(request)
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
