@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import free_port, stop_process
+from tests.conftest import free_port, stop_process, wait_for_js
 from tests.factories import PASSWORD
 from tests.fixtures.infra import wait_until
 
@@ -91,7 +91,7 @@ def assert_refuses_injected_script(page):
         "() => { const s = document.createElement('script'); s.textContent = 'window.pwned = 1';"
         " document.head.appendChild(s); }"
     )
-    page.wait_for_function("window.cspViolations.length > 0")
+    wait_for_js(page, "window.cspViolations.length > 0")
     assert page.evaluate("window.pwned") is None
     assert any(v.startswith("script-src") for v in page.evaluate("window.cspViolations"))
 
@@ -102,10 +102,8 @@ def test_the_status_page_loads_without_violations_and_htmx_swaps(panel, signed_i
     page = signed_in_page(base, user, "/", timeout=30_000, init_script=WATCH)
     console = watched(page, "/", base)
     # the stream's first event replaces the table: a partial swap done by htmx + sse
-    page.wait_for_function("window.sseTypes.includes('table')")
-    page.wait_for_function(
-        "document.querySelector('#status-profiles').innerText.includes('todo-app')"
-    )
+    wait_for_js(page, "window.sseTypes.includes('table')")
+    wait_for_js(page, "document.querySelector('#status-profiles').innerText.includes('todo-app')")
     assert page.evaluate("window.cspViolations") == []
     assert csp_messages(console) == []
     assert_refuses_injected_script(page)
@@ -129,7 +127,7 @@ def test_the_profile_form_loads_without_violations_and_htmx_works(panel, signed_
     page.click("button.primary[type=submit]")  # refused: the form is swapped in again
     page.locator(".form-errors").get_by_text("The profile was not saved").wait_for()
     # profile-form.js (no longer an hx-on attribute) puts the focus on the invalid field
-    page.wait_for_function(f"document.activeElement.id === '{CPU[1:]}'")
+    wait_for_js(page, f"document.activeElement.id === '{CPU[1:]}'")
     assert page.url == f"{base}{path}"
 
     assert page.evaluate("window.cspViolations") == []
