@@ -18,10 +18,12 @@ from tests.fixtures.infra import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 WATCH = (
-    "window.cspViolations = []; window.sseTypes = [];"
+    "window.cspViolations = []; window.sseTypes = []; window.swapped = [];"
     "document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push("
     "  e.violatedDirective + ' ' + e.blockedURI + ' ' + (e.sample || '')));"
-    "document.addEventListener('htmx:sseMessage', (e) => window.sseTypes.push(e.detail.type));"
+    "document.addEventListener('htmx:sseBeforeMessage',"
+    "  (e) => window.sseTypes.push(e.detail.type));"
+    "document.addEventListener('htmx:afterSwap', (e) => window.swapped.push(e.target.id));"
 )
 CPU = "#id_components-0-cpu_request"
 
@@ -103,6 +105,7 @@ def test_the_status_page_loads_without_violations_and_htmx_swaps(panel, signed_i
     console = watched(page, "/", base)
     # the stream's first event replaces the table: a partial swap done by htmx + sse
     wait_for_js(page, "window.sseTypes.includes('table')")
+    wait_for_js(page, "window.swapped.includes('status-profiles')")
     wait_for_js(page, "document.querySelector('#status-profiles').innerText.includes('todo-app')")
     assert page.evaluate("window.cspViolations") == []
     assert csp_messages(console) == []
