@@ -1,13 +1,15 @@
 import os
 
 from django.conf import settings
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
+
+from controlpanel.static_files import StaticFilesHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlpanel.settings")
 
 application = get_asgi_application()
 if settings.HELMDECK_SERVE_STATIC:
     # A self-hosted panel has a handful of small static files: Django serves them itself,
-    # so `make run` and the container need no separate web server.
-    application = ASGIStaticFilesHandler(application)
+    # so `make run` and the container need no separate web server. Every static response
+    # carries the pages' security headers; a path outside the static roots is a 404.
+    application = StaticFilesHandler(application)

@@ -4,6 +4,7 @@
 from pathlib import Path
 
 import environ
+from django.utils.csp import CSP
 
 from controlpanel.state import state_dir_secure
 
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -59,6 +61,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",  # {% csp_nonce_attr %} (admin)
             ],
         },
     },
@@ -117,6 +120,22 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Strict"
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every response, pages and /static/ alike (django.middleware.csp;
+# controlpanel/static_files.py). No inline script, handler, eval or javascript: URL anywhere
+# (htmx is configured by a <meta name="htmx-config"> in base.html: allowEval false, no
+# injected indicator <style>). Inline <style> only with the request's nonce (the admin's
+# change list has one); style attributes are refused. SSE and htmx requests: connect-src.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 PROFILE_UPLOAD_MAX_BYTES = 256 * 1024
 

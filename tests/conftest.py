@@ -248,6 +248,18 @@ def signed_in_page(browser):
         context.close()
 
 
+def wait_for_js(page, expression, arg=None, *, timeout=60):
+    """Wait until `expression` (or the function with `arg`) is truthy in the page; return it.
+    Not page.wait_for_function: its polling runs the expression through the page's eval,
+    which the Content-Security-Policy refuses (script-src has no 'unsafe-eval'); each
+    page.evaluate here is a DevTools call, which the policy does not restrict."""
+    from tests.fixtures.infra import wait_until
+
+    return wait_until(
+        lambda: page.evaluate(expression, arg), timeout=timeout, interval=0.1, what=expression
+    )
+
+
 SSE_OPENED_SCRIPT = (
     "document.addEventListener('htmx:sseOpen', () => { window.sseOpened = "
     "(window.sseOpened || 0) + 1; });"

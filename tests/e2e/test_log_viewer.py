@@ -7,7 +7,7 @@ import os
 import pytest
 
 from deployments.models import Cluster
-from tests.conftest import SSE_OPENED_SCRIPT
+from tests.conftest import SSE_OPENED_SCRIPT, wait_for_js
 from tests.deployments.views.test_logs_sandbox import make_pod
 from tests.factories import ComponentFactory, ProfileFactory, UserFactory
 
@@ -20,7 +20,8 @@ def shown(page):
 
 
 def wait_for_line(page, text):
-    page.wait_for_function(
+    wait_for_js(
+        page,
         "text => [...document.querySelectorAll('#pod-log .log-line')]"
         ".some(l => l.textContent === text)",
         arg=text,
@@ -47,7 +48,7 @@ def test_it_follows_pauses_resumes_and_reloads_without_loss_or_repeats(
     url = f"/profiles/shop/logs/?pod={pod}"
     page = signed_in_page(asgi_server, user, url, timeout=20_000, init_script=SSE_OPENED_SCRIPT)
     assert shown(page) == expected  # rendered by the server, escaped
-    page.wait_for_function("window.sseOpened >= 1")
+    wait_for_js(page, "window.sseOpened >= 1")
 
     # live: lines written after the page opened
     sandbox.write_log(pod, "web", "live 1", "live 2")
@@ -61,9 +62,7 @@ def test_it_follows_pauses_resumes_and_reloads_without_loss_or_repeats(
     page.keyboard.press("Enter")
     assert page.get_attribute("#log-pause", "aria-pressed") == "true"
     sandbox.write_log(pod, "web", "held 1", "held 2", "held 3")
-    page.wait_for_function(
-        "document.getElementById('log-status').textContent.includes('3 new lines')"
-    )
+    wait_for_js(page, "document.getElementById('log-status').textContent.includes('3 new lines')")
     assert shown(page) == expected
     page.click("#log-pause")
     expected += ["held 1", "held 2", "held 3"]
@@ -83,7 +82,7 @@ def test_it_follows_pauses_resumes_and_reloads_without_loss_or_repeats(
 
     # a reload: the server renders the tail, the stream resumes after it
     page.reload()
-    page.wait_for_function("window.sseOpened >= 1")
+    wait_for_js(page, "window.sseOpened >= 1")
     sandbox.write_log(pod, "web", "after reload")
     expected += ["after reload"]
     wait_for_line(page, "after reload")

@@ -4,6 +4,7 @@ an htmx-added component row, then a fixed form that saves and shows up in the li
 import pytest
 
 from deployments.models import Profile
+from tests.conftest import wait_for_js
 from tests.factories import ClusterFactory, UserFactory
 
 CPU = "#id_components-0-cpu_request"
@@ -33,7 +34,7 @@ def test_it_validates_saves_and_lists_a_profile_in_a_browser(live_server, signed
     page.click("button.primary[type=submit]")
     page.locator(".form-errors").get_by_text("The profile was not saved").wait_for()
     assert "must be a CPU quantity" in page.locator(CPU_ERRORS).inner_text()
-    page.wait_for_function(f"document.activeElement.id === '{CPU[1:]}'")  # focus moved
+    wait_for_js(page, f"document.activeElement.id === '{CPU[1:]}'")  # focus moved
     assert page.url == f"{live_server.url}/profiles/new/"
     assert not Profile.objects.filter(name="e2e-app").exists()
 
@@ -46,7 +47,7 @@ def test_it_validates_saves_and_lists_a_profile_in_a_browser(live_server, signed
 
     page.fill(CPU, "250m")
     page.press(CPU, "Tab")
-    page.wait_for_function(f"document.querySelector('{CPU_ERRORS}').textContent.trim() === ''")
+    wait_for_js(page, f"document.querySelector('{CPU_ERRORS}').textContent.trim() === ''")
     page.click("button.primary[type=submit]")
     page.wait_for_url(f"{live_server.url}/profiles/e2e-app/")
     assert "Profile e2e-app created." in page.content()

@@ -10,7 +10,7 @@ import pytest
 from deployments.models import LogLine, Release, Step
 from deployments.services.release_stages import _finish, _Run
 from deployments.services.releases import release_request
-from tests.conftest import SSE_OPENED_SCRIPT
+from tests.conftest import SSE_OPENED_SCRIPT, wait_for_js
 from tests.factories import UserFactory
 
 # Playwright's sync API keeps an event loop running in this thread, which trips Django's
@@ -54,7 +54,7 @@ def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, signed
     assert line_ids(page) == ["log-1", "log-2", "log-3"]
     assert page.inner_text("#log-1") == "render replayed line 1 <b>not bold</b>"
     assert "now: render" in page.inner_text("#release-steps")
-    page.wait_for_function("window.sseOpened >= 1")
+    wait_for_js(page, "window.sseOpened >= 1")
 
     # live: lines written (row, then publish) by "the worker" appear through SSE
     for n in range(4, 7):
@@ -69,15 +69,13 @@ def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, signed
     run.begin("upgrade")
     run.log("helm upgrade --install todo-app")
     page.locator("#release-status .badge-upgrading").wait_for()
-    page.wait_for_function(
-        "document.querySelector('#release-steps').innerText.includes('now: upgrade')"
-    )
+    wait_for_js(page, "document.querySelector('#release-steps').innerText.includes('now: upgrade')")
     page.locator("#log-7").wait_for()
     assert_log_matches_rows(page, release)
 
     # reload: all rows replayed by the server, then the stream continues after them
     page.reload()
-    page.wait_for_function("window.sseOpened >= 1")
+    wait_for_js(page, "window.sseOpened >= 1")
     assert_log_matches_rows(page, release)
     run.log("after the reload")
     page.locator("#log-8").wait_for()
@@ -88,7 +86,7 @@ def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, signed
     Step.objects.filter(release=release, name="verify").update(status=Step.DONE)
     _finish(run, Release.SUCCEEDED)
     page.locator("#release-status .badge-succeeded").wait_for()
-    page.wait_for_function("!document.querySelector('#release-live[sse-connect]')")
+    wait_for_js(page, "!document.querySelector('#release-live[sse-connect]')")
     assert "3/3 done" in page.inner_text("#release-steps")
     assert_log_matches_rows(page, release)
     assert LogLine.objects.filter(release=release).count() == 8

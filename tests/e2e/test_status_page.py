@@ -10,7 +10,7 @@ from urllib.request import urlopen
 import pytest
 
 from deployments.models import Cluster, PodState
-from tests.conftest import SSE_OPENED_SCRIPT
+from tests.conftest import SSE_OPENED_SCRIPT, wait_for_js
 from tests.deployments.services.test_watcher_sandbox import make_pod
 from tests.factories import ProfileFactory, UserFactory
 
@@ -61,7 +61,7 @@ def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
     assert page.inner_text(f"{row} .health") == "Healthy"
     assert "1/1 pods ready" in page.inner_text(row)
     assert page.inner_text("#health-summary").strip() == "1 Healthy"
-    page.wait_for_function("window.sseOpened >= 1")
+    wait_for_js(page, "window.sseOpened >= 1")
     page.evaluate("window.sameDocument = true")
 
     # the pod starts crash-looping in the sandbox; the watcher writes and publishes it
@@ -79,9 +79,7 @@ def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
     )
     assert "0/1 pods ready" in page.inner_text(row)
     assert f"profile-{profile.pk}" in page.evaluate("window.sseEvents")  # a row event
-    page.wait_for_function(
-        "document.querySelector('#health-summary').innerText.includes('1 Degraded')"
-    )
+    wait_for_js(page, "document.querySelector('#health-summary').innerText.includes('1 Degraded')")
 
     # the swapped-in row keeps listening: the pod recovers, the badge follows
     sandbox.core.patch_namespaced_pod(
@@ -108,7 +106,7 @@ def test_a_diagnosis_link_lands_on_and_focuses_the_field_to_change(
     page = signed_in_page(asgi_server, user, "/")
     page.click(f"#profile-row-{todo_app.pk} a.fix-link")
     page.wait_for_url("**/profiles/todo-app/edit/#component-backend-memory_limit")
-    page.wait_for_function("document.activeElement.name === 'components-1-memory_limit'")
+    wait_for_js(page, "document.activeElement.name === 'components-1-memory_limit'")
 
     PodState.objects.filter(name="backend-oom").update(
         reason="", phase="Running", last_event="Unhealthy: Readiness probe failed: 503"
@@ -116,5 +114,5 @@ def test_a_diagnosis_link_lands_on_and_focuses_the_field_to_change(
     page.goto(f"{asgi_server}/profiles/todo-app/")
     page.click("#pods a.fix-link")
     page.wait_for_url("**/profiles/todo-app/edit/#component-backend-readiness_path")
-    page.wait_for_function("document.activeElement.name === 'components-1-readiness_path'")
+    wait_for_js(page, "document.activeElement.name === 'components-1-readiness_path'")
     assert page.is_visible("#component-backend-readiness_path input")
