@@ -98,6 +98,9 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Live pages (SSE): a heartbeat comment after this many idle seconds, and a re-check of the
+# stream's session, user and role this often (a revoked stream ends with `login-required`).
+HELMDECK_SSE_HEARTBEAT_SECONDS = env.float("HELMDECK_SSE_HEARTBEAT_SECONDS", default=15.0)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

@@ -31,6 +31,7 @@ from deployments.views.streams import (
     NO_FOLLOW_RETRY,
     _follows,
     _stream_response,
+    heartbeat_seconds,
     sse,
     sse_view,
 )
@@ -238,7 +239,13 @@ async def _log_events(kube, target, pods, positions, params, *, follow):
             cursors = {p: pod_logs.Cursor(*at) for p, at in (positions or {}).items() if p in names}
             first_tail = params.tail if positions is None else pod_logs.MAX_TAIL
             followed = pod_logs_follow.Followed(
-                kube, target, pods, cursors, q=params.q, first_tail=first_tail
+                kube,
+                target,
+                pods,
+                cursors,
+                q=params.q,
+                first_tail=first_tail,
+                heartbeat=heartbeat_seconds(),
             )
         else:
             try:
@@ -266,7 +273,9 @@ async def _log_events(kube, target, pods, positions, params, *, follow):
             yield NO_FOLLOW_RETRY
             return
         if followed is None:
-            followed = pod_logs_follow.Followed(kube, target, pods, tail.cursors, q=params.q)
+            followed = pod_logs_follow.Followed(
+                kube, target, pods, tail.cursors, q=params.q, heartbeat=heartbeat_seconds()
+            )
         async with contextlib.aclosing(followed.events()) as events:
             async for event in events:
                 if event[0] == "lines":

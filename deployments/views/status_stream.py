@@ -16,13 +16,13 @@ from deployments.hub import OVERFLOW, RESET, get_hub
 from deployments.views.pages import status_context
 from deployments.views.streams import (
     HEARTBEAT,
-    HEARTBEAT_SECONDS,
     NO_FOLLOW_RETRY,
     OVERFLOW_RETRY,
     _db,
     _follows,
     _request_db_done,
     _stream_response,
+    heartbeat_seconds,
     sse,
     sse_view,
 )
@@ -104,6 +104,7 @@ async def _status_events(view, can_edit, *, follow=True):
     await _request_db_done()
     table, row, counted = _db(_table), _db(_row), _db(_summary)
     hub = get_hub()
+    heartbeat = heartbeat_seconds()
 
     def fresh_table(seq, max_age=None):
         # shared by every client of this view; a Redis reconnect starts a new generation
@@ -115,14 +116,14 @@ async def _status_events(view, can_edit, *, follow=True):
         counts, healths = shown.counts, dict(shown.healths)
         yield sse("table", shown.html)
         while True:
-            item = await listener.get(HEARTBEAT_SECONDS)
+            item = await listener.get(heartbeat)
             if item is OVERFLOW:
                 yield OVERFLOW_RETRY
                 return
             if item is None:
                 # a heartbeat also catches what no message announces (profiles created,
                 # edited or deleted): one render per view and heartbeat period, shared
-                fresh = await fresh_table(hub.seq, max_age=HEARTBEAT_SECONDS / 2)
+                fresh = await fresh_table(hub.seq, max_age=heartbeat / 2)
                 if (fresh.ids, fresh.counts) == (shown.ids, counts):
                     yield HEARTBEAT
                     continue

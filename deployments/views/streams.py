@@ -7,17 +7,32 @@ skipping any it already replayed: a page that reconnects misses no line and show
 twice. The profile and status streams send the current rows on (re)connect, so a missed
 message costs nothing. After a Redis reconnect (RESET) every stream sends what it would on
 connect again; a client dropped for lagging (OVERFLOW) gets a retry hint and reconnects.
-A comment line every 15 s keeps proxies from closing an idle stream. The status page's
-stream is in status_stream.py, built on the helpers here.
+A comment line after HELMDECK_SSE_HEARTBEAT_SECONDS (15 s) of silence keeps proxies from
+closing an idle stream. The status page's stream is in status_stream.py and the pod log
+stream in logs.py, built on the helpers here.
+
+Every stream goes through `sse_view`, which checks the login and role when it connects and
+then again every HELMDECK_SSE_HEARTBEAT_SECONDS while it is open, from the database (the
+session row, the user row, the user's and groups' permissions: four queries per stream and
+period, none per event). A stream whose session is gone (logged out, deleted, expired, or a
+password changed), whose user is inactive or deleted, or whose role no longer lets it watch
+ends with a `login-required` event (static/session.js then reloads the page, which sends
+the browser to the login form or the 403 page).
 """
 
+import asyncio
 import functools
+import logging
 from concurrent.futures import ThreadPoolExecutor
+from importlib import import_module
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib import auth
 from django.contrib.auth.decorators import login_not_required
 from django.db import close_old_connections
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import resolve_url
 from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.views.decorators.http import require_GET
@@ -27,7 +42,13 @@ from deployments.hub import OVERFLOW, RESET, get_hub
 from deployments.models import LogLine, Profile, Release
 from deployments.views.pages import pods_context
 
-HEARTBEAT_SECONDS = 15
+log = logging.getLogger(__name__)
+
+
+def heartbeat_seconds():
+    """Seconds of silence before a heartbeat comment; also how often an open stream checks
+    its user again (settings.HELMDECK_SSE_HEARTBEAT_SECONDS, 15 by default)."""
+    return settings.HELMDECK_SSE_HEARTBEAT_SECONDS
 
 
 def sse(event, data, event_id=None):
@@ -53,15 +74,24 @@ def status_html(status, reason=""):
     )
 
 
-def _access(request):
-    """(refusal or None, may edit profiles): 401/403 for who may not watch (viewers may),
-    plus what rows vary by."""
-    user = request.user
-    if not user.is_authenticated:
-        return HttpResponse("login required", status=401), False
+def _grant(user):
+    """(may watch, may edit profiles) of a user: who may watch a stream (viewers may), and
+    what its rows vary by. The one rule, on connect and at every re-check."""
+    if not (user.is_authenticated and user.is_active):
+        return False, False
     if not user.has_perm("deployments.view_profile"):
+        return False, False
+    return True, user.has_perm("deployments.change_profile")
+
+
+def _access(request):
+    """(refusal or None, may edit profiles): 401/403 for who may not watch."""
+    if not request.user.is_authenticated:
+        return HttpResponse("login required", status=401), False
+    allowed, can_edit = _grant(request.user)
+    if not allowed:
         return HttpResponse("forbidden", status=403), False
-    return None, user.has_perm("deployments.change_profile")
+    return None, can_edit
 
 
 async def _stream_refusal(request):
@@ -72,9 +102,103 @@ async def _stream_refusal(request):
     return refusal
 
 
+# ---- re-checking an open stream's user -------------------------------------------------
+
+ALLOWED, REVOKED, ROLE_CHANGED = "allowed", "revoked", "role changed"
+ROLE_CHANGED_RETRY = "retry: 1000\n\n"  # come back at once: rows render for the new role
+UNCHECKED_RETRY = "retry: 5000\n\n"  # the database did not answer the check: try later
+
+
+class _SessionProbe(dict):
+    """A session's data as auth.get_user reads it, without its side effects: flushing a
+    session whose password hash is stale, or re-keying one signed with an old key, is for
+    the browser's next request to do, not for a check beside its stream."""
+
+    def flush(self):
+        self.clear()
+
+    def cycle_key(self):
+        pass
+
+
+def stream_verdict(session_key, user_pk, can_edit):
+    """ALLOWED, REVOKED or ROLE_CHANGED for a stream opened by `user_pk` in session
+    `session_key`, read from the database now, by Django's own rules for the next request
+    of that browser (the session row, unexpired; its user, active, with the same password
+    hash), then the role."""
+    probe = HttpRequest()
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    probe.session = _SessionProbe(store.load())
+    user = auth.get_user(probe)
+    if not user.is_authenticated or user.pk != user_pk:
+        return REVOKED
+    allowed, may_edit = _grant(user)
+    if not allowed:
+        return REVOKED
+    return ALLOWED if may_edit == can_edit else ROLE_CHANGED
+
+
+def login_required_event():
+    """The last message of a revoked stream; its data is the login page's address."""
+    return sse("login-required", resolve_url(settings.LOGIN_URL))
+
+
+_END = object()
+
+
+async def revocable(stream, *, session_key, user_pk, can_edit, every):
+    """`stream`'s messages, with the user checked again every `every` seconds, however
+    busy or quiet the stream is (a timer beside it, not a count of its events); on
+    REVOKED a `login-required` event ends it, on ROLE_CHANGED a short retry hint (the
+    browser reconnects and gets rows for its new role)."""
+    check = _db(stream_verdict)
+    loop = asyncio.get_running_loop()
+    items = aiter(stream)
+
+    async def following():
+        try:
+            return await anext(items)
+        except StopAsyncIteration:
+            return _END
+
+    pending, due = None, loop.time() + every
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(following())
+            await asyncio.wait({pending}, timeout=max(0.0, due - loop.time()))
+            if loop.time() >= due:
+                try:
+                    verdict = await check(session_key, user_pk, can_edit)
+                except Exception as exc:  # the database is away: nobody vouches for the user
+                    log.warning("could not check a stream's user (%s)", type(exc).__name__)
+                    yield UNCHECKED_RETRY
+                    return
+                due = loop.time() + every
+                if verdict == REVOKED:
+                    yield login_required_event()
+                    return
+                if verdict == ROLE_CHANGED:
+                    yield ROLE_CHANGED_RETRY
+                    return
+            if pending.done():
+                item, pending = pending.result(), None
+                if item is _END:
+                    return
+                yield item
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            await asyncio.wait({pending})
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def sse_view(view):
     """An SSE endpoint: GET only, and 401 (not a redirect to the login page, which an
-    EventSource would read as a broken stream) or 403 before the view runs."""
+    EventSource would read as a broken stream) or 403 before the view runs; a stream it
+    answers with is re-checked every heartbeat while it is open (`revocable`)."""
 
     @login_not_required
     @require_GET
@@ -82,7 +206,16 @@ def sse_view(view):
     async def wrapped(request, *args, **kwargs):
         if (refusal := await _stream_refusal(request)) is not None:
             return refusal
-        return await view(request, *args, **kwargs)
+        response = await view(request, *args, **kwargs)
+        if _follows(request) and getattr(response, "is_async", False):
+            response.streaming_content = revocable(
+                response.streaming_content,
+                session_key=request.session.session_key,
+                user_pk=request.user.pk,
+                can_edit=request.can_edit,
+                every=heartbeat_seconds(),
+            )
+        return response
 
     return wrapped
 
@@ -203,6 +336,7 @@ async def _events(release, last_id, *, follow=True):
     await _request_db_done()
     refresh = _db(release.refresh_from_db)
     hub = get_hub()
+    heartbeat = heartbeat_seconds()
     # subscribed (and confirmed by Redis) before the replay: nothing published in between
     # is lost, and `seen` drops what the replay already sent
     async with hub.listen(channels=[events.channel("release", release.pk)]) as listener:
@@ -215,7 +349,7 @@ async def _events(release, last_id, *, follow=True):
                 if release.status in Release.TERMINAL:
                     return
                 replay = False
-            item = await listener.get(HEARTBEAT_SECONDS)
+            item = await listener.get(heartbeat)
             if item is None:
                 yield HEARTBEAT
             elif item is RESET:
@@ -263,12 +397,13 @@ async def _pod_events(profile, can_edit, *, follow=True):
     await _request_db_done()
     render = _db(_pods_html)
     hub = get_hub()
+    heartbeat = heartbeat_seconds()
     key = ("pods", profile.pk, can_edit)
     channel = events.channel("profile", profile.pk)
     async with hub.listen(channels=[channel], events={"pod"}) as listener:
         yield sse("pods", await hub.shared(key, hub.seq, lambda: render(profile, can_edit)))
         while True:
-            item = await listener.get(HEARTBEAT_SECONDS)
+            item = await listener.get(heartbeat)
             if item is None:
                 yield HEARTBEAT
             elif item is OVERFLOW:

@@ -253,10 +253,9 @@ def test_it_sends_the_page_again_when_a_heartbeat_finds_a_new_profile(
     todo_app, redis_url, settings, monkeypatch
 ):
     """Creating a profile publishes nothing; the next heartbeat's check shows it."""
-    from deployments.views import status_stream
 
     settings.REDIS_URL = redis_url
-    monkeypatch.setattr(status_stream, "HEARTBEAT_SECONDS", 0.5)
+    settings.HELMDECK_SSE_HEARTBEAT_SECONDS = 0.5
     (messages,) = read_stream(
         [logged_in()],
         "/status/stream/",
