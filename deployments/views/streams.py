@@ -144,30 +144,42 @@ def login_required_event():
 
 
 _END = object()
+HANDOVER_SIZE = 8  # messages a stream may run ahead of its client (one slot: 40 µs a message)
+
+
+class _Failed:
+    def __init__(self, exc):
+        self.exc = exc
 
 
 async def revocable(stream, *, session_key, user_pk, can_edit, every):
     """`stream`'s messages, with the user checked again every `every` seconds, however
     busy or quiet the stream is (a timer beside it, not a count of its events); on
     REVOKED a `login-required` event ends it, on ROLE_CHANGED a short retry hint (the
-    browser reconnects and gets rows for its new role)."""
+    browser reconnects and gets rows for its new role).
+
+    The stream runs in one task of its own that hands its messages over a short queue (at
+    most HANDOVER_SIZE ahead of the client); its generators are closed in their own frames
+    however this one ends (revoked, finished, or cancelled by a client gone)."""
     check = _db(stream_verdict)
     loop = asyncio.get_running_loop()
     items = aiter(stream)
+    handover = asyncio.Queue(HANDOVER_SIZE)
 
-    async def following():
+    async def pump():
         try:
-            return await anext(items)
-        except StopAsyncIteration:
-            return _END
+            async for item in items:
+                await handover.put(item)
+        except Exception as exc:
+            await handover.put(_Failed(exc))
+        else:
+            await handover.put(_END)
 
-    pending, due = None, loop.time() + every
+    pumping = asyncio.ensure_future(pump())
+    due = loop.time() + every
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(following())
-            await asyncio.wait({pending}, timeout=max(0.0, due - loop.time()))
-            if loop.time() >= due:
+            if loop.time() >= due:  # checked even when messages never stop coming
                 try:
                     verdict = await check(session_key, user_pk, can_edit)
                 except Exception as exc:  # the database is away: nobody vouches for the user
@@ -181,15 +193,22 @@ async def revocable(stream, *, session_key, user_pk, can_edit, every):
                 if verdict == ROLE_CHANGED:
                     yield ROLE_CHANGED_RETRY
                     return
-            if pending.done():
-                item, pending = pending.result(), None
-                if item is _END:
-                    return
-                yield item
+            if handover.empty():
+                try:
+                    async with asyncio.timeout_at(due):
+                        item = await handover.get()
+                except TimeoutError:
+                    continue
+            else:
+                item = handover.get_nowait()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            await asyncio.wait({pending})
+        pumping.cancel()
+        await asyncio.wait({pumping})
         aclose = getattr(items, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -216,3 +216,109 @@ def test_the_pod_log_stream_ends_when_its_user_loses_access(short_heartbeat, sho
     assert_every_revoked_stream_ended(
         *revoke_each_and_watch("/profiles/shop/logs/stream/?pod=web-1")
     )
+
+
+# ---- the re-check's cadence: once per heartbeat per stream, however busy or quiet --------
+
+
+@pytest.fixture
+def verdicts(monkeypatch):
+    """Every re-check `revocable` makes, answered from `verdicts.answer` (no database)."""
+    from deployments.views import streams
+
+    class Verdicts(list):
+        answer = streams.ALLOWED
+
+    calls = Verdicts()
+
+    def verdict(session_key, user_pk, can_edit):
+        calls.append(time.monotonic())
+        return calls.answer
+
+    monkeypatch.setattr(streams, "stream_verdict", verdict)
+    return calls
+
+
+def _revocable(stream, every):
+    from deployments.views.streams import revocable
+
+    return revocable(stream, session_key="k", user_pk=1, can_edit=False, every=every)
+
+
+def test_a_burst_of_events_costs_no_check_per_event(verdicts):
+    async def burst():
+        for n in range(20_000):
+            yield f"event: log\ndata: {n}\n\n"
+
+    async def read():
+        started = time.monotonic()
+        items = [item async for item in _revocable(burst(), every=HEARTBEAT)]
+        return items, time.monotonic() - started
+
+    items, seconds = in_own_loop(read)
+    assert len(items) == 20_000
+    assert len(verdicts) <= seconds / HEARTBEAT + 1
+
+
+def test_a_stream_that_never_sends_is_still_checked_and_ended(verdicts):
+    verdicts.answer = "revoked"
+
+    async def silent():
+        await asyncio.Event().wait()  # no event, no heartbeat, ever
+        yield "never"
+
+    async def read():
+        return [item async for item in _revocable(silent(), every=HEARTBEAT / 2)]
+
+    started = time.monotonic()
+    assert in_own_loop(read) == [LOGIN_REQUIRED]
+    assert len(verdicts) == 1 and time.monotonic() - started <= DEADLINE
+
+
+def test_a_stream_busy_with_events_it_skips_is_still_checked_and_ended(verdicts):
+    """The status stream drops messages for rows not on its page without sending anything:
+    a flood of those must not keep a revoked stream open."""
+    verdicts.answer = "revoked"
+
+    async def flooded():
+        while True:
+            await asyncio.sleep(0)  # a message arrives, is skipped; the next one
+        yield "never"
+
+    async def read():
+        return [item async for item in _revocable(flooded(), every=HEARTBEAT / 2)]
+
+    started = time.monotonic()
+    assert in_own_loop(read) == [LOGIN_REQUIRED]
+    assert time.monotonic() - started <= DEADLINE
+
+
+def test_a_stream_whose_role_changed_reconnects_for_its_new_rows(verdicts):
+    verdicts.answer = "role changed"
+
+    async def quiet():
+        await asyncio.Event().wait()
+        yield "never"
+
+    async def read():
+        return [item async for item in _revocable(quiet(), every=HEARTBEAT / 2)]
+
+    assert in_own_loop(read) == ["retry: 1000\n\n"]
+
+
+def test_a_check_the_database_cannot_answer_ends_the_stream_with_a_retry(monkeypatch):
+    from deployments.views import streams
+
+    def unreachable(*args):
+        raise OSError("database is away")
+
+    monkeypatch.setattr(streams, "stream_verdict", unreachable)
+
+    async def quiet():
+        await asyncio.Event().wait()
+        yield "never"
+
+    async def read():
+        return [item async for item in _revocable(quiet(), every=HEARTBEAT / 2)]
+
+    assert in_own_loop(read) == ["retry: 5000\n\n"]
