@@ -322,3 +322,17 @@ def test_a_check_the_database_cannot_answer_ends_the_stream_with_a_retry(monkeyp
         return [item async for item in _revocable(quiet(), every=HEARTBEAT / 2)]
 
     assert in_own_loop(read) == ["retry: 5000\n\n"]
+
+
+def test_a_check_reads_session_user_and_role_from_the_database_in_four_queries(
+    fast_password_hashing, django_assert_num_queries
+):
+    from deployments.views.streams import ALLOWED, REVOKED, ROLE_CHANGED, stream_verdict
+
+    user, _, key = signed_in()
+    with django_assert_num_queries(4):  # session, user, user's and groups' permissions
+        assert stream_verdict(key, user.pk, False) == ALLOWED
+    assert stream_verdict(key, user.pk, True) == ROLE_CHANGED  # an admin demoted to viewer
+    assert stream_verdict(key, user.pk + 1, False) == REVOKED  # not the session's user
+    assert stream_verdict("no-such-session", user.pk, False) == REVOKED
+    assert Session.objects.filter(session_key=key).exists()  # the check changed nothing
