@@ -113,7 +113,7 @@ def _signed_in():
 
 
 def revoke_each_and_watch(base, path):
-    sessions = {name: _signed_in() for name in REVOCATIONS}
+    sessions = {name: _signed_in() for name in REVOCATIONS}  # fresh users for each stream
     _, kept_key = _signed_in()
     streams = {name: Stream(f"{base}{path}", key) for name, (_, key) in sessions.items()}
     kept = Stream(f"{base}{path}", kept_key)
@@ -138,17 +138,13 @@ def revoke_each_and_watch(base, path):
     assert kept.text.endswith(LOGIN_REQUIRED)
 
 
-def test_the_status_stream_ends_for_a_revoked_user(short_heartbeat, asgi_server, todo_app):
-    revoke_each_and_watch(asgi_server, "/status/stream/")
-
-
-def test_the_profile_stream_ends_for_a_revoked_user(short_heartbeat, asgi_server, todo_app):
-    revoke_each_and_watch(asgi_server, f"/profiles/{todo_app.name}/stream/")
-
-
-def test_the_release_stream_ends_for_a_revoked_user(short_heartbeat, asgi_server, todo_app):
+def test_every_stream_ends_for_a_revoked_user(short_heartbeat, asgi_server, todo_app):
+    """One server (its start-up is most of the time) for the status, profile and release
+    streams in turn."""
     release = release_request(profile=todo_app, actor=None, build=False)
     run = _Run(release)
     run.step = release.steps.get(name="render")
     run.log("line 1")
-    revoke_each_and_watch(asgi_server, f"/releases/{release.pk}/stream/")
+    paths = ["/status/stream/", f"/profiles/{todo_app.name}/stream/"]
+    for path in [*paths, f"/releases/{release.pk}/stream/"]:
+        revoke_each_and_watch(asgi_server, path)
