@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 
-from tests.conftest import SSE_OPENED_SCRIPT
+from tests.conftest import SSE_OPENED_SCRIPT, wait_for_js
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -31,7 +31,7 @@ def test_a_page_whose_session_ends_goes_to_the_login_form(
     ]:
         user = UserFactory(role="viewer")
         page = signed_in_page(asgi_server, user, path, init_script=SSE_OPENED_SCRIPT)
-        page.wait_for_function("window.sseOpened >= 1")
+        wait_for_js(page, "window.sseOpened >= 1")
         end(user)
         login = f"{asgi_server}/accounts/login/?next={path}"
         page.wait_for_url(lambda url, login=login: url == login, timeout=15_000)
@@ -43,9 +43,9 @@ def test_a_viewer_removed_from_the_role_lands_on_the_403_page(
 ):
     user = UserFactory(role="viewer")
     page = signed_in_page(asgi_server, user, "/", init_script=SSE_OPENED_SCRIPT)
-    page.wait_for_function("window.sseOpened >= 1")
+    wait_for_js(page, "window.sseOpened >= 1")
     responses = []
     page.on("response", lambda r: responses.append((r.url, r.status)))
     User.objects.get(pk=user.pk).groups.clear()
-    page.wait_for_function("document.querySelector('#status-live') === null", timeout=15_000)
+    wait_for_js(page, "document.querySelector('#status-live') === null", timeout=15)
     assert (f"{asgi_server}/", 403) in responses
