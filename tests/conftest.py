@@ -150,7 +150,7 @@ def celery_worker(child_env):
         stderr=subprocess.PIPE,
     )
     conn = heartbeat.client()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not any(w.startswith(name) for w in heartbeat.live_workers(conn)):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
@@ -204,7 +204,8 @@ def asgi_server(child_env):
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # a wait on the condition: on a loaded 2-core machine uvicorn's start took 22 s once
+    deadline = time.monotonic() + 120
     while True:
         try:
             with urlopen(f"{url}/health", timeout=1) as response:
