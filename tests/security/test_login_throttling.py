@@ -235,6 +235,13 @@ def load_run_py():
     return module
 
 
+SERVED_USERS = [
+    *[f"default-{variant}" for variant in VARIANTS],
+    "default-bystander",
+    *["proxied-xff", "proxied-real-ip", "proxied-forwarded", "elsewhere-xff"],
+]
+
+
 @pytest.fixture(scope="module")
 def served_env(tmp_path_factory):
     """A private SQLite database, migrated, with one account per attack."""
@@ -255,25 +262,13 @@ def served_env(tmp_path_factory):
         HELMDECK_LOGIN_FAILURE_LIMIT=str(LIMIT),
     )
     manage = [sys.executable, "manage.py"]
-    subprocess.run(
-        [*manage, "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=300
+    create = (
+        "from django.contrib.auth.models import User\n"
+        f"for name in {SERVED_USERS!r}: User.objects.create_user(name, password={PASSWORD!r})"
     )
+    for command in (["migrate", "--no-input", "-v", "0"], ["shell", "-c", create]):
+        subprocess.run([*manage, *command], cwd=ROOT, env=env, check=True, timeout=300)
     return home, env
-
-
-def create_user(served, username):
-    home, env = served
-    code = (
-        "from django.contrib.auth.models import User;"
-        f"User.objects.create_user({username!r}, password={PASSWORD!r})"
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=120,
-    )
 
 
 def recorded_addresses(served, username) -> set[str]:
@@ -291,6 +286,7 @@ class Served:
     def __init__(self, served, trusted_proxies=None):
         self.port = free_port()
         self.log = served[0] / f"web-{self.port}.log"  # a file: a full pipe would block uvicorn
+        self.log_file = self.log.open("wb")
         env = dict(served[1])
         if trusted_proxies is not None:
             env["HELMDECK_TRUSTED_PROXIES"] = trusted_proxies
@@ -299,7 +295,7 @@ class Served:
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=self.log.open("wb"),
+            stderr=self.log_file,
         )
         wait_until(self.healthy, timeout=60, what="the served panel")
 
@@ -344,6 +340,7 @@ class Served:
 
     def stop(self):
         _terminate(self.proc, timeout=15)
+        self.log_file.close()
 
 
 def attack(server, username, variant):
@@ -355,8 +352,6 @@ def attack(server, username, variant):
 
 @pytest.mark.integration
 def test_the_served_panel_ignores_forwarded_headers_by_default(served_env):
-    for variant in VARIANTS:
-        create_user(served_env, f"default-{variant}")
     server = Served(served_env)
     try:
         for variant in VARIANTS:
@@ -364,7 +359,6 @@ def test_the_served_panel_ignores_forwarded_headers_by_default(served_env):
             assert attack(server, username, variant) == 429, variant
             assert recorded_addresses(served_env, username) == {"127.0.0.1"}, variant
         # another account from the same address still logs in
-        create_user(served_env, "default-bystander")
         assert server.login("default-bystander", PASSWORD) == 302
     finally:
         server.stop()
@@ -372,8 +366,6 @@ def test_the_served_panel_ignores_forwarded_headers_by_default(served_env):
 
 @pytest.mark.integration
 def test_the_served_panel_honours_x_forwarded_for_only_from_a_named_proxy(served_env):
-    for name in ("proxied-xff", "proxied-real-ip", "proxied-forwarded", "elsewhere-xff"):
-        create_user(served_env, name)
     # we are the named proxy: X-Forwarded-For names the client, X-Real-IP and Forwarded never
     server = Served(served_env, trusted_proxies="127.0.0.1, ::1")
     try:
