@@ -84,11 +84,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 # Failed logins (and wrong old passwords on the password-change forms, fed in by
-# deployments/services/logins.py) are rate-limited by django-axes. Two lockouts, one limit:
-# a username and address pair, and a username from any number of addresses (so rotating
-# addresses buys nothing). Both last AXES_COOLOFF_TIME after the last counted failure;
-# failures during a lockout do not extend it, so nobody can lock an account for long.
-# Another account from the same address is never locked (colleagues behind one NAT).
+# deployments/services/logins.py) are rate-limited by django-axes, one limit for two
+# counts: a username and address pair, and the username from any number of addresses (so
+# rotating addresses buys nothing). A lockout lasts AXES_COOLOFF_TIME after the last counted
+# failure; failures during a lockout are not counted and do not extend it, so nobody can
+# lock an account for long. There is no per-address count across usernames: one person's
+# typos never lock colleagues behind the same NAT out of their own accounts.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
