@@ -25,4 +25,5 @@ USER 1001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
-CMD ["uvicorn", "controlpanel.asgi:application", "--host", "0.0.0.0", "--port", "8000"]
+# controlpanel.serve runs uvicorn trusting forwarded headers only from HELMDECK_TRUSTED_PROXIES.
+CMD ["python", "-m", "controlpanel.serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -83,15 +83,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-# Failed logins are rate-limited by django-axes: after AXES_FAILURE_LIMIT failures for one
-# username from one address, that pair is locked out for AXES_COOLOFF_TIME hours.
+# Failed logins (and wrong old passwords on the password-change forms, fed in by
+# deployments/services/logins.py) are rate-limited by django-axes, one limit for two
+# counts: a username and address pair, and the username from any number of addresses (so
+# rotating addresses buys nothing). A lockout lasts AXES_COOLOFF_TIME after the last counted
+# failure; failures during a lockout are not counted and do not extend it, so nobody can
+# lock an account for long. There is no per-address count across usernames: one person's
+# typos never lock colleagues behind the same NAT out of their own accounts.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("HELMDECK_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("HELMDECK_LOGIN_COOLOFF_HOURS", default=0.25)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], ["username"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The client's address is REMOTE_ADDR only: the ASGI server's peer, or the address a proxy
+# named in HELMDECK_TRUSTED_PROXIES forwarded (controlpanel/serve.py). Axes never reads
+# X-Forwarded-For, X-Real-IP or Forwarded itself, even if django-ipware gets installed.
+AXES_CLIENT_IP_CALLABLE = "deployments.services.logins.login_client_address"
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+AXES_IPWARE_PROXY_COUNT = None
+# Proxies (addresses or CIDR networks) whose X-Forwarded-For names the client; none by default.
+HELMDECK_TRUSTED_PROXIES = env.list("HELMDECK_TRUSTED_PROXIES", default=[])
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from deployments.views import health
+from deployments.views import accounts, health
 
 urlpatterns = [
     path("health", health.health, name="health"),
@@ -13,7 +13,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
-        "accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"
+        "accounts/password_change/", accounts.PasswordChangeView.as_view(), name="password_change"
     ),
     path(
         "accounts/password_change/done/",

@@ -1,5 +1,6 @@
 from django.contrib.admin import AdminSite
 from django.contrib.admin.apps import AdminConfig
+from django.urls import reverse
 
 ADMIN_GROUP = "admin"
 
@@ -16,6 +17,19 @@ class HelmdeckAdminSite(AdminSite):
         return user.is_active and (
             user.is_superuser or user.is_staff or user.groups.filter(name=ADMIN_GROUP).exists()
         )
+
+    def password_change(self, request, extra_context=None):
+        """Django's, with the throttled view and form: a wrong old password here counts as a
+        failed login too (deployments/services/logins.py)."""
+        from deployments.account_forms import ThrottledAdminPasswordChangeForm
+        from deployments.views.accounts import PasswordChangeView
+
+        request.current_app = self.name
+        return PasswordChangeView.as_view(
+            form_class=ThrottledAdminPasswordChangeForm,
+            success_url=reverse("admin:password_change_done", current_app=self.name),
+            extra_context={**self.each_context(request), **(extra_context or {})},
+        )(request)
 
 
 class HelmdeckAdminConfig(AdminConfig):

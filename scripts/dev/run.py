@@ -176,6 +176,12 @@ def spawn(name, argv, stdin=None):
     return name, proc
 
 
+def web_command(host, port):
+    """uvicorn through controlpanel.serve: forwarded headers count only from the proxies
+    in HELMDECK_TRUSTED_PROXIES (none by default)."""
+    return [PY, "-m", "controlpanel.serve", "--host", host, "--port", str(port), "--no-access-log"]
+
+
 def manage(*args):
     subprocess.run([PY, "manage.py", *args], cwd=ROOT, check=True)
 
@@ -228,22 +234,7 @@ def main():
             )
         )
         children.append(spawn("watcher", [PY, "manage.py", "watch_cluster"]))
-        children.append(
-            spawn(
-                "web",
-                [
-                    PY,
-                    "-m",
-                    "uvicorn",
-                    "controlpanel.asgi:application",
-                    "--host",
-                    HOST,
-                    "--port",
-                    str(PORT),
-                    "--no-access-log",
-                ],
-            )
-        )
+        children.append(spawn("web", web_command(HOST, PORT)))
         say(f"Helmdeck is up: http://{HOST}:{PORT}/  (Ctrl-C stops everything)")
         while True:
             for name, proc in children:
