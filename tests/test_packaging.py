@@ -35,7 +35,8 @@ def compose(tmp_path, *args, env=None):
 def test_it_has_a_valid_compose_file_with_healthchecks_and_mounts(tmp_path):
     import yaml
 
-    result = compose(tmp_path, "config", env={"SECRET_KEY": "k", "HELMDECK_SECRET_KEYS": "f"})
+    keys = {"SECRET_KEY": "k", "HELMDECK_SECRET_KEYS": "f", "REDIS_PASSWORD": "r-pw"}
+    result = compose(tmp_path, "config", env=keys)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
@@ -67,6 +68,11 @@ def test_it_refuses_to_start_without_the_keys(tmp_path):
     result = compose(tmp_path, "config")
     assert result.returncode != 0
     assert "set SECRET_KEY in .env" in result.stderr
+    without_redis_password = compose(
+        tmp_path, "config", env={"SECRET_KEY": "k", "HELMDECK_SECRET_KEYS": "f"}
+    )
+    assert without_redis_password.returncode != 0
+    assert "REDIS_PASSWORD" in without_redis_password.stderr
 
 
 def test_it_builds_the_panel_image_from_a_local_base_and_runs_it_as_1001(dockerd):
