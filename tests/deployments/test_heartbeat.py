@@ -54,7 +54,9 @@ def fake_redis(monkeypatch, settings):
     settings.REDIS_URL = "redis://127.0.0.1:9/0"  # publishes fail fast; nothing shared is used
     monkeypatch.setattr(heartbeat, "client", lambda: fake)
     monkeypatch.setattr(heartbeat, "reap_if_due", lambda conn: [])  # the test reaps itself
-    monkeypatch.delenv("HELMDECK_WORKER_ID", raising=False)  # heartbeat.ID_ENV
+    # heartbeat.ID_ENV: unset during the test, and whatever a start set there undone after
+    monkeypatch.setenv("HELMDECK_WORKER_ID", "")
+    monkeypatch.delenv("HELMDECK_WORKER_ID")
     yield fake
     _stop_heartbeat()
 
@@ -152,6 +154,10 @@ def test_it_beats_under_the_id_it_claims_with_and_removes_it_on_a_clean_stop(
     assert heartbeat.live_workers(fake_redis) == [release.worker]
     worker_shutdown.send(sender=worker)
     assert heartbeat.live_workers(fake_redis) == []
+
+
+def test_it_leaves_no_id_behind_in_the_test_process():
+    assert "HELMDECK_WORKER_ID" not in os.environ  # the tests above started "workers" here
 
 
 def test_it_keeps_an_id_within_the_claim_column_and_unique_for_a_long_node_name():
