@@ -7,6 +7,7 @@ Also the restart case (a container or service restart): the only worker is kille
 started again under the same `-n name@host`. Its heartbeat names the new process, not the
 node, so the release is settled as fast as with a survivor of another name."""
 
+import contextlib
 import os
 import signal
 import time
@@ -213,6 +214,79 @@ def test_it_rolls_back_an_upgrade_whose_worker_was_killed_and_started_again_unde
             log_lines=lines,
             helm_revisions=[h["status"] for h in history],
             next_deploy="succeeded",
+        )
+    finally:
+        stop(worker)
+
+
+def _children(pid):
+    path = f"/proc/{pid}/task/{pid}/children"
+    try:
+        with open(path) as f:
+            return [int(child) for child in f.read().split()]
+    except OSError:
+        return []
+
+
+def test_it_ends_a_build_held_by_a_prefork_worker_killed_and_started_again_under_its_name(
+    todo_app, fault_env, unreachable_kubeconfig
+):
+    """No cluster needed: the build stage of a release without builds is claimed by a pool
+    child of a prefork worker (the id it records is its parent's), the worker is SIGKILLed
+    with its children and started again with the same command line. The release is ended
+    within heartbeat TTL + reaper period + margin, not at its stage deadline."""
+    from deployments.models import Cluster
+    from deployments.tasks import QUEUED_KEY, build_release
+
+    Cluster.objects.filter(pk=todo_app.cluster_id).update(
+        kubeconfig_path=str(unreachable_kubeconfig), minikube_profile="", docker_host=""
+    )
+    name = "faults-prefork"
+    worker = start_worker(fault_env, name, pool="prefork")
+    try:
+        release = release_request(profile=todo_app, actor=None, build=False)
+        conn = redis.Redis.from_url(fault_env["REDIS_URL"], socket_timeout=2)
+        conn.set(f"{QUEUED_KEY}{release.pk}", 1, ex=600)  # sent: the reaper must not resend
+        build_release.delay(release.pk)  # this stage alone: the row stays `building`, held
+        wait_for(
+            lambda: Release.objects.filter(pk=release.pk, status=Release.BUILDING).exists(),
+            60,
+            "the build stage to claim the release",
+        )
+        release.refresh_from_db()
+        assert release.worker in heartbeat.live_workers(conn)  # the parent's beat, same id
+        assert release.worker.startswith(f"{name}@")
+
+        children = _children(worker.pid)
+        assert children  # the pool's processes, one of which claimed the release
+        os.kill(worker.pid, signal.SIGKILL)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        worker.wait(timeout=10)
+        killed_at = time.time()
+        worker = start_worker(fault_env, name, pool="prefork")
+        wait_for(
+            lambda: any(
+                int(conn.get(f"{heartbeat.KEY_PREFIX}{w}") or 0) >= killed_at
+                for w in heartbeat.live_workers(conn)
+                if w.startswith(f"{name}@")
+            ),
+            30,
+            f"the restarted {name}@ to beat",
+        )
+        ttl = int(fault_env["HELMDECK_WORKER_HEARTBEAT_TTL"])
+        period = int(fault_env["HELMDECK_REAP_SECONDS"])
+        budget = ttl + period + 20  # helm status against a closed port fails at once
+        assert (release.deadline.timestamp() - killed_at) > budget + 20  # 60 s build budget
+        release, took = wait_terminal(release, budget)
+        assert release.status == Release.FAILED
+        assert release.reason.startswith("the worker running it stopped during building")
+        assert_log_complete(release)
+        measure(
+            "prefork worker SIGKILL holding a build, restarted under the same name",
+            to_terminal_s=took,
+            status=release.status,
         )
     finally:
         stop(worker)
