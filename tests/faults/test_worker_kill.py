@@ -168,6 +168,7 @@ def test_it_rolls_back_an_upgrade_whose_worker_was_killed_and_started_again_unde
 
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
+        stop(worker)  # gone already: removes its log
         killed_at = time.time()  # the dead process beats no more after this
         # what a restart does: the same command line, so the same node name
         worker = start_worker(fault_env, name)
@@ -264,6 +265,7 @@ def test_it_ends_a_build_held_by_a_prefork_worker_killed_and_started_again_under
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
         worker.wait(timeout=10)
+        stop(worker)  # gone already: removes its log
         killed_at = time.time()
         worker = start_worker(fault_env, name, pool="prefork")
         wait_for(
