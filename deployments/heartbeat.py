@@ -1,34 +1,70 @@
-"""The worker heartbeat behind /ready: a live worker refreshes a Redis key with a TTL.
+"""The worker heartbeat behind /ready and the reaper: a live worker refreshes a Redis key
+with a TTL.
 
 Celery's own event heartbeats need `-E` and a monitor to collect them; a key with an
 expiry answers "is a worker alive right now?" with one Redis SCAN from the web process.
+
+A heartbeat names one worker *process*, not its Celery node name: a worker SIGKILLed and
+started again as `-n name@host` (a container or service restart, often with the same pid)
+is a new incarnation, `name@host#<pid>.<random>`. Its claims (Release.worker) and its key
+carry that id, so the reaper settles the dead incarnation's release at once even though a
+worker under the same node name is alive. Ids are compared whole: a claim by a worker
+without incarnations (a bare `name@host`, from before) is alive only while a key of that
+exact name is refreshed, which only such a worker writes.
 """
 
 import contextlib
 import logging
+import os
+import secrets
 import threading
 import time
 
 import redis
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.conf import settings
 
 KEY_PREFIX = "helmdeck:worker:"
+# Set by the worker process at start-up; its pool's child processes (which claim releases)
+# inherit it, whether forked or spawned. Never set at import: a launcher that imports
+# Django would hand one id to every worker it starts.
+ID_ENV = "HELMDECK_WORKER_ID"
+SEPARATOR = "#"
 log = logging.getLogger(__name__)
 _stop = threading.Event()
+
+
+def new_worker_id(hostname, *, max_length=None):
+    """A fresh incarnation id for the worker process `hostname` (its Celery node name):
+    `name@host#<pid>.<random>`, cut to fit Release.worker (the node name gives way, never
+    the part that makes it unique)."""
+    if max_length is None:
+        from deployments.models import Release
+
+        max_length = Release._meta.get_field("worker").max_length
+    suffix = f"{SEPARATOR}{os.getpid()}.{secrets.token_hex(6)}"
+    return f"{hostname[: max_length - len(suffix)]}{suffix}"
+
+
+def worker_id():
+    """This process's incarnation id, as its heartbeat key and its claims record it; "" in a
+    process that is not a Celery worker (a claim without an id is settled by its deadline,
+    never taken for a dead worker's)."""
+    return os.environ.get(ID_ENV, "")
 
 
 def client():
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
 
 
-def beat(hostname):
+def beat(identity):
     client().set(
-        f"{KEY_PREFIX}{hostname}", int(time.time()), ex=settings.HELMDECK_WORKER_HEARTBEAT_TTL
+        f"{KEY_PREFIX}{identity}", int(time.time()), ex=settings.HELMDECK_WORKER_HEARTBEAT_TTL
     )
 
 
 def live_workers(conn):
+    """The ids of the worker processes whose heartbeat is fresh."""
     return [key.decode()[len(KEY_PREFIX) :] for key in conn.scan_iter(f"{KEY_PREFIX}*", count=100)]
 
 
@@ -51,10 +87,10 @@ def reap_if_due(conn):
         close_old_connections()
 
 
-def _run(hostname):
+def _run(identity):
     while not _stop.is_set():
         with contextlib.suppress(redis.RedisError):  # /ready reports Redis; the next beat retries
-            beat(hostname)
+            beat(identity)
         try:
             reap_if_due(client())
         except Exception:  # the reaper must never stop the heartbeat
@@ -62,14 +98,22 @@ def _run(hostname):
         _stop.wait(settings.HELMDECK_WORKER_HEARTBEAT_SECONDS)
 
 
+@worker_init.connect
+def _incarnate(sender, **kwargs):
+    """Sent in the worker's main process before its pool starts: a new id every start
+    (also after Celery's own re-exec on SIGHUP, which keeps pid and environment)."""
+    os.environ[ID_ENV] = new_worker_id(sender.hostname)
+
+
 @worker_ready.connect
 def _start(sender, **kwargs):
     _stop.clear()
-    threading.Thread(target=_run, args=(sender.hostname,), daemon=True, name="heartbeat").start()
+    identity = worker_id() or sender.hostname
+    threading.Thread(target=_run, args=(identity,), daemon=True, name="heartbeat").start()
 
 
 @worker_shutdown.connect
 def _end(sender, **kwargs):
     _stop.set()
     with contextlib.suppress(redis.RedisError):
-        client().delete(f"{KEY_PREFIX}{sender.hostname}")
+        client().delete(f"{KEY_PREFIX}{worker_id() or sender.hostname}")

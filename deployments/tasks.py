@@ -142,7 +142,8 @@ def _stage_task(stage):
     )
     def task(self, release_id, attempt=0):
         try:
-            claimed = stage(release_id, self.request.hostname or "", attempt)
+            # the claim names this worker process, as its heartbeat does (heartbeat.py)
+            claimed = stage(release_id, heartbeat.worker_id(), attempt)
         except release_stages.RetryLater as retry:
             # Same task, same chain links: the next stages still follow it.
             raise self.retry(kwargs={"attempt": attempt + 1}, countdown=retry.delay) from None

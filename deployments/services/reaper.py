@@ -16,12 +16,17 @@ from deployments.services.release_stages import _publish_status, _Run, helm_time
 
 def release_reap(*, now=None, live_workers=None):
     """Settle releases whose worker died: past their stage's deadline, or held by a Celery
-    worker whose heartbeat is gone. Reads `helm status`, rolls back a release helm left
-    pending, and marks the row terminal. Returns the ids settled."""
+    worker process whose heartbeat is gone. Reads `helm status`, rolls back a release helm
+    left pending, and marks the row terminal. Returns the ids settled.
+
+    `live_workers` are the ids of the fresh heartbeats (heartbeat.live_workers): one per
+    worker process (`name@host#<pid>.<random>`), so a claim is alive only while the very
+    process that made it beats; a worker restarted under the same node name is another.
+    """
     now = now or timezone.now()
     settled = []
     stale = Q(deadline__lt=now)
-    if live_workers is not None:  # Celery hostnames look like name@host
+    if live_workers is not None:  # Celery node names look like name@host; "cli" has no "@"
         stale |= Q(worker__contains="@") & ~Q(worker__in=live_workers) & ~Q(status=Release.QUEUED)
     for release in Release.objects.filter(stale, status__in=Release.ACTIVE):
         reason = f"the worker running it stopped during {release.status}"

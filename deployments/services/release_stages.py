@@ -153,13 +153,15 @@ class _Run:
 def _claim(release_id, from_statuses, to_status, *, budget, worker="", **extra):
     """Move a release into a stage. Returns the release, or None when another run has it.
 
-    The stage's deadline (now + budget) is when the reaper may assume its worker died.
+    The stage's deadline (now + budget) is when the reaper may assume its worker died;
+    before it, a `worker` id whose heartbeat is gone (heartbeat.py) tells it so. The claim
+    always names who holds the release now ("" when no heartbeat speaks for it), never the
+    previous stage's worker.
     """
     now = timezone.now()
     if Release.QUEUED in from_statuses:
         extra.setdefault("started_at", Coalesce(F("started_at"), Value(now)))
-    if worker:
-        extra["worker"] = worker
+    extra["worker"] = worker
     extra["deadline"] = now + timedelta(seconds=budget)
     updated = Release.objects.filter(
         pk=release_id, status__in=from_statuses, cancel_requested=False
