@@ -256,7 +256,9 @@ def test_it_renders_payloads_literally_through_the_real_chart(helm_bin, monkeypa
             leaves |= _leaves(yaml.safe_load(text))
         assert set(PAYLOADS) <= leaves  # the values travel in files, as YAML data
 
-    docs = [d for d in yaml.safe_load_all(calls[-1]["stdout"]) if d]
+    # lint and template run side by side: either may finish last, so pick template by name
+    (template,) = [c for c in calls if c["argv"][1] == "template"]
+    docs = [d for d in yaml.safe_load_all(template["stdout"]) if d]
     by_kind = {d["kind"]: d for d in docs}
     assert by_kind["ConfigMap"]["data"] == {f"P{n}": p for n, p in enumerate(PAYLOADS)}
     decoded = {k: base64.b64decode(v).decode() for k, v in by_kind["Secret"]["data"].items()}
@@ -267,7 +269,7 @@ def test_it_renders_payloads_literally_through_the_real_chart(helm_bin, monkeypa
         assert annotations[f"example.com/p{n}"] == payload
     probe = pod["spec"]["containers"][0]["livenessProbe"]["httpGet"]["path"]
     assert probe == spec["components"][0]["probes"]["liveness"]["path"]
-    text = calls[-1]["stdout"]
+    text = template["stdout"]
     assert "apiVersion: v2" not in text  # .Files.Get was not evaluated
     assert not any(
         d["kind"] not in ("ConfigMap", "Secret", "Service", "Deployment") for d in docs
