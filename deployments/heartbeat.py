@@ -105,15 +105,19 @@ def _incarnate(sender, **kwargs):
     os.environ[ID_ENV] = new_worker_id(sender.hostname)
 
 
+def _identity(sender):
+    """The name this worker beats under: its incarnation id (the node name if it has none)."""
+    return worker_id() or sender.hostname
+
+
 @worker_ready.connect
 def _start(sender, **kwargs):
     _stop.clear()
-    identity = worker_id() or sender.hostname
-    threading.Thread(target=_run, args=(identity,), daemon=True, name="heartbeat").start()
+    threading.Thread(target=_run, args=(_identity(sender),), daemon=True, name="heartbeat").start()
 
 
 @worker_shutdown.connect
 def _end(sender, **kwargs):
     _stop.set()
     with contextlib.suppress(redis.RedisError):
-        client().delete(f"{KEY_PREFIX}{worker_id() or sender.hostname}")
+        client().delete(f"{KEY_PREFIX}{_identity(sender)}")

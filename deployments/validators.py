@@ -462,9 +462,10 @@ def _holds_panel_files(path, panel):
     )
 
 
-def source_roots():
-    """([usable root, ...], [configured roots ignored because they hold the panel's files])."""
-    project, panel = Path(settings.HELMDECK_PROJECT_DIR), _panel_paths()
+def source_roots(panel=None):
+    """([usable root, ...], [configured roots ignored because they hold the panel's files]);
+    `panel` is _panel_paths() when the caller has it already."""
+    project, panel = Path(settings.HELMDECK_PROJECT_DIR), panel or _panel_paths()
     usable, ignored = [], []
     for entry in settings.HELMDECK_SOURCE_ROOTS:
         root = _real(project / entry) if entry else None
@@ -493,7 +494,7 @@ def build_source(context, dockerfile, *, must_exist=False):
         except ValidationError as exc:
             raise _source_error(field, " ".join(exc.messages)) from None
     panel = _panel_paths()
-    roots, ignored = source_roots()
+    roots, ignored = source_roots(panel)
     where = ", ".join(settings.HELMDECK_SOURCE_ROOTS) or "none"
     folder = _real(Path(settings.HELMDECK_PROJECT_DIR) / context)
     if folder is None or _holds_panel_files(folder, panel):
