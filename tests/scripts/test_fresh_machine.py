@@ -6,20 +6,15 @@ Makefile's PATH, whose python has no pip (the old way of installing uv broke the
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.faults import free_port
+from tests.scripts.make_run import read_until_up
+
 ROOT = Path(__file__).parents[2]
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _path_without_uv(checkout):
@@ -73,7 +68,7 @@ def fresh_machine(tmp_path):
 
 
 def _make_run_once(checkout, env):
-    port = _free_port()
+    port = free_port()
     run_env = dict(
         env,
         HELMDECK_PORT=str(port),
@@ -89,14 +84,8 @@ def _make_run_once(checkout, env):
         text=True,
         start_new_session=True,
     )
-    lines = []
     try:
-        deadline = time.monotonic() + 420
-        while not any("Helmdeck is up" in line for line in lines):
-            line = proc.stdout.readline()
-            lines.append(line)
-            assert line or proc.poll() is None, "".join(lines)
-            assert time.monotonic() < deadline, "".join(lines)
+        output = read_until_up(proc, 420)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -104,8 +93,7 @@ def _make_run_once(checkout, env):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
-    lines.append(proc.stdout.read())
-    return "".join(lines)
+    return output + proc.stdout.read()
 
 
 @pytest.mark.integration

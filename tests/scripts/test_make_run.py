@@ -10,13 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.faults import free_port
+from tests.scripts.make_run import read_until_up
+
 ROOT = Path(__file__).parents[2]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(url):
@@ -50,15 +47,8 @@ def test_it_brings_up_the_embedded_default_and_stops_cleanly_on_ctrl_c(tmp_path)
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines = []
     try:
-        deadline = time.monotonic() + 120
-        while not any("Helmdeck is up" in line for line in lines):
-            line = proc.stdout.readline()
-            assert line or proc.poll() is None, "".join(lines)
-            lines.append(line)
-            assert time.monotonic() < deadline, "".join(lines)
-        output = "".join(lines)
+        output = read_until_up(proc, 120)
         assert "started valkey-server on 127.0.0.1:" in output
         assert "admin login: admin / from HELMDECK_ADMIN_PASSWORD" in output
         assert "imported profile todo-app" in output

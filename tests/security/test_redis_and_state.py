@@ -15,13 +15,14 @@ import signal
 import socket
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import redis
 
+from tests.fixtures.faults import free_port
 from tests.fixtures.infra import wait_until
+from tests.scripts.make_run import read_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
 HX = {"HX-Request": "true"}
@@ -267,12 +268,6 @@ def refuses_without_password(port):
         redis.Redis(port=port, password="", socket_timeout=2).ping()
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.integration
 def test_the_ci_redis_script_requires_its_kept_password(tmp_path):
     """scripts/services/redis on a private port and cache folder (never the shared 6379)."""
@@ -409,14 +404,7 @@ def start_make_run(tmp_path, **extra):
 
 
 def wait_up(proc):
-    lines = []
-    deadline = time.monotonic() + 180
-    while not any("Helmdeck is up" in line for line in lines):
-        line = proc.stdout.readline()
-        assert line or proc.poll() is None, "".join(lines)
-        lines.append(line)
-        assert time.monotonic() < deadline, "".join(lines)
-    return "".join(lines)
+    return read_until_up(proc, 180)
 
 
 def stop_make_run(proc):
