@@ -9,6 +9,17 @@ from pathlib import Path
 
 from benchmarks.harness import PREFIX, BenchError, wait_for
 
+# A namespace with these annotations lands its pods on the sandbox's simulated (kwok)
+# nodes: the apiserver's PodNodeSelector and PodTolerationRestriction give every pod in it
+# the simulated nodes' selector and the toleration of their taint (scripts/sandbox/up).
+# Pods of every other namespace run on the real node. Tests use it too.
+SIMULATED_NODES = {
+    "scheduler.alpha.kubernetes.io/node-selector": "type=kwok",
+    "scheduler.alpha.kubernetes.io/defaultTolerations": (
+        '[{"key": "helmdeck.dev/simulated", "operator": "Exists", "effect": "NoSchedule"}]'
+    ),
+}
+
 
 def kube():
     """(CoreV1Api, ApiClient) for $KUBECONFIG (the sandbox)."""
@@ -37,12 +48,16 @@ def remove_leftover_namespaces(core, age=timedelta(minutes=60)):
 
 
 @contextlib.contextmanager
-def namespace(core, kind):
-    """A fresh bench-<kind>-<hex> namespace, deleted (with its kwok log files) afterwards."""
+def namespace(core, kind, *, simulated=True):
+    """A fresh bench-<kind>-<hex> namespace on the simulated nodes (the real node when not
+    `simulated`), deleted (with its kwok log files) afterwards."""
     from kubernetes import client
 
     name = f"{PREFIX}{kind}-{secrets.token_hex(3)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    annotations = SIMULATED_NODES if simulated else None
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, annotations=annotations))
+    )
     wait_for(
         lambda: (
             core.list_namespaced_service_account(name, field_selector="metadata.name=default").items

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# node_manifest NAME CPUS MEMORY PODS VERSION: a kwok-managed Node sized like the seed's Minikube
+# node_manifest NAME CPUS MEMORY PODS VERSION: a kwok-managed (simulated) Node sized like the
+# seed's Minikube
 node_manifest() {
   local name=$1 cpus=$2 memory=$3 pods=$4 version=$5
   cat <<YAML
@@ -18,7 +19,10 @@ metadata:
     node-role.kubernetes.io/agent: ""
     type: kwok
     minikube.k8s.io/name: helmdeck
-spec: {}
+spec:
+  # only what asks lands here: a namespace with the annotations in README "Which node runs a pod"
+  taints:
+  - {key: helmdeck.dev/simulated, value: "true", effect: NoSchedule}
 status:
   addresses:
   - {type: InternalIP, address: 127.0.0.1}
