@@ -23,7 +23,8 @@ from deployments.spec import SpecError, component_spec, parse_spec
 
 @admin.register(Cluster)
 class ClusterAdmin(admin.ModelAdmin):
-    list_display = ("name", "kube_context", "minikube_profile", "capacity_cpus", "capacity_memory")
+    list_display = ("name", "kube_context", "minikube_profile", "image_delivery", "capacity_cpus",
+                    "capacity_memory")
     search_fields = ("name", "kube_context")
 
     def save_model(self, request, obj, form, change):

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -28,6 +29,35 @@ class Cluster(models.Model):
         blank=True,
         help_text="Explicit DOCKER_HOST for builds; overrides the Minikube docker-env.",
     )
+    DOCKER, CONTAINERD, REGISTRY = "docker", "containerd", "registry"
+    IMAGE_DELIVERIES = [
+        (DOCKER, "The cluster's Docker"),
+        (CONTAINERD, "Load into the node's containerd"),
+        (REGISTRY, "Push to a registry — not yet supported"),
+    ]
+    image_delivery = models.CharField(
+        "how images reach the nodes",
+        max_length=16,
+        choices=IMAGE_DELIVERIES,
+        default=DOCKER,
+        validators=[v.validate_image_delivery],
+        help_text=(
+            "The cluster's Docker: images are built into the node's own daemon (Minikube's "
+            "docker runtime, through docker-env). Load into the node's containerd: built on "
+            "the Docker host (or the local daemon), then imported into containerd's k8s.io "
+            "namespace (kind, Minikube with containerd)."
+        ),
+    )
+    containerd_address = models.CharField(
+        "containerd socket",
+        max_length=1024,
+        blank=True,
+        validators=[v.validate_containerd_address],
+        help_text=(
+            "The node's containerd socket, as `ctr --address` takes it, e.g. "
+            "/run/containerd/containerd.sock. Required when images are loaded into containerd."
+        ),
+    )
     capacity_cpus = models.DecimalField(
         max_digits=6,
         decimal_places=3,
@@ -46,6 +76,20 @@ class Cluster(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        super().clean()
+        if self.image_delivery == self.CONTAINERD and not self.containerd_address:
+            raise ValidationError(
+                {
+                    "containerd_address": "Required when images are loaded into the node's "
+                    "containerd: the path of its socket, e.g. /run/containerd/containerd.sock"
+                }
+            )
+
+    @property
+    def loads_into_containerd(self):
+        return self.image_delivery == self.CONTAINERD
 
 
 class Profile(models.Model):

@@ -410,6 +410,29 @@ def validate_secret_value(value):
         raise ValidationError("must be at most 64 KiB")
 
 
+def validate_image_delivery(value):
+    """How built images reach a cluster's nodes: the cluster's Docker or its containerd.
+    Pushing to a registry is a choice the model lists but Helmdeck cannot do yet."""
+    if value == "registry":
+        raise ValidationError(
+            "Pushing to a registry is not supported yet: choose \"The cluster's Docker\" "
+            "(Minikube's docker runtime) or \"Load into the node's containerd\" (kind, "
+            "Minikube with containerd)"
+        )
+
+
+_SOCKET_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+
+
+def validate_containerd_address(value):
+    """containerd's socket, as `ctr --address` takes it: an absolute path."""
+    if value and (len(value) > 1024 or not _SOCKET_PATH.match(value) or ".." in value.split("/")):
+        raise ValidationError(
+            "must be the absolute path of containerd's socket (letters, digits, '.', '_', "
+            "'-', '/'), e.g. /run/containerd/containerd.sock"
+        )
+
+
 def validate_relative_path(value, *, example="examples/todo-app/backend"):
     """Build contexts and Dockerfiles are paths inside the project, never absolute or '..'."""
     _require_text(value, example)

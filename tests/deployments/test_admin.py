@@ -4,7 +4,7 @@ import re
 import pytest
 
 from deployments.forms import COMPONENT_FIELDS
-from deployments.models import AuditEvent, Profile, SecretEntry
+from deployments.models import AuditEvent, Cluster, Profile, SecretEntry
 from tests.factories import ClusterFactory, SecretEntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -221,3 +221,59 @@ def test_it_reports_undecodable_json_in_the_component_inline(admin_client, todo_
     response = admin_client.post(f"/admin/deployments/profile/{todo_app.pk}/change/", data)
     assert response.status_code == 200
     assert "Enter a valid JSON" in response.content.decode()
+
+
+# ---- clusters: how built images reach the nodes
+
+
+CLUSTER_ADD_URL = "/admin/deployments/cluster/add/"
+
+
+def _cluster_data(**changes):
+    data = {"name": "kind", "kubeconfig_path": "", "kube_context": "", "minikube_profile": "",
+            "docker_host": "", "image_delivery": "docker", "containerd_address": "",
+            "capacity_cpus": "4", "capacity_memory": "8Gi"}
+    return {**data, **changes}
+
+
+def test_it_shows_the_image_delivery_fields_on_the_cluster_form(admin_client):
+    page = admin_client.get(CLUSTER_ADD_URL).content.decode()
+    assert 'name="image_delivery"' in page and 'name="containerd_address"' in page
+    assert "Load into the node&#x27;s containerd" in page
+    assert "Push to a registry — not yet supported" in page
+
+
+def test_it_saves_a_cluster_that_loads_into_containerd(admin_client):
+    response = admin_client.post(CLUSTER_ADD_URL, _cluster_data(
+        image_delivery="containerd", containerd_address="/run/containerd/containerd.sock"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    cluster = Cluster.objects.get(name="kind")
+    assert cluster.image_delivery == Cluster.CONTAINERD and cluster.loads_into_containerd
+    assert cluster.containerd_address == "/run/containerd/containerd.sock"
+    changes = AuditEvent.objects.get(action="cluster.created").after
+    assert changes["image_delivery"] == "containerd"
+
+
+def test_it_refuses_registry_delivery_with_a_clear_message(admin_client):
+    response = admin_client.post(CLUSTER_ADD_URL, _cluster_data(image_delivery="registry"))
+    assert response.status_code == 200
+    assert "Pushing to a registry is not supported yet" in response.content.decode()
+    assert not Cluster.objects.filter(name="kind").exists()
+
+
+@pytest.mark.parametrize("address, message", [
+    ("", "Required when images are loaded into the node"),
+    ("run/containerd.sock", "must be the absolute path of containerd"),
+    ("/run/containerd.sock --debug", "must be the absolute path of containerd"),
+])
+def test_it_needs_a_containerd_socket_path_for_containerd_delivery(admin_client, address,
+                                                                  message):
+    response = admin_client.post(CLUSTER_ADD_URL, _cluster_data(
+        image_delivery="containerd", containerd_address=address))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Cluster.objects.filter(name="kind").exists()
+
+
+def test_it_defaults_to_the_clusters_docker():
+    assert Cluster.objects.create(name="plain").image_delivery == Cluster.DOCKER
