@@ -202,6 +202,8 @@ HELMDECK_SERVE_STATIC = env.bool("HELMDECK_SERVE_STATIC", default=True)
 # Binaries the worker runs (PATH lookups by default; make puts ~/.cache/helmdeck/tools/bin first).
 HELMDECK_HELM = env.str("HELMDECK_HELM", default="helm")
 HELMDECK_KUBECTL = env.str("HELMDECK_KUBECTL", default="kubectl")
+# containerd's client, for clusters whose images are loaded into the node's containerd.
+HELMDECK_CTR = env.str("HELMDECK_CTR", default="ctr")
 # The Kubernetes versions manifests are validated against (the research's Minikube is 1.28).
 HELMDECK_VALIDATE_KUBE_VERSIONS = env.list(
     "HELMDECK_VALIDATE_KUBE_VERSIONS", default=["1.28.0", "1.34.0"]
