@@ -35,28 +35,54 @@ def minikube_docker_env(profile):
     if not binary or not profile:
         return {}
     try:
-        out = subprocess.run(
+        result = subprocess.run(
             [binary, "-p", profile, "docker-env", "--shell", "bash"],
             capture_output=True,
             text=True,
             timeout=30,
-            check=True,
-        ).stdout
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         raise DockerError(
             f"`minikube -p {profile} docker-env` failed: {exc}", permanent=False
         ) from None
+    if result.returncode != 0:
+        said = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        raise DockerError(
+            f"`minikube -p {profile} docker-env` failed (exit {result.returncode})"
+            + (f": {said[-1][:300]}" if said else ""),
+            permanent=False,
+        )
+    return parse_docker_env(result.stdout)
+
+
+def parse_docker_env(out):
+    """The variables of `minikube docker-env --shell bash`'s output: `export NAME="value"`
+    lines (DOCKER_TLS_VERIFY, DOCKER_HOST, DOCKER_CERT_PATH, MINIKUBE_ACTIVE_DOCKERD), then
+    an empty line and two `# ...` comments, which are skipped like anything else."""
     env = {}
     for line in out.splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export ") :].partition("=")
-            env[key] = shlex.split(value)[0] if value else ""
+        line = line.strip()
+        if not line.startswith("export "):
+            continue
+        key, _, value = line[len("export ") :].partition("=")
+        try:
+            words = shlex.split(value)
+        except ValueError:  # an unbalanced quote: not a line minikube writes
+            continue
+        env[key.strip()] = words[0] if words else ""
     return env
 
 
 def docker_env(cluster):
+    """The daemon builds use: the Cluster's DOCKER_HOST; else, when images reach the nodes
+    through the cluster's Docker, Minikube's (docker-env); else {} (the local daemon: images
+    loaded into a node's containerd are built there, and `minikube docker-env` refuses a
+    cluster whose runtime is containerd)."""
     if cluster.docker_host:
         return {"DOCKER_HOST": cluster.docker_host}
+    if getattr(cluster, "image_delivery", "docker") != "docker":
+        return {}
     return minikube_docker_env(cluster.minikube_profile)
 
 

@@ -1,4 +1,5 @@
-"""The stages of a release: build, render, upgrade, verify.
+"""The stages of a release: build (and load into the node's containerd), render, upgrade,
+verify.
 
 Each stage takes a release id, moves the release into its status with a conditional
 update (so a redelivered or duplicate task does nothing), does its work, and leaves the
@@ -30,6 +31,7 @@ from deployments.services.checks import ERROR, kube_for, profile_checks
 from deployments.services.db_retry import db_read_or, db_retry
 from deployments.services.diagnosis import pod_problems
 from deployments.services.helm_undo import undo_pending
+from deployments.services.image_delivery import image_deliver
 from deployments.services.pod_watch import PodWatcher
 from deployments.services.rendering import spec_render
 from deployments.spec import parse_spec
@@ -215,12 +217,19 @@ def release_build(release_id, worker="", attempt=0):
         if release and release.build
         else 0
     )
+    # a "load <component>" step follows each build when the release was requested for a
+    # cluster that loads images into its node's containerd (image_delivery.py)
+    loads = set(
+        Step.objects.filter(release_id=release_id, name__startswith="load ").values_list(
+            "name", flat=True
+        )
+    )
     release = _claim(
         release_id,
         (Release.QUEUED,),
         Release.BUILDING,
         worker=worker,
-        budget=60 + builds * settings.HELMDECK_BUILD_TIMEOUT,
+        budget=60 + (builds + len(loads)) * settings.HELMDECK_BUILD_TIMEOUT,
     )
     if release is None:
         return False
@@ -261,7 +270,31 @@ def release_build(release_id, worker="", attempt=0):
             return _retry_or_fail(run, exc, back_to=Release.QUEUED, attempt=attempt)
         images[comp["name"]] = {"ref": ref, "id": image_id}
         run.end(detail=image_id)
+        if f"load {comp['name']}" in loads and not _load(run, comp, ref, image_id, attempt):
+            return False
     db_retry(lambda: Release.objects.filter(pk=release_id).update(images=images))
+    return True
+
+
+def _load(run, comp, ref, image_id, attempt):
+    """The "load <component>" step: the built image into the node's containerd (a cluster
+    whose images reach the nodes that way), unless the node has that image id already.
+    Failures end or retry the stage as a build's do."""
+    run.begin(f"load {comp['name']}")
+    try:
+        on_node = image_deliver(
+            cluster=run.cluster,
+            ref=ref,
+            image_id=image_id,
+            log=run.log,
+            should_stop=run.cancelled,
+        )
+    except IntegrationError as exc:
+        if run.cancelled():
+            _fail(run, str(exc))
+            return False
+        return _retry_or_fail(run, exc, back_to=Release.QUEUED, attempt=attempt)
+    run.end(detail=on_node)
     return True
 
 

@@ -40,10 +40,14 @@ def release_request(
                 requested_by_name=getattr(actor, "username", "") or "cli",
                 deadline=timezone.now() + timedelta(seconds=settings.HELMDECK_QUEUE_TIMEOUT),
             )
+            # each built image is then loaded into the node's containerd when that is how
+            # the cluster's images reach its nodes (decided now, like the build flag)
+            load = profile.cluster.loads_into_containerd
             names = [
-                f"build {c}"
+                name
                 for c, body in snapshot["components"].items()
                 if build and body.get("build")
+                for name in ([f"build {c}", f"load {c}"] if load else [f"build {c}"])
             ]
             names += ["render", "upgrade", "verify"]
             Step.objects.bulk_create(
