@@ -16,6 +16,7 @@ import threading
 import time
 
 import docker
+from docker.constants import DEFAULT_DOCKER_API_VERSION
 from docker.errors import DockerException
 from requests.exceptions import RequestException
 from urllib3.exceptions import HTTPError
@@ -88,12 +89,31 @@ def docker_env(cluster):
 
 def docker_client(cluster):
     try:
-        env = docker_env(cluster)
-        if env:
-            return docker.from_env(environment=env, timeout=TIMEOUT)
-        return docker.from_env(timeout=TIMEOUT)
+        return _client_from_env(docker_env(cluster) or None)
     except DockerException as exc:
         raise DockerError(f"the Docker daemon is unreachable: {exc}", permanent=False) from None
+
+
+def _client_from_env(env):
+    """`docker.from_env(environment=env)` (None: the worker's environment), except that a
+    daemon's own CA (DOCKER_CERT_PATH/ca.pem, as `minikube docker-env` sets it) is the one
+    its certificate is checked against. docker-py lets requests replace it with
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE when either is set (docker/docker-py#2433, open),
+    and then no TLS daemon verifies."""
+    client = docker.from_env(environment=env, timeout=TIMEOUT, version=DEFAULT_DOCKER_API_VERSION)
+    api = client.api
+    if isinstance(api.verify, str):  # TLS, verified against the daemon's CA file
+        merge = api.merge_environment_settings
+
+        def keep_daemon_ca(url, proxies, stream, verify, cert):
+            merged = merge(url, proxies, stream, verify, cert)
+            merged["verify"] = api.verify
+            return merged
+
+        api.merge_environment_settings = keep_daemon_ca
+    # what from_env's default version="auto" does, now that the CA is the right one
+    api._version = api._retrieve_server_version()
+    return client
 
 
 def daemon_info(cluster):
