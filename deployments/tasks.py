@@ -89,6 +89,8 @@ def doctor_key(cluster):
         cluster.kube_context,
         cluster.minikube_profile,
         cluster.docker_host,
+        cluster.image_delivery,
+        cluster.containerd_address,
         str(cluster.capacity_cpus),
         cluster.capacity_memory,
     )

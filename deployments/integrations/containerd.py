@@ -129,6 +129,17 @@ def _query(address, *args):
     return result.stdout
 
 
+def server_version(address):
+    """containerd's version at `address` (`ctr version`'s Server section), or ContainerdError."""
+    out = _query(address, "version")
+    server = out.partition("Server:")[2]
+    for line in server.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "Version":
+            return value.strip()
+    return "(unknown version)"
+
+
 def image_id_on_node(address, ref):
     """The image id (sha256 of its config, as `docker image inspect` says it) of `ref` in
     the node's containerd, or None when the node has no complete, unpacked image by that

@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.conf import settings
 
 from deployments.integrations import IntegrationError
+from deployments.integrations.containerd import server_version
 from deployments.integrations.docker import daemon_info
 from deployments.integrations.helm import Helm
 from deployments.integrations.kube import Kube
@@ -31,7 +32,7 @@ class Result:
 
 
 def cluster_doctor(*, cluster, spec=None):
-    results = [_docker(cluster), _helm(), _kubectl()]
+    results = [_docker(cluster), *_containerd(cluster), _helm(), _kubectl()]
     try:
         kube = Kube(cluster)
     except IntegrationError as exc:
@@ -73,6 +74,13 @@ def _docker(cluster):
         )
     if cluster.docker_host:
         return Result("docker", True, f"Docker {version} at {cluster.docker_host} ({name})")
+    if cluster.loads_into_containerd:
+        return Result(
+            "docker",
+            True,
+            f"Docker {version} ({name}) builds; images are then loaded into the node's "
+            "containerd",
+        )
     if cluster.minikube_profile and not env:
         return Result(
             "docker",
@@ -87,6 +95,28 @@ def _docker(cluster):
         True,
         f"Docker {version}, Minikube's daemon ({name})" if env else f"Docker {version} ({name})",
     )
+
+
+def _containerd(cluster):
+    """When built images are loaded into the node's containerd: does it answer at the
+    Cluster's socket? (Nothing to check for the cluster's Docker.)"""
+    if not cluster.loads_into_containerd:
+        return []
+    address = cluster.containerd_address
+    try:
+        version = server_version(address)
+    except IntegrationError as exc:
+        return [
+            Result(
+                "containerd",
+                False,
+                str(exc),
+                "Set the Cluster's containerd socket to the node's (kind and Minikube: "
+                "/run/containerd/containerd.sock inside the node) and give the worker access "
+                "to it, or set HELMDECK_CTR to a wrapper that runs ctr on the node",
+            )
+        ]
+    return [Result("containerd", True, f"containerd {version} at {address} (namespace k8s.io)")]
 
 
 def _helm():

@@ -43,3 +43,12 @@ def test_it_checks_again_when_the_cluster_changed_or_was_forgotten(queued):
     tasks.doctor_request(cluster)
     assert len(queued) == 3
     assert len({key for _, key in queued}) == 2
+
+
+def test_it_checks_again_when_the_image_delivery_changed(queued):
+    cluster = Cluster.objects.get(name="minikube")
+    tasks.doctor_request(cluster)
+    cluster.image_delivery, cluster.containerd_address = "containerd", "/run/containerd.sock"
+    cluster.save()
+    tasks.doctor_request(cluster)
+    assert len({key for _, key in queued}) == 2
