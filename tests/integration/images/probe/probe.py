@@ -1,6 +1,7 @@
 """A test workload for the sandbox's real node.
 
-GET /health -> 200; GET /ready -> 200, or 503 once /tmp/not-ready exists; GET /env/NAME ->
+GET /health -> 200; GET /ready -> 200, or 503 once /tmp/not-ready exists (or NOT_READY is
+set); GET /env/NAME ->
 that variable; GET /resolve/NAME -> the address NAME resolves to (cluster DNS).
 Env: GREETING (printed at start), ALLOCATE_MB (allocate and touch that much at start),
 EXIT_CODE (exit with it right after start), PORT (8080).
@@ -15,7 +16,8 @@ import sys
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - the stdlib's name
         status, body = 200, "ok"
-        if self.path == "/ready" and os.path.exists("/tmp/not-ready"):
+        not_ready = os.environ.get("NOT_READY") or os.path.exists("/tmp/not-ready")
+        if self.path == "/ready" and not_ready:
             status, body = 503, "not ready"
         elif self.path.startswith("/env/"):
             body = os.environ.get(self.path[5:], "")
@@ -36,6 +38,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def main():
     print("probe starting:", os.environ.get("GREETING", "hello"), flush=True)
+    if os.environ.get("SAY"):  # a last word before a crash, for `logs --previous`
+        print(os.environ["SAY"], flush=True)
     if os.environ.get("ALLOCATE_MB"):
         hog = bytearray(int(os.environ["ALLOCATE_MB"]) * 1024 * 1024)
         for i in range(0, len(hog), 4096):
