@@ -13,8 +13,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 FIXES = {
-    "image": "Build the image into the cluster's Docker (eval $(minikube docker-env)) and keep "
-    "imagePullPolicy Never/IfNotPresent for local images.",
+    "image": "Put the image where the node finds it: build it into the cluster's Docker "
+    "(eval $(minikube docker-env)) or load it into the node's containerd (the Cluster's image "
+    "delivery), and keep imagePullPolicy Never/IfNotPresent for local images.",
     "oom": "Raise the component's memory limit (and request); check usage with kubectl top pods.",
     "crash": "The container exits on start: read its last log lines and fix the cause.",
     "pending": "Requests exceed what the cluster has free: lower them, or "
@@ -66,6 +67,16 @@ class Problem:
         return f"{self.pod}: {self.message}"
 
 
+# what the kubelet says when a container's image cannot be had: pulls that fail (a registry
+# or no registry), a name it cannot parse, and imagePullPolicy Never without the image on
+# the node (the local-image case; a simulation once said ImagePullBackOff here)
+IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
+
+def _not_on_node(image):
+    return f"image {image} is not on the node (not in the cluster's Docker or containerd)"
+
+
 def pod_problems(pods, events=()):
     """The problems of each pod that is not Ready (none for Ready pods)."""
     problems = []
@@ -97,12 +108,8 @@ def _pod_problem(pod, scheduling_message):
                 f"{last.exit_code}) after {status.restart_count} restarts: its "
                 "memory limit is too low",
             )
-        if waiting is not None and waiting.reason in ("ErrImagePull", "ImagePullBackOff"):
-            return Problem(
-                "image",
-                name,
-                f"{waiting.reason}: image {status.image} is not in the cluster's Docker",
-            )
+        if waiting is not None and waiting.reason in IMAGE_REASONS:
+            return Problem("image", name, f"{waiting.reason}: {_not_on_node(status.image)}")
         if waiting is not None and waiting.reason == "CrashLoopBackOff":
             code = f"exit code {last.exit_code}" if last is not None else "no exit code"
             return Problem(
@@ -125,8 +132,6 @@ def _pod_problem(pod, scheduling_message):
 
 
 # ---- the watcher's rows ------------------------------------------------------------------
-
-IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 NOT_READY_GRACE = timedelta(minutes=2)
 READINESS_FAILED = "Unhealthy: Readiness probe failed"
 
@@ -152,7 +157,7 @@ def pod_state_problem(row, *, now=None, grace=NOT_READY_GRACE):
             "oom", f"OOMKilled ({code}) after {row.restarts} restarts: its memory limit is too low"
         )
     if reason in IMAGE_REASONS:
-        return problem("image", f"{reason}: image {row.image} is not in the cluster's Docker")
+        return problem("image", f"{reason}: {_not_on_node(row.image)}")
     if reason == "CrashLoopBackOff":
         return problem(
             "crash", f"CrashLoopBackOff ({code}, {row.restarts} restarts)", row.last_log

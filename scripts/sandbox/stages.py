@@ -10,7 +10,8 @@ walks through the states a kubelet would report:
 
 and a pod whose annotations carry ``helmdeck.dev/simulate`` misbehaves instead:
 
-  image-pull-error  ErrImagePull <-> ImagePullBackOff, phase Pending
+  image-pull-error  ErrImagePull <-> ImagePullBackOff, phase Pending (ErrImageNeverPull under
+                    imagePullPolicy Never, as the kubelet says)
   crash-loop        Running -> CrashLoopBackOff (exit 1, reason Error) -> Running ...
   oom               like crash-loop with lastState.terminated OOMKilled / 137
   never-ready       Running, ready=false forever, "Unhealthy" events every period
@@ -34,6 +35,7 @@ import sys
 SIM = '.metadata.annotations["helmdeck.dev/simulate"]'
 C0_WAITING = ".status.containerStatuses[0].state.waiting.reason"
 C0_RUNNING = ".status.containerStatuses[0].state.running.startedAt"
+C0_PULL_POLICY = ".spec.containers[0].imagePullPolicy"
 READY = '.status.conditions[]? | select(.type == "Ready") | .status'
 FAILURES = ("image-pull-error", "crash-loop", "oom", "never-ready")
 
@@ -322,6 +324,7 @@ stages.append(
         [
             expr(C0_WAITING, "In", "ContainerCreating", "ImagePullBackOff"),
             expr(SIM, "In", "image-pull-error"),
+            expr(C0_PULL_POLICY, "NotIn", "Never"),
         ],
         [
             status_patch(
@@ -384,6 +387,41 @@ stages.append(
             ),
         ],
         delay="  delay:\n    durationMilliseconds: 1000\n",
+    )
+)
+
+# 5b. image-pull-error with imagePullPolicy Never (a local image not on the node): what the
+# kubelet really says is ErrImageNeverPull, never a pull or a back-off (checked against the
+# sandbox's real node)
+NEVER_PULL = 'printf "Container image %q is not present with pull policy of Never" $c.image'
+stages.append(
+    stage(
+        "pod-image-never-pull",
+        [
+            expr(C0_WAITING, "In", "ContainerCreating"),
+            expr(SIM, "In", "image-pull-error"),
+            expr(C0_PULL_POLICY, "In", "Never"),
+        ],
+        [
+            status_patch(
+                HEAD
+                + conditions(False)
+                + "\nphase: Pending\n"
+                + containers(
+                    "waiting:\n  reason: ErrImageNeverPull\n  message: {{ " + NEVER_PULL + " | Quote }}",
+                    started="false",
+                )
+            ),
+            event(
+                "never-pull",
+                "Warning",
+                "ErrImageNeverPull",
+                NEVER_PULL.replace("$c.image", IMG),
+                count="1",
+            ),
+            event("failed-errimageneverpull", "Warning", "Failed", '"Error: ErrImageNeverPull"',
+                  count="1"),
+        ],
     )
 )
 

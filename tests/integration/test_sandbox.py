@@ -1,8 +1,11 @@
-"""The sandbox cluster behaves like a real one: helm rollouts, kubelet-style failures,
-the scheduler's resource checks, readiness delays and container logs."""
+"""The sandbox's simulated (kwok) nodes behave like real ones: helm rollouts, kubelet-style
+failures, the scheduler's resource checks, readiness delays and container logs. (The real
+node is tests/integration/test_real_node.py; what the kubelet really reports,
+tests/deployments/services/test_watcher_real_node.py.)"""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -31,11 +34,13 @@ def _deployment(
     probe_delay: int = 0,
     period: int = 1,
     replicas: int = 1,
+    pull_policy: str | None = None,
 ):
     labels = {"app": name}
     container = client.V1Container(
         name="app",
         image=f"{name}:1.0.0",
+        image_pull_policy=pull_policy,
         ports=[client.V1ContainerPort(container_port=8000, name="http")],
         readiness_probe=client.V1Probe(
             http_get=client.V1HTTPGetAction(path="/ready", port="http"),
@@ -221,6 +226,31 @@ def test_it_fails_and_rolls_back_a_release_that_never_becomes_ready(sandbox, hel
 # ---- kubelet-style failures --------------------------------------------------------
 
 
+def test_a_local_image_missing_under_pull_policy_never_is_err_image_never_pull(sandbox):
+    # what the real node's kubelet says (tests/deployments/services/test_watcher_real_node.py)
+    pod = _deployment(
+        sandbox, "neverpull", annotations={"helmdeck.dev/simulate": "image-pull-error"},
+        pull_policy="Never",
+    )
+
+    current = sandbox.wait_until(
+        lambda: (p := sandbox.pod(pod)) and (s := _container(p)) and s.state.waiting
+        and s.state.waiting.reason == "ErrImageNeverPull" and p,
+        timeout=30, what="ErrImageNeverPull",
+    )
+    assert current.status.phase == "Pending"
+    assert _container(current).state.waiting.message == (
+        'Container image "neverpull:1.0.0" is not present with pull policy of Never'
+    )
+    events = sandbox.wait_until(
+        lambda: _has_event(sandbox, pod, "Warning", "Failed", "Error: ErrImageNeverPull")
+        and _events(sandbox, pod), timeout=20, what="the Failed event",
+    )
+    assert ("Warning", "ErrImageNeverPull",
+            'Container image "neverpull:1.0.0" is not present with pull policy of Never') in events
+    assert not any(reason == "BackOff" for _, reason, _ in events)  # no pull is retried
+
+
 def test_it_reports_an_image_pull_error_like_a_kubelet(sandbox):
     pod = _deployment(
         sandbox, "pullfail", annotations={"helmdeck.dev/simulate": "image-pull-error"}
@@ -355,7 +385,9 @@ def test_it_leaves_a_pod_that_does_not_fit_pending(sandbox, cpu, memory, resourc
 
     assert event.type == "Warning"
     assert f"Insufficient {resource}" in event.message
-    assert event.message.startswith("0/1 nodes are available")
+    # the real node is no candidate: the namespace's node selector keeps its pods off it
+    assert re.match(r"0/\d+ nodes are available: ", event.message), event.message
+    assert "node(s) didn't match Pod's node affinity/selector" in event.message
     current = sandbox.pod(pod)
     assert current.status.phase == "Pending"
     assert current.spec.node_name is None
@@ -364,7 +396,7 @@ def test_it_leaves_a_pod_that_does_not_fit_pending(sandbox, cpu, memory, resourc
 
 
 def test_it_sizes_the_node_like_the_seeds_minikube(sandbox_cluster):
-    nodes = sandbox_cluster.core.list_node().items
+    nodes = sandbox_cluster.core.list_node(label_selector="type=kwok").items
 
     assert len(nodes) == 1
     allocatable = nodes[0].status.allocatable

@@ -9,13 +9,11 @@ import threading
 import time
 
 import pytest
-from django.test import AsyncClient
 from kubernetes import client
 
-from deployments.integrations.kube import Kube
 from deployments.models import Cluster
 from tests.deployments.views.test_streams import in_own_loop, parse
-from tests.factories import ComponentFactory, ProfileFactory, UserFactory
+from tests.factories import ComponentFactory, ProfileFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 LINE = re.compile(r'<div class="log-line">(?:<span class="log-pod">([^<]*)</span> )?([^<]*)</div>')
@@ -52,28 +50,6 @@ def make_pod(sandbox, name, *, instance="shop", component="web"):
         lambda: sandbox.pod(name).status.phase == "Running", timeout=60, what=f"{name} Running"
     )
     return name
-
-
-@pytest.fixture
-def viewer_client():
-    aclient = AsyncClient()
-    in_own_loop(aclient.aforce_login, UserFactory(role="viewer"))
-    return aclient
-
-
-@pytest.fixture
-def follow_streams(monkeypatch):
-    """Every LogStream the views open, with the local port of its connection."""
-    opened = []
-    original = Kube.pod_log_follow
-
-    def recording(self, *args, **kwargs):
-        stream = original(self, *args, **kwargs)
-        opened.append((stream, stream._response.connection.sock.getsockname()[1]))
-        return stream
-
-    monkeypatch.setattr(Kube, "pod_log_follow", recording)
-    return opened
 
 
 def established(local_port):
