@@ -179,7 +179,7 @@ def _fits(spec, cluster, kube):
     detail = (
         f"{spec['name']} requests {format_cpu(fit.needed.cpu)} and "
         f"{format_memory(fit.needed.memory)}; {format_cpu(fit.free.cpu)} and "
-        f"{format_memory(fit.free.memory)} free ({fit.source})"
+        f"{format_memory(fit.free.memory)} free ({fit.where})"
     )
     return Result(
         "profile fits",

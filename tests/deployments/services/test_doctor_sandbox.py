@@ -7,10 +7,11 @@ from django.core.management import call_command
 from kubernetes import client
 
 from deployments.integrations.helm import Helm
-from deployments.integrations.kube import Kube
+from deployments.integrations.kube import Kube, Resources
 from deployments.models import Cluster
 from deployments.services.checks import capacity_fit, profile_checks
 from deployments.services.profiles import parse_spec_of, profile_import
+from deployments.validators import parse_quantity
 from deployments.values import CHART_DIR, secrets_file, value_files, values_file, values_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -96,6 +97,30 @@ def test_it_fails_clearly_when_the_cluster_is_unreachable(db, unreachable_kubeco
     assert "fix: Start the cluster: minikube start --cpus=4 --memory=8192 --driver=docker" in out
 
 
+def allocatable(nodes):
+    total = Resources()
+    for node in nodes:
+        alloc = node.status.allocatable
+        total += Resources(parse_quantity(alloc["cpu"]), parse_quantity(alloc["memory"]))
+    return total
+
+
+def test_it_counts_only_the_nodes_a_plain_namespace_can_use(sandbox_cluster_row, real_node):
+    """A namespace without SIMULATED_NODES gets the untainted node(s): the real one."""
+    spec = {"name": "plain", "namespace": real_node.namespace, "components": []}
+    untainted = [
+        n
+        for n in real_node.core.list_node().items
+        if not n.spec.unschedulable
+        and not any(t.effect in ("NoSchedule", "NoExecute") for t in n.spec.taints or [])
+    ]
+    with Kube(sandbox_cluster_row) as kube:
+        fit = capacity_fit(spec=spec, cluster=sandbox_cluster_row, kube=kube)
+    assert fit.source == "cluster"
+    assert fit.total == allocatable(untainted)
+    assert "helmdeck-real" in {n.metadata.name for n in untainted}
+
+
 def test_it_predicts_pending_pods_before_helm_leaves_them_pending(
     sandbox_cluster_row, sandbox, helm_bin
 ):
@@ -120,7 +145,12 @@ def test_it_predicts_pending_pods_before_helm_leaves_them_pending(
         findings = profile_checks(
             spec=spec, cluster=sandbox_cluster_row, profile=profile, kube=kube
         )
+    # only the simulated nodes take the namespace's pods (SIMULATED_NODES' node selector)
+    simulated = sandbox.core.list_node(label_selector="type=kwok").items
     assert fit.source == "cluster"
+    assert fit.total == allocatable(simulated)
+    assert len(simulated) < len(sandbox.core.list_node().items)
+    assert fit.scope.startswith(f"{len(simulated)} of ")
     assert not fit.fits
     assert [f.check for f in findings if f.level == "error"] == ["capacity"]
 
