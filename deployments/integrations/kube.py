@@ -17,7 +17,6 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from deployments.integrations import IntegrationError
-from deployments.validators import parse_quantity
 
 TIMEOUT = (3, 10)  # connect, read seconds
 
@@ -93,17 +92,6 @@ class Kube:
         info = _call("reading the server version", client.VersionApi(self._api).get_code)
         return info.git_version
 
-    def capacity(self):
-        """Sum of nodes' capacity (what Minikube was started with), and the node count."""
-        nodes = _call("listing nodes", self.core.list_node).items
-        total = Resources()
-        for node in nodes:
-            cap = node.status.capacity or {}
-            total += Resources(
-                parse_quantity(cap.get("cpu", "0")), parse_quantity(cap.get("memory", "0"))
-            )
-        return total, len(nodes)
-
     def nodes(self):
         return _call("listing nodes", self.core.list_node).items
 
@@ -144,6 +132,22 @@ class Kube:
                 permanent=False,
             ) from None
         return bool(deployment.status.available_replicas)
+
+    def api_service(self, name):
+        """(available, reason) of an APIService (e.g. v1beta1.metrics.k8s.io, what
+        `kubectl top` asks): its Available condition; None when it is not registered."""
+        api = client.ApiregistrationV1Api(self._api)
+        try:
+            service = _call(f"reading APIService {name}", api.read_api_service, name)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        for condition in (service.status and service.status.conditions) or []:
+            if condition.type == "Available":
+                reason = ": ".join(p for p in (condition.reason, condition.message) if p)
+                return condition.status == "True", reason
+        return False, "no Available condition yet"
 
     def node_ports(self):
         """{nodePort: "namespace/service"} for every NodePort in the cluster."""
