@@ -17,13 +17,14 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from deployments.integrations import IntegrationError
-from deployments.validators import parse_quantity
 
 TIMEOUT = (3, 10)  # connect, read seconds
 
 
 class KubeError(IntegrationError):
-    pass
+    def __init__(self, message, *, permanent, status=None):
+        super().__init__(message, permanent=permanent)
+        self.status = status  # the API's HTTP status when it answered, else None
 
 
 def kubeconfig_path(cluster):
@@ -52,6 +53,7 @@ def _call(what, fn, *args, **kwargs):
         raise KubeError(
             f"{what}: the API answered {exc.status} {exc.reason}",
             permanent=exc.status in (400, 401, 403, 404, 422),
+            status=exc.status,
         ) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise KubeError(
@@ -90,16 +92,25 @@ class Kube:
         info = _call("reading the server version", client.VersionApi(self._api).get_code)
         return info.git_version
 
-    def capacity(self):
-        """Sum of nodes' capacity (what Minikube was started with), and the node count."""
-        nodes = _call("listing nodes", self.core.list_node).items
-        total = Resources()
-        for node in nodes:
-            cap = node.status.capacity or {}
-            total += Resources(
-                parse_quantity(cap.get("cpu", "0")), parse_quantity(cap.get("memory", "0"))
-            )
-        return total, len(nodes)
+    def nodes(self):
+        return _call("listing nodes", self.core.list_node).items
+
+    def namespace(self, name):
+        """The Namespace object, or None when it does not exist (yet)."""
+        try:
+            return _call(f"reading namespace {name}", self.core.read_namespace, name)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def active_pods(self):
+        """Pods of every namespace that hold resources (not Succeeded or Failed)."""
+        return _call(
+            "listing pods",
+            self.core.list_pod_for_all_namespaces,
+            field_selector="status.phase!=Succeeded,status.phase!=Failed",
+        ).items
 
     def deployment_available(self, namespace, name):
         """True when the Deployment exists and has an available replica; False if absent."""
@@ -122,38 +133,21 @@ class Kube:
             ) from None
         return bool(deployment.status.available_replicas)
 
-    def allocatable(self):
-        """Sum of schedulable nodes' allocatable cpu and memory."""
-        nodes = _call("listing nodes", self.core.list_node).items
-        total = Resources()
-        for node in nodes:
-            if node.spec.unschedulable:
-                continue
-            alloc = node.status.allocatable or {}
-            total += Resources(
-                parse_quantity(alloc.get("cpu", "0")), parse_quantity(alloc.get("memory", "0"))
-            )
-        return total
-
-    def requested(self, *, exclude_release=None):
-        """Sum of requests of pods that hold resources (not finished), minus one release's."""
-        pods = _call(
-            "listing pods",
-            self.core.list_pod_for_all_namespaces,
-            field_selector="status.phase!=Succeeded,status.phase!=Failed",
-        ).items
-        total = Resources()
-        for pod in pods:
-            labels = pod.metadata.labels or {}
-            if exclude_release and labels.get("app.kubernetes.io/instance") == exclude_release:
-                continue
-            for container in pod.spec.containers:
-                requests = (container.resources and container.resources.requests) or {}
-                total += Resources(
-                    parse_quantity(requests.get("cpu", "0")),
-                    parse_quantity(requests.get("memory", "0")),
-                )
-        return total
+    def api_service(self, name):
+        """(available, reason) of an APIService (e.g. v1beta1.metrics.k8s.io, what
+        `kubectl top` asks): its Available condition; None when it is not registered."""
+        api = client.ApiregistrationV1Api(self._api)
+        try:
+            service = _call(f"reading APIService {name}", api.read_api_service, name)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        for condition in (service.status and service.status.conditions) or []:
+            if condition.type == "Available":
+                reason = ": ".join(p for p in (condition.reason, condition.message) if p)
+                return condition.status == "True", reason
+        return False, "no Available condition yet"
 
     def node_ports(self):
         """{nodePort: "namespace/service"} for every NodePort in the cluster."""

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from deployments.integrations import IntegrationError
 from deployments.integrations.kube import Kube, Resources
 from deployments.models import Component
+from deployments.services.capacity import namespace_capacity
 from deployments.validators import build_source, parse_quantity
 
 ERROR, WARNING = "error", "warning"
@@ -35,6 +36,11 @@ class Capacity:
     free: Resources
     total: Resources
     source: str  # "cluster" (asked) or "configured" (the Cluster row's size)
+    scope: str = ""  # which nodes were counted, when not all of the cluster's
+
+    @property
+    def where(self):
+        return f"{self.source}: {self.scope}" if self.scope else self.source
 
     @property
     def fits(self):
@@ -65,7 +71,7 @@ def profile_checks(*, spec, cluster, profile=None, kube=None):
                 f"needs {format_cpu(capacity.needed.cpu)} and "
                 f"{format_memory(capacity.needed.memory)} but the cluster has "
                 f"{format_cpu(capacity.free.cpu)} and {format_memory(capacity.free.memory)} "
-                f"free ({capacity.source})",
+                f"free ({capacity.where})",
                 "The scheduler leaves pods Pending with 'Insufficient cpu/memory' when requests "
                 "do not fit; the research sizes Minikube at 4 CPUs / 8 GB for 1.5 CPU / 1.5 Gi.",
                 "Lower requests or replicas, or give Minikube more: "
@@ -232,20 +238,30 @@ def spec_requests(spec):
 
 
 def capacity_fit(*, spec, cluster, kube=None):
-    """The profile's total requests against what the cluster has free.
+    """The profile's total requests against what its namespace's nodes have free.
 
-    Asked from the cluster when `kube` answers (allocatable minus requests of pods already
-    running, this release's own pods excluded since an upgrade replaces them), else the
-    Cluster's configured size with nothing else running.
+    Asked from the cluster when `kube` answers: the allocatable of the nodes the
+    namespace's pods may land on, summed (no per-node bin packing; Minikube has one node),
+    minus requests of pods already bound to them, this release's own pods excluded since
+    an upgrade replaces them (services/capacity.py). Else the Cluster's configured size
+    with nothing else running.
     """
     needed = spec_requests(spec)
     if kube is not None:
         try:
-            total = kube.allocatable()
-            free = total - kube.requested(exclude_release=spec["name"])
-            return Capacity(needed, free, total, "cluster")
+            found = namespace_capacity(
+                kube=kube, namespace=spec["namespace"], exclude_release=spec["name"]
+            )
         except IntegrationError:
             pass
+        else:
+            scope = ""
+            if len(found.nodes) != found.of_nodes:
+                scope = (
+                    f"{len(found.nodes)} of {found.of_nodes} nodes take pods of namespace "
+                    f"{spec['namespace']}"
+                )
+            return Capacity(needed, found.total - found.used, found.total, "cluster", scope)
     total = Resources(Decimal(cluster.capacity_cpus), parse_quantity(cluster.capacity_memory))
     return Capacity(needed, total, total, "configured")
 

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import pytest
 
+from benchmarks.cluster import SIMULATED_NODES
 from deployments.integrations.kube import Resources
 from deployments.services.checks import (
     capacity_fit,
@@ -12,6 +13,7 @@ from deployments.services.checks import (
 )
 from deployments.services.profiles import parse_spec_of
 from deployments.spec import parse_spec
+from tests.deployments.services.test_capacity import REAL, SIMULATED, FakeKube, namespace, pod
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +161,40 @@ def test_it_flags_a_root_image_as_an_error(tmp_path, settings, cluster):
     )
     assert found[("root-user", "api")].level == "error"
     assert "USER appuser" in found[("root-user", "api")].fix
+
+
+class NamespaceKube(FakeKube):
+    def node_ports(self):
+        return {}
+
+
+def test_it_counts_only_the_nodes_the_profiles_namespace_can_use(cluster):
+    kube = NamespaceKube(
+        namespaces={"shop": namespace(SIMULATED_NODES)},
+        nodes=[REAL, SIMULATED],
+        pods=[pod("elsewhere", "real", cpu="1"), pod("beside", "sim", cpu="1")],
+    )
+    spec = parse_spec(
+        {
+            "name": "shop",
+            "namespace": "shop",
+            "components": {
+                "api": {
+                    "port": 80,
+                    "replicas": 2,
+                    "resources": {"requests": {"cpu": "2", "memory": "1Gi"}},
+                }
+            },
+        },
+        cluster_names={"minikube"},
+    )
+    capacity = capacity_fit(spec=spec, cluster=cluster, kube=kube)
+    assert capacity.total == Resources(Decimal(4), Decimal(8 * 2**30))
+    assert capacity.free == Resources(Decimal(3), Decimal(7.5 * 2**30))
+    assert not capacity.fits
+    (finding,) = [f for f in profile_checks(spec=spec, cluster=cluster, kube=kube)
+                  if f.check == "capacity"]
+    assert finding.message == (
+        "needs 4 CPU and 2Gi but the cluster has 3 CPU and 7.5Gi free "
+        "(cluster: 1 of 2 nodes take pods of namespace shop)"
+    )

@@ -4,13 +4,13 @@ import io
 
 import pytest
 from django.core.management import call_command
-from kubernetes import client
 
 from deployments.integrations.helm import Helm
-from deployments.integrations.kube import Kube
+from deployments.integrations.kube import Kube, Resources
 from deployments.models import Cluster
-from deployments.services.checks import capacity_fit, profile_checks
+from deployments.services.checks import capacity_fit, format_cpu, format_memory, profile_checks
 from deployments.services.profiles import parse_spec_of, profile_import
+from deployments.validators import parse_quantity
 from deployments.values import CHART_DIR, secrets_file, value_files, values_file, values_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -33,8 +33,31 @@ def doctor(*args):
     return exited.value.code, out.getvalue()
 
 
+def expected_size_line(sandbox):
+    """The doctor's "cluster size" line, from the nodes the API lists: their count and
+    total, and the largest node (a pod runs on one node) that has the research's size."""
+    nodes = sandbox.core.list_node().items
+    sizes = [
+        (
+            parse_quantity(n.status.capacity["cpu"]),
+            parse_quantity(n.status.capacity["memory"]),
+            n.metadata.name,
+        )
+        for n in nodes
+    ]
+    total_cpu, total_memory = sum(s[0] for s in sizes), sum(s[1] for s in sizes)
+    seed_sized = [s for s in sizes if s[0] >= 4 and s[1] >= 7680 * 2**20]
+    assert seed_sized, "the sandbox's simulated nodes have the research's size"
+    cpu, memory, name = max(seed_sized)
+    return (
+        f"ok   cluster size: {len(nodes)} nodes, {format_cpu(total_cpu)} and "
+        f"{format_memory(total_memory)} in all; the largest, {name}, has {format_cpu(cpu)} and "
+        f"{format_memory(memory)}"
+    )
+
+
 def test_it_passes_what_is_there_and_prints_the_seed_fix_for_missing_addons(
-    sandbox_cluster_row, helm_bin, settings
+    sandbox_cluster_row, sandbox, helm_bin, settings, no_metrics_api
 ):
     settings.HELMDECK_HELM = str(helm_bin)
     code, out = doctor("--cluster", "sandbox")
@@ -43,8 +66,11 @@ def test_it_passes_what_is_there_and_prints_the_seed_fix_for_missing_addons(
     assert lines[0].startswith("ok   docker: Docker ")
     assert "ok   helm: helm v4." in out
     assert "ok   kube context: reachable, Kubernetes v1." in out
-    assert "ok   cluster size: 1 node(s), 4 CPU and 8Gi" in out
-    assert "FAIL metrics-server addon: no available kube-system/metrics-server" in out
+    assert expected_size_line(sandbox) in lines
+    assert (
+        "FAIL metrics-server addon: no APIService v1beta1.metrics.k8s.io: "
+        "the Metrics API is not installed"
+    ) in lines
     assert "     fix: minikube addons enable metrics-server" in out
     assert "     fix: minikube addons enable ingress" in out
     assert lines[-1] == "5 passed, 2 failed"
@@ -53,32 +79,19 @@ def test_it_passes_what_is_there_and_prints_the_seed_fix_for_missing_addons(
 def test_it_passes_the_addon_check_once_metrics_server_is_available(
     sandbox_cluster_row, sandbox, helm_bin, settings
 ):
+    """The shared sandbox runs metrics-server as a host process: there is no Deployment,
+    only the APIService that serves the Metrics API, which is what counts."""
     settings.HELMDECK_HELM = str(helm_bin)
-    body = client.V1Deployment(
-        metadata=client.V1ObjectMeta(name="metrics-server"),
-        spec=client.V1DeploymentSpec(
-            replicas=1,
-            selector=client.V1LabelSelector(match_labels={"k8s-app": "ms"}),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels={"k8s-app": "ms"}),
-                spec=client.V1PodSpec(containers=[client.V1Container(name="ms", image="ms:1")]),
-            ),
-        ),
-    )
-    sandbox.apps.create_namespaced_deployment("kube-system", body)
-    try:
-        with Kube(sandbox_cluster_row) as kube:
-            sandbox.wait_until(
-                lambda: kube.deployment_available("kube-system", "metrics-server"),
-                timeout=60,
-                what="metrics-server available",
-            )
-        code, out = doctor("--cluster", "sandbox")
-        assert "ok   metrics-server addon: kube-system/metrics-server is available" in out
-        assert "FAIL ingress addon" in out
-        assert code == 1
-    finally:
-        sandbox.apps.delete_namespaced_deployment("metrics-server", "kube-system")
+    with Kube(sandbox_cluster_row) as kube:
+        sandbox.wait_until(
+            lambda: (kube.api_service("v1beta1.metrics.k8s.io") or [False])[0],
+            timeout=120,
+            what="the Metrics API Available",
+        )
+    code, out = doctor("--cluster", "sandbox")
+    assert "ok   metrics-server addon: APIService v1beta1.metrics.k8s.io is Available" in out
+    assert "FAIL ingress addon" in out
+    assert code == 1
 
 
 def test_it_fails_clearly_when_the_cluster_is_unreachable(db, unreachable_kubeconfig):
@@ -94,6 +107,30 @@ def test_it_fails_clearly_when_the_cluster_is_unreachable(db, unreachable_kubeco
     assert "FAIL docker: the Docker daemon is unreachable" in out
     assert "FAIL kube context: reading the server version: the cluster is unreachable" in out
     assert "fix: Start the cluster: minikube start --cpus=4 --memory=8192 --driver=docker" in out
+
+
+def allocatable(nodes):
+    total = Resources()
+    for node in nodes:
+        alloc = node.status.allocatable
+        total += Resources(parse_quantity(alloc["cpu"]), parse_quantity(alloc["memory"]))
+    return total
+
+
+def test_it_counts_only_the_nodes_a_plain_namespace_can_use(sandbox_cluster_row, real_node):
+    """A namespace without SIMULATED_NODES gets the untainted node(s): the real one."""
+    spec = {"name": "plain", "namespace": real_node.namespace, "components": []}
+    untainted = [
+        n
+        for n in real_node.core.list_node().items
+        if not n.spec.unschedulable
+        and not any(t.effect in ("NoSchedule", "NoExecute") for t in n.spec.taints or [])
+    ]
+    with Kube(sandbox_cluster_row) as kube:
+        fit = capacity_fit(spec=spec, cluster=sandbox_cluster_row, kube=kube)
+    assert fit.source == "cluster"
+    assert fit.total == allocatable(untainted)
+    assert "helmdeck-real" in {n.metadata.name for n in untainted}
 
 
 def test_it_predicts_pending_pods_before_helm_leaves_them_pending(
@@ -120,7 +157,12 @@ def test_it_predicts_pending_pods_before_helm_leaves_them_pending(
         findings = profile_checks(
             spec=spec, cluster=sandbox_cluster_row, profile=profile, kube=kube
         )
+    # only the simulated nodes take the namespace's pods (SIMULATED_NODES' node selector)
+    simulated = sandbox.core.list_node(label_selector="type=kwok").items
     assert fit.source == "cluster"
+    assert fit.total == allocatable(simulated)
+    assert len(simulated) < len(sandbox.core.list_node().items)
+    assert fit.scope.startswith(f"{len(simulated)} of ")
     assert not fit.fits
     assert [f.check for f in findings if f.level == "error"] == ["capacity"]
 

@@ -1,6 +1,6 @@
 """The profile page's Resource usage section: loaded after the page (htmx) or as a page of
 its own (no JavaScript), viewers only, and "metrics unavailable" against the shared
-sandbox, which runs no metrics-server (a 404 from the aggregated API), never a 500."""
+sandbox with its Metrics API taken away (a 404 from the aggregated API), never a 500."""
 
 import pytest
 from django.core.cache import cache
@@ -108,7 +108,7 @@ def test_it_says_metrics_unavailable_when_the_cluster_is_unreachable(
 @pytest.mark.integration
 @pytest.mark.django_db
 def test_against_the_sandbox_without_metrics_server_it_says_how_to_enable_it(
-    login, todo_app, sandbox, redis_url, settings
+    login, todo_app, sandbox, redis_url, settings, no_metrics_api
 ):
     settings.CACHES = {
         "default": {
@@ -119,7 +119,7 @@ def test_against_the_sandbox_without_metrics_server_it_says_how_to_enable_it(
     }
     Cluster.objects.filter(pk=todo_app.cluster_id).update(kubeconfig_path=str(sandbox.kubeconfig))
     Profile.objects.filter(pk=todo_app.pk).update(namespace=sandbox.namespace)
-    # the sandbox has no metrics.k8s.io: the aggregated API is simply not there (404)
+    # without metrics-server's APIService the aggregated API is simply not there (404)
     assert "metrics.k8s.io" not in sandbox.kubectl("api-versions")
     client = login("viewer")
     try:

@@ -1,6 +1,7 @@
 """In a real Chromium the profile page shows first, then its Resource usage section loads
 (htmx, on load) and replaces the plain link with what the cluster said: against the shared
-sandbox, which has no metrics-server, the "metrics unavailable" message and its fix."""
+sandbox with its Metrics API taken away (no_metrics_api), the "metrics unavailable"
+message and its fix."""
 
 import pytest
 
@@ -11,7 +12,7 @@ from tests.factories import UserFactory
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_section_loads_after_the_page_and_says_metrics_are_unavailable(
-    live_server, signed_in_page, todo_app, sandbox, settings
+    live_server, signed_in_page, todo_app, sandbox, settings, no_metrics_api
 ):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     Cluster.objects.filter(pk=todo_app.cluster_id).update(kubeconfig_path=str(sandbox.kubeconfig))
