@@ -264,10 +264,7 @@ def release_build(release_id, worker="", attempt=0):
                 should_stop=run.cancelled,
             )
         except IntegrationError as exc:
-            if run.cancelled():
-                _fail(run, str(exc))
-                return False
-            return _retry_or_fail(run, exc, back_to=Release.QUEUED, attempt=attempt)
+            return _build_failed(run, exc, attempt)
         images[comp["name"]] = {"ref": ref, "id": image_id}
         run.end(detail=image_id)
         if f"load {comp['name']}" in loads and not _load(run, comp, ref, image_id, attempt):
@@ -290,12 +287,17 @@ def _load(run, comp, ref, image_id, attempt):
             should_stop=run.cancelled,
         )
     except IntegrationError as exc:
-        if run.cancelled():
-            _fail(run, str(exc))
-            return False
-        return _retry_or_fail(run, exc, back_to=Release.QUEUED, attempt=attempt)
+        return _build_failed(run, exc, attempt)
     run.end(detail=on_node)
     return True
+
+
+def _build_failed(run, exc, attempt):
+    """A build or load step failed: the end of a cancelled release, else the stage again."""
+    if run.cancelled():
+        _fail(run, str(exc))
+        return False
+    return _retry_or_fail(run, exc, back_to=Release.QUEUED, attempt=attempt)
 
 
 def release_render(release_id, worker="", attempt=0):
