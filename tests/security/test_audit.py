@@ -141,6 +141,8 @@ def test_admin_cluster_edit_and_profile_delete(todo_app, client, user):
             "docker_host": "",
             "capacity_cpus": "4",
             "capacity_memory": "8Gi",
+            "image_delivery": "docker",
+            "containerd_address": "",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]

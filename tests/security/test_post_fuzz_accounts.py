@@ -148,6 +148,8 @@ def test_admin_profile_change(admin_client, fuzz_world, queued, profile_admin_fo
                 "docker_host",
                 "capacity_cpus",
                 "capacity_memory",
+                "image_delivery",
+                "containerd_address",
             ]
         ),
         value,
@@ -160,7 +162,8 @@ def test_admin_cluster_add(admin_client, queued, name, fields, extra):
         before = snapshot()
         response = admin_client.post(
             "/admin/deployments/cluster/add/",
-            {"capacity_cpus": "4", "capacity_memory": "8Gi", **extra, **fields, "name": name},
+            {"capacity_cpus": "4", "capacity_memory": "8Gi", "image_delivery": "docker",
+             **extra, **fields, "name": name},
         )
         event(f"admin cluster -> {response.status_code}")
         if response.status_code == 302:
