@@ -9,6 +9,7 @@ children, but neither chooses a Redis or bootstraps the database first; this fil
 only that.
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -190,6 +191,9 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+STOP_SECONDS = 15  # for all children together; then what is left is killed
+
+
 def stop(children):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan children
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -197,11 +201,15 @@ def stop(children):
         if proc.poll() is None:
             say(f"stopping {name}")
             proc.send_signal(signal.SIGTERM)
-    for _name, proc in reversed(children):
+    deadline = time.monotonic() + STOP_SECONDS
+    for name, proc in reversed(children):
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            proc.kill()
+            say(f"{name} did not stop within {STOP_SECONDS}s; killing it")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: pool processes too
+            proc.wait()
 
 
 def main():

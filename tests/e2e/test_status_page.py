@@ -1,44 +1,58 @@
 """The team status page in a real Chromium against the real ASGI app (uvicorn), the real
-watcher and the sandbox cluster: a pod that goes from Ready to CrashLoopBackOff turns its
-profile's badge from Healthy to Degraded, with the diagnosis, without a reload, and back to
-Healthy when it recovers; a viewer without login gets no stream."""
+watcher and the sandbox's real node: a pod that really crash-loops turns its profile's
+badge from Healthy to Degraded, with the diagnosis, without a reload, and back to Healthy
+when it is gone; a viewer without login gets no stream."""
 
 import os
 from urllib.error import HTTPError
 from urllib.request import urlopen
 
 import pytest
+from kubernetes import client
 
 from deployments.models import Cluster, PodState
 from tests.conftest import SSE_OPENED_SCRIPT, wait_for_js
-from tests.deployments.services.test_watcher_sandbox import make_pod
 from tests.factories import ProfileFactory, UserFactory
 
 # Playwright's sync API keeps an event loop running in this thread, which trips Django's
 # async-safety check for ORM calls made by the test itself (not by the server).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CRASH = {
-    "helmdeck.dev/simulate": "crash-loop",
-    "helmdeck.dev/crash-after": "1s",
-    "helmdeck.dev/crash-backoff": "1s",
-}
+def _probe_pod(ns, name, image, **env):
+    """A pod of the profile `shop`, component web, running the probe image on the real node."""
+    container = client.V1Container(
+        name="web", image=image, image_pull_policy="Never",
+        env=[client.V1EnvVar(name=k, value=v) for k, v in env.items()],
+        ports=[client.V1ContainerPort(container_port=8080, name="http")],
+        readiness_probe=client.V1Probe(
+            http_get=client.V1HTTPGetAction(path="/ready", port="http"), period_seconds=1
+        ),
+        resources=client.V1ResourceRequirements(
+            requests={"cpu": "20m", "memory": "48Mi"}, limits={"cpu": "100m", "memory": "48Mi"}
+        ),
+    )
+    labels = {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/component": "web"}
+    ns.core.create_namespaced_pod(ns.namespace, client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels=labels),
+        spec=client.V1PodSpec(containers=[container], termination_grace_period_seconds=1),
+    ))
 
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
-    asgi_server, signed_in_page, sandbox, watcher
+    asgi_server, signed_in_page, real_node, watcher, probe_image
 ):
+    """On the real node: the kubelet's own states, no simulation."""
     cluster = Cluster.objects.create(
-        name=f"sandbox-{sandbox.namespace[-6:]}",
-        kubeconfig_path=str(sandbox.kubeconfig),
+        name=f"real-{real_node.namespace[-6:]}",
+        kubeconfig_path=str(real_node.kubeconfig),
         minikube_profile="",
     )
-    profile = ProfileFactory(name="shop", namespace=sandbox.namespace, cluster=cluster)
+    profile = ProfileFactory(name="shop", namespace=real_node.namespace, cluster=cluster)
     watcher()  # in this process; it publishes to the Redis the server's hub listens to
-    make_pod(sandbox, "shop-web-1")
-    sandbox.wait_until(
+    _probe_pod(real_node, "shop-web-1", probe_image)
+    real_node.wait_until(
         lambda: PodState.objects.filter(profile=profile, name="shop-web-1", ready=True).exists(),
         timeout=60,
         what="the watcher to report the pod Ready",
@@ -64,30 +78,26 @@ def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
     wait_for_js(page, "window.sseOpened >= 1")
     page.evaluate("window.sameDocument = true")
 
-    # the pod starts crash-looping in the sandbox; the watcher writes and publishes it
-    sandbox.core.patch_namespaced_pod(
-        "shop-web-1", sandbox.namespace, {"metadata": {"annotations": CRASH}}
-    )
-    page.locator(f"{row} .health-degraded").wait_for()
+    # a second pod whose process exits on start: the kubelet restarts it, then backs off
+    _probe_pod(real_node, "shop-web-2", probe_image, EXIT_CODE="1")
+    page.locator(f"{row} .health-degraded").wait_for(timeout=60_000)
     assert page.inner_text(f"{row} .health") == "Degraded"
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
+    page.wait_for_function(
+        "row => document.querySelector(row + ' .diagnosis').innerText.includes('CrashLoopBackOff')",
+        arg=row, timeout=60_000,
+    )
     diagnosis = page.inner_text(f"{row} .diagnosis")
     assert "Crash loop" in diagnosis and "CrashLoopBackOff (exit code 1" in diagnosis
     link = page.get_attribute(f"{row} .diagnosis a.fix-link", "href")
-    assert link == "/profiles/shop/logs/?pod=shop-web-1&previous=1" or link.endswith(
-        "?pod=shop-web-1&previous=1"
-    )
-    assert "0/1 pods ready" in page.inner_text(row)
+    assert link.endswith("?pod=shop-web-2&previous=1")
+    assert "1/2 pods ready" in page.inner_text(row)
     assert f"profile-{profile.pk}" in page.evaluate("window.sseEvents")  # a row event
     wait_for_js(page, "document.querySelector('#health-summary').innerText.includes('1 Degraded')")
 
-    # the swapped-in row keeps listening: the pod recovers, the badge follows
-    sandbox.core.patch_namespaced_pod(
-        "shop-web-1",
-        sandbox.namespace,
-        {"metadata": {"annotations": {"helmdeck.dev/simulate": None}}},
-    )
-    page.locator(f"{row} .health-healthy").wait_for()
+    # the swapped-in row keeps listening: the crashing pod goes, the badge follows
+    real_node.core.delete_namespaced_pod("shop-web-2", real_node.namespace)
+    page.locator(f"{row} .health-healthy").wait_for(timeout=60_000)
     assert page.inner_text(f"{row} .diagnosis").strip() == "—"
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
 

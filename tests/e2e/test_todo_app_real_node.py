@@ -137,8 +137,9 @@ def test_the_todo_app_runs_for_real_on_the_node(
     second = release_run(release_request(profile=todo_on_node, actor=None, build=False).pk)
     assert second.status == Release.SUCCEEDED, second.reason
     assert {p.metadata.name for p in _pods(real_node, "frontend")}.isdisjoint(before)
+    # the new pods' endpoints reach kube-proxy a moment after helm saw them Ready
     assert wait_until(lambda: _footer(_frontend()) == "staging", timeout=30, what="staging")
-    assert title in _frontend()  # the data outlived the roll
+    assert wait_until(lambda: title in _frontend(), timeout=30, what="the todo after the roll")
 
     # the database goes away: the kubelet's readiness probe fails, the status page says so
     watcher()
@@ -182,7 +183,8 @@ def test_the_todo_app_runs_for_real_on_the_node(
     events = [e for e in real_node.events(backend_pod) if e.reason == "Unhealthy"]
     assert events and events[-1].source.component == "kubelet"
     assert "Readiness probe failed: HTTP probe failed with statuscode: 503" in events[-1].message
-    assert _footer(_frontend()) == "staging"  # the frontend stays up and says why
+    assert wait_until(lambda: _footer(_frontend()) == "staging", timeout=30,
+                      what="the frontend, up without its backend")
 
     # the database comes back: the same pod becomes Ready again, no restart
     node_postgres.start()
