@@ -8,35 +8,15 @@ from urllib.error import HTTPError
 from urllib.request import urlopen
 
 import pytest
-from kubernetes import client
 
 from deployments.models import Cluster, PodState
 from tests.conftest import SSE_OPENED_SCRIPT, wait_for_js
+from tests.deployments.views.test_logs_real_node import probe_pod
 from tests.factories import ProfileFactory, UserFactory
 
 # Playwright's sync API keeps an event loop running in this thread, which trips Django's
 # async-safety check for ORM calls made by the test itself (not by the server).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-def _probe_pod(ns, name, image, **env):
-    """A pod of the profile `shop`, component web, running the probe image on the real node."""
-    container = client.V1Container(
-        name="web", image=image, image_pull_policy="Never",
-        env=[client.V1EnvVar(name=k, value=v) for k, v in env.items()],
-        ports=[client.V1ContainerPort(container_port=8080, name="http")],
-        readiness_probe=client.V1Probe(
-            http_get=client.V1HTTPGetAction(path="/ready", port="http"), period_seconds=1
-        ),
-        resources=client.V1ResourceRequirements(
-            requests={"cpu": "20m", "memory": "48Mi"}, limits={"cpu": "100m", "memory": "48Mi"}
-        ),
-    )
-    labels = {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/component": "web"}
-    ns.core.create_namespaced_pod(ns.namespace, client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name, labels=labels),
-        spec=client.V1PodSpec(containers=[container], termination_grace_period_seconds=1),
-    ))
-
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
@@ -51,7 +31,7 @@ def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
     )
     profile = ProfileFactory(name="shop", namespace=real_node.namespace, cluster=cluster)
     watcher()  # in this process; it publishes to the Redis the server's hub listens to
-    _probe_pod(real_node, "shop-web-1", probe_image)
+    probe_pod(real_node, "shop-web-1", probe_image)
     real_node.wait_until(
         lambda: PodState.objects.filter(profile=profile, name="shop-web-1", ready=True).exists(),
         timeout=60,
@@ -79,7 +59,7 @@ def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
     page.evaluate("window.sameDocument = true")
 
     # a second pod whose process exits on start: the kubelet restarts it, then backs off
-    _probe_pod(real_node, "shop-web-2", probe_image, EXIT_CODE="1")
+    probe_pod(real_node, "shop-web-2", probe_image, EXIT_CODE="1")
     page.locator(f"{row} .health-degraded").wait_for(timeout=60_000)
     assert page.inner_text(f"{row} .health") == "Degraded"
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
