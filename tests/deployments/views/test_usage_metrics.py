@@ -72,7 +72,10 @@ def test_it_shows_real_metrics_server_numbers_against_requests_and_limits(
         return found if len(found.rows) == 2 else None
 
     # metrics-server reports a pod after two scrapes (15s apart in kwokctl's set-up)
-    found = wait_until(sampled, timeout=180, interval=2, what="metrics-server samples of 2 pods")
+    try:
+        found = wait_until(sampled, timeout=180, interval=2, what="samples of 2 pods")
+    except TimeoutError as error:
+        raise AssertionError(f"{error}\n{private_cluster.metrics_report()}") from error
     rows = {row.pod: row for row in found.rows}
     hot, calm = rows["shop-web-1"], rows["shop-web-2"]
     assert (hot.component, hot.container) == ("web", "web")
