@@ -10,7 +10,7 @@ import pytest
 
 from tests.factories import PASSWORD, UserFactory
 
-pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.faults"]
+pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.faults", "tests.fixtures.profiles"]
 
 ROLES = ("viewer", "deployer", "admin")
 

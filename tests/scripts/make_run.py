@@ -1,5 +1,12 @@
-"""`make run` (scripts/dev/run) read as a user reads it: until it says the panel is up."""
+"""`make run` (scripts/dev/run) read as a user reads it: until it says the panel is up,
+and then on in the background, as a terminal would.
 
+The rest must be read: the panel's children (worker, watcher, web) write to the same pipe,
+and once its 64 KiB are full they block on their next log line; they then cannot stop on
+Ctrl-C, nor can `make run` print that it is stopping them (three CI runs timed out
+stopping `make run` this way)."""
+
+import threading
 import time
 
 UP = "Helmdeck is up"
@@ -7,7 +14,8 @@ UP = "Helmdeck is up"
 
 def read_until_up(proc, timeout):
     """`proc`'s output up to the line saying the panel is up; fails with the output so far
-    if the process ends first or `timeout` seconds pass."""
+    if the process ends first or `timeout` seconds pass. From then on a thread reads the
+    rest (rest_of_output returns it)."""
     lines = []
     deadline = time.monotonic() + timeout
     while not any(UP in line for line in lines):
@@ -15,4 +23,15 @@ def read_until_up(proc, timeout):
         assert line or proc.poll() is None, "".join(lines)
         lines.append(line)
         assert time.monotonic() < deadline, "".join(lines)
+    rest = []
+    reader = threading.Thread(target=lambda: rest.extend(proc.stdout), daemon=True)
+    reader.start()
+    proc.helmdeck_rest = (reader, rest)
     return "".join(lines)
+
+
+def rest_of_output(proc, timeout=10):
+    """What `proc` printed after it was up, once it has ended (or `timeout` seconds)."""
+    reader, rest = proc.helmdeck_rest
+    reader.join(timeout)
+    return "".join(rest)

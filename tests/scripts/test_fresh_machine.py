@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.faults import free_port
-from tests.scripts.make_run import read_until_up
+from tests.scripts.make_run import read_until_up, rest_of_output
 
 ROOT = Path(__file__).parents[2]
 
@@ -93,7 +93,7 @@ def _make_run_once(checkout, env):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
-    return output + proc.stdout.read()
+    return output + rest_of_output(proc)
 
 
 @pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.faults import free_port
-from tests.scripts.make_run import read_until_up
+from tests.scripts.make_run import read_until_up, rest_of_output
 
 ROOT = Path(__file__).parents[2]
 
@@ -81,7 +81,7 @@ def test_it_brings_up_the_embedded_default_and_stops_cleanly_on_ctrl_c(tmp_path)
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
-    assert proc.returncode == 0, proc.stdout.read()
+    assert proc.returncode == 0, rest_of_output(proc)
     for stopped in (port, redis_port):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", stopped)) != 0, f"port {stopped} still open"

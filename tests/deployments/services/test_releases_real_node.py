@@ -1,58 +1,15 @@
 """Releases that fail for real on the sandbox's node: the kubelet's own readiness probe
 fails, a container crash-loops, one is OOM-killed, an image is not on the node. Each
 release ends in the state a user must see (rolled back to what ran before, or failed)
-with the kubelet's reason in words."""
+with the kubelet's reason in words. The profile: probe_profile (tests/fixtures/profiles.py)."""
 
 import pytest
 
-from deployments.integrations.helm import Helm
-from deployments.models import Cluster, Release
-from deployments.services.profiles import config_set, profile_import
+from deployments.models import Release
+from deployments.services.profiles import config_set
 from deployments.services.releases import release_request, release_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def probe_profile(real_node, probe_image, helm_bin, settings, db):
-    """One component running the probe image (already on the node), small requests."""
-    settings.HELMDECK_HELM = str(helm_bin)
-    settings.HELMDECK_HELM_TIMEOUT = 40
-    Cluster.objects.update_or_create(
-        name="minikube",
-        defaults={"kubeconfig_path": str(real_node.kubeconfig), "minikube_profile": ""},
-    )
-    repository, tag = probe_image.removeprefix("docker.io/").rsplit(":", 1)
-    profile = profile_import(
-        data={
-            "name": "probe",
-            "namespace": real_node.namespace,
-            "cluster": "minikube",
-            "components": {
-                "web": {
-                    "image": repository,
-                    "tag": tag,
-                    "port": 8080,
-                    "resources": {
-                        "requests": {"cpu": "50m", "memory": "64Mi"},
-                        "limits": {"cpu": "100m", "memory": "64Mi"},
-                    },
-                    "probes": {
-                        "readiness": {"path": "/ready", "initialDelaySeconds": 1,
-                                      "periodSeconds": 1, "failureThreshold": 1},
-                        "liveness": {"path": "/health", "initialDelaySeconds": 10,
-                                     "periodSeconds": 5},
-                    },
-                }
-            },
-            "config": {"GREETING": "v1"},
-        },
-        actor=None,
-    )
-    yield profile
-    Helm(binary=helm_bin, kubeconfig=str(real_node.kubeconfig)).uninstall(
-        "probe", real_node.namespace
-    )
 
 
 def deploy(profile):
@@ -60,8 +17,11 @@ def deploy(profile):
 
 
 def running_greeting(ns):
-    pods = [p for p in ns.pods("app.kubernetes.io/instance=probe")
-            if p.metadata.deletion_timestamp is None and p.spec.node_name == "helmdeck-real"]
+    pods = [
+        p
+        for p in ns.pods("app.kubernetes.io/instance=probe")
+        if p.metadata.deletion_timestamp is None and p.spec.node_name == "helmdeck-real"
+    ]
     env = ns.core.read_namespaced_config_map("probe-config", ns.namespace).data
     return env["GREETING"], len(pods)
 
@@ -94,12 +54,30 @@ def test_a_release_that_fails_on_the_node_rolls_back_and_says_why(
     assert running_greeting(real_node) == ("v1", 1)  # what ran before runs again
 
 
-def test_an_image_that_is_not_on_the_node_fails_with_err_image_never_pull(
-    probe_profile, real_node
-):
+def test_an_image_that_is_not_on_the_node_fails_with_err_image_never_pull(probe_profile, real_node):
     probe_profile.components.filter(name="web").update(tag="not-loaded")
     release = deploy(probe_profile)
 
     assert release.status == Release.FAILED, (release.status, release.reason)
     assert "ErrImageNeverPull" in release.reason
     assert "is not on the node" in release.reason
+
+
+def test_the_cli_exits_1_with_the_kubelets_reason_when_a_deploy_fails_on_the_node(
+    probe_profile, capsys, settings
+):
+    from django.core.management import call_command
+
+    def deploy_command():
+        with pytest.raises(SystemExit) as exited:
+            call_command("deploy", "probe", "--wait", "--no-build")
+        out, err = capsys.readouterr()
+        return exited.value.code, out, err
+
+    assert deploy_command()[0] == 0
+    probe_profile.components.filter(name="web").update(tag="not-loaded")
+    settings.HELMDECK_HELM_TIMEOUT = 15
+    code, _, err = deploy_command()
+    assert code == 1, err
+    assert "rolled back" in err
+    assert "ErrImageNeverPull" in err  # pull policy Never: the kubelet's own reason

@@ -7,7 +7,7 @@ import pytest
 from kubernetes import client
 
 from deployments.models import Cluster
-from deployments.services.diagnosis import pod_state_problem
+from deployments.services.diagnosis import FIXES, pod_state_problem
 from tests.deployments.services.test_watcher_sandbox import row
 from tests.factories import ProfileFactory
 
@@ -65,6 +65,7 @@ def test_it_reports_what_the_kubelet_reports(real_node, profile, watcher, probe_
     assert (crash.phase, crash.ready) == ("Running", False)
     problem = pod_state_problem(crash)
     assert problem.kind == "crash" and "exit code 1" in problem.message
+    assert problem.fix == FIXES["crash"]
     crash = real_node.wait_until(
         lambda: row(real_node, "shop-crash", last_log=lambda t: "KeyError" in t),
         timeout=30, what="the crashed container's own last lines on the row",
@@ -81,6 +82,7 @@ def test_it_reports_what_the_kubelet_reports(real_node, profile, watcher, probe_
         timeout=60, what="OOMKilled, exit code 137",
     )
     assert pod_state_problem(oom).kind == "oom"
+    assert pod_state_problem(oom).fix == FIXES["oom"]
 
     missing = real_node.wait_until(
         lambda: row(real_node, "shop-missing", reason="ErrImageNeverPull"),
@@ -96,6 +98,7 @@ def test_it_reports_what_the_kubelet_reports(real_node, profile, watcher, probe_
         timeout=60, what="the kubelet's failing readiness probe on the row",
     )
     assert "HTTP probe failed with statuscode: 503" in unready.last_event
+    assert unready.ready_label == "0/1"
     assert pod_state_problem(unready).kind == "not-ready"
 
     huge = real_node.wait_until(
