@@ -118,6 +118,27 @@ def test_the_real_node_is_a_kubelet_with_containerd_and_the_simulated_ones_are_t
         ]
 
 
+def test_the_kubelet_answers_no_one_without_a_client_certificate(sandbox_cluster):
+    """A local user (or a pod) who reaches 198.18.0.1:10250 must not get the kubelet's
+    pods, logs or exec: anonymous requests are refused, the read-only port is off, and
+    the health port listens on loopback only."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # we test the kubelet's refusal, not its cert
+    for path in ("/pods", "/runningpods/", "/metrics/resource", "/containerLogs/x/y/z"):
+        request = urllib.request.Request(f"https://{NODE_IP}:10250{path}")  # noqa: S310
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5, context=context)  # noqa: S310
+        assert refused.value.code == 401, (path, refused.value.code)
+    for port in (10255, 10248):  # read-only API: off; healthz: loopback only
+        with socket.socket() as sock:
+            sock.settimeout(2)
+            assert sock.connect_ex((NODE_IP, port)) != 0, f"{NODE_IP}:{port} answers"
+
+
 def test_pods_run_on_the_real_node_unless_their_namespace_asks_for_the_simulated_ones(
     real_node, sandbox, probe_image
 ):
