@@ -64,6 +64,24 @@ def test_it_has_a_valid_compose_file_with_healthchecks_and_mounts(tmp_path):
     assert services["web"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
+def test_it_takes_the_published_port_and_the_docker_socket_from_the_environment(tmp_path):
+    import yaml
+
+    keys = {"SECRET_KEY": "k", "HELMDECK_SECRET_KEYS": "f", "REDIS_PASSWORD": "r-pw"}
+    default = compose(tmp_path, "config", env=keys)
+    chosen = compose(
+        tmp_path,
+        "config",
+        env={**keys, "HELMDECK_PORT": "18123", "DOCKER_SOCKET": "/run/other/docker.sock"},
+    )
+    assert default.returncode == chosen.returncode == 0, default.stderr + chosen.stderr
+    default, chosen = (yaml.safe_load(r.stdout)["services"] for r in (default, chosen))
+    assert default["web"]["ports"] == ["127.0.0.1:8000:8000/tcp"]
+    assert chosen["web"]["ports"] == ["127.0.0.1:18123:8000/tcp"]
+    assert "/var/run/docker.sock:/var/run/docker.sock:rw" in default["worker"]["volumes"]
+    assert "/run/other/docker.sock:/var/run/docker.sock:rw" in chosen["worker"]["volumes"]
+
+
 def test_it_refuses_to_start_without_the_keys(tmp_path):
     result = compose(tmp_path, "config")
     assert result.returncode != 0
