@@ -131,17 +131,21 @@ def _bare_once(argv):
 
 def _uninstall(core, ns, grace=None):
     """helm uninstall, then wait until the pods are gone: on a real node that is when the
-    kubelet has stopped their containers (it deletes the pod object last)."""
+    kubelet has stopped their containers (it deletes the pod object last). With `grace`,
+    the deletion of pods the garbage collector is deleting (with their 30 s) is repeated
+    with that shorter grace period (the kubelet then stops them sooner); pods it has not
+    reached yet are left to it, lest a ReplicaSet not yet deleted start new ones."""
+    from kubernetes.client.exceptions import ApiException
+
     from deployments.integrations.helm import Helm
 
     Helm().uninstall(RELEASE, ns)
 
-    from kubernetes.client.exceptions import ApiException
-
     def gone():
         pods = core.list_namespaced_pod(ns).items
         for pod in pods if grace is not None else []:
-            if (pod.metadata.deletion_grace_period_seconds or grace + 1) > grace:
+            meta = pod.metadata
+            if meta.deletion_timestamp and (meta.deletion_grace_period_seconds or 0) > grace:
                 try:
                     core.delete_namespaced_pod(pod.metadata.name, ns, grace_period_seconds=grace)
                 except ApiException as exc:
