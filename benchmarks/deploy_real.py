@@ -229,8 +229,8 @@ def run(*, quick=False):
     )
     size = image.attrs.get("Size") or 0
     result.notes.append(
-        f"image {REF} ({size / 2**20:.0f} MiB) built by dockerd in {built:.1f} s (cached "
-        f"layers), then {loads} alternated fresh loads (removed from the node first; layers "
+        f"image {REF} ({size / 2**20:.0f} MiB) built by dockerd in {built:.1f} s, then "
+        f"{loads} alternated pair(s) of fresh loads (removed from the node first; layers "
         "another image on the node holds are not copied again): Helmdeck's load step "
         "(image_deliver) "
         + ", ".join(f"{s:.2f}" for s in ours)
