@@ -168,7 +168,7 @@ def measure(result, variant, *, quick=False):
 
     pairs = 2 if quick else 5
     core, _ = cluster.kube()
-    ours, theirs, checks = [], [], set()
+    ours, theirs, checks, cleanups = [], [], set(), []
     with (
         cluster.namespace(core, f"{variant.kind}-hd", simulated=variant.simulated) as hd_ns,
         cluster.namespace(core, f"{variant.kind}-helm", simulated=variant.simulated) as bare_ns,
@@ -187,23 +187,32 @@ def measure(result, variant, *, quick=False):
                 figures, ns = _bare_once(argv), bare_ns
             if variant.check is not None:
                 checks.add(variant.check(core, ns))
+            started = time.monotonic()
             _uninstall(core, ns, variant.grace)
+            cleanups.append(time.monotonic() - started)
             if timed:
                 (ours if who == "helmdeck" else theirs).append(figures)
+            return figures
 
         try:
             with harness.celery_worker():
                 # One untimed round each first: the worker's first release imports the
                 # Kubernetes client and loads schemas, which a running panel did long ago.
-                once("helmdeck", timed=False)
-                once("bare", timed=False)
+                first = once("helmdeck", timed=False)["total"], once("bare", timed=False)["total"]
+                print(
+                    f"   untimed round: Helmdeck {first[0]:.2f}s, bare helm {first[1]:.2f}s "
+                    f"(cleanups {cleanups[0]:.1f}s, {cleanups[1]:.1f}s)",
+                    flush=True,
+                )
                 for i in range(pairs):
                     order = ("helmdeck", "bare") if i % 2 == 0 else ("bare", "helmdeck")
                     for who in order:
                         once(who)
                     print(
                         f"   pair {i + 1}/{pairs}: Helmdeck {ours[-1]['total']:.2f}s, "
-                        f"bare helm {theirs[-1]['total']:.2f}s",
+                        f"bare helm {theirs[-1]['total']:.2f}s (cleanups "
+                        + ", ".join(f"{s:.1f}s" for s in cleanups[-2:])
+                        + ")",
                         flush=True,
                     )
         finally:
@@ -227,7 +236,7 @@ def measure(result, variant, *, quick=False):
     result.add("  upgrade step (helm --wait)", med(ours, "upgrade"), unit="s", bare=bare)
     result.add("  verify step", med(ours, "verify"), unit="s")
     result.add("  hand-offs between steps (Celery chain)", med(ours, "handoffs"))
-    cleanup = "uninstalled untimed between runs"
+    cleanup = f"uninstalled untimed between runs, {median(cleanups):.1f} s each"
     if variant.grace is not None:
         cleanup += f", leftover pods deleted with a {variant.grace} s grace period"
     result.notes.append(

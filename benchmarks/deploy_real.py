@@ -206,6 +206,13 @@ def run(*, quick=False):
         built = time.monotonic() - started
         loads = 1 if quick else 3
         ours, theirs = _deliver(row, image, loads)
+        print(
+            f"   image built in {built:.1f}s; loads: Helmdeck "
+            + ", ".join(f"{s:.2f}s" for s in ours)
+            + ", bare "
+            + ", ".join(f"{s:.2f}s" for s in theirs),
+            flush=True,
+        )
         variant = Variant(
             kind="realdeploy",
             pods=(
