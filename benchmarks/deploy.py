@@ -37,9 +37,6 @@ class Variant:
     simulated: bool = True  # namespaces on the kwok nodes, else on the real node
     # (name=, namespace=, node_port=) -> the profile document
     spec: Callable = harness.todo_spec
-    # after each uninstall, pods still there are deleted with this grace period (seconds):
-    # a PID 1 that ignores SIGTERM would make every untimed cleanup wait the default 30 s
-    grace: int | None = None
     # (core, namespace) after each timed run, untimed: raises BenchError when the pods are
     # not what the variant claims (e.g. not on the real node); returns a note or ""
     check: Callable | None = None
@@ -129,31 +126,18 @@ def _bare_once(argv):
     return {"total": took}
 
 
-def _uninstall(core, ns, grace=None):
+def _uninstall(core, ns):
     """helm uninstall, then wait until the pods are gone: on a real node that is when the
-    kubelet has stopped their containers (it deletes the pod object last). With `grace`,
-    the deletion of pods the garbage collector is deleting (with their 30 s) is repeated
-    with that shorter grace period (the kubelet then stops them sooner); pods it has not
-    reached yet are left to it, lest a ReplicaSet not yet deleted start new ones."""
-    from kubernetes.client.exceptions import ApiException
-
+    kubelet has stopped their containers (it deletes the pod object last)."""
     from deployments.integrations.helm import Helm
 
     Helm().uninstall(RELEASE, ns)
-
-    def gone():
-        pods = core.list_namespaced_pod(ns).items
-        for pod in pods if grace is not None else []:
-            meta = pod.metadata
-            if meta.deletion_timestamp and (meta.deletion_grace_period_seconds or 0) > grace:
-                try:
-                    core.delete_namespaced_pod(pod.metadata.name, ns, grace_period_seconds=grace)
-                except ApiException as exc:
-                    if exc.status != 404:  # gone meanwhile
-                        raise
-        return not pods
-
-    harness.wait_for(gone, timeout=120, what=f"pods in {ns} to go", interval=0.2)
+    harness.wait_for(
+        lambda: not core.list_namespaced_pod(ns).items,
+        timeout=120,
+        what=f"pods in {ns} to go",
+        interval=0.2,
+    )
 
 
 def run(*, quick=False):
@@ -188,7 +172,7 @@ def measure(result, variant, *, quick=False):
             if variant.check is not None:
                 checks.add(variant.check(core, ns))
             started = time.monotonic()
-            _uninstall(core, ns, variant.grace)
+            _uninstall(core, ns)
             cleanups.append(time.monotonic() - started)
             if timed:
                 (ours if who == "helmdeck" else theirs).append(figures)
@@ -237,8 +221,6 @@ def measure(result, variant, *, quick=False):
     result.add("  verify step", med(ours, "verify"), unit="s")
     result.add("  hand-offs between steps (Celery chain)", med(ours, "handoffs"))
     cleanup = f"uninstalled untimed between runs, {median(cleanups):.1f} s each"
-    if variant.grace is not None:
-        cleanup += f", leftover pods deleted with a {variant.grace} s grace period"
     result.notes.append(
         f"{pairs} alternated pairs after one untimed round each, fresh install each "
         f"({cleanup}); {variant.pods}; one Celery worker "
