@@ -19,8 +19,8 @@ What differs from the kwok variant, and why:
   1.5 Gi in all: the node is this machine (2 CPUs), shared with the tests' real pods.
 - Everything else is the profile's: NodePort frontend and ClusterIP backend, config and
   secrets, probe paths and timings (readiness from 10 s then every 5 s, liveness from
-  30 s). The kubelet probes on its own period, so a pod is Ready at its first readiness
-  probe after the 10 s delay, about 15 s after it was bound (kwok: exactly 10 s).
+  30 s). The kubelet probes on its own 5 s period, counted from when it took the pod,
+  so a pod is Ready at its first readiness probe after the 10 s delay (kwok: at 10 s).
 - The profile is on a Cluster row that loads images into this node's containerd
   (bench-real-node), as a kind cluster or Minikube with containerd is set up.
 """
