@@ -1,4 +1,5 @@
-"""The sandbox cluster: API clients, bench-* namespaces, bare pods and free nodePorts."""
+"""The sandbox cluster: API clients, bench-* namespaces, bare pods, free nodePorts and the
+real node (its name, its containerd's socket)."""
 
 import contextlib
 import os
@@ -73,9 +74,32 @@ def namespace(core, kind, *, simulated=True):
         shutil.rmtree(sandbox_logs() / name, ignore_errors=True)
 
 
-def sandbox_logs():
+def sandbox_dir():
     cache = Path(os.environ.get("HELMDECK_CACHE", Path.home() / ".cache" / "helmdeck"))
-    return cache / "sandbox" / "logs"
+    return cache / "sandbox"
+
+
+def sandbox_logs():
+    return sandbox_dir() / "logs"
+
+
+# kwok manages the simulated nodes only: they carry this annotation (scripts/sandbox/up).
+KWOK_NODE = "kwok.x-k8s.io/node"
+
+
+def real_node(core):
+    """The sandbox's real node (kubelet + containerd, scripts/sandbox/node): the one node
+    kwok does not manage. BenchError when the sandbox has none."""
+    for node in core.list_node().items:
+        if (node.metadata.annotations or {}).get(KWOK_NODE) != "fake":
+            return node
+    raise BenchError("the sandbox has no real node; start it with scripts/sandbox/node up")
+
+
+def node_containerd():
+    """The real node's containerd socket, where images must be before its pods start
+    (pull policy Never: there is no registry)."""
+    return sandbox_dir() / "node" / "containerd.sock"
 
 
 def bare_pod(core, ns, name, instance, *, annotations=None, ready_delay=None):

@@ -1,6 +1,9 @@
 """The benchmark suite's own arithmetic and tables (no timing here: figures belong to
-`make bench`), and that `python -m benchmarks --help` runs."""
+`make bench`), that `python -m benchmarks --help` runs, and that the real-node deploy
+benchmark runs through in quick mode (whatever its figures)."""
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +12,10 @@ import pytest
 
 from benchmarks import report
 from benchmarks.__main__ import parse_args
+from benchmarks.postgres import PGBIN
+from tests.fixtures.infra import NODE_CONTAINERD, missing
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_percentiles_interpolate_and_tables_judge_goals():
@@ -38,10 +45,9 @@ def test_percentiles_interpolate_and_tables_judge_goals():
 
 
 def test_cli_help_and_names():
-    root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--help"],
-        cwd=root,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
@@ -49,5 +55,42 @@ def test_cli_help_and_names():
     )
     assert done.returncode == 0 and "--only" in done.stdout and "--quick" in done.stdout
     assert parse_args(["--only", "deploy,logs", "--quick"]).names == ["deploy", "logs"]
+    assert parse_args(["--only", "deploy_real"]).names == ["deploy_real"]
     with pytest.raises(SystemExit):
         parse_args(["--only", "nope"])
+
+
+@pytest.mark.integration
+def test_it_runs_the_deploy_benchmark_on_the_real_node_in_quick_mode(
+    sandbox_cluster, dockerd, redis_url, database_url
+):
+    if not NODE_CONTAINERD.exists():
+        missing(f"the sandbox's real node (no {NODE_CONTAINERD}: scripts/sandbox/node up)")
+    if not (PGBIN / "initdb").exists():
+        missing(f"PostgreSQL's server binaries in {PGBIN} (scripts/services/postgres)")
+    env = {**os.environ, "KUBECONFIG": str(sandbox_cluster.kubeconfig), "REDIS_URL": redis_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--only", "deploy_real", "--quick", "--no-write"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    out = done.stdout
+    # 1 is a goal missed: the figures are `make bench`'s to judge, not a test's
+    assert done.returncode in (0, 1), out[-3000:] + done.stderr[-3000:]
+    assert not re.search(r"^error: ", out, re.M), out[-3000:] + done.stderr[-3000:]
+    assert "pair 2/2: Helmdeck" in out
+    seconds = r"\d[\d.,]* s"
+    assert re.search(rf"click -> deployed and Ready, median +{seconds} +{seconds} +\d\.\d\dx", out)
+    assert re.search(rf"image load into the node .* +{seconds} +{seconds}", out)
+    assert re.search(r"pods ran on node \S+ \(containerd://", out), out[-3000:]
+    assert re.search(r"^summary: deploy_real (PASS|MISS)$", out, re.M)
+    left = [
+        ns.metadata.name
+        for ns in sandbox_cluster.core.list_namespace().items
+        if ns.metadata.name.startswith("bench-realdeploy-") and ns.status.phase != "Terminating"
+    ]
+    assert not left, f"the benchmark left namespaces behind: {left}"
