@@ -220,6 +220,10 @@ def main():
     os.environ.setdefault("HELMDECK_STATE_DIR", str(STATE))
     children = []
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C stops everything even when started where SIGINT was ignored (a background job
+    # of a non-interactive shell, as some CI runners start scripts): Python installs its
+    # KeyboardInterrupt handler only when it finds SIGINT at its default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         start_redis(children)
         manage("migrate", "--no-input", "-v", "0")
