@@ -46,6 +46,10 @@ def test_it_brings_up_the_embedded_default_and_stops_cleanly_on_ctrl_c(tmp_path)
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # started the way a background job of a non-interactive shell is (some CI runners):
+        # with SIGINT ignored, which Python keeps unless told otherwise; Ctrl-C must still
+        # stop it all
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
     )
     try:
         output = read_until_up(proc, 120)
