@@ -17,13 +17,15 @@ def viewer_client():
 
 @pytest.fixture
 def follow_streams(monkeypatch):
-    """Every LogStream the views open, with the local port of its connection."""
+    """Every LogStream the views open, with its connection's (local port, peer port): a
+    local port alone may be taken again by a connection elsewhere once this one closed."""
     opened = []
     original = Kube.pod_log_follow
 
     def recording(self, *args, **kwargs):
         stream = original(self, *args, **kwargs)
-        opened.append((stream, stream._response.connection.sock.getsockname()[1]))
+        sock = stream._response.connection.sock
+        opened.append((stream, (sock.getsockname()[1], sock.getpeername()[1])))
         return stream
 
     monkeypatch.setattr(Kube, "pod_log_follow", recording)

@@ -52,13 +52,16 @@ def make_pod(sandbox, name, *, instance="shop", component="web"):
     return name
 
 
-def established(local_port):
-    """Whether this machine has an ESTABLISHED TCP connection from `local_port`."""
+def established(ports):
+    """Whether this machine has an ESTABLISHED TCP connection from local port to peer port
+    `ports` (both: after a close, the local port alone may serve another connection)."""
+    local, peer = ports
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
             for row in f.readlines()[1:]:
                 fields = row.split()
-                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == local_port:
+                port = (int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16))
+                if fields[3] == "01" and port == (local, peer):
                     return True
     return False
 
@@ -104,7 +107,7 @@ def wait_for_cleanup(follow_streams):
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         threads = [t for t in threading.enumerate() if t.name.startswith("pod-log ")]
-        if not threads and not any(established(port) for _, port in follow_streams):
+        if not threads and not any(established(ports) for _, ports in follow_streams):
             return
         time.sleep(0.1)
     pytest.fail(f"left open: threads {threads}, streams {follow_streams}")
