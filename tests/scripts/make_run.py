@@ -1,10 +1,10 @@
 """`make run` (scripts/dev/run) read as a user reads it: until it says the panel is up,
 and then on in the background, as a terminal would.
 
-The rest must be read: the panel's children (worker, watcher, web) write to the same pipe,
-and once its 64 KiB are full they block on their next log line; they then cannot stop on
-Ctrl-C, nor can `make run` print that it is stopping them (three CI runs timed out
-stopping `make run` this way)."""
+The rest is read because the panel's children (worker, watcher, web) write to the same
+pipe: once its 64 KiB were full they would block on their next log line, and so would
+`make run`'s own "stopping ..." lines. (The CI timeouts stopping `make run` had another
+cause: SIGINT inherited as ignored, see scripts/dev/run.py's main.)"""
 
 import threading
 import time
