@@ -388,11 +388,19 @@ def test_it_leaves_a_pod_that_does_not_fit_pending(sandbox, cpu, memory, resourc
     # the real node is no candidate: the namespace's node selector keeps its pods off it
     assert re.match(r"0/\d+ nodes are available: ", event.message), event.message
     assert "node(s) didn't match Pod's node affinity/selector" in event.message
+    # the scheduler records the event and writes the pod's condition separately (its API
+    # calls are asynchronous): the condition may land a moment after the event
+    scheduled = sandbox.wait_until(
+        lambda: next(
+            (c for c in sandbox.pod(pod).status.conditions or () if c.type == "PodScheduled"), None
+        ),
+        timeout=10,
+        what="the PodScheduled condition",
+    )
+    assert scheduled.status == "False" and scheduled.reason == "Unschedulable"
     current = sandbox.pod(pod)
     assert current.status.phase == "Pending"
     assert current.spec.node_name is None
-    scheduled = next(c for c in current.status.conditions if c.type == "PodScheduled")
-    assert scheduled.status == "False" and scheduled.reason == "Unschedulable"
 
 
 def test_it_sizes_the_node_like_the_seeds_minikube(sandbox_cluster):
