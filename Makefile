@@ -15,7 +15,7 @@ run: venv
 	@scripts/dev/run
 
 test: venv
-	$(UV) run --no-sync pytest $(PYTEST_ARGS)
+	@UV=$(UV) scripts/dev/test $(PYTEST_ARGS)
 
 lint: venv
 	$(UV) run --no-sync ruff check .

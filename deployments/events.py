@@ -16,15 +16,22 @@ log = logging.getLogger(__name__)
 
 
 def channel(kind, pk):
-    """`helmdeck:<kind>:<pk>`: "release" (log and status events of one release) and
-    "profile" (pod events of one profile's pods)."""
-    return f"helmdeck:{kind}:{pk}"
+    """`helmdeck:<db>:<kind>:<pk>`: "release" (log and status events of one release) and
+    "profile" (pod events of one profile's pods). Redis has one pub/sub namespace for all
+    of a server's databases: the database number of REDIS_URL keeps two panels that share
+    a Redis server (each with its own database) from hearing each other's events."""
+    return f"helmdeck:{_database(settings.REDIS_URL)}:{kind}:{pk}"
 
 
 def pattern(kind):
     """Every channel of `kind`, for a pattern subscription: the status page listens to all
     profiles' pod events and all releases' status events (deployments.hub)."""
     return channel(kind, "*")
+
+
+@functools.cache
+def _database(url):
+    return redis.connection.parse_url(url).get("db") or 0
 
 
 @functools.cache

@@ -10,7 +10,12 @@ import pytest
 
 from tests.factories import PASSWORD, UserFactory
 
-pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.faults", "tests.fixtures.profiles"]
+pytest_plugins = [
+    "tests.fixtures.parallel",
+    "tests.fixtures.infra",
+    "tests.fixtures.faults",
+    "tests.fixtures.profiles",
+]
 
 ROLES = ("viewer", "deployer", "admin")
 

@@ -267,6 +267,7 @@ def _node(command: str) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
+@pytest.mark.serial  # every other test's pods go with the node; the host compared must be still
 def test_node_down_leaves_the_host_as_it_found_it(sandbox_cluster, real_node, probe_image, dockerd):
     try:
         _node("down")

@@ -56,6 +56,9 @@ def fresh_machine(tmp_path):
         if not k.startswith(dropped) and k not in ("CI", "KUBECONFIG", "HYPOTHESIS_EXAMPLES")
     }
     env.update(HOME=str(home), PATH=_path_without_uv(checkout))
+    # its `make test` in one process: no pytest-xdist processes of its own, which would take
+    # Redis databases (tests/fixtures/parallel.py) that this run's processes use
+    env["HELMDECK_TEST_WORKERS"] = "1"
     # pyenv's interpreters stay findable (they are the machine's, not something we installed)
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     if pyenv.is_dir():
