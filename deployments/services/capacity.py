@@ -115,14 +115,15 @@ def pod_requests(pod):
 @dataclass(frozen=True)
 class NamespaceCapacity:
     total: Resources  # allocatable of the eligible nodes
-    used: Resources  # requests of pods bound to them
+    used: Resources  # requests of pods bound to them (not terminating)
     nodes: list  # names of the eligible nodes
     of_nodes: int  # nodes in the cluster
 
 
 def namespace_capacity(*, kube, namespace, exclude_release=None):
     """The eligible nodes' allocatable and what other pods bound to them request; the
-    release's own pods in `namespace` are left out, since an upgrade replaces them."""
+    release's own pods in `namespace` are left out, since an upgrade replaces them, and so
+    are pods already terminating."""
     placement = Placement.of(kube.namespace(namespace))
     nodes = kube.nodes()
     eligible = [n for n in nodes if node_accepts(n, placement)]
@@ -133,6 +134,11 @@ def namespace_capacity(*, kube, namespace, exclude_release=None):
     used = Resources()
     for pod in kube.active_pods():
         if pod.spec.node_name not in names:
+            continue
+        # A terminating pod (deletionTimestamp set) holds its requests only until its grace
+        # period ends; the scheduler places the new pods then. Counting it refused a deploy
+        # right after an uninstall whose pods were still stopping.
+        if pod.metadata.deletion_timestamp is not None:
             continue
         labels = pod.metadata.labels or {}
         if (

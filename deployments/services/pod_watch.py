@@ -13,7 +13,9 @@ class PodWatcher:
 
     def __init__(self, run, every=2.0):
         self.run, self.every = run, every
-        self._last, self._problems, self._kube = 0.0, [], None
+        # the first look after `every` seconds: at the start helm has created nothing yet,
+        # and building a client then would only take CPU from helm
+        self._last, self._problems, self._kube = time.monotonic(), [], None
 
     def tick(self):
         now = time.monotonic()

@@ -12,6 +12,7 @@ only inside `release_upgrade`, in a 0600 file helm reads.
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -23,7 +24,7 @@ from django.utils import timezone
 from deployments import crypto, events
 from deployments.integrations import IntegrationError
 from deployments.integrations.docker import build_image
-from deployments.integrations.helm import Helm
+from deployments.integrations.helm import Helm, release_summary
 from deployments.integrations.kube import Kube, kubeconfig_path
 from deployments.models import LogLine, Release, Step
 from deployments.redaction import redactor_for
@@ -33,7 +34,7 @@ from deployments.services.diagnosis import pod_problems
 from deployments.services.helm_undo import undo_pending
 from deployments.services.image_delivery import image_deliver
 from deployments.services.pod_watch import PodWatcher
-from deployments.services.rendering import spec_render
+from deployments.services.rendering import spec_render_check
 from deployments.spec import parse_spec
 from deployments.validators import build_source
 from deployments.values import (
@@ -307,22 +308,32 @@ def release_render(release_id, worker="", attempt=0):
     run = _Run(release)
     run.begin("render")
     spec = run.spec
-    kube = kube_for(run.cluster)
-    try:
-        findings = profile_checks(spec=spec, cluster=run.cluster, profile=run.profile, kube=kube)
-    finally:
-        if kube is not None:
-            kube.close()
+    # helm renders (two processes, or a cached result; no database) while this thread asks
+    # the cluster and the database for the checks: the step takes the longer, not the sum
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rendering = pool.submit(
+            spec_render_check, spec=spec, keys=list(spec["secrets"]), helm=run.helm()
+        )
+        kube = kube_for(run.cluster)
+        try:
+            findings = profile_checks(
+                spec=spec, cluster=run.cluster, profile=run.profile, kube=kube
+            )
+        finally:
+            if kube is not None:
+                kube.close()
+        try:
+            rendered, render_failed = rendering.result(), None
+        except IntegrationError as exc:
+            rendered, render_failed = None, exc
     for finding in findings:
         run.log(f"check {finding.level}: {finding.subject}: {finding.message}")
     errors = [f for f in findings if f.level == ERROR]
     if errors:
         _fail(run, "; ".join(f"{f.subject}: {f.message} (fix: {f.fix})" for f in errors))
         return False
-    try:
-        rendered = spec_render(spec=spec, keys=list(spec["secrets"]), helm=run.helm())
-    except IntegrationError as exc:
-        _fail(run, str(exc))
+    if render_failed is not None:
+        _fail(run, str(render_failed))
         return False
     for line in rendered.lint.splitlines():
         run.log(line)
@@ -330,7 +341,7 @@ def release_render(release_id, worker="", attempt=0):
         _fail(run, "; ".join(rendered.problems))
         return False
     run.log(
-        f"rendered {len(rendered.manifests)} resources; schemas valid for Kubernetes "
+        f"rendered {rendered.resources} resources; schemas valid for Kubernetes "
         f"{', '.join(settings.HELMDECK_VALIDATE_KUBE_VERSIONS)}"
     )
     run.end()
@@ -374,11 +385,18 @@ def release_upgrade(release_id, worker="", attempt=0):
             f"helm {'upgrade --install'} {spec['name']} (helm v{helm.major}, "
             f"{' '.join(helm.rollback_flags())}, timeout {helm_timeout()}s)"
         )
+        output = []
+
+        def on_line(line):
+            output.append(line)
+            if line.strip():
+                run.log(line)
+
         try:
             started = time.monotonic()
             code = helm.stream(
                 *args,
-                on_line=run.log,
+                on_line=on_line,
                 should_stop=run.cancelled,
                 on_tick=watcher.tick,
                 timeout=helm_timeout() + 120,
@@ -389,13 +407,15 @@ def release_upgrade(release_id, worker="", attempt=0):
     if code != 0:
         timed_out = time.monotonic() - started >= helm_timeout()
         return _settle_failed_upgrade(run, helm, watcher, attempt, timed_out=timed_out)
-    try:
-        status = helm.status(spec["name"], spec["namespace"]) or {}
-    except IntegrationError as exc:
-        _fail(run, f"helm succeeded but its status cannot be read: {exc}")
-        return False
-    revision = status.get("version")
-    notes = ((status.get("info") or {}).get("notes") or "").strip()
+    summary = release_summary(output, spec["name"], spec["namespace"])
+    if summary is None:  # not helm's usual summary: ask helm
+        try:
+            status = helm.status(spec["name"], spec["namespace"]) or {}
+        except IntegrationError as exc:
+            _fail(run, f"helm succeeded but its status cannot be read: {exc}")
+            return False
+        summary = status.get("version"), ((status.get("info") or {}).get("notes") or "").strip()
+    revision, notes = summary
     db_retry(
         lambda: Release.objects.filter(pk=release_id).update(helm_revision=revision, notes=notes)
     )
@@ -444,15 +464,16 @@ def release_verify(release_id, worker="", attempt=0):
         with Kube(run.cluster) as kube:
             deployments = kube.release_deployments(spec["namespace"], spec["name"])
             pods = kube.release_pods(spec["namespace"], spec["name"])
-            problems = pod_problems(pods, kube.events(spec["namespace"]))
+            unready = [
+                d.metadata.name
+                for d in deployments
+                if (d.status.ready_replicas or 0) < (d.spec.replicas or 0)
+                or (d.status.updated_replicas or 0) < (d.spec.replicas or 0)
+            ]
+            # the namespace's events only when something is to be explained
+            problems = pod_problems(pods, kube.events(spec["namespace"])) if unready else []
     except IntegrationError as exc:
         return _retry_or_fail(run, exc, back_to=Release.UPGRADING, attempt=attempt)
-    unready = [
-        d.metadata.name
-        for d in deployments
-        if (d.status.ready_replicas or 0) < (d.spec.replicas or 0)
-        or (d.status.updated_replicas or 0) < (d.spec.replicas or 0)
-    ]
     if unready:
         _fail(
             run,

@@ -2,6 +2,7 @@
 Kubernetes client's own model objects standing in for what the API returns."""
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -37,10 +38,14 @@ def namespace(annotations=None):
     return client.V1Namespace(metadata=client.V1ObjectMeta(name="ns", annotations=annotations))
 
 
-def pod(name, node_name, *, namespace="other", cpu="500m", memory="512Mi", release=None):
+def pod(
+    name, node_name, *, namespace="other", cpu="500m", memory="512Mi", release=None, leaving=None
+):
     labels = {"app.kubernetes.io/instance": release} if release else None
     return client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=labels),
+        metadata=client.V1ObjectMeta(
+            name=name, namespace=namespace, labels=labels, deletion_timestamp=leaving
+        ),
         spec=client.V1PodSpec(
             node_name=node_name,
             containers=[
@@ -160,6 +165,8 @@ def test_it_sums_the_eligible_nodes_and_what_pods_bound_there_request():
             pod("pending", None, cpu="3", memory="3Gi"),  # not bound: holds nothing yet
             pod("mine", "sim", namespace="shop", cpu="2", memory="2Gi", release="shop"),
             pod("same-name", "sim", cpu="500m", memory="512Mi", release="shop"),
+            # terminating (an uninstall's pods stopping): frees its requests in seconds
+            pod("leaving", "sim", cpu="2", memory="2Gi", leaving=datetime.now(UTC)),
         ],
     )
     found = namespace_capacity(kube=kube, namespace="shop", exclude_release="shop")

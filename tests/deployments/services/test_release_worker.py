@@ -50,6 +50,44 @@ def test_it_deploys_through_the_worker_and_sends_only_ids(deployable, redis_url,
     assert "@" in release.worker
 
 
+def test_a_stage_run_inline_that_must_retry_goes_back_to_the_queue(
+        deployable, sandbox, helm_bin, tmp_path, monkeypatch, settings, request):
+    """The task that takes a release runs its next stages itself (tasks.INLINE_WITHIN).
+    When one of those meets a transient failure (here helm: the cluster unreachable once,
+    for the upgrade and for the status that follows), that stage is queued again with the
+    rest of the chain after it, and the release still ends deployed and verified."""
+    failed = tmp_path / "failed"
+    stand_in = tmp_path / "helm"
+    stand_in.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = upgrade ] || [ "$1" = status ]; then\n'
+        f'  if [ ! -e "{failed}.$1" ]; then\n'
+        f'    : > "{failed}.$1"\n'
+        '    echo "Error: Kubernetes cluster unreachable: connection refused" >&2\n'
+        "    exit 1\n"
+        "  fi\n"
+        "fi\n"
+        f'exec "{helm_bin}" "$@"\n'
+    )
+    stand_in.chmod(0o755)
+    settings.HELMDECK_HELM = str(stand_in)
+    monkeypatch.setenv("HELMDECK_HELM", str(stand_in))
+    monkeypatch.setenv("HELMDECK_RETRY_BACKOFF", "0.5")
+    release = release_request(profile=deployable, actor=None, build=False)
+    release_enqueue(release)
+    request.getfixturevalue("celery_worker")
+    wait_for(lambda: Release.objects.get(pk=release.pk).status in Release.TERMINAL, 180,
+             "the release to finish")
+    release.refresh_from_db()
+    assert release.status == Release.SUCCEEDED, release.reason
+    assert (tmp_path / "failed.upgrade").exists() and (tmp_path / "failed.status").exists()
+    lines = list(release.log_lines.values_list("text", flat=True))
+    assert any("cluster unreachable" in line and "retrying in" in line for line in lines), lines
+    assert list(release.steps.values_list("name", "status")) == [
+        ("render", "done"), ("upgrade", "done"), ("verify", "done")
+    ]
+
+
 def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
         deployable, sandbox, redis_url, celery_worker, helm_bin):
     first = release_request(profile=deployable, actor=None, build=False)

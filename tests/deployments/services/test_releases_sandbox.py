@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from deployments.integrations.helm import Helm
 from deployments.models import Cluster, Component, LogLine, Release, Step
 from deployments.services.profiles import config_set
 from deployments.services.releases import (
@@ -65,6 +66,12 @@ def test_it_deploys_upgrades_and_rolls_back_the_todo_app(deployable, sandbox, he
         for line in lines
     ), lines[-20:]
     assert "http://$(minikube ip):30000" in first.notes
+    # read from helm's own summary (release_summary), as `helm status` has them
+    status = Helm(binary=helm_bin, kubeconfig=str(sandbox.kubeconfig)).status(
+        "todo-app", sandbox.namespace
+    )
+    notes = status["info"]["notes"].strip()
+    assert (first.helm_revision, first.notes) == (status["version"], notes)
     sequences = list(first.log_lines.values_list("sequence", flat=True))
     assert sequences == list(range(1, len(sequences) + 1))
     for value in SECRETS.values():

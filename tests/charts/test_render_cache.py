@@ -1,0 +1,78 @@
+"""A deploy's render is remembered by its inputs (rendering.spec_render_check): the same
+chart, values, secret keys, helm and Kubernetes versions reuse the result; any change
+renders again; no secret value is part of the key or of what is kept."""
+
+import shutil
+
+import pytest
+from django.core.cache import cache
+
+from deployments.integrations.helm import Helm
+from deployments.services import rendering
+from deployments.services.profiles import parse_spec_of
+from deployments.services.rendering import spec_render_check
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+
+@pytest.fixture
+def spec(todo_app, redis_url, settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "LOCATION": redis_url},
+    }
+    cache.clear()
+    yield parse_spec_of(todo_app)
+    cache.clear()
+
+
+def test_the_same_inputs_reuse_the_render(spec, helm_bin, monkeypatch):
+    helm, keys = Helm(binary=helm_bin), list(spec["secrets"])
+    first = spec_render_check(spec=spec, keys=keys, helm=helm)
+    assert first.resources == 6 and first.problems == [] and "1 chart(s) linted" in first.lint
+    # what is kept: the three fields, no manifest (Secret placeholders included)
+    kept = cache.get(f"helmdeck:render:{rendering._render_inputs_digest(spec, keys, helm)}")
+    assert kept == vars(first)
+
+    rendered_again = []
+    monkeypatch.setattr(rendering, "spec_render", lambda **kw: rendered_again.append(kw))
+    assert spec_render_check(spec=spec, keys=keys, helm=helm) == first
+    assert rendered_again == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda spec, keys, chart: spec["components"][0].update(replicas=3),
+        lambda spec, keys, chart: spec.update(namespace="elsewhere"),
+        lambda spec, keys, chart: spec["config"].update(EXTRA="1"),
+        lambda spec, keys, chart: keys.append("NEW_KEY"),
+        lambda spec, keys, chart: (chart / "templates" / "service.yaml").open("a").write("\n#\n"),
+    ],
+    ids=["replicas", "namespace", "config", "secret-key", "chart-file"],
+)
+def test_any_changed_input_renders_again(spec, helm_bin, tmp_path, monkeypatch, change):
+    chart = tmp_path / "chart"
+    shutil.copytree(rendering.CHART_DIR, chart)
+    monkeypatch.setattr(rendering, "CHART_DIR", str(chart))
+    helm, keys = Helm(binary=helm_bin), list(spec["secrets"])
+    before = rendering._render_inputs_digest(spec, keys, helm)
+    change(spec, keys, chart)
+    assert rendering._render_inputs_digest(spec, keys, helm) != before
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "not a dict",
+        {"lint": "", "resources": 6},  # a field missing
+        {"lint": "", "resources": "6", "problems": []},
+        {"lint": "", "resources": 6, "problems": [{"x": 1}]},
+    ],
+)
+def test_a_foreign_cache_value_is_a_miss(spec, helm_bin, stored):
+    helm = Helm(binary=helm_bin)
+    keys = list(spec["secrets"])
+    cache.set(f"helmdeck:render:{rendering._render_inputs_digest(spec, keys, helm)}", stored)
+    check = spec_render_check(spec=spec, keys=keys, helm=helm)
+    assert check.resources == 6 and check.problems == []
