@@ -341,15 +341,17 @@ def release_summary(lines, release, namespace):
     """(revision, notes) from the summary `helm upgrade --install` prints when it succeeds,
     or None when `lines` (its output, one string per line) hold none.
 
-    That summary is helm's status table (Helm 3 and 4 print it the same way): `NAME:`,
-    `LAST DEPLOYED:`, `NAMESPACE:`, `STATUS:`, `REVISION:`, `TEST SUITE:`, then `NOTES:` and
-    the notes, stripped, to the end. A deploy reads its revision and notes here instead of
-    running `helm status` after helm (a second helm process and API round trip, ~0.2 s);
+    That summary is helm's status table (Helm 3 and 4 alike): `NAME:`, `LAST DEPLOYED:`,
+    `NAMESPACE:`, `STATUS:`, `REVISION:`, (Helm 4: `DESCRIPTION:`), `TEST SUITE:`, then
+    `NOTES:` and the notes, stripped, to the end. A deploy reads its revision and notes here
+    instead of running `helm status` after helm (a second helm process, ~0.2 s);
     whoever gets None asks `helm status`.
     """
     head = f"NAME: {release}"
-    for start, line in enumerate(lines):
-        if line != head:
+    # the last one: helm prints it at the very end, after anything (warnings) that might
+    # echo a profile's text
+    for start in reversed(range(len(lines))):
+        if lines[start] != head:
             continue
         header = lines[start + 1 : start + 5]
         revision = next((m for m in map(_REVISION.fullmatch, header) if m), None)

@@ -172,7 +172,7 @@ def _claim(release_id, from_statuses, to_status, *, budget, worker="", **extra):
     if not updated:
         _settle_cancel(release_id)
         return None
-    _publish_status(release_id)
+    _publish_status(release_id, to_status)
     return Release.objects.select_related("profile__cluster").get(pk=release_id)
 
 
@@ -463,15 +463,21 @@ def release_verify(release_id, worker="", attempt=0):
     try:
         with Kube(run.cluster) as kube:
             deployments = kube.release_deployments(spec["namespace"], spec["name"])
-            pods = kube.release_pods(spec["namespace"], spec["name"])
             unready = [
                 d.metadata.name
                 for d in deployments
                 if (d.status.ready_replicas or 0) < (d.spec.replicas or 0)
                 or (d.status.updated_replicas or 0) < (d.spec.replicas or 0)
             ]
-            # the namespace's events only when something is to be explained
-            problems = pod_problems(pods, kube.events(spec["namespace"])) if unready else []
+            # pods and events only when something is to be explained
+            problems = (
+                pod_problems(
+                    kube.release_pods(spec["namespace"], spec["name"]),
+                    kube.events(spec["namespace"]),
+                )
+                if unready
+                else []
+            )
     except IntegrationError as exc:
         return _retry_or_fail(run, exc, back_to=Release.UPGRADING, attempt=attempt)
     if unready:
@@ -481,7 +487,8 @@ def release_verify(release_id, worker="", attempt=0):
             + (f" ({'; '.join(map(str, problems))})" if problems else ""),
         )
         return False
-    run.log(f"{len(deployments)} deployments Ready, {len(pods)} pods")
+    ready = sum(d.status.ready_replicas or 0 for d in deployments)
+    run.log(f"{len(deployments)} deployments Ready, {ready} pods")
     run.end()
     _finish(run, Release.SUCCEEDED)
     return True
@@ -490,10 +497,13 @@ def release_verify(release_id, worker="", attempt=0):
 STAGES = (release_build, release_render, release_upgrade, release_verify)
 
 
-def _publish_status(release_id):
-    status = db_read_or(
-        lambda: Release.objects.filter(pk=release_id).values_list("status", flat=True).first(),
-        None,
-    )
+def _publish_status(release_id, status=None):
+    """A "status" event with the release's status: `status` when the caller has just
+    written it, else read."""
+    if status is None:
+        status = db_read_or(
+            lambda: Release.objects.filter(pk=release_id).values_list("status", flat=True).first(),
+            None,
+        )
     if status is not None:  # else the database is away: pages catch up when they reconnect
         events.publish(events.channel("release", release_id), "status", {"status": status})

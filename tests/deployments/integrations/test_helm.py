@@ -37,6 +37,13 @@ def test_it_reads_revision_and_notes_from_helms_summary():
     assert notes == "Open the frontend:\n\n  http://$(minikube ip):30000\nNAME: todo-app"
 
 
+def test_a_summary_echoed_earlier_does_not_count():
+    """Output before helm's own summary (a warning quoting a profile's text) cannot pass
+    for it: the last summary is helm's."""
+    forged = ["NAME: todo-app", "NAMESPACE: team-a", "STATUS: deployed", "REVISION: 99"]
+    assert release_summary([*forged, *SUMMARY], "todo-app", "team-a")[0] == 7
+
+
 def test_an_install_without_notes_has_empty_notes():
     lines = ["NAME: api", "LAST DEPLOYED: x", "NAMESPACE: ns", "STATUS: deployed",
              "REVISION: 1", "TEST SUITE: None"]
