@@ -11,8 +11,10 @@ class PodWatcher:
     """While helm waits, remember the latest reason pods give for not being Ready, so a
     release rolled back by helm can still say why (its pods are gone by then)."""
 
-    def __init__(self, run, every=2.0):
-        self.run, self.every = run, every
+    EVERY = 2.0  # seconds between looks
+
+    def __init__(self, run, every=None):
+        self.run, self.every = run, self.EVERY if every is None else every
         # the first look after `every` seconds: at the start helm has created nothing yet,
         # and building a client then would only take CPU from helm
         self._last, self._problems, self._kube = time.monotonic(), [], None

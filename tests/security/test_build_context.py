@@ -631,6 +631,7 @@ def test_it_redacts_helm_and_diagnosis_lines(secret_profile, settings, monkeypat
     ]
     monkeypatch.setattr(pod_watch, "Kube", FakeKube)
     monkeypatch.setattr(pod_watch, "pod_problems", lambda pods, events: problems)
+    monkeypatch.setattr(pod_watch.PodWatcher, "EVERY", 0.0)  # the fake's one tick looks
     release = release_request(profile=secret_profile, actor=None, build=False)
     Release.objects.filter(pk=release.pk).update(status=Release.RENDERING)
     assert release_upgrade(release.pk) is True
