@@ -1,6 +1,6 @@
 """A deploy's render is remembered by its inputs (rendering.spec_render_check): the same
-chart, values, secret keys, helm and Kubernetes versions reuse the result; any change
-renders again; no secret value is part of the key or of what is kept."""
+chart, values, secret keys, helm and Kubernetes versions reuse the result; any change is
+another key (a miss: it renders again); what is kept is the three fields, no manifest."""
 
 import shutil
 
@@ -46,7 +46,7 @@ def test_the_same_inputs_reuse_the_render(spec, helm_bin, monkeypatch):
     ],
     ids=["replicas", "namespace", "config", "secret-key", "chart-file"],
 )
-def test_any_changed_input_renders_again(spec, helm_bin, tmp_path, monkeypatch, change):
+def test_any_changed_input_is_another_key(spec, helm_bin, tmp_path, monkeypatch, change):
     chart = tmp_path / "chart"
     shutil.copytree(rendering.CHART_DIR, chart)
     monkeypatch.setattr(rendering, "CHART_DIR", str(chart))
