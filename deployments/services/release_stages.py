@@ -12,6 +12,7 @@ only inside `release_upgrade`, in a 0600 file helm reads.
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -48,6 +49,10 @@ from deployments.values import (
 )
 
 log = logging.getLogger(__name__)
+
+# The last lines of helm's output kept in memory to read its summary from (every line is
+# logged as it comes); our chart's summary and notes take ~30
+HELM_OUTPUT_KEPT = 2000
 
 
 class RetryLater(Exception):
@@ -385,7 +390,9 @@ def release_upgrade(release_id, worker="", attempt=0):
             f"helm {'upgrade --install'} {spec['name']} (helm v{helm.major}, "
             f"{' '.join(helm.rollback_flags())}, timeout {helm_timeout()}s)"
         )
-        output = []
+        # helm's summary comes last; a chart whose hooks or warnings print without end
+        # must not fill the worker's memory (a summary cut short: helm status is asked)
+        output = deque(maxlen=HELM_OUTPUT_KEPT)
 
         def on_line(line):
             output.append(line)
@@ -407,7 +414,7 @@ def release_upgrade(release_id, worker="", attempt=0):
     if code != 0:
         timed_out = time.monotonic() - started >= helm_timeout()
         return _settle_failed_upgrade(run, helm, watcher, attempt, timed_out=timed_out)
-    summary = release_summary(output, spec["name"], spec["namespace"])
+    summary = release_summary(list(output), spec["name"], spec["namespace"])
     if summary is None:  # not helm's usual summary: ask helm
         try:
             status = helm.status(spec["name"], spec["namespace"]) or {}
