@@ -23,16 +23,24 @@ from deployments.spec import SpecError, component_spec, parse_spec
 
 @admin.register(Cluster)
 class ClusterAdmin(admin.ModelAdmin):
-    list_display = ("name", "kube_context", "minikube_profile", "image_delivery", "capacity_cpus",
-                    "capacity_memory")
+    list_display = (
+        "name",
+        "kube_context",
+        "minikube_profile",
+        "image_delivery",
+        "capacity_cpus",
+        "capacity_memory",
+    )
     search_fields = ("name", "kube_context")
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        services.audit_record(actor=request.user,
-                              action="cluster.changed" if change else "cluster.created",
-                              target=obj.name, after={f: str(form.cleaned_data.get(f))
-                                                      for f in form.changed_data})
+        services.audit_record(
+            actor=request.user,
+            action="cluster.changed" if change else "cluster.created",
+            target=obj.name,
+            after={f: str(form.cleaned_data.get(f)) for f in form.changed_data},
+        )
 
     def delete_model(self, request, obj):
         services.audit_record(actor=request.user, action="cluster.deleted", target=obj.name)
@@ -53,9 +61,12 @@ class SpecFormSet(forms.BaseInlineFormSet):
     siblings = ()
 
     def live_forms(self):
-        return [form for form in self.forms
-                if (form.has_changed() or form.instance.pk)
-                and not (self.can_delete and self._should_delete_form(form))]
+        return [
+            form
+            for form in self.forms
+            if (form.has_changed() or form.instance.pk)
+            and not (self.can_delete and self._should_delete_form(form))
+        ]
 
     def clean(self):
         super().clean()
@@ -65,11 +76,13 @@ class SpecFormSet(forms.BaseInlineFormSet):
         if not all(formset.is_valid() for formset in siblings if formset is not self):
             return
         try:
-            spec = parse_spec(spec_document(self.instance, siblings),
-                              cluster_names=services.cluster_names())
+            spec = parse_spec(
+                spec_document(self.instance, siblings), cluster_names=services.cluster_names()
+            )
             existing = Profile.objects.filter(pk=self.instance.pk).first()
             services.profile_check_conflicts(
-                spec=spec, cluster=Cluster.objects.get(name=spec["cluster"]), profile=existing)
+                spec=spec, cluster=Cluster.objects.get(name=spec["cluster"]), profile=existing
+            )
         except SpecError as exc:
             unplaced = [str(e) for e in exc.errors if not place_error(e, siblings)]
             components = _by_model(siblings)[Component]
@@ -77,8 +90,9 @@ class SpecFormSet(forms.BaseInlineFormSet):
                 for message in [m for m in unplaced if m.startswith("components")]:
                     components.non_form_errors().append(message)
                     unplaced.remove(message)
-            raise ValidationError(unplaced or "The profile has errors; see the fields above.")\
-                from None
+            raise ValidationError(
+                unplaced or "The profile has errors; see the fields above."
+            ) from None
 
 
 def _by_model(formsets):
@@ -94,12 +108,18 @@ def spec_document(profile, formsets):
         "cluster": profile.cluster.name if profile.cluster_id else "",
         "environment": profile.environment,
         "description": profile.description,
-        "components": {form.cleaned_data["name"]: component_spec(form.cleaned_data)
-                       for form in by_model[Component].live_forms()},
-        "config": {form.cleaned_data["key"]: form.cleaned_data["value"]
-                   for form in by_model[ConfigEntry].live_forms()},
-        "secrets": {form.cleaned_data["key"]: form.secret_source()
-                    for form in by_model[SecretEntry].live_forms()},
+        "components": {
+            form.cleaned_data["name"]: component_spec(form.cleaned_data)
+            for form in by_model[Component].live_forms()
+        },
+        "config": {
+            form.cleaned_data["key"]: form.cleaned_data["value"]
+            for form in by_model[ConfigEntry].live_forms()
+        },
+        "secrets": {
+            form.cleaned_data["key"]: form.secret_source()
+            for form in by_model[SecretEntry].live_forms()
+        },
     }
 
 
@@ -118,9 +138,12 @@ def place_error(error, formsets):
         for form in by_model[model].live_forms():
             key = form.cleaned_data.get("key")
             if key and (rest == key or rest.startswith(f"{key}.")):
-                sub = rest[len(key) + 1:]
-                field = ("value" if head == "config" else
-                         {"value": "new_value", "fromEnv": "from_env"}.get(sub, "key"))
+                sub = rest[len(key) + 1 :]
+                field = (
+                    "value"
+                    if head == "config"
+                    else {"value": "new_value", "fromEnv": "from_env"}.get(sub, "key")
+                )
                 form.add_error(field, error.message)
                 return True
     return False
@@ -148,18 +171,49 @@ class ComponentInline(admin.StackedInline):
     formset = SpecFormSet
     extra = 0
     fieldsets = [
-        (None, {"fields": [("name", "image", "tag"), ("port", "replicas"),
-                           ("service_type", "node_port")]}),
-        ("Resources", {"fields": [("cpu_request", "cpu_limit"),
-                                  ("memory_request", "memory_limit")]}),
-        ("Build", {"classes": ["collapse"], "fields": [("build_context", "dockerfile"),
-                                                       ("build_args", "pod_annotations")]}),
-        ("Probes", {"classes": ["collapse"], "fields": [
-            ("liveness_path", "liveness_initial_delay", "liveness_period", "liveness_timeout",
-             "liveness_failure_threshold"),
-            ("readiness_path", "readiness_initial_delay", "readiness_period",
-             "readiness_timeout", "readiness_failure_threshold"),
-        ]}),
+        (
+            None,
+            {
+                "fields": [
+                    ("name", "image", "tag"),
+                    ("port", "replicas"),
+                    ("service_type", "node_port"),
+                ]
+            },
+        ),
+        (
+            "Resources",
+            {"fields": [("cpu_request", "cpu_limit"), ("memory_request", "memory_limit")]},
+        ),
+        (
+            "Build",
+            {
+                "classes": ["collapse"],
+                "fields": [("build_context", "dockerfile"), ("build_args", "pod_annotations")],
+            },
+        ),
+        (
+            "Probes",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    (
+                        "liveness_path",
+                        "liveness_initial_delay",
+                        "liveness_period",
+                        "liveness_timeout",
+                        "liveness_failure_threshold",
+                    ),
+                    (
+                        "readiness_path",
+                        "readiness_initial_delay",
+                        "readiness_period",
+                        "readiness_timeout",
+                        "readiness_failure_threshold",
+                    ),
+                ],
+            },
+        ),
     ]
 
 
@@ -170,14 +224,18 @@ class ConfigEntryInline(admin.TabularInline):
     fields = ("key", "value", "updated_at", "updated_by")
     readonly_fields = ("updated_at", "updated_by")
     formfield_overrides = {
-        ConfigEntry._meta.get_field("value").__class__: {"widget": forms.Textarea(attrs={
-            "rows": 1, "cols": 60})},
+        ConfigEntry._meta.get_field("value").__class__: {
+            "widget": forms.Textarea(attrs={"rows": 1, "cols": 60})
+        },
     }
 
 
 class SecretEntryForm(forms.ModelForm):
     new_value = forms.CharField(
-        label="New value", required=False, strip=False, max_length=v.SECRET_VALUE_MAX,
+        label="New value",
+        required=False,
+        strip=False,
+        max_length=v.SECRET_VALUE_MAX,
         validators=[v.validate_secret_value],
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Write-only. Leave blank to keep what is stored.",
@@ -191,12 +249,22 @@ class SecretEntryForm(forms.ModelForm):
         data = super().clean()
         value, from_env = data.get("new_value"), data.get("from_env")
         if value and from_env:
-            self.add_error("new_value", "give either a new value or an environment variable, not "
-                                        "both (clear the variable to store a value)")
-        elif not value and not from_env and not self.instance.ciphertext \
-                and "new_value" not in self.errors and "from_env" not in self.errors:
-            self.add_error("new_value", "is required: a value to store encrypted, or the name "
-                                        "of an environment variable")
+            self.add_error(
+                "new_value",
+                "give either a new value or an environment variable, not "
+                "both (clear the variable to store a value)",
+            )
+        elif (
+            not value
+            and not from_env
+            and not self.instance.ciphertext
+            and "new_value" not in self.errors
+            and "from_env" not in self.errors
+        ):
+            self.add_error(
+                "new_value",
+                "is required: a value to store encrypted, or the name of an environment variable",
+            )
         return data
 
     def secret_source(self):
@@ -226,8 +294,15 @@ class ProfileAdmin(admin.ModelAdmin):
     list_display = ("name", "namespace", "cluster", "environment", "updated_at", "updated_by")
     list_filter = ("cluster", "environment")
     search_fields = ("name", "namespace")
-    fields = ("name", "namespace", "cluster", "environment", "description", "updated_at",
-              "updated_by")
+    fields = (
+        "name",
+        "namespace",
+        "cluster",
+        "environment",
+        "description",
+        "updated_at",
+        "updated_by",
+    )
     inlines = [ComponentInline, ConfigEntryInline, SecretEntryInline]
 
     def get_readonly_fields(self, request, obj=None):
@@ -247,8 +322,9 @@ class ProfileAdmin(admin.ModelAdmin):
         """Nothing yet: save_related writes the profile and its inlines as one spec."""
 
     def save_related(self, request, form, formsets, change):
-        spec = parse_spec(spec_document(form.instance, formsets),
-                          cluster_names=services.cluster_names())
+        spec = parse_spec(
+            spec_document(form.instance, formsets), cluster_names=services.cluster_names()
+        )
         existing = Profile.objects.get(pk=form.instance.pk) if change else None
         saved = services.profile_apply_spec(spec=spec, profile=existing, actor=request.user)
         form.instance.pk = saved.pk
@@ -269,8 +345,17 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ("action", "profile")
     search_fields = ("target", "actor_name", "profile_name")
     date_hierarchy = "at"
-    readonly_fields = ("at", "actor", "actor_name", "action", "profile", "profile_name", "target",
-                       "before", "after")
+    readonly_fields = (
+        "at",
+        "actor",
+        "actor_name",
+        "action",
+        "profile",
+        "profile_name",
+        "target",
+        "before",
+        "after",
+    )
 
     def has_add_permission(self, request):
         return False

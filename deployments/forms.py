@@ -16,27 +16,60 @@ from deployments.spec import DEFAULT_PROBES, MAX_COMPONENTS, MAX_ENTRIES, compon
 
 PROFILE_FIELDS = ("name", "namespace", "environment", "description")
 COMPONENT_FIELDS = (
-    "name", "image", "tag", "build_context", "dockerfile", "build_args", "pod_annotations",
-    "port", "replicas",
-    "service_type", "node_port", "cpu_request", "cpu_limit", "memory_request", "memory_limit",
-    *(f"{kind}_{part}" for kind in DEFAULT_PROBES
-      for part in ("path", "initial_delay", "period", "timeout", "failure_threshold")),
+    "name",
+    "image",
+    "tag",
+    "build_context",
+    "dockerfile",
+    "build_args",
+    "pod_annotations",
+    "port",
+    "replicas",
+    "service_type",
+    "node_port",
+    "cpu_request",
+    "cpu_limit",
+    "memory_request",
+    "memory_limit",
+    *(
+        f"{kind}_{part}"
+        for kind in DEFAULT_PROBES
+        for part in ("path", "initial_delay", "period", "timeout", "failure_threshold")
+    ),
 )
 # spec path below `components.<name>.` -> ComponentForm field
 COMPONENT_PATHS = {
-    "": "name", "image": "image", "tag": "tag", "build": "build_context",
-    "build.context": "build_context", "build.dockerfile": "dockerfile", "port": "port",
-    "build.args": "build_args", "podAnnotations": "pod_annotations",
-    "replicas": "replicas", "service": "service_type", "service.type": "service_type",
+    "": "name",
+    "image": "image",
+    "tag": "tag",
+    "build": "build_context",
+    "build.context": "build_context",
+    "build.dockerfile": "dockerfile",
+    "port": "port",
+    "build.args": "build_args",
+    "podAnnotations": "pod_annotations",
+    "replicas": "replicas",
+    "service": "service_type",
+    "service.type": "service_type",
     "service.nodePort": "node_port",
-    "resources": "cpu_request", "resources.requests": "cpu_request",
+    "resources": "cpu_request",
+    "resources.requests": "cpu_request",
     "resources.limits": "cpu_limit",
-    "resources.requests.cpu": "cpu_request", "resources.limits.cpu": "cpu_limit",
-    "resources.requests.memory": "memory_request", "resources.limits.memory": "memory_limit",
-    **{f"probes.{kind}.{key}": f"{kind}_{field}" for kind in DEFAULT_PROBES
-       for key, field in (("path", "path"), ("initialDelaySeconds", "initial_delay"),
-                          ("periodSeconds", "period"), ("timeoutSeconds", "timeout"),
-                          ("failureThreshold", "failure_threshold"))},
+    "resources.requests.cpu": "cpu_request",
+    "resources.limits.cpu": "cpu_limit",
+    "resources.requests.memory": "memory_request",
+    "resources.limits.memory": "memory_limit",
+    **{
+        f"probes.{kind}.{key}": f"{kind}_{field}"
+        for kind in DEFAULT_PROBES
+        for key, field in (
+            ("path", "path"),
+            ("initialDelaySeconds", "initial_delay"),
+            ("periodSeconds", "period"),
+            ("timeoutSeconds", "timeout"),
+            ("failureThreshold", "failure_threshold"),
+        )
+    },
 }
 SOURCE_KEEP, SOURCE_VALUE, SOURCE_ENV = "keep", "value", "env"
 
@@ -66,12 +99,20 @@ class MappingField(forms.JSONField):
 def model_fields(model, names, **overrides):
     """Form fields for model fields, carrying the model's validators.py rules along."""
     fields = forms.fields_for_model(
-        model, fields=names,
-        field_classes={n: MappingField for n in names
-                       if model._meta.get_field(n).get_internal_type() == "JSONField"})
+        model,
+        fields=names,
+        field_classes={
+            n: MappingField
+            for n in names
+            if model._meta.get_field(n).get_internal_type() == "JSONField"
+        },
+    )
     for name, field in fields.items():
-        rules = [rule for rule in model._meta.get_field(name).validators
-                 if getattr(rule, "__module__", "") == v.__name__]
+        rules = [
+            rule
+            for rule in model._meta.get_field(name).validators
+            if getattr(rule, "__module__", "") == v.__name__
+        ]
         field.validators = [*field.validators, *rules]
         for attr, value in overrides.get(name, {}).items():
             setattr(field, attr, value)
@@ -89,13 +130,15 @@ class LiveValidationMixin:
             if widget.is_hidden or isinstance(widget, forms.CheckboxInput):
                 continue
             html_id = f"id_{self.add_prefix(name)}"
-            widget.attrs.update({
-                "hx-post": url,
-                "hx-trigger": "blur changed",
-                "hx-target": f"#{html_id}-errors",
-                "hx-swap": "outerHTML",
-                "aria-describedby": f"{html_id}-errors",
-            })
+            widget.attrs.update(
+                {
+                    "hx-post": url,
+                    "hx-trigger": "blur changed",
+                    "hx-target": f"#{html_id}-errors",
+                    "hx-swap": "outerHTML",
+                    "aria-describedby": f"{html_id}-errors",
+                }
+            )
 
 
 class ProfileForm(LiveValidationMixin, forms.Form):
@@ -122,15 +165,31 @@ class ProfileForm(LiveValidationMixin, forms.Form):
 
 
 COMPONENT_LABELS = {
-    "name": "Name", "image": "Image repository", "tag": "Tag", "port": "Container port",
-    "service_type": "Service type", "node_port": "NodePort", "cpu_request": "CPU request",
-    "cpu_limit": "CPU limit", "memory_request": "Memory request", "memory_limit": "Memory limit",
-    "build_context": "Build context", "dockerfile": "Dockerfile",
-    "build_args": "Build arguments (JSON)", "pod_annotations": "Pod annotations (JSON)",
-    **{f"{kind}_{part}": label for kind in DEFAULT_PROBES
-       for part, label in (("path", "Path"), ("initial_delay", "Initial delay (s)"),
-                           ("period", "Period (s)"), ("timeout", "Timeout (s)"),
-                           ("failure_threshold", "Failure threshold"))},
+    "name": "Name",
+    "image": "Image repository",
+    "tag": "Tag",
+    "port": "Container port",
+    "service_type": "Service type",
+    "node_port": "NodePort",
+    "cpu_request": "CPU request",
+    "cpu_limit": "CPU limit",
+    "memory_request": "Memory request",
+    "memory_limit": "Memory limit",
+    "build_context": "Build context",
+    "dockerfile": "Dockerfile",
+    "build_args": "Build arguments (JSON)",
+    "pod_annotations": "Pod annotations (JSON)",
+    **{
+        f"{kind}_{part}": label
+        for kind in DEFAULT_PROBES
+        for part, label in (
+            ("path", "Path"),
+            ("initial_delay", "Initial delay (s)"),
+            ("period", "Period (s)"),
+            ("timeout", "Timeout (s)"),
+            ("failure_threshold", "Failure threshold"),
+        )
+    },
 }
 
 
@@ -144,8 +203,10 @@ class ComponentFormBase(LiveValidationMixin, forms.Form):
             "Folder to build, relative to the project, inside a source root "
             "(HELMDECK_SOURCE_ROOTS; examples/ by default)."
         )
-        for name, example in (("build_args", '{"BASE_IMAGE": "python:3.11-slim"}'),
-                              ("pod_annotations", '{"prometheus.io/scrape": "true"}')):
+        for name, example in (
+            ("build_args", '{"BASE_IMAGE": "python:3.11-slim"}'),
+            ("pod_annotations", '{"prometheus.io/scrape": "true"}'),
+        ):
             self.fields[name].required = False
             self.fields[name].widget.attrs["rows"] = 1
             self.fields[name].help_text = f"Optional, e.g. {example}"
@@ -159,25 +220,35 @@ class ComponentFormBase(LiveValidationMixin, forms.Form):
         return data
 
 
-ComponentForm = type("ComponentForm", (ComponentFormBase,),
-                     model_fields(Component, COMPONENT_FIELDS))
+ComponentForm = type(
+    "ComponentForm", (ComponentFormBase,), model_fields(Component, COMPONENT_FIELDS)
+)
 
 
 class ConfigForm(LiveValidationMixin, forms.Form):
     key = model_fields(ConfigEntry, ["key"])["key"]
-    value = forms.CharField(required=False, strip=False, validators=[v.validate_config_value],
-                            widget=forms.Textarea(attrs={"rows": 1}))
+    value = forms.CharField(
+        required=False,
+        strip=False,
+        validators=[v.validate_config_value],
+        widget=forms.Textarea(attrs={"rows": 1}),
+    )
 
 
 class SecretForm(LiveValidationMixin, forms.Form):
     """A saved secret value is never rendered back; choosing "keep" keeps it."""
 
-    SOURCES = [(SOURCE_KEEP, "keep current value"), (SOURCE_VALUE, "new value"),
-               (SOURCE_ENV, "from environment variable")]
+    SOURCES = [
+        (SOURCE_KEEP, "keep current value"),
+        (SOURCE_VALUE, "new value"),
+        (SOURCE_ENV, "from environment variable"),
+    ]
     key = model_fields(SecretEntry, ["key"])["key"]
     source = forms.ChoiceField(choices=SOURCES, initial=SOURCE_VALUE)
     value = forms.CharField(
-        required=False, strip=False, max_length=v.SECRET_VALUE_MAX,
+        required=False,
+        strip=False,
+        max_length=v.SECRET_VALUE_MAX,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Stored encrypted, never shown again.",
     )
@@ -212,9 +283,12 @@ class UniqueKeyFormSet(forms.BaseFormSet):
 
     def live_forms(self):
         """Rows that take part: valid-looking, not deleted, not an untouched extra row."""
-        return [form for form in self.forms
-                if form.has_changed() or form in self.initial_forms
-                if not (self.can_delete and self._should_delete_form(form))]
+        return [
+            form
+            for form in self.forms
+            if form.has_changed() or form in self.initial_forms
+            if not (self.can_delete and self._should_delete_form(form))
+        ]
 
     def clean(self):
         seen = {}
@@ -244,13 +318,21 @@ class ComponentFormSetBase(UniqueKeyFormSet):
 
 
 def _formset(form, base, *, extra, max_num):
-    return forms.formset_factory(form, formset=base, extra=extra, can_delete=True,
-                                 max_num=max_num, validate_max=True, absolute_max=max_num)
+    return forms.formset_factory(
+        form,
+        formset=base,
+        extra=extra,
+        can_delete=True,
+        max_num=max_num,
+        validate_max=True,
+        absolute_max=max_num,
+    )
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(label="Profile YAML file",
-                           widget=forms.ClearableFileInput(attrs={"accept": ".yaml,.yml"}))
+    file = forms.FileField(
+        label="Profile YAML file", widget=forms.ClearableFileInput(attrs={"accept": ".yaml,.yml"})
+    )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
@@ -278,17 +360,21 @@ class ProfileForms:
         editing = profile is not None
         extra = extra or {}
         self.profile = profile
-        self.profile_form = ProfileForm(data, initial=initial.get("profile"),
-                                        cluster_names=cluster_names, editing=editing)
+        self.profile_form = ProfileForm(
+            data, initial=initial.get("profile"), cluster_names=cluster_names, editing=editing
+        )
         self.components = _formset(
-            ComponentForm, ComponentFormSetBase, extra=extra.get("components", 0 if editing else 1),
+            ComponentForm,
+            ComponentFormSetBase,
+            extra=extra.get("components", 0 if editing else 1),
             max_num=MAX_COMPONENTS,
         )(data, initial=initial.get("components"), prefix="components")
-        self.config = _formset(ConfigForm, UniqueKeyFormSet, extra=extra.get("config", 1),
-                               max_num=MAX_ENTRIES)(data, initial=initial.get("config"),
-                                                    prefix="config")
-        secret_set = _formset(SecretForm, UniqueKeyFormSet, extra=extra.get("secrets", 1),
-                              max_num=MAX_ENTRIES)
+        self.config = _formset(
+            ConfigForm, UniqueKeyFormSet, extra=extra.get("config", 1), max_num=MAX_ENTRIES
+        )(data, initial=initial.get("config"), prefix="config")
+        secret_set = _formset(
+            SecretForm, UniqueKeyFormSet, extra=extra.get("secrets", 1), max_num=MAX_ENTRIES
+        )
         self.secrets = secret_set(data, initial=initial.get("secrets"), prefix="secrets")
         self.errors = []  # spec errors that belong to no field
 
@@ -314,8 +400,11 @@ class ProfileForms:
         """True when a bound submission has any error, anywhere (drives the summary)."""
         if not self.profile_form.is_bound:
             return False
-        return (bool(self.errors) or any(form.errors for form in self.all_forms())
-                or any(formset.non_form_errors() for formset in self.formsets))
+        return (
+            bool(self.errors)
+            or any(form.errors for form in self.all_forms())
+            or any(formset.non_form_errors() for formset in self.formsets)
+        )
 
     def is_valid(self):
         results = [self.profile_form.is_valid()] + [fs.is_valid() for fs in self.formsets]
@@ -340,10 +429,14 @@ class ProfileForms:
             "cluster": data["cluster"],
             "environment": data["environment"],
             "description": data.get("description") or "",
-            "components": {form.cleaned_data["name"]: component_spec(form.cleaned_data)
-                           for form in self.components.live_forms()},
-            "config": {form.cleaned_data["key"]: form.cleaned_data["value"]
-                       for form in self.config.live_forms()},
+            "components": {
+                form.cleaned_data["name"]: component_spec(form.cleaned_data)
+                for form in self.components.live_forms()
+            },
+            "config": {
+                form.cleaned_data["key"]: form.cleaned_data["value"]
+                for form in self.config.live_forms()
+            },
             "secrets": secrets,
         }
 
@@ -370,7 +463,7 @@ class ProfileForms:
             for form in formset.live_forms():
                 key = getattr(form, "cleaned_data", {}).get("key")
                 if key and (rest == key or rest.startswith(f"{key}.")):
-                    form.add_error(self._entry_field(head, rest[len(key) + 1:], form), message)
+                    form.add_error(self._entry_field(head, rest[len(key) + 1 :], form), message)
                     return True
         return False
 
@@ -386,14 +479,25 @@ class ProfileForms:
 def profile_initial(profile):
     """Initial data for editing a saved profile (secret values are never included)."""
     return {
-        "profile": {"name": profile.name, "namespace": profile.namespace,
-                    "cluster": profile.cluster.name, "environment": profile.environment,
-                    "description": profile.description},
-        "components": [{name: getattr(c, name) for name in COMPONENT_FIELDS}
-                       for c in profile.components.all()],
+        "profile": {
+            "name": profile.name,
+            "namespace": profile.namespace,
+            "cluster": profile.cluster.name,
+            "environment": profile.environment,
+            "description": profile.description,
+        },
+        "components": [
+            {name: getattr(c, name) for name in COMPONENT_FIELDS} for c in profile.components.all()
+        ],
         "config": [{"key": e.key, "value": e.value} for e in profile.config.all()],
-        "secrets": [{"key": e.key, "source": SOURCE_ENV if e.from_env else SOURCE_KEEP,
-                     "from_env": e.from_env} for e in profile.secrets.all()],
+        "secrets": [
+            {
+                "key": e.key,
+                "source": SOURCE_ENV if e.from_env else SOURCE_KEEP,
+                "from_env": e.from_env,
+            }
+            for e in profile.secrets.all()
+        ],
     }
 
 
@@ -402,8 +506,11 @@ class DeployForm(forms.Form):
     already started; `fingerprint` is the profile as the preview showed it."""
 
     build = forms.BooleanField(
-        required=False, initial=True, label="Build images",
+        required=False,
+        initial=True,
+        label="Build images",
         help_text="Build each component with a build context into the cluster's Docker "
-                  "before the upgrade. Off: deploy the image tags as they are.")
+        "before the upgrade. Off: deploy the image tags as they are.",
+    )
     token = forms.CharField(widget=forms.HiddenInput, max_length=64)
     fingerprint = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)

@@ -37,17 +37,17 @@ def cluster_names():
 
 def profile_list(*, query=""):
     """Every profile with what the status and list pages show, in name order."""
-    profiles = (
-        Profile.objects.select_related("cluster", "updated_by")
-        .prefetch_related(Prefetch("components", queryset=Component.objects.order_by("position",
-                                                                                       "name")))
+    profiles = Profile.objects.select_related("cluster", "updated_by").prefetch_related(
+        Prefetch("components", queryset=Component.objects.order_by("position", "name"))
     )
     # NUL cannot reach PostgreSQL even as a query parameter; nothing can match it anyway.
     query = (query or "").replace("\x00", "").strip()[:100]
     if query:
         profiles = profiles.filter(
-            Q(name__icontains=query) | Q(namespace__icontains=query)
-            | Q(cluster__name__icontains=query) | Q(components__image__icontains=query)
+            Q(name__icontains=query)
+            | Q(namespace__icontains=query)
+            | Q(cluster__name__icontains=query)
+            | Q(components__image__icontains=query)
         ).distinct()
     return profiles.order_by("name")
 
@@ -57,24 +57,38 @@ def profile_detail_queryset():
     return Profile.objects.select_related("cluster", "updated_by").prefetch_related(
         Prefetch("components", queryset=Component.objects.order_by("position", "name")),
         "config__updated_by",
-        Prefetch("secrets", queryset=SecretEntry.objects.defer("ciphertext")
-                 .select_related("updated_by")),
+        Prefetch(
+            "secrets", queryset=SecretEntry.objects.defer("ciphertext").select_related("updated_by")
+        ),
     )
 
 
 def profile_audit(*, profile, limit=AUDIT_LIMIT):
-    return (AuditEvent.objects.filter(Q(profile=profile) | Q(profile_name=profile.name))
-            .select_related("actor").order_by("-at", "-id")[:limit])
+    return (
+        AuditEvent.objects.filter(Q(profile=profile) | Q(profile_name=profile.name))
+        .select_related("actor")
+        .order_by("-at", "-id")[:limit]
+    )
 
 
 # ---- releases ------------------------------------------------------------------------------
 
+
 def _latest_release_prefetch():
     """Each profile's newest release in one query, whatever the number of profiles (a sliced
     Prefetch is a window function in SQL). Read it with `last_release(profile)`."""
-    latest = (Release.objects.order_by("-created_at", "-id")
-              .only("id", "profile_id", "status", "kind", "helm_revision", "requested_by_name",
-                    "created_at", "started_at", "finished_at", "reason"))
+    latest = Release.objects.order_by("-created_at", "-id").only(
+        "id",
+        "profile_id",
+        "status",
+        "kind",
+        "helm_revision",
+        "requested_by_name",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "reason",
+    )
     return Prefetch("releases", queryset=latest[:1], to_attr="latest_releases")
 
 
@@ -105,7 +119,8 @@ def profile_findings(*, profile):
 
 def release_detail_queryset():
     return Release.objects.select_related("profile__cluster", "rollback_of").prefetch_related(
-        Prefetch("steps", queryset=Step.objects.order_by("position")))
+        Prefetch("steps", queryset=Step.objects.order_by("position"))
+    )
 
 
 def release_log(*, release):
@@ -118,8 +133,9 @@ def active_release(*, profile):
 
 def profile_releases(*, profile):
     """A profile's releases, newest first, without their logs."""
-    return profile.releases.select_related("rollback_of").defer("notes").order_by(
-        "-created_at", "-id")
+    return (
+        profile.releases.select_related("rollback_of").defer("notes").order_by("-created_at", "-id")
+    )
 
 
 def current_release(*, profile):
@@ -140,10 +156,14 @@ def snapshot_yaml(snapshot):
 
 def release_diff(*, older, newer):
     """A unified diff of two releases' snapshots as YAML ("" when they are the same)."""
-    return "".join(difflib.unified_diff(
-        snapshot_yaml(older.snapshot).splitlines(keepends=True),
-        snapshot_yaml(newer.snapshot).splitlines(keepends=True),
-        fromfile=f"release #{older.pk}", tofile=f"release #{newer.pk}"))
+    return "".join(
+        difflib.unified_diff(
+            snapshot_yaml(older.snapshot).splitlines(keepends=True),
+            snapshot_yaml(newer.snapshot).splitlines(keepends=True),
+            fromfile=f"release #{older.pk}",
+            tofile=f"release #{newer.pk}",
+        )
+    )
 
 
 def cluster_list():
@@ -152,8 +172,11 @@ def cluster_list():
 
 def cluster_detail_queryset():
     return Cluster.objects.prefetch_related(
-        Prefetch("profiles", queryset=Profile.objects.order_by("name")
-                 .prefetch_related(_latest_release_prefetch())))
+        Prefetch(
+            "profiles",
+            queryset=Profile.objects.order_by("name").prefetch_related(_latest_release_prefetch()),
+        )
+    )
 
 
 # ---- the status page -----------------------------------------------------------------------

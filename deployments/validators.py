@@ -415,7 +415,7 @@ def validate_image_delivery(value):
     Pushing to a registry is a choice the model lists but Helmdeck cannot do yet."""
     if value == "registry":
         raise ValidationError(
-            "Pushing to a registry is not supported yet: choose \"The cluster's Docker\" "
+            'Pushing to a registry is not supported yet: choose "The cluster\'s Docker" '
             "(Minikube's docker runtime) or \"Load into the node's containerd\" (kind, "
             "Minikube with containerd)"
         )

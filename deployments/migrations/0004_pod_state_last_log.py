@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('deployments', '0003_pod_state'),
+        ("deployments", "0003_pod_state"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='podstate',
-            name='last_log',
+            model_name="podstate",
+            name="last_log",
             field=models.TextField(blank=True),
         ),
     ]

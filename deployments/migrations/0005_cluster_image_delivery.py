@@ -6,20 +6,36 @@ import deployments.validators
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('deployments', '0004_pod_state_last_log'),
+        ("deployments", "0004_pod_state_last_log"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='cluster',
-            name='containerd_address',
-            field=models.CharField(blank=True, help_text="The node's containerd socket, as `ctr --address` takes it, e.g. /run/containerd/containerd.sock. Required when images are loaded into containerd.", max_length=1024, validators=[deployments.validators.validate_containerd_address], verbose_name='containerd socket'),
+            model_name="cluster",
+            name="containerd_address",
+            field=models.CharField(
+                blank=True,
+                help_text="The node's containerd socket, as `ctr --address` takes it, e.g. /run/containerd/containerd.sock. Required when images are loaded into containerd.",
+                max_length=1024,
+                validators=[deployments.validators.validate_containerd_address],
+                verbose_name="containerd socket",
+            ),
         ),
         migrations.AddField(
-            model_name='cluster',
-            name='image_delivery',
-            field=models.CharField(choices=[('docker', "The cluster's Docker"), ('containerd', "Load into the node's containerd"), ('registry', 'Push to a registry — not yet supported')], default='docker', help_text="The cluster's Docker: images are built into the node's own daemon (Minikube's docker runtime, through docker-env). Load into the node's containerd: built on the Docker host (or the local daemon), then imported into containerd's k8s.io namespace (kind, Minikube with containerd).", max_length=16, validators=[deployments.validators.validate_image_delivery], verbose_name='how images reach the nodes'),
+            model_name="cluster",
+            name="image_delivery",
+            field=models.CharField(
+                choices=[
+                    ("docker", "The cluster's Docker"),
+                    ("containerd", "Load into the node's containerd"),
+                    ("registry", "Push to a registry — not yet supported"),
+                ],
+                default="docker",
+                help_text="The cluster's Docker: images are built into the node's own daemon (Minikube's docker runtime, through docker-env). Load into the node's containerd: built on the Docker host (or the local daemon), then imported into containerd's k8s.io namespace (kind, Minikube with containerd).",
+                max_length=16,
+                validators=[deployments.validators.validate_image_delivery],
+                verbose_name="how images reach the nodes",
+            ),
         ),
     ]

@@ -159,9 +159,7 @@ def pod_state_problem(row, *, now=None, grace=NOT_READY_GRACE):
     if reason in IMAGE_REASONS:
         return problem("image", f"{reason}: {_not_on_node(row.image)}")
     if reason == "CrashLoopBackOff":
-        return problem(
-            "crash", f"CrashLoopBackOff ({code}, {row.restarts} restarts)", row.last_log
-        )
+        return problem("crash", f"CrashLoopBackOff ({code}, {row.restarts} restarts)", row.last_log)
     if row.phase == "Pending" and reason == "Unschedulable":
         return problem("pending", f"Pending: {row.message or 'cannot be scheduled'}")
     if row.phase == "Running" and not reason:

@@ -79,8 +79,7 @@ def _docker(cluster):
         return Result(
             "docker",
             True,
-            f"Docker {version} ({name}) builds; images are then loaded into the node's "
-            "containerd",
+            f"Docker {version} ({name}) builds; images are then loaded into the node's containerd",
         )
     if cluster.minikube_profile and not env:
         return Result(

@@ -56,5 +56,6 @@ def diff_lines(text):
 @register.simple_tag
 def status_badge(status):
     """The same badge markup the SSE stream sends (deployments.views.streams.status_html)."""
-    return format_html('<span class="badge badge-{}">{}</span>', status,
-                       (status or "").replace("_", " "))
+    return format_html(
+        '<span class="badge badge-{}">{}</span>', status, (status or "").replace("_", " ")
+    )

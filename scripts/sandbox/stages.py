@@ -408,7 +408,9 @@ stages.append(
                 + conditions(False)
                 + "\nphase: Pending\n"
                 + containers(
-                    "waiting:\n  reason: ErrImageNeverPull\n  message: {{ " + NEVER_PULL + " | Quote }}",
+                    "waiting:\n  reason: ErrImageNeverPull\n  message: {{ "
+                    + NEVER_PULL
+                    + " | Quote }}",
                     started="false",
                 )
             ),
@@ -419,8 +421,13 @@ stages.append(
                 NEVER_PULL.replace("$c.image", IMG),
                 count="1",
             ),
-            event("failed-errimageneverpull", "Warning", "Failed", '"Error: ErrImageNeverPull"',
-                  count="1"),
+            event(
+                "failed-errimageneverpull",
+                "Warning",
+                "Failed",
+                '"Error: ErrImageNeverPull"',
+                count="1",
+            ),
         ],
     )
 )

@@ -39,31 +39,61 @@ def _formset(data, prefix, rows, initial):
 
 def change_data(profile, *, config=None, secrets=None, component_changes=None):
     """POST data for the admin change form of `profile`, as the page would send it."""
-    data = {"namespace": profile.namespace, "cluster": profile.cluster_id,
-            "environment": profile.environment, "description": profile.description,
-            "_save": "Save"}
+    data = {
+        "namespace": profile.namespace,
+        "cluster": profile.cluster_id,
+        "environment": profile.environment,
+        "description": profile.description,
+        "_save": "Save",
+    }
     components = []
     for c in profile.components.all():
-        row = {"id": c.pk, "profile": profile.pk,
-               **{name: getattr(c, name) for name in COMPONENT_FIELDS}}
+        row = {
+            "id": c.pk,
+            "profile": profile.pk,
+            **{name: getattr(c, name) for name in COMPONENT_FIELDS},
+        }
         row.update((component_changes or {}).get(c.name, {}))
         components.append(row)
     _formset(data, "components", components, len(components))
-    config_rows = config if config is not None else [
-        {"id": e.pk, "profile": profile.pk, "key": e.key, "value": e.value}
-        for e in profile.config.all()]
+    config_rows = (
+        config
+        if config is not None
+        else [
+            {"id": e.pk, "profile": profile.pk, "key": e.key, "value": e.value}
+            for e in profile.config.all()
+        ]
+    )
     _formset(data, "config", config_rows, profile.config.count())
-    secret_rows = secrets if secrets is not None else [
-        {"id": s.pk, "profile": profile.pk, "key": s.key, "from_env": s.from_env,
-         "new_value": ""} for s in profile.secrets.all()]
+    secret_rows = (
+        secrets
+        if secrets is not None
+        else [
+            {
+                "id": s.pk,
+                "profile": profile.pk,
+                "key": s.key,
+                "from_env": s.from_env,
+                "new_value": "",
+            }
+            for s in profile.secrets.all()
+        ]
+    )
     _formset(data, "secrets", secret_rows, profile.secrets.count())
     return data
 
 
 def test_it_audits_a_config_change_in_the_inline_with_before_and_after(admin_client, todo_app):
     entries = list(todo_app.config.all())
-    rows = [{"id": e.pk, "profile": todo_app.pk, "key": e.key,
-             "value": "debug" if e.key == "LOG_LEVEL" else e.value} for e in entries]
+    rows = [
+        {
+            "id": e.pk,
+            "profile": todo_app.pk,
+            "key": e.key,
+            "value": "debug" if e.key == "LOG_LEVEL" else e.value,
+        }
+        for e in entries
+    ]
     response = admin_client.post(CHANGE_URL.format(todo_app.pk), change_data(todo_app, config=rows))
     assert response.status_code == 302, response.content.decode()[:3000]
     assert todo_app.config.get(key="LOG_LEVEL").value == "debug"
@@ -73,8 +103,16 @@ def test_it_audits_a_config_change_in_the_inline_with_before_and_after(admin_cli
 
 
 def test_it_audits_config_removal_in_the_inline(admin_client, todo_app):
-    rows = [{"id": e.pk, "profile": todo_app.pk, "key": e.key, "value": e.value,
-             "DELETE": "on" if e.key == "LOG_LEVEL" else ""} for e in todo_app.config.all()]
+    rows = [
+        {
+            "id": e.pk,
+            "profile": todo_app.pk,
+            "key": e.key,
+            "value": e.value,
+            "DELETE": "on" if e.key == "LOG_LEVEL" else "",
+        }
+        for e in todo_app.config.all()
+    ]
     for row in rows:
         if not row["DELETE"]:
             del row["DELETE"]
@@ -86,11 +124,19 @@ def test_it_audits_config_removal_in_the_inline(admin_client, todo_app):
 
 def test_it_audits_a_secret_change_without_its_value(admin_client, todo_app):
     secret = todo_app.secrets.get(key="JWT_SECRET")
-    rows = [{"id": s.pk, "profile": todo_app.pk, "key": s.key,
-             "from_env": "" if s.pk == secret.pk else s.from_env,
-             "new_value": SECRET if s.pk == secret.pk else ""} for s in todo_app.secrets.all()]
-    response = admin_client.post(CHANGE_URL.format(todo_app.pk),
-                                 change_data(todo_app, secrets=rows))
+    rows = [
+        {
+            "id": s.pk,
+            "profile": todo_app.pk,
+            "key": s.key,
+            "from_env": "" if s.pk == secret.pk else s.from_env,
+            "new_value": SECRET if s.pk == secret.pk else "",
+        }
+        for s in todo_app.secrets.all()
+    ]
+    response = admin_client.post(
+        CHANGE_URL.format(todo_app.pk), change_data(todo_app, secrets=rows)
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     secret.refresh_from_db()
     assert secret.ciphertext and not secret.from_env and SECRET not in secret.ciphertext
@@ -111,13 +157,26 @@ def test_it_keeps_a_stored_secret_when_the_new_value_is_blank(admin_client, todo
 
 def test_it_never_renders_a_secret_in_the_admin(admin_client, todo_app):
     stored = SecretEntryFactory(profile=todo_app, key="DB_PASSWORD", value=SECRET)
-    pages = [admin_client.get(url) for url in (
-        CHANGE_URL.format(todo_app.pk), "/admin/deployments/profile/",
-        "/admin/deployments/auditevent/", f"/admin/deployments/profile/{todo_app.pk}/history/")]
+    pages = [
+        admin_client.get(url)
+        for url in (
+            CHANGE_URL.format(todo_app.pk),
+            "/admin/deployments/profile/",
+            "/admin/deployments/auditevent/",
+            f"/admin/deployments/profile/{todo_app.pk}/history/",
+        )
+    ]
     # a failed save (bad quantity) must not echo a freshly typed value either
-    rows = [{"id": s.pk, "profile": todo_app.pk, "key": s.key, "from_env": s.from_env,
-             "new_value": SECRET + "-new" if s.pk == stored.pk else ""}
-            for s in todo_app.secrets.all()]
+    rows = [
+        {
+            "id": s.pk,
+            "profile": todo_app.pk,
+            "key": s.key,
+            "from_env": s.from_env,
+            "new_value": SECRET + "-new" if s.pk == stored.pk else "",
+        }
+        for s in todo_app.secrets.all()
+    ]
     first = todo_app.components.first().name
     bad = change_data(todo_app, secrets=rows, component_changes={first: {"cpu_request": "lots"}})
     pages.append(admin_client.post(CHANGE_URL.format(todo_app.pk), bad))
@@ -130,22 +189,29 @@ def test_it_never_renders_a_secret_in_the_admin(admin_client, todo_app):
 
 def test_it_shows_spec_errors_under_the_inline_field_and_writes_nothing(admin_client, todo_app):
     first = todo_app.components.get(name="backend")
-    bad = change_data(todo_app, component_changes={
-        "backend": {"memory_request": "2Gi", "memory_limit": "1Gi"},
-        "frontend": {"service_type": "ClusterIP", "node_port": 30000}})
+    bad = change_data(
+        todo_app,
+        component_changes={
+            "backend": {"memory_request": "2Gi", "memory_limit": "1Gi"},
+            "frontend": {"service_type": "ClusterIP", "node_port": 30000},
+        },
+    )
     response = admin_client.post(CHANGE_URL.format(todo_app.pk), bad)
     assert response.status_code == 200
     body = response.content.decode()
     assert "below the request" in body
     assert "only allowed with service type NodePort" in body
     assert todo_app.components.get(pk=first.pk).memory_limit == "1Gi"
-    assert not AuditEvent.objects.exclude(action__in=[
-        "profile.created", "config.created", "secret.created"]).exists()
+    assert not AuditEvent.objects.exclude(
+        action__in=["profile.created", "config.created", "secret.created"]
+    ).exists()
 
 
 def test_it_rejects_a_new_secret_without_value_or_source(admin_client, todo_app):
-    rows = [{"id": s.pk, "profile": todo_app.pk, "key": s.key, "from_env": s.from_env,
-             "new_value": ""} for s in todo_app.secrets.all()]
+    rows = [
+        {"id": s.pk, "profile": todo_app.pk, "key": s.key, "from_env": s.from_env, "new_value": ""}
+        for s in todo_app.secrets.all()
+    ]
     rows.append({"profile": todo_app.pk, "key": "NEW_ONE", "from_env": "", "new_value": ""})
     data = change_data(todo_app, secrets=rows)
     data["secrets-INITIAL_FORMS"] = str(len(rows) - 1)
@@ -157,11 +223,30 @@ def test_it_rejects_a_new_secret_without_value_or_source(admin_client, todo_app)
 
 def test_it_creates_and_deletes_profiles_through_the_services(admin_client):
     cluster = ClusterFactory(name="minikube")
-    data = {"name": "adm", "namespace": "adm", "cluster": cluster.pk, "environment": "dev",
-            "description": "", "_save": "Save"}
-    _formset(data, "components", [{"name": "api", "image": "adm-api", "tag": "1", "port": 80,
-                                   "replicas": 1, "service_type": "ClusterIP",
-                                   **_component_defaults()}], 0)
+    data = {
+        "name": "adm",
+        "namespace": "adm",
+        "cluster": cluster.pk,
+        "environment": "dev",
+        "description": "",
+        "_save": "Save",
+    }
+    _formset(
+        data,
+        "components",
+        [
+            {
+                "name": "api",
+                "image": "adm-api",
+                "tag": "1",
+                "port": 80,
+                "replicas": 1,
+                "service_type": "ClusterIP",
+                **_component_defaults(),
+            }
+        ],
+        0,
+    )
     _formset(data, "config", [{"key": "MODE", "value": "x"}], 0)
     _formset(data, "secrets", [{"key": "TOKEN", "from_env": "", "new_value": SECRET}], 0)
     response = admin_client.post("/admin/deployments/profile/add/", data)
@@ -170,8 +255,9 @@ def test_it_creates_and_deletes_profiles_through_the_services(admin_client):
     assert profile.components.get().image == "adm-api"
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"profile.created", "config.created", "secret.created"} <= actions
-    response = admin_client.post(f"/admin/deployments/profile/{profile.pk}/delete/",
-                                 {"post": "yes"})
+    response = admin_client.post(
+        f"/admin/deployments/profile/{profile.pk}/delete/", {"post": "yes"}
+    )
     assert response.status_code == 302
     assert not Profile.objects.exists()
     assert AuditEvent.objects.filter(action="profile.deleted", profile_name="adm").exists()
@@ -181,32 +267,49 @@ def _component_defaults():
     from deployments.forms import ComponentForm
 
     fields = ComponentForm().fields
-    return {name: fields[name].initial for name in COMPONENT_FIELDS
-            if name not in ("name", "image", "tag", "port", "replicas", "service_type",
-                            "node_port") and fields[name].initial is not None}
+    return {
+        name: fields[name].initial
+        for name in COMPONENT_FIELDS
+        if name not in ("name", "image", "tag", "port", "replicas", "service_type", "node_port")
+        and fields[name].initial is not None
+    }
 
 
 def test_it_keeps_the_audit_log_read_only(admin_client, todo_app):
     event = AuditEvent.objects.first()
     listing = admin_client.get("/admin/deployments/auditevent/?action=config.created")
     assert listing.status_code == 200
-    rows = re.findall(r'<tr>.*?</tr>', listing.content.decode(), flags=re.S)
+    rows = re.findall(r"<tr>.*?</tr>", listing.content.decode(), flags=re.S)
     assert rows and all("config.created" in row for row in rows[1:])
     assert admin_client.get("/admin/deployments/auditevent/add/").status_code == 403
     detail = admin_client.get(f"/admin/deployments/auditevent/{event.pk}/change/")
     assert detail.status_code == 200 and b'name="_save"' not in detail.content
-    assert admin_client.post(f"/admin/deployments/auditevent/{event.pk}/change/",
-                             {"action": "forged"}).status_code == 403
-    assert admin_client.post(f"/admin/deployments/auditevent/{event.pk}/delete/",
-                             {"post": "yes"}).status_code == 403
+    assert (
+        admin_client.post(
+            f"/admin/deployments/auditevent/{event.pk}/change/", {"action": "forged"}
+        ).status_code
+        == 403
+    )
+    assert (
+        admin_client.post(
+            f"/admin/deployments/auditevent/{event.pk}/delete/", {"post": "yes"}
+        ).status_code
+        == 403
+    )
     event.refresh_from_db()
     assert event.action != "forged"
 
 
 def test_it_reports_a_profile_without_components_on_the_components_inline(admin_client, todo_app):
-    rows = [{"id": c.pk, "profile": todo_app.pk, "DELETE": "on",
-             **{name: getattr(c, name) for name in COMPONENT_FIELDS}}
-            for c in todo_app.components.all()]
+    rows = [
+        {
+            "id": c.pk,
+            "profile": todo_app.pk,
+            "DELETE": "on",
+            **{name: getattr(c, name) for name in COMPONENT_FIELDS},
+        }
+        for c in todo_app.components.all()
+    ]
     data = change_data(todo_app)
     _formset(data, "components", rows, len(rows))
     response = admin_client.post(CHANGE_URL.format(todo_app.pk), data)
@@ -230,9 +333,17 @@ CLUSTER_ADD_URL = "/admin/deployments/cluster/add/"
 
 
 def _cluster_data(**changes):
-    data = {"name": "kind", "kubeconfig_path": "", "kube_context": "", "minikube_profile": "",
-            "docker_host": "", "image_delivery": "docker", "containerd_address": "",
-            "capacity_cpus": "4", "capacity_memory": "8Gi"}
+    data = {
+        "name": "kind",
+        "kubeconfig_path": "",
+        "kube_context": "",
+        "minikube_profile": "",
+        "docker_host": "",
+        "image_delivery": "docker",
+        "containerd_address": "",
+        "capacity_cpus": "4",
+        "capacity_memory": "8Gi",
+    }
     return {**data, **changes}
 
 
@@ -244,8 +355,12 @@ def test_it_shows_the_image_delivery_fields_on_the_cluster_form(admin_client):
 
 
 def test_it_saves_a_cluster_that_loads_into_containerd(admin_client):
-    response = admin_client.post(CLUSTER_ADD_URL, _cluster_data(
-        image_delivery="containerd", containerd_address="/run/containerd/containerd.sock"))
+    response = admin_client.post(
+        CLUSTER_ADD_URL,
+        _cluster_data(
+            image_delivery="containerd", containerd_address="/run/containerd/containerd.sock"
+        ),
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     cluster = Cluster.objects.get(name="kind")
     assert cluster.image_delivery == Cluster.CONTAINERD and cluster.loads_into_containerd
@@ -261,15 +376,18 @@ def test_it_refuses_registry_delivery_with_a_clear_message(admin_client):
     assert not Cluster.objects.filter(name="kind").exists()
 
 
-@pytest.mark.parametrize("address, message", [
-    ("", "Required when images are loaded into the node"),
-    ("run/containerd.sock", "must be the absolute path of containerd"),
-    ("/run/containerd.sock --debug", "must be the absolute path of containerd"),
-])
-def test_it_needs_a_containerd_socket_path_for_containerd_delivery(admin_client, address,
-                                                                  message):
-    response = admin_client.post(CLUSTER_ADD_URL, _cluster_data(
-        image_delivery="containerd", containerd_address=address))
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        ("", "Required when images are loaded into the node"),
+        ("run/containerd.sock", "must be the absolute path of containerd"),
+        ("/run/containerd.sock --debug", "must be the absolute path of containerd"),
+    ],
+)
+def test_it_needs_a_containerd_socket_path_for_containerd_delivery(admin_client, address, message):
+    response = admin_client.post(
+        CLUSTER_ADD_URL, _cluster_data(image_delivery="containerd", containerd_address=address)
+    )
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not Cluster.objects.filter(name="kind").exists()

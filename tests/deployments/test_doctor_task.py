@@ -13,8 +13,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def queued(settings, monkeypatch):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": "doctor-tests"}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "doctor-tests",
+        }
+    }
     cache.clear()  # a locmem cache outlives the test that filled it
     calls = []
     monkeypatch.setattr(tasks.run_doctor, "delay_on_commit", lambda *args: calls.append(args))
@@ -26,11 +30,15 @@ def test_it_queues_the_doctor_once_and_returns_what_the_worker_stored(queued, mo
     assert tasks.doctor_request(cluster) is None
     assert tasks.doctor_request(cluster) is None  # pending: not queued again
     assert len(queued) == 1
-    monkeypatch.setattr(tasks, "cluster_doctor",
-                        lambda cluster: [Result("helm", False, "not found", "install helm")])
+    monkeypatch.setattr(
+        tasks,
+        "cluster_doctor",
+        lambda cluster: [Result("helm", False, "not found", "install helm")],
+    )
     tasks.run_doctor(*queued[0])
     assert tasks.doctor_request(cluster) == [
-        {"name": "helm", "ok": False, "detail": "not found", "fix": "install helm"}]
+        {"name": "helm", "ok": False, "detail": "not found", "fix": "install helm"}
+    ]
 
 
 def test_it_checks_again_when_the_cluster_changed_or_was_forgotten(queued):

@@ -25,13 +25,60 @@ FUZZ = settings(
 )
 SCRIPT = "<script>alert(1)</script>"
 HOSTILE = [
-    "", " ", "0", "-1", "1e999", "NaN", "inf", "-0", "0x1F", "１２３", "00000030000",
-    "9" * 5000, "a" * 70_000, "lots", " 500m", "500m ", "1000000000000m", "1e30", "1Ei",
-    "'; DROP TABLE deployments_profile; --", "\" OR 1=1 --", SCRIPT,
-    "<img src=x onerror=alert(1)>", "{{ 7*7 }}", "{% debug %}", "${HOME}", "$(reboot)",
-    "\x00", "a\x00b", "\r\n", "\t", "\u202e", "\ufeff", "😀" * 50, "ＮodePort", "NodePort",
-    "ClusterIP", "prod", "dev", "keep", "value", "env", "on", "minikube", "../../etc/passwd",
-    "/abs/path", "C:\\x", "30000", "32767", "32768", "65536", "todo-app", "web", "BACKEND_URL",
+    "",
+    " ",
+    "0",
+    "-1",
+    "1e999",
+    "NaN",
+    "inf",
+    "-0",
+    "0x1F",
+    "１２３",
+    "00000030000",
+    "9" * 5000,
+    "a" * 70_000,
+    "lots",
+    " 500m",
+    "500m ",
+    "1000000000000m",
+    "1e30",
+    "1Ei",
+    "'; DROP TABLE deployments_profile; --",
+    '" OR 1=1 --',
+    SCRIPT,
+    "<img src=x onerror=alert(1)>",
+    "{{ 7*7 }}",
+    "{% debug %}",
+    "${HOME}",
+    "$(reboot)",
+    "\x00",
+    "a\x00b",
+    "\r\n",
+    "\t",
+    "\u202e",
+    "\ufeff",
+    "😀" * 50,
+    "ＮodePort",
+    "NodePort",
+    "ClusterIP",
+    "prod",
+    "dev",
+    "keep",
+    "value",
+    "env",
+    "on",
+    "minikube",
+    "../../etc/passwd",
+    "/abs/path",
+    "C:\\x",
+    "30000",
+    "32767",
+    "32768",
+    "65536",
+    "todo-app",
+    "web",
+    "BACKEND_URL",
 ]
 text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=80)
 values = st.one_of(
@@ -43,12 +90,15 @@ values = st.one_of(
 
 def base_data():
     return form_data(
-        components=[component_data(),
-                    component_data(name="api", image="demo-api", service_type="NodePort",
-                                   node_port=31000)],
+        components=[
+            component_data(),
+            component_data(name="api", image="demo-api", service_type="NodePort", node_port=31000),
+        ],
         config={"LOG_LEVEL": "info", "BACKEND_URL": "http://api-service:8000"},
-        secrets=[{"key": "API_KEY", "source": "value", "value": "s3cret"},
-                 {"key": "JWT", "source": "env", "from_env": "JWT_SECRET"}],
+        secrets=[
+            {"key": "API_KEY", "source": "value", "value": "s3cret"},
+            {"key": "JWT", "source": "env", "from_env": "JWT_SECRET"},
+        ],
     )
 
 
@@ -56,9 +106,31 @@ BASE_KEYS = sorted(base_data())
 
 
 PLAUSIBLE = st.one_of(
-    st.sampled_from(["250m", "1", "0.5", "2Gi", "1e9", "256Mi", "NodePort", "ClusterIP", "prod",
-                     "dev", "keep", "env", "value", "on", "", "héllo wörld 😀", "a b\nc",
-                     "API_TOKEN", "x" * 2000, "/healthz", "registry.local:5000/team/app"]),
+    st.sampled_from(
+        [
+            "250m",
+            "1",
+            "0.5",
+            "2Gi",
+            "1e9",
+            "256Mi",
+            "NodePort",
+            "ClusterIP",
+            "prod",
+            "dev",
+            "keep",
+            "env",
+            "value",
+            "on",
+            "",
+            "héllo wörld 😀",
+            "a b\nc",
+            "API_TOKEN",
+            "x" * 2000,
+            "/healthz",
+            "registry.local:5000/team/app",
+        ]
+    ),
     st.integers(min_value=0, max_value=70000).map(str),
 )
 
@@ -80,11 +152,25 @@ def hostile_posts(draw):
     for key in draw(st.lists(st.sampled_from(BASE_KEYS), max_size=3, unique=True)):
         data.pop(key, None)
     extra_keys = st.one_of(
-        st.sampled_from(["components-2-name", "components-9-cpu_request", "config-5-key",
-                         "secrets-3-DELETE", "components-0-DELETE", "_add_components",
-                         "_add_secrets", "components-TOTAL_FORMS", "csrfmiddlewaretoken", "id"]),
-        st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
-                min_size=1, max_size=30),
+        st.sampled_from(
+            [
+                "components-2-name",
+                "components-9-cpu_request",
+                "config-5-key",
+                "secrets-3-DELETE",
+                "components-0-DELETE",
+                "_add_components",
+                "_add_secrets",
+                "components-TOTAL_FORMS",
+                "csrfmiddlewaretoken",
+                "id",
+            ]
+        ),
+        st.text(
+            alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+            min_size=1,
+            max_size=30,
+        ),
     )
     data.update(draw(st.dictionaries(extra_keys, values, max_size=4)))
     return data
@@ -112,10 +198,12 @@ def _written(response):
 
 
 @FUZZ
-@given(data=st.one_of(hostile_posts(), gentle_posts()),
-       url=st.sampled_from(["/profiles/new/", "/profiles/todo-app/edit/", "/profiles/validate/"]),
-       htmx=st.booleans(),
-       trigger=st.sampled_from(BASE_KEYS))
+@given(
+    data=st.one_of(hostile_posts(), gentle_posts()),
+    url=st.sampled_from(["/profiles/new/", "/profiles/todo-app/edit/", "/profiles/validate/"]),
+    htmx=st.booleans(),
+    trigger=st.sampled_from(BASE_KEYS),
+)
 def test_it_survives_hostile_profile_posts(admin_client, data, url, htmx, trigger):
     headers = {"HX-Request": "true", "HX-Trigger-Name": trigger} if htmx else {}
     with transaction.atomic():
@@ -141,17 +229,31 @@ def test_it_survives_hostile_profile_posts(admin_client, data, url, htmx, trigge
 
 
 @FUZZ
-@given(body=st.one_of(text, st.binary(max_size=200), st.sampled_from([
-    "name: x", "[]", "null", "name: a\ncomponents: {}", "name: a\ncomponents: {web: null}",
-    "a: &a [*a, *a]", "name: !!python/object/apply:os.system ['id']",
-    "name: a\ncomponents:\n  web: {port: 99999999999999999999999}",
-    "name: todo-app\ncomponents:\n  web: {port: 80, service: {type: NodePort, nodePort: 30000}}",
-    'name: a\ncomponents: {web: {port: 80}}\nconfig: {A: "x\\0y"}',
-    'name: a\ncomponents: {web: {port: 80}}\ndescription: "x\\0y"',
-    'name: a\ncomponents: {web: {port: 80}}\nconfig: {A: "x\\ud800y"}',
-    'name: a\ncomponents: {web: {port: 80}}\nsecrets: {S: {value: "x\\ud800y"}}',
-    'name: a\n"\\ud800": 1\ncomponents: {"\\ud800x": {port: 80}}',
-])))
+@given(
+    body=st.one_of(
+        text,
+        st.binary(max_size=200),
+        st.sampled_from(
+            [
+                "name: x",
+                "[]",
+                "null",
+                "name: a\ncomponents: {}",
+                "name: a\ncomponents: {web: null}",
+                "a: &a [*a, *a]",
+                "name: !!python/object/apply:os.system ['id']",
+                "name: a\ncomponents:\n  web: {port: 99999999999999999999999}",
+                "name: todo-app\ncomponents:\n"
+                "  web: {port: 80, service: {type: NodePort, nodePort: 30000}}",
+                'name: a\ncomponents: {web: {port: 80}}\nconfig: {A: "x\\0y"}',
+                'name: a\ncomponents: {web: {port: 80}}\ndescription: "x\\0y"',
+                'name: a\ncomponents: {web: {port: 80}}\nconfig: {A: "x\\ud800y"}',
+                'name: a\ncomponents: {web: {port: 80}}\nsecrets: {S: {value: "x\\ud800y"}}',
+                'name: a\n"\\ud800": 1\ncomponents: {"\\ud800x": {port: 80}}',
+            ]
+        ),
+    )
+)
 def test_it_survives_hostile_yaml_uploads(admin_client, body):
     upload = io.BytesIO(body.encode() if isinstance(body, str) else body)
     upload.name = "fuzz.yaml"

@@ -30,34 +30,45 @@ def message_of(validator, value):
 
 def test_it_builds_the_spec_document_from_valid_forms():
     data = form_data(
-        components=[component_data(name="web", build_context="examples/app",
-                                   service_type="NodePort", node_port=30080)],
+        components=[
+            component_data(
+                name="web", build_context="examples/app", service_type="NodePort", node_port=30080
+            )
+        ],
         config={"LOG_LEVEL": "info"},
-        secrets=[{"key": "A", "source": "value", "value": "x"},
-                 {"key": "B", "source": "env", "from_env": "B_ENV"},
-                 {"key": "C", "source": "keep"}],
+        secrets=[
+            {"key": "A", "source": "value", "value": "x"},
+            {"key": "B", "source": "env", "from_env": "B_ENV"},
+            {"key": "C", "source": "keep"},
+        ],
     )
     forms, valid = bound(data)
     assert valid, [f.errors for f in forms.all_forms()]
     document = forms.spec_document()
     assert document["components"]["web"]["service"] == {"type": "NodePort", "nodePort": 30080}
-    assert document["components"]["web"]["build"] == {"context": "examples/app",
-                                                      "dockerfile": "Dockerfile"}
+    assert document["components"]["web"]["build"] == {
+        "context": "examples/app",
+        "dockerfile": "Dockerfile",
+    }
     assert document["config"] == {"LOG_LEVEL": "info"}
-    assert document["secrets"] == {"A": {"value": "x"}, "B": {"fromEnv": "B_ENV"},
-                                   "C": {"stored": True}}
+    assert document["secrets"] == {
+        "A": {"value": "x"},
+        "B": {"fromEnv": "B_ENV"},
+        "C": {"stored": True},
+    }
     spec = parse_spec(document, cluster_names=set(CLUSTERS))
     assert spec["components"][0]["resources"]["limits"]["cpu"] == "500m"
 
 
 def test_it_uses_the_messages_of_validators_py():
-    data = form_data(name="Not_A_Label",
-                     components=[component_data(cpu_request="lots", image="UPPER", port=70000)])
+    data = form_data(
+        name="Not_A_Label",
+        components=[component_data(cpu_request="lots", image="UPPER", port=70000)],
+    )
     forms, valid = bound(data)
     assert not valid
     component = forms.components.forms[0]
-    assert forms.profile_form.errors["name"] == [message_of(v.validate_release_name,
-                                                            "Not_A_Label")]
+    assert forms.profile_form.errors["name"] == [message_of(v.validate_release_name, "Not_A_Label")]
     assert component.errors["cpu_request"] == [message_of(v.validate_cpu, "lots")]
     assert component.errors["image"] == [message_of(v.validate_image_repository, "UPPER")]
     assert message_of(v.validate_port, 70000) in component.errors["port"]
@@ -71,21 +82,28 @@ def test_it_puts_limit_below_request_under_the_limit_field():
 
 
 def test_it_maps_spec_error_paths_back_to_fields():
-    data = form_data(components=[component_data(name="web")], config={"MODE": "x"},
-                     secrets=[{"key": "TOKEN", "source": "keep"},
-                              {"key": "OTHER", "source": "env", "from_env": "X"}])
+    data = form_data(
+        components=[component_data(name="web")],
+        config={"MODE": "x"},
+        secrets=[
+            {"key": "TOKEN", "source": "keep"},
+            {"key": "OTHER", "source": "env", "from_env": "X"},
+        ],
+    )
     forms, valid = bound(data)
     assert valid
-    forms.add_spec_errors([
-        FieldError("name", "taken"),
-        FieldError("components.web.service.nodePort", "port in use"),
-        FieldError("components.web.resources.limits.memory", "too small"),
-        FieldError("components.web.probes.readiness.timeoutSeconds", "bad timeout"),
-        FieldError("config.MODE", "bad value"),
-        FieldError("secrets.TOKEN", "has no stored value to keep"),
-        FieldError("secrets.OTHER.fromEnv", "bad env"),
-        FieldError("somewhere.else", "odd"),
-    ])
+    forms.add_spec_errors(
+        [
+            FieldError("name", "taken"),
+            FieldError("components.web.service.nodePort", "port in use"),
+            FieldError("components.web.resources.limits.memory", "too small"),
+            FieldError("components.web.probes.readiness.timeoutSeconds", "bad timeout"),
+            FieldError("config.MODE", "bad value"),
+            FieldError("secrets.TOKEN", "has no stored value to keep"),
+            FieldError("secrets.OTHER.fromEnv", "bad env"),
+            FieldError("somewhere.else", "odd"),
+        ]
+    )
     component = forms.components.forms[0]
     assert forms.profile_form.errors["name"] == ["taken"]
     assert component.errors["node_port"] == ["port in use"]
@@ -113,8 +131,9 @@ def test_it_never_renders_a_secret_value_back():
 
 
 def test_it_rejects_duplicate_keys_and_names():
-    data = form_data(components=[component_data(name="web"), component_data(name="web")],
-                     config={"A": "1"})
+    data = form_data(
+        components=[component_data(name="web"), component_data(name="web")], config={"A": "1"}
+    )
     data.update({"config-TOTAL_FORMS": "2", "config-1-key": "A", "config-1-value": "2"})
     forms, valid = bound(data)
     assert not valid
@@ -129,8 +148,9 @@ def test_it_needs_at_least_one_component():
 
 
 def test_it_skips_untouched_extra_rows_and_deleted_rows():
-    data = form_data(components=[component_data(name="web"), component_data(name="old")],
-                     config={"A": "1"})
+    data = form_data(
+        components=[component_data(name="web"), component_data(name="old")], config={"A": "1"}
+    )
     data["components-1-DELETE"] = "on"
     data.update({"config-TOTAL_FORMS": "2"})  # an untouched extra config row
     forms, valid = bound(data)

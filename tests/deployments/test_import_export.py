@@ -155,12 +155,15 @@ BAD_FILES = {
         "  b: {port: 81, service: {type: NodePort, nodePort: 30080}}\n",
         ["components.b.service.nodePort: 30080 is already used by component a"],
     ),
-    "huge number": ("name: x\ncomponents: {web: {port: " + "9" * 5000 + "}}\n",
-                    ["file: holds a value YAML cannot convert"]),
+    "huge number": (
+        "name: x\ncomponents: {web: {port: " + "9" * 5000 + "}}\n",
+        ["file: holds a value YAML cannot convert"],
+    ),
     "impossible date": ("name: x\ndescription: 2023-02-30\n", ["file: holds a value YAML"]),
-    "duplicate keys": ("name: x\ncomponents:\n  web: {port: 80}\n  web: {port: 81}\n",
-                       ["file: is not valid YAML at line 4, column 3: "
-                        "the key 'web' appears twice"]),
+    "duplicate keys": (
+        "name: x\ncomponents:\n  web: {port: 80}\n  web: {port: 81}\n",
+        ["file: is not valid YAML at line 4, column 3: the key 'web' appears twice"],
+    ),
     "no components": ("name: app\ncomponents: {}\n", ["components: needs at least one component"]),
 }
 

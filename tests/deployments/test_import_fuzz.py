@@ -171,8 +171,15 @@ def test_it_imports_or_reports_field_errors_and_never_crashes(doc, todo_app):
     text=st.one_of(
         st.text(max_size=300),
         st.binary(max_size=300),
-        st.sampled_from(["a: " + "9" * 5000, "d: 2023-02-30", "x: &a [*a]",
-                         "k: !!python/object:os.system ls", "{a: 1, a: 2}"]),
+        st.sampled_from(
+            [
+                "a: " + "9" * 5000,
+                "d: 2023-02-30",
+                "x: &a [*a]",
+                "k: !!python/object:os.system ls",
+                "{a: 1, a: 2}",
+            ]
+        ),
         document.map(lambda d: yaml.safe_dump(d, allow_unicode=True)),
     )
 )

@@ -20,8 +20,14 @@ NOW = timezone.now()
 
 
 def pod(name="p1", **fields):
-    defaults = {"name": name, "phase": "Running", "ready": True, "ready_containers": 1,
-                "total_containers": 1, "started_at": NOW - timedelta(minutes=30)}
+    defaults = {
+        "name": name,
+        "phase": "Running",
+        "ready": True,
+        "ready_containers": 1,
+        "total_containers": 1,
+        "started_at": NOW - timedelta(minutes=30),
+    }
     return PodState(**{**defaults, **fields})
 
 
@@ -30,8 +36,9 @@ def starting(name="p2"):
 
 
 def crashing(name="p2"):
-    return pod(name, ready=False, ready_containers=0, reason="CrashLoopBackOff", exit_code=1,
-               restarts=4)
+    return pod(
+        name, ready=False, ready_containers=0, reason="CrashLoopBackOff", exit_code=1, restarts=4
+    )
 
 
 def release(status):
@@ -59,9 +66,21 @@ def health(pods, last):
         ([], release("succeeded"), UNKNOWN),  # no watcher report yet
         ([pod(deleted=True, ready=False)], None, NOT_DEPLOYED),
     ],
-    ids=["not-deployed", "healthy", "healthy-without-release", "active-release",
-         "queued-no-pods", "pod-starting", "one-crashing", "all-crashing", "failed-release",
-         "rolled-back-no-pods", "rolled-back-old-pods-ready", "unknown", "deleted-ignored"],
+    ids=[
+        "not-deployed",
+        "healthy",
+        "healthy-without-release",
+        "active-release",
+        "queued-no-pods",
+        "pod-starting",
+        "one-crashing",
+        "all-crashing",
+        "failed-release",
+        "rolled-back-no-pods",
+        "rolled-back-old-pods-ready",
+        "unknown",
+        "deleted-ignored",
+    ],
 )
 def test_it_derives_each_badge(pods, last, expected):
     assert health(pods, last).status == expected
@@ -74,7 +93,11 @@ def test_it_counts_ready_pods_of_live_rows_only():
 
 
 def test_it_calls_a_pod_degraded_once_its_readiness_probe_fails():
-    failing = pod("p2", ready=False, ready_containers=0,
-                  last_event="Unhealthy: Readiness probe failed: HTTP 503",
-                  started_at=NOW - timedelta(seconds=20))
+    failing = pod(
+        "p2",
+        ready=False,
+        ready_containers=0,
+        last_event="Unhealthy: Readiness probe failed: HTTP 503",
+        started_at=NOW - timedelta(seconds=20),
+    )
     assert health([pod(), failing], release("succeeded")).status == DEGRADED

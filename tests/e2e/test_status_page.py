@@ -18,6 +18,7 @@ from tests.factories import ProfileFactory, UserFactory
 # async-safety check for ORM calls made by the test itself (not by the server).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
@@ -65,7 +66,8 @@ def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
     page.wait_for_function(
         "row => document.querySelector(row + ' .diagnosis').innerText.includes('CrashLoopBackOff')",
-        arg=row, timeout=60_000,
+        arg=row,
+        timeout=60_000,
     )
     diagnosis = page.inner_text(f"{row} .diagnosis")
     assert "Crash loop" in diagnosis and "CrashLoopBackOff (exit code 1" in diagnosis

@@ -69,8 +69,10 @@ def todo_on_node(todo_app, real_node, dockerd, monkeypatch, helm_bin, settings, 
         containerd_address=str(NODE_CONTAINERD),
     )
     Profile.objects.filter(pk=todo_app.pk).update(namespace=real_node.namespace)
-    for name, base, cpu in (("backend", dockerd.python_base, "400m"),
-                            ("frontend", dockerd.node_base, "300m")):
+    for name, base, cpu in (
+        ("backend", dockerd.python_base, "400m"),
+        ("frontend", dockerd.node_base, "300m"),
+    ):
         Component.objects.filter(profile=todo_app, name=name).update(
             build_args={"BASE_IMAGE": base}, cpu_request=cpu, cpu_limit=cpu
         )
@@ -164,7 +166,9 @@ def test_the_todo_app_runs_for_real_on_the_node(
     def watch_backend():
         stream = watch.Watch()
         for event in stream.stream(
-            real_node.core.list_namespaced_pod, ns, field_selector=f"metadata.name={backend_pod}",
+            real_node.core.list_namespaced_pod,
+            ns,
+            field_selector=f"metadata.name={backend_pod}",
             timeout_seconds=120,
         ):
             if not _ready(event["object"]):
@@ -183,14 +187,18 @@ def test_the_todo_app_runs_for_real_on_the_node(
     events = [e for e in real_node.events(backend_pod) if e.reason == "Unhealthy"]
     assert events and events[-1].source.component == "kubelet"
     assert "Readiness probe failed: HTTP probe failed with statuscode: 503" in events[-1].message
-    assert wait_until(lambda: _footer(_frontend()) == "staging", timeout=30,
-                      what="the frontend, up without its backend")
+    assert wait_until(
+        lambda: _footer(_frontend()) == "staging",
+        timeout=30,
+        what="the frontend, up without its backend",
+    )
 
     # the database comes back: the same pod becomes Ready again, no restart
     node_postgres.start()
     page.wait_for_function(
         "row => document.querySelector(row).innerText.includes('2/2 pods ready')",
-        arg=row, timeout=60_000,
+        arg=row,
+        timeout=60_000,
     )
     pod = real_node.pod(backend_pod)
     assert _ready(pod) and pod.status.container_statuses[0].restart_count == 0

@@ -88,8 +88,9 @@ def _probe_deployment(ns, name: str, image: str, *, env=None, replicas: int = 1)
 
 def _wait_ready(ns, selector: str, count: int = 1, timeout: float = 90):
     return wait_until(
-        lambda: (pods := ns.pods(selector)) and len([p for p in pods if _ready(p)]) == count
-        and pods,
+        lambda: (
+            (pods := ns.pods(selector)) and len([p for p in pods if _ready(p)]) == count and pods
+        ),
         timeout=timeout,
         what=f"{count} pod(s) {selector} Ready",
     )
@@ -167,8 +168,10 @@ def test_a_deployment_runs_for_real_probes_logs_exec_dns_clusterip_and_nodeport(
 
     # the kubelet's own probes hit the container: its log shows them
     logs = wait_until(
-        lambda: (text := real_node.core.read_namespaced_pod_log(name, ns)).count("request /ready")
-        >= 2 and text,
+        lambda: (
+            (text := real_node.core.read_namespaced_pod_log(name, ns)).count("request /ready") >= 2
+            and text
+        ),
         timeout=30,
         what="readiness probe requests in the container's log",
     )
@@ -197,9 +200,13 @@ def test_a_deployment_runs_for_real_probes_logs_exec_dns_clusterip_and_nodeport(
     real_node.kubectl("exec", name, "--", "touch", "/tmp/not-ready")
     wait_until(lambda: not _ready(real_node.pod(name)), timeout=20, what="pod not Ready")
     failed = wait_until(
-        lambda: [e for e in real_node.events(name) if e.reason == "Unhealthy"
-                 and "HTTP probe failed with statuscode: 503" in e.message],
-        timeout=20, what="the kubelet's Unhealthy event",
+        lambda: [
+            e
+            for e in real_node.events(name)
+            if e.reason == "Unhealthy" and "HTTP probe failed with statuscode: 503" in e.message
+        ],
+        timeout=20,
+        what="the kubelet's Unhealthy event",
     )[0]
     assert failed.source.component == "kubelet" and failed.type == "Warning"
     assert failed.message == "Readiness probe failed: HTTP probe failed with statuscode: 503"
@@ -231,29 +238,41 @@ def host_state() -> dict[str, list[str]]:
     links = sorted(
         line.split(":")[1].strip().split("@")[0] for line in _sh("ip", "-o", "link").splitlines()
     )
-    addresses = sorted(
-        " ".join(line.split()[1:4]) for line in _sh("ip", "-o", "addr").splitlines()
-    )
+    addresses = sorted(" ".join(line.split()[1:4]) for line in _sh("ip", "-o", "addr").splitlines())
     mounts = sorted(_sh("findmnt", "-rn", "-o", "TARGET,FSTYPE,PROPAGATION").splitlines())
-    cgroups = sorted(
-        str(p) for p in Path("/sys/fs/cgroup").glob("*/*") if p.is_dir()
-    )
+    cgroups = sorted(str(p) for p in Path("/sys/fs/cgroup").glob("*/*") if p.is_dir())
     sysctls = sorted(
-        line for line in _sh("sysctl", "-a").splitlines()
-        if not VOLATILE_SYSCTLS.match(line)
+        line for line in _sh("sysctl", "-a").splitlines() if not VOLATILE_SYSCTLS.match(line)
     )
     paths = sorted(
-        p for p in ("/run/containerd", "/var/lib/cni", "/var/run/netns", "/var/log/containers",
-                    "/var/log/pods", "/opt/containerd", "/etc/cni", "/opt/cni",
-                    "/var/lib/kubelet", "/etc/kubernetes", "/var/lib/containerd")
+        p
+        for p in (
+            "/run/containerd",
+            "/var/lib/cni",
+            "/var/run/netns",
+            "/var/log/containers",
+            "/var/log/pods",
+            "/opt/containerd",
+            "/etc/cni",
+            "/opt/cni",
+            "/var/lib/kubelet",
+            "/etc/kubernetes",
+            "/var/lib/containerd",
+        )
         if os.path.exists(p)
     )
     return {
-        "iptables": iptables, "links": links, "addresses": addresses, "mounts": mounts,
-        "cgroups": cgroups, "sysctls": sysctls, "paths": paths,
+        "iptables": iptables,
+        "links": links,
+        "addresses": addresses,
+        "mounts": mounts,
+        "cgroups": cgroups,
+        "sysctls": sysctls,
+        "paths": paths,
         "routes": sorted(_sh("ip", "route", "show", "table", "all").splitlines()),
         "processes": sorted(
-            line for line in _sh("ps", "-eo", "args").splitlines()
+            line
+            for line in _sh("ps", "-eo", "args").splitlines()
             if re.search(r"kubelet|kube-proxy|coredns|containerd-shim|containerd --config", line)
         ),
     }
@@ -262,7 +281,10 @@ def host_state() -> dict[str, list[str]]:
 def _node(command: str) -> None:
     result = subprocess.run(
         [str(SCRIPTS / "sandbox" / "node"), command],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 

@@ -229,25 +229,40 @@ def test_it_fails_and_rolls_back_a_release_that_never_becomes_ready(sandbox, hel
 def test_a_local_image_missing_under_pull_policy_never_is_err_image_never_pull(sandbox):
     # what the real node's kubelet says (tests/deployments/services/test_watcher_real_node.py)
     pod = _deployment(
-        sandbox, "neverpull", annotations={"helmdeck.dev/simulate": "image-pull-error"},
+        sandbox,
+        "neverpull",
+        annotations={"helmdeck.dev/simulate": "image-pull-error"},
         pull_policy="Never",
     )
 
     current = sandbox.wait_until(
-        lambda: (p := sandbox.pod(pod)) and (s := _container(p)) and s.state.waiting
-        and s.state.waiting.reason == "ErrImageNeverPull" and p,
-        timeout=30, what="ErrImageNeverPull",
+        lambda: (
+            (p := sandbox.pod(pod))
+            and (s := _container(p))
+            and s.state.waiting
+            and s.state.waiting.reason == "ErrImageNeverPull"
+            and p
+        ),
+        timeout=30,
+        what="ErrImageNeverPull",
     )
     assert current.status.phase == "Pending"
     assert _container(current).state.waiting.message == (
         'Container image "neverpull:1.0.0" is not present with pull policy of Never'
     )
     events = sandbox.wait_until(
-        lambda: _has_event(sandbox, pod, "Warning", "Failed", "Error: ErrImageNeverPull")
-        and _events(sandbox, pod), timeout=20, what="the Failed event",
+        lambda: (
+            _has_event(sandbox, pod, "Warning", "Failed", "Error: ErrImageNeverPull")
+            and _events(sandbox, pod)
+        ),
+        timeout=20,
+        what="the Failed event",
     )
-    assert ("Warning", "ErrImageNeverPull",
-            'Container image "neverpull:1.0.0" is not present with pull policy of Never') in events
+    assert (
+        "Warning",
+        "ErrImageNeverPull",
+        'Container image "neverpull:1.0.0" is not present with pull policy of Never',
+    ) in events
     assert not any(reason == "BackOff" for _, reason, _ in events)  # no pull is retried
 
 

@@ -162,8 +162,14 @@ def test_admin_cluster_add(admin_client, queued, name, fields, extra):
         before = snapshot()
         response = admin_client.post(
             "/admin/deployments/cluster/add/",
-            {"capacity_cpus": "4", "capacity_memory": "8Gi", "image_delivery": "docker",
-             **extra, **fields, "name": name},
+            {
+                "capacity_cpus": "4",
+                "capacity_memory": "8Gi",
+                "image_delivery": "docker",
+                **extra,
+                **fields,
+                "name": name,
+            },
         )
         event(f"admin cluster -> {response.status_code}")
         if response.status_code == 302:

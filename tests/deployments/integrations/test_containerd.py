@@ -67,12 +67,15 @@ def ctr_imports(address):
     return found
 
 
-@pytest.mark.parametrize("ref, stored", [
-    ("todo-backend:1.0.0", "docker.io/library/todo-backend:1.0.0"),
-    ("team/app:2", "docker.io/team/app:2"),
-    ("registry.local:5000/app", "registry.local:5000/app:latest"),
-    ("localhost/app:1", "localhost/app:1"),
-])
+@pytest.mark.parametrize(
+    "ref, stored",
+    [
+        ("todo-backend:1.0.0", "docker.io/library/todo-backend:1.0.0"),
+        ("team/app:2", "docker.io/team/app:2"),
+        ("registry.local:5000/app", "registry.local:5000/app:latest"),
+        ("localhost/app:1", "localhost/app:1"),
+    ],
+)
 def test_it_names_images_as_containerd_and_the_kubelet_do(ref, stored):
     assert node_ref(ref) == stored
 
@@ -82,8 +85,13 @@ def test_it_loads_an_image_with_the_same_id_as_dockers(dockerd, containerd, tag,
     image = build_image(dockerd, tmp_path, tag, "one")
     assert image_id_on_node(containerd.address, tag) is None
     progress = []
-    loaded = image_load(containerd.address, docker_client=dockerd.client, ref=tag,
-                        on_progress=progress.append, should_stop=lambda: False)
+    loaded = image_load(
+        containerd.address,
+        docker_client=dockerd.client,
+        ref=tag,
+        on_progress=progress.append,
+        should_stop=lambda: False,
+    )
     assert loaded == image.id
     assert progress[0] == 0 and progress[-1] == 100 and len(progress) <= 5
     stored = node_ref(tag)
@@ -93,20 +101,36 @@ def test_it_loads_an_image_with_the_same_id_as_dockers(dockerd, containerd, tag,
     # has it under its image id
     check = containerd.ctr("images", "check", f"name=={stored}").splitlines()[1].split()
     assert check[3] == "complete" and check[-1] == "true"
-    wait_until(lambda: image.id in containerd.image_refs(), timeout=10,
-               what="the CRI plugin's image-id reference")
+    wait_until(
+        lambda: image.id in containerd.image_refs(),
+        timeout=10,
+        what="the CRI plugin's image-id reference",
+    )
 
 
 @integration
 def test_it_loads_a_changed_image_under_the_same_tag_again(dockerd, containerd, tag, tmp_path):
     first = build_image(dockerd, tmp_path, tag, "first")
-    image_load(containerd.address, docker_client=dockerd.client, ref=tag,
-               on_progress=lambda p: None, should_stop=lambda: False)
+    image_load(
+        containerd.address,
+        docker_client=dockerd.client,
+        ref=tag,
+        on_progress=lambda p: None,
+        should_stop=lambda: False,
+    )
     second = build_image(dockerd, tmp_path, tag, "second")
     assert second.id != first.id
     assert image_id_on_node(containerd.address, tag) == first.id
-    assert image_load(containerd.address, docker_client=dockerd.client, ref=tag,
-                      on_progress=lambda p: None, should_stop=lambda: False) == second.id
+    assert (
+        image_load(
+            containerd.address,
+            docker_client=dockerd.client,
+            ref=tag,
+            on_progress=lambda p: None,
+            should_stop=lambda: False,
+        )
+        == second.id
+    )
     assert image_id_on_node(containerd.address, tag) == second.id
     assert config_digest(containerd, node_ref(tag)) == second.id
 
@@ -115,8 +139,13 @@ def test_it_loads_a_changed_image_under_the_same_tag_again(dockerd, containerd, 
 def test_it_reports_progress_in_a_few_steps(dockerd, containerd, tag, tmp_path):
     build_image(dockerd, tmp_path, tag, "big", size=24 << 20)
     progress = []
-    image_load(containerd.address, docker_client=dockerd.client, ref=tag,
-               on_progress=progress.append, should_stop=lambda: False)
+    image_load(
+        containerd.address,
+        docker_client=dockerd.client,
+        ref=tag,
+        on_progress=progress.append,
+        should_stop=lambda: False,
+    )
     assert progress == sorted(progress) and progress[0] == 0 and progress[-1] == 100
     assert 2 <= len(progress) <= 5
 
@@ -132,8 +161,13 @@ def test_it_cancels_a_load_and_kills_ctr(dockerd, containerd, tag, tmp_path):
 
     started = time.monotonic()
     with pytest.raises(ContainerdError, match="cancelled") as caught:
-        image_load(containerd.address, docker_client=dockerd.client, ref=tag,
-                   on_progress=lambda p: None, should_stop=should_stop)
+        image_load(
+            containerd.address,
+            docker_client=dockerd.client,
+            ref=tag,
+            on_progress=lambda p: None,
+            should_stop=should_stop,
+        )
     assert caught.value.permanent
     assert time.monotonic() - started < 10 and asked
     assert ctr_imports(containerd.address) == []
@@ -151,8 +185,13 @@ def test_it_says_when_the_containerd_socket_does_not_exist(dockerd, containerd, 
     assert "does not exist on the worker's machine" in message
     assert "Traceback" not in message and not caught.value.permanent
     with pytest.raises(ContainerdError, match="is unreachable"):
-        image_load(missing_socket, docker_client=dockerd.client, ref=tag,
-                   on_progress=lambda p: None, should_stop=lambda: False)
+        image_load(
+            missing_socket,
+            docker_client=dockerd.client,
+            ref=tag,
+            on_progress=lambda p: None,
+            should_stop=lambda: False,
+        )
 
 
 @integration

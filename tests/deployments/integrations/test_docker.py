@@ -126,8 +126,13 @@ def test_it_builds_into_minikubes_daemon_over_tls(
     lines = []
     try:
         image_id = build_image(
-            cluster, context=context, dockerfile="Dockerfile", tag=tag, buildargs={},
-            on_line=lines.append, should_stop=lambda: False,
+            cluster,
+            context=context,
+            dockerfile="Dockerfile",
+            tag=tag,
+            buildargs={},
+            on_line=lines.append,
+            should_stop=lambda: False,
         )
         assert tls_dockerd.client.images.get(tag).id == image_id
         with pytest.raises(docker.errors.ImageNotFound):
@@ -145,14 +150,17 @@ def test_it_says_what_minikube_said_when_docker_env_fails(minikube):
         docker_env(cluster)
     message = str(caught.value)
     assert message.startswith("`minikube -p broken docker-env` failed (exit 14): X Exiting")
-    assert "only compatible with the \"docker\" runtime" in message
+    assert 'only compatible with the "docker" runtime' in message
 
 
 @pytest.mark.integration
 def test_it_builds_on_the_local_daemon_for_containerd_delivery(minikube):
     cluster = Cluster(
-        name="kind", minikube_profile="minikube", docker_host="",
-        image_delivery=Cluster.CONTAINERD, containerd_address="/run/containerd/containerd.sock",
+        name="kind",
+        minikube_profile="minikube",
+        docker_host="",
+        image_delivery=Cluster.CONTAINERD,
+        containerd_address="/run/containerd/containerd.sock",
     )
     assert docker_env(cluster) == {}
     assert minikube.read_text() == ""  # minikube docker-env refuses a containerd cluster

@@ -45,8 +45,14 @@ def test_a_summary_echoed_earlier_does_not_count():
 
 
 def test_an_install_without_notes_has_empty_notes():
-    lines = ["NAME: api", "LAST DEPLOYED: x", "NAMESPACE: ns", "STATUS: deployed",
-             "REVISION: 1", "TEST SUITE: None"]
+    lines = [
+        "NAME: api",
+        "LAST DEPLOYED: x",
+        "NAMESPACE: ns",
+        "STATUS: deployed",
+        "REVISION: 1",
+        "TEST SUITE: None",
+    ]
     assert release_summary(lines, "api", "ns") == (1, "")
 
 

@@ -5,8 +5,11 @@ import pytest
 from deployments.integrations.helm import Helm
 from deployments.models import Cluster, Component, Profile
 
-SECRETS = {"TODO_JWT_SECRET": "jwt-canary-4d1", "OPENAI_API_KEY": "sk-canary-4d1",
-           "TODO_DATABASE_URL": "postgresql://canary:pw-4d1@db/todo"}
+SECRETS = {
+    "TODO_JWT_SECRET": "jwt-canary-4d1",
+    "OPENAI_API_KEY": "sk-canary-4d1",
+    "TODO_DATABASE_URL": "postgresql://canary:pw-4d1@db/todo",
+}
 
 
 @pytest.fixture
@@ -34,5 +37,3 @@ def deployable(todo_app, sandbox, dockerd, monkeypatch, helm_bin, settings):
     Helm(binary=helm_bin, kubeconfig=str(sandbox.kubeconfig)).uninstall(
         "todo-app", sandbox.namespace
     )
-
-

@@ -82,9 +82,7 @@ def test_the_sandboxs_simulated_namespace_uses_the_simulated_nodes_only():
 
 
 def test_a_toleration_alone_admits_tainted_nodes_without_excluding_others():
-    placement = Placement.of(
-        namespace({DEFAULT_TOLERATIONS: SIMULATED_NODES[DEFAULT_TOLERATIONS]})
-    )
+    placement = Placement.of(namespace({DEFAULT_TOLERATIONS: SIMULATED_NODES[DEFAULT_TOLERATIONS]}))
     assert node_accepts(REAL, placement) and node_accepts(SIMULATED, placement)
 
 

@@ -192,8 +192,9 @@ def test_it_counts_only_the_nodes_the_profiles_namespace_can_use(cluster):
     assert capacity.total == Resources(Decimal(4), Decimal(8 * 2**30))
     assert capacity.free == Resources(Decimal(3), Decimal(7.5 * 2**30))
     assert not capacity.fits
-    (finding,) = [f for f in profile_checks(spec=spec, cluster=cluster, kube=kube)
-                  if f.check == "capacity"]
+    (finding,) = [
+        f for f in profile_checks(spec=spec, cluster=cluster, kube=kube) if f.check == "capacity"
+    ]
     assert finding.message == (
         "needs 4 CPU and 2Gi but the cluster has 3 CPU and 7.5Gi free "
         "(cluster: 1 of 2 nodes take pods of namespace shop)"

@@ -40,9 +40,7 @@ def test_several_nodes_show_the_total_and_the_largest_node_that_has_the_size():
     nodes = [node("real", cpu="2", memory="23Gi"), node("sim", cpu="4", memory="8Gi")]
     result = _size(FakeKube(nodes))
     assert result.ok
-    assert result.detail == (
-        "2 nodes, 6 CPU and 31Gi in all; the largest, sim, has 4 CPU and 8Gi"
-    )
+    assert result.detail == ("2 nodes, 6 CPU and 31Gi in all; the largest, sim, has 4 CPU and 8Gi")
 
 
 def test_several_nodes_fail_when_none_has_the_size_even_if_the_total_does():

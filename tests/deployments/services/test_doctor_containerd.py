@@ -44,7 +44,9 @@ def test_it_says_how_to_fix_an_unreachable_containerd(kind_cluster, tmp_path):
 
 def test_it_has_no_containerd_check_for_the_clusters_docker(dockerd, unreachable_kubeconfig):
     cluster = Cluster.objects.create(
-        name="mk", kubeconfig_path=str(unreachable_kubeconfig), minikube_profile="",
+        name="mk",
+        kubeconfig_path=str(unreachable_kubeconfig),
+        minikube_profile="",
         docker_host=dockerd.base_url,
     )
     assert "containerd" not in _results(cluster)

@@ -68,8 +68,12 @@ def loading_profile(dockerd, containerd, tmp_path, settings):
     )
     profile = ProfileFactory(name=f"load-{secrets.token_hex(3)}", cluster=cluster)
     component = ComponentFactory(
-        profile=profile, name="app", image="hd-test/loaded", tag=secrets.token_hex(4),
-        build_context="app", dockerfile="Dockerfile",
+        profile=profile,
+        name="app",
+        image="hd-test/loaded",
+        tag=secrets.token_hex(4),
+        build_context="app",
+        dockerfile="Dockerfile",
     )
     profile.calls = calls
     profile.ref = component.image_ref

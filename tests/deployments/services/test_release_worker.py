@@ -43,15 +43,19 @@ def test_it_deploys_through_the_worker_and_sends_only_ids(deployable, redis_url,
     assert message["headers"]["task"] == "deployments.tasks.release_build"
 
     request.getfixturevalue("celery_worker")
-    wait_for(lambda: Release.objects.get(pk=release.pk).status in Release.TERMINAL, 180,
-             "the release to finish")
+    wait_for(
+        lambda: Release.objects.get(pk=release.pk).status in Release.TERMINAL,
+        180,
+        "the release to finish",
+    )
     release.refresh_from_db()
     assert release.status == Release.SUCCEEDED, release.reason
     assert "@" in release.worker
 
 
 def test_a_stage_run_inline_that_must_retry_goes_back_to_the_queue(
-        deployable, sandbox, helm_bin, tmp_path, monkeypatch, settings, request):
+    deployable, sandbox, helm_bin, tmp_path, monkeypatch, settings, request
+):
     """The task that takes a release runs its next stages itself (tasks.INLINE_WITHIN).
     When one of those meets a transient failure (here helm: the cluster unreachable once,
     for the upgrade and for the status that follows), that stage is queued again with the
@@ -76,31 +80,44 @@ def test_a_stage_run_inline_that_must_retry_goes_back_to_the_queue(
     release = release_request(profile=deployable, actor=None, build=False)
     release_enqueue(release)
     request.getfixturevalue("celery_worker")
-    wait_for(lambda: Release.objects.get(pk=release.pk).status in Release.TERMINAL, 180,
-             "the release to finish")
+    wait_for(
+        lambda: Release.objects.get(pk=release.pk).status in Release.TERMINAL,
+        180,
+        "the release to finish",
+    )
     release.refresh_from_db()
     assert release.status == Release.SUCCEEDED, release.reason
     assert (tmp_path / "failed.upgrade").exists() and (tmp_path / "failed.status").exists()
     lines = list(release.log_lines.values_list("text", flat=True))
     assert any("cluster unreachable" in line and "retrying in" in line for line in lines), lines
     assert list(release.steps.values_list("name", "status")) == [
-        ("render", "done"), ("upgrade", "done"), ("verify", "done")
+        ("render", "done"),
+        ("upgrade", "done"),
+        ("verify", "done"),
     ]
 
 
 def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
-        deployable, sandbox, redis_url, celery_worker, helm_bin):
+    deployable, sandbox, redis_url, celery_worker, helm_bin
+):
     first = release_request(profile=deployable, actor=None, build=False)
     release_enqueue(first)
-    wait_for(lambda: Release.objects.get(pk=first.pk).status in Release.TERMINAL, 180,
-             "the first release")
+    wait_for(
+        lambda: Release.objects.get(pk=first.pk).status in Release.TERMINAL,
+        180,
+        "the first release",
+    )
     # The next upgrade waits on pods that never become Ready: helm sits in --wait.
     Component.objects.filter(profile=deployable, name="backend").update(
-        tag="1.0.9", pod_annotations={"helmdeck.dev/simulate": "never-ready"})
+        tag="1.0.9", pod_annotations={"helmdeck.dev/simulate": "never-ready"}
+    )
     second = release_request(profile=deployable, actor=None, build=False)
     release_enqueue(second)
-    wait_for(lambda: Release.objects.get(pk=second.pk).status == Release.UPGRADING, 120,
-             "the upgrade to start")
+    wait_for(
+        lambda: Release.objects.get(pk=second.pk).status == Release.UPGRADING,
+        120,
+        "the upgrade to start",
+    )
     commands = wait_for(lambda: helm_processes(sandbox.namespace), 30, "helm to run")
     for command in commands:  # secrets reach helm as a file path, never as arguments
         for value in SECRETS.values():
@@ -110,8 +127,11 @@ def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
     os.kill(celery_worker.pid, signal.SIGKILL)
     celery_worker.wait(timeout=10)
     conn = heartbeat.client()
-    wait_for(lambda: worker_name not in heartbeat.live_workers(conn), 45,
-             "the dead worker's heartbeat to expire")
+    wait_for(
+        lambda: worker_name not in heartbeat.live_workers(conn),
+        45,
+        "the dead worker's heartbeat to expire",
+    )
     conn.delete("helmdeck:reaper")
     settled = heartbeat.reap_if_due(conn)
     assert settled == [second.pk]
@@ -119,6 +139,7 @@ def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
     assert second.status in (Release.ROLLED_BACK, Release.FAILED)
     assert "the worker running it stopped during upgrading" in second.reason
     status = Helm(binary=helm_bin, kubeconfig=str(sandbox.kubeconfig)).status(
-        "todo-app", sandbox.namespace)
+        "todo-app", sandbox.namespace
+    )
     assert not status["info"]["status"].startswith("pending-")
     assert not helm_processes(sandbox.namespace)  # the killed worker's helm went with it

@@ -33,7 +33,9 @@ def make_pod(ns, name, image, *, env=None, memory="48Mi", cpu="20m", readiness=F
         ports=[client.V1ContainerPort(container_port=8080, name="http")],
         readiness_probe=client.V1Probe(
             http_get=client.V1HTTPGetAction(path="/ready", port="http"), period_seconds=1
-        ) if readiness else None,
+        )
+        if readiness
+        else None,
         resources=client.V1ResourceRequirements(
             requests={"cpu": cpu, "memory": memory}, limits={"cpu": cpu, "memory": memory}
         ),
@@ -49,8 +51,12 @@ def make_pod(ns, name, image, *, env=None, memory="48Mi", cpu="20m", readiness=F
 
 
 def test_it_reports_what_the_kubelet_reports(real_node, profile, watcher, probe_image):
-    make_pod(real_node, "shop-crash", probe_image, env={"SAY": "KeyError: 'DATABASE_URL'",
-                                                       "EXIT_CODE": "1"})
+    make_pod(
+        real_node,
+        "shop-crash",
+        probe_image,
+        env={"SAY": "KeyError: 'DATABASE_URL'", "EXIT_CODE": "1"},
+    )
     make_pod(real_node, "shop-oom", probe_image, env={"ALLOCATE_MB": "300"}, memory="64Mi")
     make_pod(real_node, "shop-missing", "docker.io/helmdeck-test/not-on-the-node:1")
     make_pod(real_node, "shop-unready", probe_image, env={"NOT_READY": "1"}, readiness=True)
@@ -58,9 +64,15 @@ def test_it_reports_what_the_kubelet_reports(real_node, profile, watcher, probe_
     watcher()
 
     crash = real_node.wait_until(
-        lambda: row(real_node, "shop-crash", reason="CrashLoopBackOff", exit_code=1,
-                    restarts=lambda n: n >= 1),
-        timeout=60, what="CrashLoopBackOff with exit code 1",
+        lambda: row(
+            real_node,
+            "shop-crash",
+            reason="CrashLoopBackOff",
+            exit_code=1,
+            restarts=lambda n: n >= 1,
+        ),
+        timeout=60,
+        what="CrashLoopBackOff with exit code 1",
     )
     assert (crash.phase, crash.ready) == ("Running", False)
     problem = pod_state_problem(crash)
@@ -68,34 +80,46 @@ def test_it_reports_what_the_kubelet_reports(real_node, profile, watcher, probe_
     assert problem.fix == FIXES["crash"]
     crash = real_node.wait_until(
         lambda: row(real_node, "shop-crash", last_log=lambda t: "KeyError" in t),
-        timeout=30, what="the crashed container's own last lines on the row",
+        timeout=30,
+        what="the crashed container's own last lines on the row",
     )
     assert pod_state_problem(crash).log.splitlines()[-1] == "KeyError: 'DATABASE_URL'"
     real_node.wait_until(
-        lambda: row(real_node, "shop-crash",
-                    last_event=lambda t: t.startswith("BackOff: Back-off restarting failed")),
-        timeout=60, what="the kubelet's BackOff event on the row",
+        lambda: row(
+            real_node,
+            "shop-crash",
+            last_event=lambda t: t.startswith("BackOff: Back-off restarting failed"),
+        ),
+        timeout=60,
+        what="the kubelet's BackOff event on the row",
     )
 
     oom = real_node.wait_until(
         lambda: row(real_node, "shop-oom", reason="OOMKilled", exit_code=137),
-        timeout=60, what="OOMKilled, exit code 137",
+        timeout=60,
+        what="OOMKilled, exit code 137",
     )
     assert pod_state_problem(oom).kind == "oom"
     assert pod_state_problem(oom).fix == FIXES["oom"]
 
     missing = real_node.wait_until(
         lambda: row(real_node, "shop-missing", reason="ErrImageNeverPull"),
-        timeout=60, what="ErrImageNeverPull",
+        timeout=60,
+        what="ErrImageNeverPull",
     )
     assert missing.phase == "Pending"
     problem = pod_state_problem(missing)
     assert problem.kind == "image" and "not-on-the-node:1" in problem.message
 
     unready = real_node.wait_until(
-        lambda: row(real_node, "shop-unready", phase="Running",
-                    last_event=lambda t: t.startswith("Unhealthy: Readiness probe failed")),
-        timeout=60, what="the kubelet's failing readiness probe on the row",
+        lambda: row(
+            real_node,
+            "shop-unready",
+            phase="Running",
+            last_event=lambda t: t.startswith("Unhealthy: Readiness probe failed"),
+        ),
+        timeout=60,
+        what="the kubelet's failing readiness probe on the row",
     )
     assert "HTTP probe failed with statuscode: 503" in unready.last_event
     assert unready.ready_label == "0/1"
@@ -103,7 +127,8 @@ def test_it_reports_what_the_kubelet_reports(real_node, profile, watcher, probe_
 
     huge = real_node.wait_until(
         lambda: row(real_node, "shop-huge", phase="Pending", reason="Unschedulable"),
-        timeout=60, what="Pending, Unschedulable",
+        timeout=60,
+        what="Pending, Unschedulable",
     )
     problem = pod_state_problem(huge)
     assert problem.kind == "pending" and "Insufficient cpu" in problem.message

@@ -83,12 +83,19 @@ def test_it_says_how_images_reach_the_nodes(login, todo_app, doctor):
     from deployments.models import Cluster
 
     client = login("viewer")
-    assert "Minikube <code>minikube</code>'s Docker" in client.get(
-        "/clusters/minikube/").content.decode()
+    assert (
+        "Minikube <code>minikube</code>'s Docker"
+        in client.get("/clusters/minikube/").content.decode()
+    )
     Cluster.objects.filter(name="minikube").update(
-        image_delivery="containerd", containerd_address="/run/containerd/containerd.sock")
+        image_delivery="containerd", containerd_address="/run/containerd/containerd.sock"
+    )
     body = client.get("/clusters/minikube/").content.decode()
-    assert ("builds into the local Docker, then loads images into the node's containerd "
-            "(<code>/run/containerd/containerd.sock</code>)") in body
-    assert "local Docker, loaded into the node's containerd" in client.get(
-        "/clusters/").content.decode()
+    assert (
+        "builds into the local Docker, then loads images into the node's containerd "
+        "(<code>/run/containerd/containerd.sock</code>)"
+    ) in body
+    assert (
+        "local Docker, loaded into the node's containerd"
+        in client.get("/clusters/").content.decode()
+    )

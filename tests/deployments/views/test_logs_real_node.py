@@ -78,24 +78,30 @@ def test_it_follows_a_real_containers_output_and_resumes_without_repeats(
     wait_for_cleanup(follow_streams)
 
 
-def test_the_previous_container_is_the_one_that_really_crashed(
-    real_node, shop, probe_image, login
-):
-    pod = probe_pod(real_node, "shop-web-crashed", probe_image, SAY="Traceback: boom",
-                    EXIT_CODE="1")
+def test_the_previous_container_is_the_one_that_really_crashed(real_node, shop, probe_image, login):
+    pod = probe_pod(
+        real_node, "shop-web-crashed", probe_image, SAY="Traceback: boom", EXIT_CODE="1"
+    )
     real_node.wait_until(
-        lambda: (s := real_node.pod(pod).status.container_statuses)
-        and s[0].restart_count >= 1 and s[0].last_state.terminated,
-        timeout=60, what="a real restart",
+        lambda: (
+            (s := real_node.pod(pod).status.container_statuses)
+            and s[0].restart_count >= 1
+            and s[0].last_state.terminated
+        ),
+        timeout=60,
+        what="a real restart",
     )
     viewer = login("viewer")
     # the kubelet keeps the exited container's log once it has restarted it; under load the
     # API may answer for the previous container a moment after the restart shows
     body = wait_until(
-        lambda: ">Traceback: boom<" in (
-            page := viewer.get(f"/profiles/shop/logs/?pod={pod}&previous=1").content.decode()
-        ) and page,
-        timeout=30, what="the previous container's log on the page",
+        lambda: (
+            ">Traceback: boom<"
+            in (page := viewer.get(f"/profiles/shop/logs/?pod={pod}&previous=1").content.decode())
+            and page
+        ),
+        timeout=30,
+        what="the previous container's log on the page",
     )
     assert "previous container" in body
     download = viewer.get(f"/profiles/shop/logs/download/?pod={pod}&previous=1")

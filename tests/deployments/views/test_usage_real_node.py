@@ -21,25 +21,34 @@ def test_it_shows_what_a_real_container_uses(real_node, probe_image, login, sett
         name=f"real-{real_node.namespace[-6:]}", kubeconfig_path=str(real_node.kubeconfig)
     )
     profile = ProfileFactory(name="shop", namespace=real_node.namespace, cluster=cluster)
-    ComponentFactory(profile=profile, name="web", cpu_request="50m", cpu_limit="200m",
-                     memory_request="128Mi", memory_limit="128Mi")
+    ComponentFactory(
+        profile=profile,
+        name="web",
+        cpu_request="50m",
+        cpu_limit="200m",
+        memory_request="128Mi",
+        memory_limit="128Mi",
+    )
     real_node.core.create_namespaced_pod(
         real_node.namespace,
         client.V1Pod(
             metadata=client.V1ObjectMeta(
                 name="shop-web-1",
-                labels={"app.kubernetes.io/instance": "shop",
-                        "app.kubernetes.io/component": "web"},
+                labels={"app.kubernetes.io/instance": "shop", "app.kubernetes.io/component": "web"},
             ),
             spec=client.V1PodSpec(
-                containers=[client.V1Container(
-                    name="web", image=probe_image, image_pull_policy="Never",
-                    env=[client.V1EnvVar(name="ALLOCATE_MB", value="100")],
-                    resources=client.V1ResourceRequirements(
-                        requests={"cpu": "50m", "memory": "128Mi"},
-                        limits={"cpu": "200m", "memory": "128Mi"},
-                    ),
-                )],
+                containers=[
+                    client.V1Container(
+                        name="web",
+                        image=probe_image,
+                        image_pull_policy="Never",
+                        env=[client.V1EnvVar(name="ALLOCATE_MB", value="100")],
+                        resources=client.V1ResourceRequirements(
+                            requests={"cpu": "50m", "memory": "128Mi"},
+                            limits={"cpu": "200m", "memory": "128Mi"},
+                        ),
+                    )
+                ],
                 termination_grace_period_seconds=1,
             ),
         ),
