@@ -37,7 +37,7 @@ def _generate(start, stop):
     Release.objects.bulk_create(
         Release(
             profile=p,
-            status=Release.SUCCEEDED,
+            status=Release.Status.SUCCEEDED,
             snapshot={},
             build=False,
             helm_revision=1,

@@ -14,7 +14,6 @@ from deployments import validators as v
 from deployments.models import Component, ConfigEntry, Profile, SecretEntry
 from deployments.spec import DEFAULT_PROBES, MAX_COMPONENTS, MAX_ENTRIES, component_spec
 
-PROFILE_FIELDS = ("name", "namespace", "environment", "description")
 COMPONENT_FIELDS = (
     "name",
     "image",
@@ -411,7 +410,7 @@ class ProfileForms:
         return all(results)
 
     def spec_document(self):
-        """The profile document (DESIGN.md shape) the valid forms describe."""
+        """The profile document (the profile YAML's shape) the valid forms describe."""
         data = self.profile_form.cleaned_data
         name = self.profile.name if self.profile else data["name"]
         secrets = {}

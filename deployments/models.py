@@ -289,40 +289,46 @@ class AuditEvent(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name or 'system'} {self.action} {self.target}"
 
 
+class ReleaseStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    BUILDING = "building", "building"
+    RENDERING = "rendering", "rendering"
+    UPGRADING = "upgrading", "upgrading"
+    VERIFYING = "verifying", "verifying"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    ROLLED_BACK = "rolled_back", "rolled back"
+    CANCELLED = "cancelled", "cancelled"
+
+
+# The one split of the statuses, used by Release's unique index, the pipeline's claims, the
+# reaper and the pages (as Release.ACTIVE / Release.TERMINAL): a release is active until it
+# ends in a terminal status.
+ACTIVE_RELEASE_STATUSES = (
+    ReleaseStatus.QUEUED,
+    ReleaseStatus.BUILDING,
+    ReleaseStatus.RENDERING,
+    ReleaseStatus.UPGRADING,
+    ReleaseStatus.VERIFYING,
+)
+TERMINAL_RELEASE_STATUSES = tuple(s for s in ReleaseStatus if s not in ACTIVE_RELEASE_STATUSES)
+
+
 class Release(models.Model):
     """One deploy or rollback run of a profile: what was asked, what happened, how it ended."""
 
-    QUEUED, BUILDING, RENDERING, UPGRADING, VERIFYING = (
-        "queued",
-        "building",
-        "rendering",
-        "upgrading",
-        "verifying",
-    )
-    SUCCEEDED, FAILED, ROLLED_BACK, CANCELLED = "succeeded", "failed", "rolled_back", "cancelled"
-    STATUSES = [
-        (s, s.replace("_", " "))
-        for s in (
-            QUEUED,
-            BUILDING,
-            RENDERING,
-            UPGRADING,
-            VERIFYING,
-            SUCCEEDED,
-            FAILED,
-            ROLLED_BACK,
-            CANCELLED,
-        )
-    ]
-    ACTIVE = (QUEUED, BUILDING, RENDERING, UPGRADING, VERIFYING)
-    TERMINAL = (SUCCEEDED, FAILED, ROLLED_BACK, CANCELLED)
-    DEPLOY, ROLLBACK = "deploy", "rollback"
+    Status = ReleaseStatus
+    ACTIVE, TERMINAL = ACTIVE_RELEASE_STATUSES, TERMINAL_RELEASE_STATUSES
+
+    class Kind(models.TextChoices):
+        DEPLOY = "deploy", "deploy"
+        ROLLBACK = "rollback", "rollback"
 
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="releases")
-    kind = models.CharField(
-        max_length=16, choices=[(DEPLOY, "deploy"), (ROLLBACK, "rollback")], default=DEPLOY
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.DEPLOY)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
-    status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED, db_index=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -350,9 +356,7 @@ class Release(models.Model):
             # One active release per profile, enforced by the database itself.
             models.UniqueConstraint(
                 fields=["profile"],
-                condition=Q(
-                    status__in=["queued", "building", "rendering", "upgrading", "verifying"]
-                ),
+                condition=Q(status__in=ACTIVE_RELEASE_STATUSES),
                 name="one_active_release_per_profile",
             ),
         ]
@@ -374,11 +378,17 @@ class Release(models.Model):
 class Step(models.Model):
     """One stage of a release (build one image, render, upgrade, verify), with timings."""
 
-    PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+        SKIPPED = "skipped", "skipped"
+
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveSmallIntegerField()
     name = models.CharField(max_length=80)
-    status = models.CharField(max_length=16, default=PENDING)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     detail = models.TextField(blank=True)

@@ -18,7 +18,7 @@ LABELS = {
     NOT_DEPLOYED: "Not deployed",
     UNKNOWN: "Unknown",
 }
-FAILED_RELEASES = (Release.FAILED, Release.ROLLED_BACK)
+FAILED_RELEASES = (Release.Status.FAILED, Release.Status.ROLLED_BACK)
 
 
 @dataclass(frozen=True)

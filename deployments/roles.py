@@ -35,7 +35,8 @@ def sync_roles(apps):
 
 
 def ensure_default_cluster(apps):
-    """The research's Minikube (section 8): 4 CPUs, 8 GiB; kubeconfig from $KUBECONFIG."""
+    """The default Minikube (`minikube start --cpus=4 --memory=8192`): 4 CPUs, 8 GiB;
+    kubeconfig from $KUBECONFIG."""
     Cluster = apps.get_model("deployments", "Cluster")
     Cluster.objects.get_or_create(
         name="minikube",

@@ -140,7 +140,11 @@ def profile_releases(*, profile):
 
 def current_release(*, profile):
     """The release whose snapshot runs now: the newest that succeeded."""
-    return profile.releases.filter(status=Release.SUCCEEDED).order_by("-created_at", "-id").first()
+    return (
+        profile.releases.filter(status=Release.Status.SUCCEEDED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
 
 
 def release_images(release):
@@ -299,7 +303,7 @@ def _status_rows(ids, health):
     of its pods. Five queries whatever the number of ids."""
     now = timezone.now()
     current = (
-        Release.objects.filter(status=Release.SUCCEEDED)
+        Release.objects.filter(status=Release.Status.SUCCEEDED)
         .order_by("-created_at", "-id")
         .only("id", "profile_id", "helm_revision", "snapshot", "created_at")
     )

@@ -1,4 +1,4 @@
-"""The profile spec: the shape of profile YAML (DESIGN.md), parsed and checked in full.
+"""The profile spec: the shape of profile YAML (README, Profiles), parsed and checked in full.
 
 `parse_spec(data)` turns a YAML document into a normalized spec with every default filled,
 or returns one error per bad field ("components.frontend.port: must be ..."). It never

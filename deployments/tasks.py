@@ -17,7 +17,7 @@ from deployments.services import release_stages
 from deployments.services.db_retry import db_retry
 from deployments.services.doctor import cluster_doctor
 from deployments.services.preview import fingerprint, profile_preview
-from deployments.services.reaper import release_abandon, release_reap, release_requeue
+from deployments.services.reaper import release_abandon, release_requeue
 
 log = logging.getLogger(__name__)
 
@@ -265,8 +265,3 @@ def requeue_lost(conn=None):
         enqueue=_send,
         grace=settings.HELMDECK_WORKER_HEARTBEAT_TTL,
     )
-
-
-@shared_task(ignore_result=True, time_limit=600)
-def reap_releases():
-    return release_reap(live_workers=heartbeat.live_workers(heartbeat.client()))

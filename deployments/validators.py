@@ -341,8 +341,8 @@ def validate_probe_positive(value):
 def validate_config_key(value):
     """A ConfigMap/Secret data key that is also a safe environment variable name.
 
-    Helmdeck injects every config entry and secret as an environment variable (seed
-    section 6), so a key must satisfy both IsConfigMapKey and the POSIX env-name rule.
+    Helmdeck injects every config entry and secret as an environment variable (the
+    chart's `env:` list), so a key must satisfy both IsConfigMapKey and the POSIX env-name rule.
     """
     _require_text(value, "LOG_LEVEL")
     if len(value) > CONFIG_KEY_MAX or not _CONFIG_KEY.match(value) or value in (".", ".."):

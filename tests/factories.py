@@ -93,7 +93,7 @@ def make_release(profile, status="succeeded", *, revision=None, build=False, log
     changes = {"status": status, "helm_revision": revision, "started_at": now, **fields}
     if status in Release.TERMINAL:
         changes.setdefault("finished_at", now + timedelta(seconds=42))
-        step_status = Step.DONE if status == Release.SUCCEEDED else Step.FAILED
+        step_status = Step.Status.DONE if status == Release.Status.SUCCEEDED else Step.Status.FAILED
         release.steps.update(status=step_status, started_at=now, finished_at=now)
     Release.objects.filter(pk=release.pk).update(**changes)
     step = release.steps.order_by("position").first()

@@ -1,7 +1,7 @@
 """A thin adapter over the Docker Engine API (the `docker` SDK).
 
-Images are built into the cluster's own daemon, so they need no registry (research
-section 8, `eval $(minikube docker-env)`). The daemon is, in order: the Cluster's explicit
+Images are built into the cluster's own daemon, so they need no registry (as
+`eval $(minikube docker-env)` does). The daemon is, in order: the Cluster's explicit
 DOCKER_HOST; Minikube's, from `minikube -p <profile> docker-env` when minikube is installed;
 else the environment's (DOCKER_HOST or the local socket).
 """

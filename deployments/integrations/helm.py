@@ -262,16 +262,6 @@ class Helm:
         ]
         return self.run(*args, timeout=timeout + 60)
 
-    def history(self, release, namespace):
-        """`helm history` as a list of dicts (revision, status, ...), [] when not installed."""
-        try:
-            out = self.run("history", release, "--namespace", namespace, "-o", "json", timeout=60)
-        except HelmError as exc:
-            if "release: not found" in str(exc):
-                return []
-            raise
-        return json.loads(out)
-
     def mark_failed(self, release, namespace, revision, description):
         """Record an interrupted revision (pending-*) as failed, as helm itself records an
         upgrade that fails. `helm rollback` leaves the pending record of the revision it

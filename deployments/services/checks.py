@@ -96,7 +96,7 @@ def _component_findings(comp):
                 f"requests and limits differ for {' and '.join(unequal)}: the pod is Burstable, "
                 "not Guaranteed",
                 "Requests = limits gives Guaranteed QoS and prevents contention on a laptop; "
-                "requests < limits can end in OOMKilled (research section 5).",
+                "requests < limits can end in OOMKilled when the node runs short.",
                 "Set limits equal to requests ("
                 + ", ".join(f"{r} {requests[r]}" for r in unequal)
                 + ").",
@@ -112,7 +112,7 @@ def _component_findings(comp):
                 f"liveness starts after {live['initialDelaySeconds']}s, before readiness "
                 f"({ready['initialDelaySeconds']}s)",
                 "Liveness uses longer delays than readiness, so a slow start is reported "
-                "not-ready instead of being restarted (research section 4: 30s vs 10s).",
+                "not-ready instead of being restarted (e.g. liveness 30s, readiness 10s).",
                 "Set liveness initialDelaySeconds to at least the readiness delay, e.g. 30 and 10.",
             )
         )
@@ -124,7 +124,7 @@ def _component_findings(comp):
                 name,
                 f"liveness and readiness both probe {live['path']}",
                 "A single endpoint cannot tell 'dead' from 'temporarily unavailable': a database "
-                "outage would restart healthy pods (research section 4).",
+                "outage would restart healthy pods.",
                 "Serve /health (process alive) and /ready (dependencies reachable) separately.",
             )
         )
@@ -137,8 +137,8 @@ def _component_findings(comp):
                     name,
                     f"{kind} timeout {probe['timeoutSeconds']}s is not shorter than its period "
                     f"{probe['periodSeconds']}s",
-                    "Probes overlap when a timeout reaches the period (research section 4: "
-                    "timeouts 5s/3s on periods 10s/5s).",
+                    "Probes overlap when a timeout reaches the period (e.g. liveness "
+                    "timeout 5s every 10s, readiness 3s every 5s).",
                     f"Lower the {kind} timeout below {probe['periodSeconds']}s.",
                 )
             )
@@ -195,37 +195,48 @@ def dockerfile_user(comp):
     return user
 
 
-def _node_port_findings(spec, cluster, profile, kube):
-    found = []
+def node_port_conflicts(*, spec, cluster, profile=None, kube=None):
+    """[(port, component, owner)] for each nodePort of `spec` already taken on `cluster`:
+    by another profile's component there ("shop/web"), and, when `kube` is given and
+    answers, by a Service of another release in the cluster ("service ns/name"). The one
+    rule behind the save path (profiles.profile_check_conflicts) and the deploy check."""
     wanted = {
-        c["service"]["nodePort"]: c["name"] for c in spec["components"] if c["service"]["nodePort"]
+        c["service"]["nodePort"]: c["name"]
+        for c in spec["components"]
+        if c["service"]["nodePort"] is not None
     }
+    if not wanted:
+        return []
     taken = Component.objects.filter(profile__cluster=cluster, node_port__in=wanted)
     if profile is not None:
         taken = taken.exclude(profile=profile)
-    owners = {c.node_port: f"profile {c.profile.name}" for c in taken.select_related("profile")}
+    owners = {c.node_port: f"{c.profile.name}/{c.name}" for c in taken.select_related("profile")}
     if kube is not None:
         try:
             in_cluster = kube.node_ports()
         except IntegrationError:
             in_cluster = {}
         release_services = {f"{spec['namespace']}/{c['name']}-service" for c in spec["components"]}
-        for port, owner in in_cluster.items():
-            if port in wanted and owner not in release_services:
-                owners.setdefault(port, f"service {owner}")
-    for port, owner in owners.items():
-        found.append(
-            Finding(
-                "node-port-taken",
-                ERROR,
-                wanted[port],
-                f"nodePort {port} is already used by {owner}",
-                "A nodePort is one port on every node: two services cannot share it "
-                "(research section 7).",
-                "Pick another port in 30000-32767, or leave it empty to let Kubernetes choose.",
-            )
+        for port, service in in_cluster.items():
+            if port in wanted and service not in release_services:
+                owners.setdefault(port, f"service {service}")
+    return [(port, wanted[port], owner) for port, owner in sorted(owners.items())]
+
+
+def _node_port_findings(spec, cluster, profile, kube):
+    return [
+        Finding(
+            "node-port-taken",
+            ERROR,
+            component,
+            f"nodePort {port} is already used by {owner}",
+            "A nodePort is one port on every node: two services cannot share it.",
+            "Pick another port in 30000-32767, or leave it empty to let Kubernetes choose.",
         )
-    return found
+        for port, component, owner in node_port_conflicts(
+            spec=spec, cluster=cluster, profile=profile, kube=kube
+        )
+    ]
 
 
 def spec_requests(spec):

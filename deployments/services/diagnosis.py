@@ -192,7 +192,3 @@ def problem_q(*, prefix="", now=None, grace=NOT_READY_GRACE):
         q(last_event__startswith=READINESS_FAILED) | q(started_at__lt=now - grace)
     )
     return q(deleted=False, ready=False) & (known | pending | not_ready)
-
-
-def pod_state_problems(rows, *, now=None):
-    return [p for row in rows if (p := pod_state_problem(row, now=now)) is not None]

@@ -1,6 +1,7 @@
-"""The environment doctor (research section 8): is this machine ready to deploy?
+"""The environment doctor: is this machine ready to deploy? docker, helm, kubectl, the
+kube context, the cluster's size and its addons.
 
-Each check says what it found and, when it fails, the research's fix.
+Each check says what it found and, when it fails, the command or setting that fixes it.
 """
 
 import json

@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 
 from deployments import crypto, validators
 from deployments.models import AuditEvent, Cluster, Component, ConfigEntry, Profile, SecretEntry
+from deployments.services.checks import node_port_conflicts
 from deployments.spec import (
     FieldError,
     SpecError,
@@ -99,20 +100,12 @@ def profile_check_conflicts(*, spec, cluster, profile=None):
     renamed = profile is None or profile.name != spec["name"]
     if renamed and Profile.objects.filter(name=spec["name"]).exists():
         errors.append(FieldError("name", f"a profile named {spec['name']} already exists"))
-    ports = {
-        c["service"]["nodePort"]: c["name"]
-        for c in spec["components"]
-        if c["service"]["nodePort"] is not None
-    }
-    taken = Component.objects.filter(profile__cluster=cluster, node_port__in=ports)
-    if profile is not None:
-        taken = taken.exclude(profile=profile)
-    for other in taken.select_related("profile"):
+    for port, component, owner in node_port_conflicts(spec=spec, cluster=cluster, profile=profile):
         errors.append(
             FieldError(
-                f"components.{ports[other.node_port]}.service.nodePort",
-                f"{other.node_port} is already used on cluster {cluster.name} by "
-                f"{other.profile.name}/{other.name}; pick another port in 30000-32767",
+                f"components.{component}.service.nodePort",
+                f"{port} is already used on cluster {cluster.name} by {owner}; "
+                "pick another port in 30000-32767",
             )
         )
     stored = set()

@@ -27,10 +27,12 @@ def release_reap(*, now=None, live_workers=None):
     settled = []
     stale = Q(deadline__lt=now)
     if live_workers is not None:  # Celery node names look like name@host; "cli" has no "@"
-        stale |= Q(worker__contains="@") & ~Q(worker__in=live_workers) & ~Q(status=Release.QUEUED)
+        stale |= (
+            Q(worker__contains="@") & ~Q(worker__in=live_workers) & ~Q(status=Release.Status.QUEUED)
+        )
     for release in Release.objects.filter(stale, status__in=Release.ACTIVE):
         reason = f"the worker running it stopped during {release.status}"
-        if release.status == Release.QUEUED:
+        if release.status == Release.Status.QUEUED:
             reason = "no worker started it in time: is a worker running? (make run starts one)"
         if release_abandon(release=release, reason=reason):
             settled.append(release.pk)
@@ -43,25 +45,25 @@ def release_abandon(*, release, reason):
     or rolled back with `reason`. Returns False when it had already ended."""
     run = _Run(release)
     spec, helm = run.spec, run.helm()
-    final = Release.FAILED
+    final = Release.Status.FAILED
     try:
         status = _settled_status(helm, spec["name"], spec["namespace"])
         state = ((status or {}).get("info") or {}).get("status", "")
         # a killed helm may have recorded its upgrade as failed on the way out
-        interrupted = state == "failed" and release.status == Release.UPGRADING
+        interrupted = state == "failed" and release.status == Release.Status.UPGRADING
         if state.startswith("pending-") or interrupted:
             run.log(f"reaper: helm release is {state}")
             if undo_pending(run, helm, status, reason) == "deployed":
-                final = Release.ROLLED_BACK
-        elif state == "deployed" and release.status == Release.UPGRADING:
+                final = Release.Status.ROLLED_BACK
+        elif state == "deployed" and release.status == Release.Status.UPGRADING:
             # helm --rollback-on-failure, stopped with its worker, may have rolled back itself
             description = (status.get("info") or {}).get("description", "")
             if description.lower().startswith("rollback"):
-                final = Release.ROLLED_BACK
-        if final == Release.ROLLED_BACK:
+                final = Release.Status.ROLLED_BACK
+        if final == Release.Status.ROLLED_BACK:
             reason += "; the previous revision was restored"
     except IntegrationError as exc:
-        reason, final = f"{reason}; helm status failed: {exc}", Release.FAILED
+        reason, final = f"{reason}; helm status failed: {exc}", Release.Status.FAILED
     reason = run.redact(reason)
     updated = db_retry(
         lambda: Release.objects.filter(pk=release.pk, status__in=Release.ACTIVE).update(
@@ -72,8 +74,8 @@ def release_abandon(*, release, reason):
         return False
     db_retry(
         lambda: Step.objects.filter(
-            release=release, status__in=[Step.PENDING, Step.RUNNING]
-        ).update(status=Step.FAILED, finished_at=timezone.now())
+            release=release, status__in=[Step.Status.PENDING, Step.Status.RUNNING]
+        ).update(status=Step.Status.FAILED, finished_at=timezone.now())
     )
     run.log(f"reaper: {final}: {reason}")
     _publish_status(release.pk)
@@ -114,7 +116,7 @@ def release_requeue(*, is_queued, enqueue, grace, now=None):
     Returns the ids queued again.
     """
     cutoff = (now or timezone.now()) - timedelta(seconds=grace)
-    waiting = Release.objects.filter(status=Release.QUEUED, created_at__lt=cutoff).filter(
+    waiting = Release.objects.filter(status=Release.Status.QUEUED, created_at__lt=cutoff).filter(
         Q(worker="") | Q(worker__contains="@")
     )
     requeued = []

@@ -77,7 +77,9 @@ def _retry_or_fail(run, exc, *, back_to, attempt):
     run.log(f"{exc}; retrying in {delay:g}s (attempt {attempt + 2} of {retries + 1})")
     if run.step is not None:
         db_retry(
-            lambda: Step.objects.filter(pk=run.step.pk).update(status=Step.PENDING, started_at=None)
+            lambda: Step.objects.filter(pk=run.step.pk).update(
+                status=Step.Status.PENDING, started_at=None
+            )
         )
     db_retry(
         lambda: Release.objects.filter(pk=run.release.pk, status__in=Release.ACTIVE).update(
@@ -133,12 +135,12 @@ class _Run:
         self.step = db_retry(lambda: self.release.steps.get(name=name))
         db_retry(
             lambda: Step.objects.filter(pk=self.step.pk).update(
-                status=Step.RUNNING, started_at=timezone.now()
+                status=Step.Status.RUNNING, started_at=timezone.now()
             )
         )
         _publish_status(self.release.pk)
 
-    def end(self, status=Step.DONE, detail=""):
+    def end(self, status=Step.Status.DONE, detail=""):
         db_retry(
             lambda: Step.objects.filter(pk=self.step.pk).update(
                 status=status, finished_at=timezone.now(), detail=self.redact(detail)[:2000]
@@ -167,7 +169,7 @@ def _claim(release_id, from_statuses, to_status, *, budget, worker="", **extra):
     previous stage's worker.
     """
     now = timezone.now()
-    if Release.QUEUED in from_statuses:
+    if Release.Status.QUEUED in from_statuses:
         extra.setdefault("started_at", Coalesce(F("started_at"), Value(now)))
     extra["worker"] = worker
     extra["deadline"] = now + timedelta(seconds=budget)
@@ -183,7 +185,7 @@ def _claim(release_id, from_statuses, to_status, *, budget, worker="", **extra):
 
 def _settle_cancel(release_id):
     Release.objects.filter(pk=release_id, status__in=Release.ACTIVE, cancel_requested=True).update(
-        status=Release.CANCELLED, finished_at=timezone.now(), reason="cancelled"
+        status=Release.Status.CANCELLED, finished_at=timezone.now(), reason="cancelled"
     )
 
 
@@ -197,18 +199,18 @@ def _finish(run, status, reason=""):
     if reason:
         run.log(f"{status.replace('_', ' ')}: {reason}")
     db_retry(
-        lambda: Step.objects.filter(release=run.release, status=Step.PENDING).update(
-            status=Step.SKIPPED
+        lambda: Step.objects.filter(release=run.release, status=Step.Status.PENDING).update(
+            status=Step.Status.SKIPPED
         )
     )
     _publish_status(run.release.pk)
 
 
-def _fail(run, reason, status=Release.FAILED):
+def _fail(run, reason, status=Release.Status.FAILED):
     if run.step is not None:
-        run.end(Step.FAILED, reason)
+        run.end(Step.Status.FAILED, reason)
     if run.cancelled():
-        status, reason = Release.CANCELLED, f"cancelled: {reason}"
+        status, reason = Release.Status.CANCELLED, f"cancelled: {reason}"
     _finish(run, status, reason)
 
 
@@ -232,8 +234,8 @@ def release_build(release_id, worker="", attempt=0):
     )
     release = _claim(
         release_id,
-        (Release.QUEUED,),
-        Release.BUILDING,
+        (Release.Status.QUEUED,),
+        Release.Status.BUILDING,
         worker=worker,
         budget=60 + (builds + len(loads)) * settings.HELMDECK_BUILD_TIMEOUT,
     )
@@ -303,11 +305,13 @@ def _build_failed(run, exc, attempt):
     if run.cancelled():
         _fail(run, str(exc))
         return False
-    return _retry_or_fail(run, exc, back_to=Release.QUEUED, attempt=attempt)
+    return _retry_or_fail(run, exc, back_to=Release.Status.QUEUED, attempt=attempt)
 
 
 def release_render(release_id, worker="", attempt=0):
-    release = _claim(release_id, (Release.BUILDING,), Release.RENDERING, worker=worker, budget=300)
+    release = _claim(
+        release_id, (Release.Status.BUILDING,), Release.Status.RENDERING, worker=worker, budget=300
+    )
     if release is None:
         return False
     run = _Run(release)
@@ -356,8 +360,8 @@ def release_render(release_id, worker="", attempt=0):
 def release_upgrade(release_id, worker="", attempt=0):
     release = _claim(
         release_id,
-        (Release.RENDERING,),
-        Release.UPGRADING,
+        (Release.Status.RENDERING,),
+        Release.Status.UPGRADING,
         worker=worker,
         budget=helm_timeout() + 180,
     )
@@ -441,7 +445,7 @@ def _settle_failed_upgrade(run, helm, watcher, attempt, *, timed_out=False):
         status = helm.status(spec["name"], spec["namespace"])
     except IntegrationError as exc:
         if not exc.permanent and not run.cancelled():
-            return _retry_or_fail(run, exc, back_to=Release.RENDERING, attempt=attempt)
+            return _retry_or_fail(run, exc, back_to=Release.Status.RENDERING, attempt=attempt)
         _fail(run, f"{reason}; and helm status failed: {exc}")
         return False
     state = ((status or {}).get("info") or {}).get("status", "")
@@ -451,17 +455,21 @@ def _settle_failed_upgrade(run, helm, watcher, attempt, *, timed_out=False):
         _fail(
             run,
             f"helm was stopped; {state or 'no release'} is what runs now",
-            status=Release.CANCELLED,
+            status=Release.Status.CANCELLED,
         )
     elif state == "deployed":
-        _fail(run, f"{reason}; the previous revision was restored", status=Release.ROLLED_BACK)
+        _fail(
+            run, f"{reason}; the previous revision was restored", status=Release.Status.ROLLED_BACK
+        )
     else:
         _fail(run, reason)
     return False
 
 
 def release_verify(release_id, worker="", attempt=0):
-    release = _claim(release_id, (Release.UPGRADING,), Release.VERIFYING, worker=worker, budget=120)
+    release = _claim(
+        release_id, (Release.Status.UPGRADING,), Release.Status.VERIFYING, worker=worker, budget=120
+    )
     if release is None:
         return False
     run = _Run(release)
@@ -486,7 +494,7 @@ def release_verify(release_id, worker="", attempt=0):
                 else []
             )
     except IntegrationError as exc:
-        return _retry_or_fail(run, exc, back_to=Release.UPGRADING, attempt=attempt)
+        return _retry_or_fail(run, exc, back_to=Release.Status.UPGRADING, attempt=attempt)
     if unready:
         _fail(
             run,
@@ -497,7 +505,7 @@ def release_verify(release_id, worker="", attempt=0):
     ready = sum(d.status.ready_replicas or 0 for d in deployments)
     run.log(f"{len(deployments)} deployments Ready, {ready} pods")
     run.end()
-    _finish(run, Release.SUCCEEDED)
+    _finish(run, Release.Status.SUCCEEDED)
     return True
 
 

@@ -20,7 +20,7 @@ class ReleaseRefused(Exception):
 
 
 def release_request(
-    *, profile, actor, build=True, kind=Release.DEPLOY, snapshot=None, rollback_of=None
+    *, profile, actor, build=True, kind=Release.Kind.DEPLOY, snapshot=None, rollback_of=None
 ):
     """Create a queued release with its steps. Raises ReleaseRefused while one is active.
 
@@ -68,7 +68,7 @@ def release_request(
 def release_rollback_request(*, profile, actor, revision=None, target=None):
     """Queue a rollback to an earlier successful release: `target` (a Release of this
     profile), the one with helm `revision`, or by default the one before now."""
-    done = profile.releases.filter(status=Release.SUCCEEDED, helm_revision__isnull=False)
+    done = profile.releases.filter(status=Release.Status.SUCCEEDED, helm_revision__isnull=False)
     if target is not None:
         if not done.filter(pk=target.pk).exists():
             raise ReleaseRefused(
@@ -92,7 +92,7 @@ def release_rollback_request(*, profile, actor, revision=None, target=None):
         profile=profile,
         actor=actor,
         build=False,
-        kind=Release.ROLLBACK,
+        kind=Release.Kind.ROLLBACK,
         snapshot=target.snapshot,
         rollback_of=target,
     )
@@ -100,8 +100,8 @@ def release_rollback_request(*, profile, actor, revision=None, target=None):
 
 def release_cancel(*, release, actor):
     """Ask the running stage to stop; a queued release is cancelled at once."""
-    if Release.objects.filter(pk=release.pk, status=Release.QUEUED).update(
-        status=Release.CANCELLED,
+    if Release.objects.filter(pk=release.pk, status=Release.Status.QUEUED).update(
+        status=Release.Status.CANCELLED,
         finished_at=timezone.now(),
         reason=f"cancelled by {getattr(actor, 'username', 'cli')} before it started",
     ):

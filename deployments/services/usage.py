@@ -1,14 +1,13 @@
 """CPU and memory usage of a profile's pods beside its components' requests and limits.
 
-The numbers come from the Metrics API (metrics.k8s.io, served by metrics-server: the
-research's `minikube addons enable metrics-server`, what `kubectl top pods` reads). It is
+The numbers come from the Metrics API (metrics.k8s.io, served by metrics-server: on Minikube
+`minikube addons enable metrics-server`, what `kubectl top pods` reads). It is
 an aggregated API: absent, the apiserver answers 404; registered but not answering, 503.
 Either way the page says "metrics unavailable" with the command that fixes it, never 500.
 
 - `usage_rows(...)` is pure: PodMetrics items + the profile's components -> rows, each
-  with a verdict in the research's terms (section 5, requests=limits, and section 8,
-  "Pods OOMKilled": `kubectl top pods`, raise the limit; "Adjust if OOMKilled or
-  underutilized").
+  with a verdict: requests = limits (Guaranteed QoS), a memory near its limit is an
+  OOMKilled risk (raise the limit), a request far above use is waste (lower it).
 - `profile_usage(profile=...)` asks the cluster (short timeouts) and caches the answer for
   a few seconds, so a page full of viewers costs the apiserver one request per profile.
 

@@ -42,7 +42,6 @@ POD_FIELDS = (
     "image",
     "started_at",
 )
-EVENT_FIELDS = ("last_event", "last_event_at")
 MESSAGE_MAX = 1000
 
 

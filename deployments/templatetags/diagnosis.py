@@ -1,5 +1,5 @@
 """The link under a diagnosis: the profile form field to change, or the crashed container's
-previous log (seed section 8's fixes, made one click away)."""
+previous log (the usual fixes, made one click away)."""
 
 import functools
 from urllib.parse import urlencode

@@ -1,4 +1,4 @@
-"""The panel's own probes (seed section 4): /health is liveness, /ready is readiness."""
+"""The panel's own probes : /health is liveness, /ready is readiness."""
 
 import redis
 from django.conf import settings

@@ -4,6 +4,8 @@ One view renders the whole page, or only its `#partial` when htmx asks (request.
 Writes go through deployments.services; reads through deployments.selectors.
 """
 
+from typing import NamedTuple
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
@@ -45,20 +47,34 @@ def status(request):
     """The team status page: one page of profiles (filtered by text and health), live over
     one SSE stream (views.streams.status_stream) and refreshed by a meta refresh without JS."""
     view = selectors.StatusView.from_params(request.GET)
-    context = status_context(selectors.status_page(view), user=request.user)
+    context = status_context(selectors.status_page(view), role=role_of(request.user))
     return _render(request, "deployments/status.html", "table", context)
 
 
-def status_context(page, *, user=None, can_edit=None):
-    """What status.html and its partials need (the page and its stream). `can_edit` (may
-    use the profile form) is the one thing rows vary by between users."""
-    if can_edit is None:
-        can_edit = user.has_perm("deployments.change_profile")
+class Role(NamedTuple):
+    """What a page's rows vary by between the users who may see it: the link to the
+    profile form (can_edit) and the invitation to add one (can_add). A page and its stream
+    render with the same Role; a stream whose user's Role changes is sent to reconnect
+    (views.streams.revocable)."""
+
+    can_edit: bool = False
+    can_add: bool = False
+
+
+def role_of(user):
+    return Role(
+        can_edit=user.has_perm("deployments.change_profile"),
+        can_add=user.has_perm("deployments.add_profile"),
+    )
+
+
+def status_context(page, *, role):
+    """What status.html and its partials need (the page and its stream)."""
     busy = (PROGRESSING, DEGRADED)
     return {
         "status": page,
-        "can_edit": can_edit,
-        "can_add": user.has_perm("deployments.add_profile") if user is not None else False,
+        "can_edit": role.can_edit,
+        "can_add": role.can_add,
         "refresh_fast": any(p.health.status in busy for p in page.profiles),
     }
 
@@ -80,7 +96,7 @@ def profile_detail(request, name):
         "audit": selectors.profile_audit(profile=profile),
         "last_release": selectors.last_release(profile),
         "findings": selectors.profile_findings(profile=profile),
-        **pods_context(profile, can_edit=request.user.has_perm("deployments.change_profile")),
+        **pods_context(profile, can_edit=role_of(request.user).can_edit),
     }
     return _render(request, "deployments/profile_detail.html", "pods", context)
 

@@ -164,14 +164,14 @@ def _preview_context(request, profile):
 
 def _release_context(release, *, with_log=True):
     steps = list(release.steps.all())
-    finished = sum(1 for s in steps if s.status in (Step.DONE, Step.SKIPPED))
+    finished = sum(1 for s in steps if s.status in (Step.Status.DONE, Step.Status.SKIPPED))
     context = {
         "release": release,
         "profile": release.profile,
         "steps": steps,
         "steps_done": finished,
         "steps_percent": round(100 * finished / len(steps)) if steps else 0,
-        "current_step": next((s for s in steps if s.status == Step.RUNNING), None),
+        "current_step": next((s for s in steps if s.status == Step.Status.RUNNING), None),
         "images": selectors.release_images(release),
     }
     if with_log:
@@ -187,7 +187,7 @@ def release_detail(request, pk):
     release = get_object_or_404(selectors.release_detail_queryset(), pk=pk)
     steps_only = bool(request.htmx) and request.htmx.target == "release-steps"
     context = _release_context(release, with_log=not steps_only)
-    if release.status == Release.SUCCEEDED and not steps_only:
+    if release.status == Release.Status.SUCCEEDED and not steps_only:
         last = selectors.current_release(profile=release.profile)
         context["is_last_success"] = last is not None and last.pk == release.pk
     return render_page(
@@ -279,7 +279,7 @@ def release_rollback(request, pk):
     target = get_object_or_404(selectors.release_detail_queryset(), pk=pk)
     profile = target.profile
     refused, status = "", 200
-    if target.status != Release.SUCCEEDED or target.helm_revision is None:
+    if target.status != Release.Status.SUCCEEDED or target.helm_revision is None:
         refused, status = (
             ("Only a release that succeeded (and so has a Helm revision) can be rolled back to."),
             409,

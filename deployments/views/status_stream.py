@@ -42,8 +42,7 @@ async def status_stream(request):
     moves a profile into or out of a health filter, and when the page's profiles or counts
     changed (new or deleted profiles: checked at each heartbeat)."""
     view = selectors.StatusView.from_params(request.GET)
-    can_edit = request.can_edit
-    return _stream_response(_status_events(view, can_edit, follow=_follows(request)))
+    return _stream_response(_status_events(view, request.role, follow=_follows(request)))
 
 
 class _Table:
@@ -61,18 +60,18 @@ def _summary(view):
     return html, tuple(sorted(page.counts.items()))
 
 
-def _table(view, can_edit):
+def _table(view, role):
     page = selectors.status_page(view)
-    context = status_context(page, can_edit=can_edit)
+    context = status_context(page, role=role)
     return _Table(page, render_to_string("deployments/status.html#table", context).strip())
 
 
-def _row(pk, can_edit):
+def _row(pk, role):
     """(html, health status) of one profile's row; (None, None) when it is gone."""
     profile = selectors.status_row(pk)
     if profile is None:
         return None, None
-    context = {"p": profile, "can_edit": can_edit}
+    context = {"p": profile, "can_edit": role.can_edit}
     html = render_to_string("deployments/status.html#row", context).strip()
     return html, profile.health.status
 
@@ -96,9 +95,9 @@ async def _profile_of(item):
     return _release_profiles[release]
 
 
-async def _status_events(view, can_edit, *, follow=True):
+async def _status_events(view, role, *, follow=True):
     if not follow:
-        yield sse("table", (await sync_to_async(_table)(view, can_edit)).html)
+        yield sse("table", (await sync_to_async(_table)(view, role)).html)
         yield NO_FOLLOW_RETRY
         return
     await _request_db_done()
@@ -108,8 +107,8 @@ async def _status_events(view, can_edit, *, follow=True):
 
     def fresh_table(seq, max_age=None):
         # shared by every client of this view; a Redis reconnect starts a new generation
-        key = ("table", view.key, can_edit, hub.connects)
-        return hub.shared(key, seq, lambda: table(view, can_edit), max_age=max_age)
+        key = ("table", view.key, role, hub.connects)
+        return hub.shared(key, seq, lambda: table(view, role), max_age=max_age)
 
     async with hub.listen(patterns=STATUS_PATTERNS, events=STATUS_EVENTS) as listener:
         shown = await fresh_table(hub.seq)
@@ -134,7 +133,7 @@ async def _status_events(view, can_edit, *, follow=True):
                 if pk is None or (pk not in shown.ids and not view.health):
                     continue
                 html, health = await hub.shared(
-                    ("row", pk, can_edit, hub.connects), item.seq, lambda pk=pk: row(pk, can_edit)
+                    ("row", pk, role, hub.connects), item.seq, lambda pk=pk: row(pk, role)
                 )
                 fits = not view.health or health == view.health
                 if pk in shown.ids and html is not None and fits:

@@ -40,7 +40,7 @@ from django.views.decorators.http import require_GET
 from deployments import events
 from deployments.hub import OVERFLOW, RESET, get_hub
 from deployments.models import LogLine, Profile, Release
-from deployments.views.pages import pods_context
+from deployments.views.pages import Role, pods_context, role_of
 
 log = logging.getLogger(__name__)
 
@@ -75,30 +75,30 @@ def status_html(status, reason=""):
 
 
 def _grant(user):
-    """(may watch, may edit profiles) of a user: who may watch a stream (viewers may), and
-    what its rows vary by. The one rule, on connect and at every re-check."""
+    """(may watch, Role) of a user: who may watch a stream (viewers may), and what its rows
+    vary by. The one rule, on connect and at every re-check."""
     if not (user.is_authenticated and user.is_active):
-        return False, False
+        return False, Role()
     if not user.has_perm("deployments.view_profile"):
-        return False, False
-    return True, user.has_perm("deployments.change_profile")
+        return False, Role()
+    return True, role_of(user)
 
 
 def _access(request):
-    """(refusal or None, may edit profiles): 401/403 for who may not watch."""
+    """(refusal or None, Role): 401/403 for who may not watch."""
     if not request.user.is_authenticated:
-        return HttpResponse("login required", status=401), False
-    allowed, can_edit = _grant(request.user)
+        return HttpResponse("login required", status=401), Role()
+    allowed, role = _grant(request.user)
     if not allowed:
-        return HttpResponse("forbidden", status=403), False
-    return None, can_edit
+        return HttpResponse("forbidden", status=403), Role()
+    return None, role
 
 
 async def _stream_refusal(request):
     """The login and permission reads of a live stream run in _DB_THREADS, so a hundred
     pages connecting at once do not each open a database connection in a thread of their
-    own. Sets request.can_edit."""
-    refusal, request.can_edit = await _reader(request)(_access)(request)
+    own. Sets request.role."""
+    refusal, request.role = await _reader(request)(_access)(request)
     return refusal
 
 
@@ -121,7 +121,7 @@ class _SessionProbe(dict):
         pass
 
 
-def stream_verdict(session_key, user_pk, can_edit):
+def stream_verdict(session_key, user_pk, role):
     """ALLOWED, REVOKED or ROLE_CHANGED for a stream opened by `user_pk` in session
     `session_key`, read from the database now, by Django's own rules for the next request
     of that browser (the session row, unexpired; its user, active, with the same password
@@ -132,10 +132,10 @@ def stream_verdict(session_key, user_pk, can_edit):
     user = auth.get_user(probe)
     if not user.is_authenticated or user.pk != user_pk:
         return REVOKED
-    allowed, may_edit = _grant(user)
+    allowed, now = _grant(user)
     if not allowed:
         return REVOKED
-    return ALLOWED if may_edit == can_edit else ROLE_CHANGED
+    return ALLOWED if now == role else ROLE_CHANGED
 
 
 def login_required_event():
@@ -152,7 +152,7 @@ class _Failed:
         self.exc = exc
 
 
-async def revocable(stream, *, session_key, user_pk, can_edit, every):
+async def revocable(stream, *, session_key, user_pk, role, every):
     """`stream`'s messages, with the user checked again every `every` seconds, however
     busy or quiet the stream is (a timer beside it, not a count of its events); on
     REVOKED a `login-required` event ends it, on ROLE_CHANGED a short retry hint (the
@@ -181,7 +181,7 @@ async def revocable(stream, *, session_key, user_pk, can_edit, every):
         while True:
             if loop.time() >= due:  # checked even when messages never stop coming
                 try:
-                    verdict = await check(session_key, user_pk, can_edit)
+                    verdict = await check(session_key, user_pk, role)
                 except Exception as exc:  # the database is away: nobody vouches for the user
                     log.warning("could not check a stream's user (%s)", type(exc).__name__)
                     yield UNCHECKED_RETRY
@@ -231,7 +231,7 @@ def sse_view(view):
                 response.streaming_content,
                 session_key=request.session.session_key,
                 user_pk=request.user.pk,
-                can_edit=request.can_edit,
+                role=request.role,
                 every=heartbeat_seconds(),
             )
         return response
@@ -399,7 +399,7 @@ async def profile_stream(request, name):
     profile = await _reader(request)(Profile.objects.filter(name=name).first)()
     if profile is None:
         raise Http404("no such profile")
-    can_edit = request.can_edit
+    can_edit = request.role.can_edit
     return _stream_response(_pod_events(profile, can_edit, follow=_follows(request)))
 
 

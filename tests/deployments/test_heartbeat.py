@@ -104,7 +104,7 @@ def claim_as_this_worker(release):
     """The build stage run by this process's Celery task (a real claim, as a worker makes)."""
     build_release.apply(args=[release.pk])
     release.refresh_from_db()
-    assert release.status == Release.BUILDING
+    assert release.status == Release.Status.BUILDING
     return release
 
 
@@ -191,7 +191,7 @@ def test_it_settles_the_release_of_a_worker_restarted_under_the_same_name(
 
     assert reap(fake_redis) == [release.pk]
     release.refresh_from_db()
-    assert release.status == Release.FAILED
+    assert release.status == Release.Status.FAILED
     assert release.reason == "the worker running it stopped during building"
 
 
@@ -217,7 +217,7 @@ def test_it_leaves_the_release_of_the_live_incarnation_alone(
     fake_redis.now += TTL - 1  # still fresh
     assert reap(fake_redis) == []
     release.refresh_from_db()
-    assert release.status == Release.BUILDING
+    assert release.status == Release.Status.BUILDING
 
 
 def test_it_settles_a_claim_made_before_incarnations_once_its_node_name_beats_no_more(
@@ -227,7 +227,9 @@ def test_it_settles_a_claim_made_before_incarnations_once_its_node_name_beats_no
     an old worker writes it) is fresh; a new-version worker of the same name does not keep
     them alive."""
     release = release_request(profile=todo_app, actor=None, build=False)
-    Release.objects.filter(pk=release.pk).update(status=Release.UPGRADING, worker="worker@box")
+    Release.objects.filter(pk=release.pk).update(
+        status=Release.Status.UPGRADING, worker="worker@box"
+    )
     fake_redis.set(f"{heartbeat.KEY_PREFIX}worker@box", 1, ex=TTL)  # the old worker, alive
     assert reap(fake_redis) == []
     sigkill(fake_redis)
@@ -244,5 +246,5 @@ def test_it_still_leaves_queued_and_cli_releases_to_their_deadlines(
     queued = release_request(profile=todo_app, actor=None, build=False)
     Release.objects.filter(pk=queued.pk).update(worker="worker@box#1.dead")
     assert reap(fake_redis) == []
-    Release.objects.filter(pk=queued.pk).update(status=Release.UPGRADING, worker="cli")
+    Release.objects.filter(pk=queued.pk).update(status=Release.Status.UPGRADING, worker="cli")
     assert reap(fake_redis) == []

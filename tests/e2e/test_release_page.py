@@ -64,7 +64,7 @@ def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, signed
     assert_log_matches_rows(page, release)
 
     # a status event: the badge and the steps follow
-    Release.objects.filter(pk=release.pk).update(status=Release.UPGRADING)
+    Release.objects.filter(pk=release.pk).update(status=Release.Status.UPGRADING)
     run.end()
     run.begin("upgrade")
     run.log("helm upgrade --install todo-app")
@@ -83,8 +83,8 @@ def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, signed
 
     # done: the page reloads its live part, stops streaming, shows the result
     run.end()
-    Step.objects.filter(release=release, name="verify").update(status=Step.DONE)
-    _finish(run, Release.SUCCEEDED)
+    Step.objects.filter(release=release, name="verify").update(status=Step.Status.DONE)
+    _finish(run, Release.Status.SUCCEEDED)
     page.locator("#release-status .badge-succeeded").wait_for()
     wait_for_js(page, "!document.querySelector('#release-live[sse-connect]')")
     assert "3/3 done" in page.inner_text("#release-steps")

@@ -1,4 +1,4 @@
-"""A live page whose access ends (issue 12, item 5) in a real Chromium against uvicorn: its
+"""A live page whose access ends in a real Chromium against uvicorn: its
 stream's `login-required` event takes the page to the login form (next= the page), and a
 viewer who lost only the role lands on the 403 page, without any inline script."""
 

@@ -108,3 +108,36 @@ def test_a_diagnosis_link_lands_on_and_focuses_the_field_to_change(
     page.wait_for_url("**/profiles/todo-app/edit/#component-backend-readiness_path")
     wait_for_js(page, "document.activeElement.name === 'components-1-readiness_path'")
     assert page.is_visible("#component-backend-readiness_path input")
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("role", "offer", "not_offered"),
+    [
+        ("admin", "Create a profile", "Ask an admin"),
+        ("viewer", "Ask an admin", "Create a profile"),
+    ],
+)
+def test_an_empty_status_page_keeps_offering_what_its_user_may_do_once_the_stream_renders(
+    asgi_server, signed_in_page, role, offer, not_offered
+):
+    """The stream's `table` event renders the empty page for the user's Role, as the page
+    did (it once rendered it as nobody's, and an admin's "Create a profile" turned into
+    "Ask an admin" a moment after loading)."""
+    user = UserFactory(role=role)
+    page = signed_in_page(
+        asgi_server,
+        user,
+        "/",
+        init_script="window.swapped = []; document.addEventListener('htmx:sseMessage', "
+        "(e) => window.swapped.push(e.detail.type));",
+    )
+    empty = page.locator("#status-profiles .empty")
+    assert offer in empty.inner_text() and not_offered not in empty.inner_text()
+    wait_for_js(page, "window.swapped.includes('table')")
+    text = page.locator("#status-profiles .empty").inner_text()
+    assert "No profiles yet" in text
+    assert offer in text and not_offered not in text
+    if role == "admin":
+        assert page.is_visible("#status-profiles .empty a[href$='/profiles/new/']")

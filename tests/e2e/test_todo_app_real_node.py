@@ -108,7 +108,7 @@ def test_the_todo_app_runs_for_real_on_the_node(
 ):
     ns = real_node.namespace
     first = release_run(release_request(profile=todo_on_node, actor=None).pk)
-    assert first.status == Release.SUCCEEDED, first.reason
+    assert first.status == Release.Status.SUCCEEDED, first.reason
     lines = "\n".join(first.log_lines.values_list("text", flat=True))
     for image in ("todo-frontend:1.0.0", "todo-backend:1.0.0"):  # loaded, or there already
         assert f"Loaded {image} into the node's containerd" in lines or (
@@ -137,7 +137,7 @@ def test_the_todo_app_runs_for_real_on_the_node(
     before = {p.metadata.name for p in _pods(real_node, "frontend")}
     config_set(profile=todo_on_node, key="ENVIRONMENT", value="staging", actor=None)
     second = release_run(release_request(profile=todo_on_node, actor=None, build=False).pk)
-    assert second.status == Release.SUCCEEDED, second.reason
+    assert second.status == Release.Status.SUCCEEDED, second.reason
     assert {p.metadata.name for p in _pods(real_node, "frontend")}.isdisjoint(before)
     # the new pods' endpoints reach kube-proxy a moment after helm saw them Ready
     assert wait_until(lambda: _footer(_frontend()) == "staging", timeout=30, what="staging")

@@ -46,7 +46,7 @@ def deploy_page(browser, url, profile):
 
 def settle(release, profile):
     release, took = wait_terminal(release, 120)
-    assert release.status == Release.SUCCEEDED, release.reason
+    assert release.status == Release.Status.SUCCEEDED, release.reason
     assert_helm_settled(profile, revisions=1)  # one deploy ran, once
     assert "succeeded" in release_page(release)
     return took

@@ -41,7 +41,7 @@ def test_it_builds_again_when_dockerd_comes_back_after_a_stop(
         release, took = wait_terminal(release, 150)
     finally:
         stop(worker)
-    assert release.status == Release.SUCCEEDED, release.reason
+    assert release.status == Release.Status.SUCCEEDED, release.reason
     assert release.images["backend"]["id"].startswith("sha256:")
     assert_helm_settled(fault_profile, revisions=1)
     lines = assert_log_complete(release)
@@ -71,7 +71,7 @@ def test_it_fails_with_a_reason_when_dockerd_dies_and_stays_down(
         release, took = wait_terminal(release, 90)
     finally:
         stop(worker)
-    assert release.status == Release.FAILED
+    assert release.status == Release.Status.FAILED
     assert "Docker daemon" in release.reason and "attempts" in release.reason, release.reason
     assert release.steps.get(name="build backend").status == "failed"
     assert set(release.steps.exclude(name="build backend").values_list("status", flat=True)) == {

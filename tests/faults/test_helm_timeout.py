@@ -33,14 +33,14 @@ def test_it_rolls_back_an_upgrade_that_outlives_the_helm_timeout(
         first = release_request(profile=probe_profile, actor=None, build=False)
         release_enqueue(first)
         first, _ = wait_terminal(first, 90)
-        assert first.status == Release.SUCCEEDED, first.reason
+        assert first.status == Release.Status.SUCCEEDED, first.reason
         config_set(profile=probe_profile, key="NOT_READY", value="1", actor=None)
         release = release_request(profile=probe_profile, actor=None, build=False)
         release_enqueue(release)
         release, took = wait_terminal(release, TIMEOUT + 90)
     finally:
         stop(worker)
-    assert release.status == Release.ROLLED_BACK, release.reason
+    assert release.status == Release.Status.ROLLED_BACK, release.reason
     assert release.reason.startswith(f"not Ready within the helm timeout ({TIMEOUT}s): "), (
         release.reason
     )

@@ -69,7 +69,7 @@ def test_it_finishes_a_deploy_when_postgres_restarts_while_helm_waits(
         release, took = wait_terminal(release, 120)
     finally:
         stop(worker)
-    assert release.status == Release.SUCCEEDED, release.reason
+    assert release.status == Release.Status.SUCCEEDED, release.reason
     assert release.helm_revision == 1
     lines = assert_log_complete(release)
     assert LogLine.objects.filter(release=release, text__contains="deployments Ready").exists()

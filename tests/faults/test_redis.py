@@ -109,7 +109,7 @@ def test_it_loses_no_line_for_a_page_that_reconnects_after_redis_restarts(
     finally:
         stop(web)
         stop(worker)
-    assert release.status == Release.SUCCEEDED, release.reason
+    assert release.status == Release.Status.SUCCEEDED, release.reason
     total = assert_log_complete(release)
     assert page.done == "succeeded"
     assert page.ids == list(range(1, total + 1))  # every line, once, in order
@@ -144,7 +144,7 @@ def test_it_runs_a_queued_deploy_once_after_redis_lost_the_queue(
     finally:
         stop(worker)
     took = round(time.monotonic() - started, 1)
-    assert release.status == Release.SUCCEEDED, release.reason
+    assert release.status == Release.Status.SUCCEEDED, release.reason
     requeued = LogLine.objects.filter(release=release, text__contains="queued again")
     assert requeued.count() == 1
     upgrades = LogLine.objects.filter(release=release, text__startswith="helm upgrade --install")

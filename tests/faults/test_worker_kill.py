@@ -58,7 +58,7 @@ def deploy_again(profile):
     again = release_request(profile=profile, actor=None, build=False)
     release_enqueue(again)
     again, _ = wait_terminal(again, 120)
-    assert again.status == Release.SUCCEEDED, again.reason
+    assert again.status == Release.Status.SUCCEEDED, again.reason
     return again
 
 
@@ -76,7 +76,7 @@ def test_it_ends_a_release_whose_worker_was_killed_during_the_build(
     )
     kill_claimer(release, workers)
     release, took = wait_terminal(release, 60)
-    assert release.status == Release.FAILED
+    assert release.status == Release.Status.FAILED
     assert release.reason == "the worker running it stopped during building"
     assert release.steps.get(name="build backend").status == "failed"
     # the daemon stopped the build when the dead worker's connection closed
@@ -121,7 +121,7 @@ def test_it_rolls_back_an_upgrade_whose_worker_was_killed_while_helm_waited(
     assert helm_processes(sandbox.namespace)
     kill_claimer(release, workers)
     release, took = wait_terminal(release, 90)
-    assert release.status == Release.ROLLED_BACK, list(
+    assert release.status == Release.Status.ROLLED_BACK, list(
         release.log_lines.values_list("text", flat=True)
     )
     assert release.reason == (
@@ -163,7 +163,7 @@ def test_it_rolls_back_an_upgrade_whose_worker_was_killed_and_started_again_unde
         )
         assert helm_processes(sandbox.namespace)
         release.refresh_from_db()
-        assert release.status == Release.UPGRADING
+        assert release.status == Release.Status.UPGRADING
         assert release.worker.startswith(f"{name}@")
 
         os.kill(worker.pid, signal.SIGKILL)
@@ -189,7 +189,7 @@ def test_it_rolls_back_an_upgrade_whose_worker_was_killed_and_started_again_unde
         budget = ttl + period + 40
         assert (release.deadline.timestamp() - killed_at) > budget + 60
         release, took = wait_terminal(release, budget)
-        assert release.status == Release.ROLLED_BACK, list(
+        assert release.status == Release.Status.ROLLED_BACK, list(
             release.log_lines.values_list("text", flat=True)
         )
         assert release.reason == (
@@ -250,7 +250,7 @@ def test_it_ends_a_build_held_by_a_prefork_worker_killed_and_started_again_under
         conn.set(f"{QUEUED_KEY}{release.pk}", 1, ex=600)  # sent: the reaper must not resend
         build_release.delay(release.pk)  # this stage alone: the row stays `building`, held
         wait_for(
-            lambda: Release.objects.filter(pk=release.pk, status=Release.BUILDING).exists(),
+            lambda: Release.objects.filter(pk=release.pk, status=Release.Status.BUILDING).exists(),
             60,
             "the build stage to claim the release",
         )
@@ -282,7 +282,7 @@ def test_it_ends_a_build_held_by_a_prefork_worker_killed_and_started_again_under
         budget = ttl + period + 20  # helm status against a closed port fails at once
         assert (release.deadline.timestamp() - killed_at) > budget + 20  # 60 s build budget
         release, took = wait_terminal(release, budget)
-        assert release.status == Release.FAILED
+        assert release.status == Release.Status.FAILED
         assert release.reason.startswith("the worker running it stopped during building")
         assert_log_complete(release)
         measure(

@@ -413,12 +413,12 @@ def test_it_refuses_at_build_time_what_changed_on_disk_since_the_save(panel, dae
     assert release_build(release.pk) is False
     assert daemon == []  # nothing was sent to the daemon
     release.refresh_from_db()
-    assert release.status == Release.FAILED
+    assert release.status == Release.Status.FAILED
     assert release.reason.startswith("build web refused: build.")
     stored = _stored_text(release)
     for canary in (KEY_CANARY, STATE_CANARY, OUTSIDE_CANARY):
         assert canary not in stored
-    assert release.steps.get(name="build web").status == Step.FAILED
+    assert release.steps.get(name="build web").status == Step.Status.FAILED
 
 
 @pytest.mark.parametrize(
@@ -445,7 +445,7 @@ def test_it_refuses_at_build_time_a_release_saved_before_the_rule(panel, daemon,
     assert release_build(release.pk) is False
     assert daemon == []
     release.refresh_from_db()
-    assert release.status == Release.FAILED and "refused" in release.reason
+    assert release.status == Release.Status.FAILED and "refused" in release.reason
     stored = _stored_text(release)
     assert KEY_CANARY not in stored and STATE_CANARY not in stored
     assert OUTSIDE_CANARY not in stored
@@ -477,7 +477,7 @@ def test_the_reported_attack_never_reaches_a_real_daemon_and_a_good_build_does(p
     attack = release_request(profile=profile, actor=None, build=True, snapshot=snapshot)
     assert release_build(attack.pk) is False
     attack.refresh_from_db()
-    assert attack.status == Release.FAILED
+    assert attack.status == Release.Status.FAILED
     assert "build web refused: build.context '.'" in attack.reason
     assert KEY_CANARY not in _stored_text(attack)
     assert "unknown instruction" not in _stored_text(attack)
@@ -633,7 +633,7 @@ def test_it_redacts_helm_and_diagnosis_lines(secret_profile, settings, monkeypat
     monkeypatch.setattr(pod_watch, "pod_problems", lambda pods, events: problems)
     monkeypatch.setattr(pod_watch.PodWatcher, "EVERY", 0.0)  # the fake's one tick looks
     release = release_request(profile=secret_profile, actor=None, build=False)
-    Release.objects.filter(pk=release.pk).update(status=Release.RENDERING)
+    Release.objects.filter(pk=release.pk).update(status=Release.Status.RENDERING)
     assert release_upgrade(release.pk) is True
     lines = list(LogLine.objects.filter(release=release).values_list("text", flat=True))
     assert sum(line == "pod problem: web-1: CrashLoopBackOff: <redacted>" for line in lines) == len(

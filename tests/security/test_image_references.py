@@ -1,4 +1,4 @@
-"""Image references as Docker reads them (issue 12, item 10): a repository Docker's
+"""Image references as Docker reads them: a repository Docker's
 reference grammar refuses used to import fine and fail only at `docker build`.
 
 The tables come from github.com/distribution/reference v0.6.0 (reference_test.go,

@@ -1,4 +1,4 @@
-"""Login throttling as an attacker tries to get round it (issue 12, items 3 and 9).
+"""Login throttling as an attacker tries to get round it.
 
 - Forwarded headers (X-Forwarded-For, X-Real-IP, Forwarded, mixtures) rotated on every
   request, so that each wrong password looks like a new client: against the real served

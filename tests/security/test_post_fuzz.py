@@ -140,7 +140,7 @@ def test_blur_validation(admin_client, queued, data, trigger):
 )
 def test_deploy(deployer_client, fuzz_world, queued, build, token, print_, extra):
     def check():
-        Release.objects.filter(status=Release.QUEUED).update(status=Release.CANCELLED)
+        Release.objects.filter(status=Release.Status.QUEUED).update(status=Release.Status.CANCELLED)
         current = fingerprint(fuzz_world["profile"])
         data = {
             **extra,
@@ -154,7 +154,7 @@ def test_deploy(deployer_client, fuzz_world, queued, build, token, print_, extra
         event(f"deploy -> {response.status_code}")
         if response.status_code == 302:
             release = Release.objects.latest("pk")
-            assert release.status == Release.QUEUED and queued == [release.pk]
+            assert release.status == Release.Status.QUEUED and queued == [release.pk]
             assert AuditEvent.objects.filter(
                 action="release.deploy", target=f"release #{release.pk}"
             ).exists()
@@ -188,7 +188,7 @@ def test_cancel(deployer_client, fuzz_world, queued, which, extra):
         event(f"cancel {which if isinstance(which, str) else 'other'} -> {response.status_code}")
         if which == "active":
             assert response.status_code == 302
-            assert Release.objects.get(pk=pk).status == Release.CANCELLED
+            assert Release.objects.get(pk=pk).status == Release.Status.CANCELLED
             assert AuditEvent.objects.filter(action="release.cancel").count() == 1
         elif isinstance(which, str):  # finished: nothing to cancel, and it says so
             assert response.status_code == 302 and snapshot() == before
@@ -205,7 +205,9 @@ def test_cancel(deployer_client, fuzz_world, queued, which, extra):
 def test_rollback(deployer_client, fuzz_world, queued, which, idle, extra):
     def check():
         if idle:
-            Release.objects.filter(status=Release.QUEUED).update(status=Release.CANCELLED)
+            Release.objects.filter(status=Release.Status.QUEUED).update(
+                status=Release.Status.CANCELLED
+            )
         url, pk = _release_url(fuzz_world, which, "rollback")
         before = snapshot()
         response = deployer_client.post(url, extra)
@@ -216,7 +218,7 @@ def test_rollback(deployer_client, fuzz_world, queued, which, idle, extra):
         if response.status_code == 302:
             assert idle and which in ("first", "second")
             release = Release.objects.latest("pk")
-            assert release.kind == Release.ROLLBACK and release.rollback_of_id == pk
+            assert release.kind == Release.Kind.ROLLBACK and release.rollback_of_id == pk
             assert queued == [release.pk]
             assert AuditEvent.objects.filter(action="release.rollback").exists()
         else:

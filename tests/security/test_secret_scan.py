@@ -196,7 +196,7 @@ def test_it_keeps_secret_values_out_of_everything_but_the_cluster(
         scan.stop = published.stop = True
         scan.join(10)
         published.join(10)
-    assert result.status == Release.SUCCEEDED, result.reason
+    assert result.status == Release.Status.SUCCEEDED, result.reason
     assert scan.helm, "the scan saw helm upgrade running"
     assert scan.leaks == []
     # the secrets reach helm as an in-memory file (memfd), never a file on disk

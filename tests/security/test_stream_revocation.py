@@ -1,4 +1,4 @@
-"""An open SSE stream must not outlive its user's access (issue 12, item 5).
+"""An open SSE stream must not outlive its user's access.
 
 Every live stream (status page, profile pods, release log, pod log) is opened by a signed-in
 viewer; then, in another client or straight in the database, an attacker's session loses its
@@ -231,7 +231,7 @@ def verdicts(monkeypatch):
 
     calls = Verdicts()
 
-    def verdict(session_key, user_pk, can_edit):
+    def verdict(session_key, user_pk, role):
         calls.append(time.monotonic())
         return calls.answer
 
@@ -240,9 +240,10 @@ def verdicts(monkeypatch):
 
 
 def _revocable(stream, every):
+    from deployments.views.pages import Role
     from deployments.views.streams import revocable
 
-    return revocable(stream, session_key="k", user_pk=1, can_edit=False, every=every)
+    return revocable(stream, session_key="k", user_pk=1, role=Role(), every=every)
 
 
 def test_a_burst_of_events_costs_no_check_per_event(verdicts):
@@ -327,12 +328,15 @@ def test_a_check_the_database_cannot_answer_ends_the_stream_with_a_retry(monkeyp
 def test_a_check_reads_session_user_and_role_from_the_database_in_four_queries(
     fast_password_hashing, django_assert_num_queries
 ):
+    from deployments.views.pages import Role
     from deployments.views.streams import ALLOWED, REVOKED, ROLE_CHANGED, stream_verdict
 
     user, _, key = signed_in()
     with django_assert_num_queries(4):  # session, user, user's and groups' permissions
-        assert stream_verdict(key, user.pk, False) == ALLOWED
-    assert stream_verdict(key, user.pk, True) == ROLE_CHANGED  # an admin demoted to viewer
-    assert stream_verdict(key, user.pk + 1, False) == REVOKED  # not the session's user
-    assert stream_verdict("no-such-session", user.pk, False) == REVOKED
+        assert stream_verdict(key, user.pk, Role()) == ALLOWED
+    # an admin demoted to viewer
+    assert stream_verdict(key, user.pk, Role(can_edit=True, can_add=True)) == ROLE_CHANGED
+    assert stream_verdict(key, user.pk, Role(can_add=True)) == ROLE_CHANGED
+    assert stream_verdict(key, user.pk + 1, Role()) == REVOKED  # not the session's user
+    assert stream_verdict("no-such-session", user.pk, Role()) == REVOKED
     assert Session.objects.filter(session_key=key).exists()  # the check changed nothing

@@ -1,4 +1,4 @@
-"""Open SSE streams outlive no revocation, through a real server (issue 12, item 5).
+"""Open SSE streams outlive no revocation, through a real server.
 
 uvicorn serves the panel on a loopback port with a 1 s stream heartbeat (the
 HELMDECK_SSE_HEARTBEAT_SECONDS setting from its environment), on the test's database and

@@ -1,5 +1,5 @@
 """YAML alias amplification: a small file whose anchors, repeated by aliases, expand to
-far more text than the file holds (issue 12, item 8). A 60 KB file with one 60,000-character
+far more text than the file holds. A 60 KB file with one 60,000-character
 anchor named 400 times used to store a 24 MB profile.
 
 Every shape an attacker would try is refused with the import's field message ("file:

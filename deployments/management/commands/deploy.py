@@ -38,7 +38,7 @@ class Command(BaseCommand):
 def report(command, release):
     """Print the release's outcome and exit 0 (succeeded) or 1."""
     took = f" in {release.duration.total_seconds():.0f}s" if release.duration else ""
-    if release.status == Release.SUCCEEDED:
+    if release.status == Release.Status.SUCCEEDED:
         command.stdout.write(
             f"release #{release.pk} of {release.profile.name} succeeded{took}: "
             f"helm revision {release.helm_revision}"

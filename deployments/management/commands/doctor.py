@@ -10,8 +10,8 @@ from deployments.services.profiles import parse_spec_of
 
 class Command(BaseCommand):
     help = (
-        "Check docker, helm, kubectl, the kube context, the cluster's size and addons "
-        "(research section 8); print a fix for each failure. Exit 0 only when all pass."
+        "Check docker, helm, kubectl, the kube context, the cluster's size and addons; "
+        "print a fix for each failure. Exit 0 only when all pass."
     )
 
     def add_arguments(self, parser):

@@ -10,7 +10,7 @@ from deployments.spec import SpecError
 
 class Command(BaseCommand):
     help = (
-        "Create or replace a profile from a YAML file (DESIGN.md shape). Atomic: a bad file "
+        "Create or replace a profile from a YAML file (README, Profiles). Atomic: a bad file "
         "exits 2, prints one line per bad field on stderr and writes nothing."
     )
 

@@ -130,7 +130,7 @@ def test_it_refuses_a_nodeport_another_profile_holds(todo_app, cluster):
         cluster,
     )
     assert found[("node-port-taken", "web")].message == (
-        "nodePort 30000 is already used by profile todo-app"
+        "nodePort 30000 is already used by todo-app/frontend"
     )
 
 

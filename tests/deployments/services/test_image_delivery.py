@@ -92,7 +92,7 @@ def _build(profile):
 
 def _settle(release):
     """Let the profile's next release start (one active release per profile)."""
-    Release.objects.filter(pk=release.pk).update(status=Release.SUCCEEDED)
+    Release.objects.filter(pk=release.pk).update(status=Release.Status.SUCCEEDED)
 
 
 def _log(release):
@@ -109,7 +109,10 @@ def test_it_loads_each_built_image_after_its_build_step(loading_profile, contain
     assert ok, release.reason
     steps = list(release.steps.order_by("position").values_list("name", "status", "detail"))
     image_id = dockerd.images.get(loading_profile.ref).id
-    assert steps[:2] == [("build app", Step.DONE, image_id), ("load app", Step.DONE, image_id)]
+    assert steps[:2] == [
+        ("build app", Step.Status.DONE, image_id),
+        ("load app", Step.Status.DONE, image_id),
+    ]
     assert [name for name, _, _ in steps[2:]] == ["render", "upgrade", "verify"]
     assert release.images == {"app": {"ref": loading_profile.ref, "id": image_id}}
     log = _log(release)
@@ -137,7 +140,7 @@ def test_it_skips_an_image_the_node_has_and_loads_a_changed_one(
         LogLine.objects.filter(release=second, step__name="load app").values_list("text", flat=True)
     )
     assert load_log == [f"{loading_profile.ref} already on the node ({image_id})"]
-    assert second.steps.get(name="load app").status == Step.DONE
+    assert second.steps.get(name="load app").status == Step.Status.DONE
     assert len(_imports(loading_profile)) == 1, "a second ctr import ran"
 
     _settle(second)
@@ -178,10 +181,10 @@ def test_it_cancels_a_running_load(loading_profile, containerd, tmp_path, settin
     assert done.wait(30), "the load did not stop after cancel"
     assert time.monotonic() - started < 10
     release.refresh_from_db()
-    assert release.status == Release.CANCELLED
+    assert release.status == Release.Status.CANCELLED
     assert "the load of" in release.reason and "was cancelled" in release.reason
-    assert release.steps.get(name="load app").status == Step.FAILED
-    assert release.steps.get(name="render").status == Step.SKIPPED
+    assert release.steps.get(name="load app").status == Step.Status.FAILED
+    assert release.steps.get(name="render").status == Step.Status.SKIPPED
     assert image_id_on_node(containerd.address, loading_profile.ref) is None
 
 
@@ -191,13 +194,13 @@ def test_it_fails_with_a_readable_reason_when_the_socket_is_wrong(loading_profil
     Cluster.objects.filter(pk=loading_profile.cluster_id).update(containerd_address=missing)
     ok, release = _build(loading_profile)
     assert not ok
-    assert release.status == Release.FAILED
+    assert release.status == Release.Status.FAILED
     assert release.reason.startswith(f"containerd at {missing} is unreachable")
     assert "check the Cluster's containerd socket" in release.reason
     assert "Traceback" not in release.reason
     load = release.steps.get(name="load app")
-    assert load.status == Step.FAILED and load.detail == release.reason
-    assert release.steps.get(name="build app").status == Step.DONE
+    assert load.status == Step.Status.FAILED and load.detail == release.reason
+    assert release.steps.get(name="build app").status == Step.Status.DONE
 
 
 # ---- the pipeline around a load (the adapter faked: these test no load)
@@ -266,7 +269,7 @@ def test_it_loads_with_the_release_writer_and_cancel_check(delivery, tmp_path, s
     assert call["image_id"] == BUILT
     assert call["cluster"].pk == profile.cluster_id
     assert call["should_stop"]() is False
-    assert release.steps.get(name="load app").status == Step.DONE
+    assert release.steps.get(name="load app").status == Step.Status.DONE
     assert LogLine.objects.get(release=release, step__name="load app").text == (
         f"{call['ref']} already on the node ({BUILT})"
     )
@@ -280,11 +283,11 @@ def test_it_fails_the_release_on_a_load_error_without_secrets(delivery, tmp_path
     )
     ok, release = _build(profile)
     assert not ok
-    assert release.status == Release.FAILED
+    assert release.status == Release.Status.FAILED
     assert "tok-9f3e-secret" not in release.reason and "<redacted>" in release.reason
     assert release.reason.startswith("ctr images import of app failed")
-    assert release.steps.get(name="load app").status == Step.FAILED
-    assert release.steps.get(name="render").status == Step.SKIPPED
+    assert release.steps.get(name="load app").status == Step.Status.FAILED
+    assert release.steps.get(name="render").status == Step.Status.SKIPPED
     assert "tok-9f3e-secret" not in " ".join(_log(release))
 
 
@@ -296,9 +299,9 @@ def test_it_retries_an_unreachable_node_like_an_unreachable_daemon(delivery, tmp
     with pytest.raises(release_stages.RetryLater):
         release_build(release.pk)
     release.refresh_from_db()
-    assert release.status == Release.QUEUED
-    assert release.steps.get(name="load app").status == Step.PENDING
+    assert release.status == Release.Status.QUEUED
+    assert release.steps.get(name="load app").status == Step.Status.PENDING
     assert not release_build(release.pk, attempt=1)
     release.refresh_from_db()
-    assert release.status == Release.FAILED
+    assert release.status == Release.Status.FAILED
     assert release.reason == "containerd at /x is unreachable (after 2 attempts)"

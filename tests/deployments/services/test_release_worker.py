@@ -49,7 +49,7 @@ def test_it_deploys_through_the_worker_and_sends_only_ids(deployable, redis_url,
         "the release to finish",
     )
     release.refresh_from_db()
-    assert release.status == Release.SUCCEEDED, release.reason
+    assert release.status == Release.Status.SUCCEEDED, release.reason
     assert "@" in release.worker
 
 
@@ -86,7 +86,7 @@ def test_a_stage_run_inline_that_must_retry_goes_back_to_the_queue(
         "the release to finish",
     )
     release.refresh_from_db()
-    assert release.status == Release.SUCCEEDED, release.reason
+    assert release.status == Release.Status.SUCCEEDED, release.reason
     assert (tmp_path / "failed.upgrade").exists() and (tmp_path / "failed.status").exists()
     lines = list(release.log_lines.values_list("text", flat=True))
     assert any("cluster unreachable" in line and "retrying in" in line for line in lines), lines
@@ -114,7 +114,7 @@ def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
     second = release_request(profile=deployable, actor=None, build=False)
     release_enqueue(second)
     wait_for(
-        lambda: Release.objects.get(pk=second.pk).status == Release.UPGRADING,
+        lambda: Release.objects.get(pk=second.pk).status == Release.Status.UPGRADING,
         120,
         "the upgrade to start",
     )
@@ -136,7 +136,7 @@ def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
     settled = heartbeat.reap_if_due(conn)
     assert settled == [second.pk]
     second.refresh_from_db()
-    assert second.status in (Release.ROLLED_BACK, Release.FAILED)
+    assert second.status in (Release.Status.ROLLED_BACK, Release.Status.FAILED)
     assert "the worker running it stopped during upgrading" in second.reason
     status = Helm(binary=helm_bin, kubeconfig=str(sandbox.kubeconfig)).status(
         "todo-app", sandbox.namespace

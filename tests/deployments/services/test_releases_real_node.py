@@ -39,16 +39,16 @@ def test_a_release_that_fails_on_the_node_rolls_back_and_says_why(
     probe_profile, real_node, config, reason
 ):
     first = deploy(probe_profile)
-    assert first.status == Release.SUCCEEDED, first.reason
+    assert first.status == Release.Status.SUCCEEDED, first.reason
 
     for key, value in {"GREETING": "v2", **config}.items():
         config_set(profile=probe_profile, key=key, value=value, actor=None)
     broken = deploy(probe_profile)
 
     log = list(broken.log_lines.values_list("text", flat=True))[-25:]
-    if broken.status != Release.ROLLED_BACK:
+    if broken.status != Release.Status.ROLLED_BACK:
         print("RELEASE LOG\n" + "\n".join(log))
-    assert broken.status == Release.ROLLED_BACK, (broken.status, broken.reason, log)
+    assert broken.status == Release.Status.ROLLED_BACK, (broken.status, broken.reason, log)
     assert reason in broken.reason, broken.reason
     assert "previous revision was restored" in broken.reason
     assert running_greeting(real_node) == ("v1", 1)  # what ran before runs again
@@ -58,7 +58,7 @@ def test_an_image_that_is_not_on_the_node_fails_with_err_image_never_pull(probe_
     probe_profile.components.filter(name="web").update(tag="not-loaded")
     release = deploy(probe_profile)
 
-    assert release.status == Release.FAILED, (release.status, release.reason)
+    assert release.status == Release.Status.FAILED, (release.status, release.reason)
     assert "ErrImageNeverPull" in release.reason
     assert "is not on the node" in release.reason
 

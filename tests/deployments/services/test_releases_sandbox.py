@@ -48,7 +48,7 @@ def pod_names(sandbox):
 @BOTH_HELMS
 def test_it_deploys_upgrades_and_rolls_back_the_todo_app(deployable, sandbox, helm_bin):
     first = deploy(deployable)
-    assert first.status == Release.SUCCEEDED, first.reason
+    assert first.status == Release.Status.SUCCEEDED, first.reason
     assert first.helm_revision == 1
     assert set(first.images) == {"frontend", "backend"}
     assert all(image["id"].startswith("sha256:") for image in first.images.values())
@@ -80,7 +80,7 @@ def test_it_deploys_upgrades_and_rolls_back_the_todo_app(deployable, sandbox, he
 
     Component.objects.filter(profile=deployable, name="backend").update(tag="1.0.1")
     second = deploy(deployable)
-    assert second.status == Release.SUCCEEDED, second.reason
+    assert second.status == Release.Status.SUCCEEDED, second.reason
     assert second.helm_revision == 2
     assert images(sandbox)["todo-app-backend"] == "todo-backend:1.0.1"
     assert not (pod_names(sandbox) & before) or len(pod_names(sandbox) - before) >= 1
@@ -88,14 +88,14 @@ def test_it_deploys_upgrades_and_rolls_back_the_todo_app(deployable, sandbox, he
     rolled = pod_names(sandbox)
     config_set(profile=deployable, key="LOG_LEVEL", value="debug", actor=None)
     third = deploy(deployable, build=False)
-    assert third.status == Release.SUCCEEDED, third.reason
+    assert third.status == Release.Status.SUCCEEDED, third.reason
     assert third.helm_revision == 3
     assert list(third.steps.values_list("name", flat=True)) == ["render", "upgrade", "verify"]
     assert pod_names(sandbox).isdisjoint(rolled)  # env comes from the ConfigMap: pods rolled
 
     back = release_run(release_rollback_request(profile=deployable, actor=None, revision=1).pk)
-    assert back.status == Release.SUCCEEDED, back.reason
-    assert back.kind == Release.ROLLBACK
+    assert back.status == Release.Status.SUCCEEDED, back.reason
+    assert back.kind == Release.Kind.ROLLBACK
     assert back.rollback_of_id == first.pk
     assert back.helm_revision == 4
     assert images(sandbox)["todo-app-backend"] == "todo-backend:1.0.0"
@@ -112,12 +112,12 @@ def test_it_retries_an_unreachable_cluster_then_fails_with_the_reason(
     )
     deployable.refresh_from_db()
     release = deploy(deployable, build=False)
-    assert release.status == Release.FAILED
+    assert release.status == Release.Status.FAILED
     assert "unreachable" in release.reason.lower()
     assert release.reason.endswith("(after 4 attempts)")
     retries = release.log_lines.filter(text__contains="retrying in").count()
     assert retries == 3
-    assert release.steps.get(name="upgrade").status == Step.FAILED
+    assert release.steps.get(name="upgrade").status == Step.Status.FAILED
 
 
 def test_it_recovers_when_the_cluster_comes_back_during_the_retries(
@@ -146,7 +146,7 @@ def test_it_recovers_when_the_cluster_comes_back_during_the_retries(
     healer.start()
     result = release_run(release.pk)
     healer.join()
-    assert result.status == Release.SUCCEEDED, result.reason
+    assert result.status == Release.Status.SUCCEEDED, result.reason
     assert result.helm_revision == 1
 
 
@@ -173,8 +173,10 @@ def test_it_runs_one_release_per_profile_at_a_time(deployable):
     assert len(started) == 1, results
     assert len(refused) == 3
     assert all("already has release #" in r for r in refused)
-    assert release_run(started[0]).status == Release.SUCCEEDED
-    assert release_request(profile=deployable, actor=None, build=False).status == Release.QUEUED
+    assert release_run(started[0]).status == Release.Status.SUCCEEDED
+    assert (
+        release_request(profile=deployable, actor=None, build=False).status == Release.Status.QUEUED
+    )
 
 
 def test_it_cancels_a_release_mid_build(deployable, tmp_path, settings, dockerd):
@@ -210,9 +212,9 @@ def test_it_cancels_a_release_mid_build(deployable, tmp_path, settings, dockerd)
     assert release_cancel(release=release, actor=None)
     assert done.wait(60), "the build did not stop after cancel"
     release.refresh_from_db()
-    assert release.status == Release.CANCELLED
-    assert release.steps.get(name="build backend").status == Step.FAILED
-    assert release.steps.get(name="upgrade").status == Step.SKIPPED
+    assert release.status == Release.Status.CANCELLED
+    assert release.steps.get(name="build backend").status == Step.Status.FAILED
+    assert release.steps.get(name="upgrade").status == Step.Status.SKIPPED
     assert os.environ.get("TODO_JWT_SECRET") not in release.reason
 
 

@@ -329,7 +329,7 @@ def test_it_shows_the_pods_of_a_real_helm_deploy_by_component(deployable, sandbo
     Component.objects.filter(profile=deployable).update(service_type="ClusterIP", node_port=None)
     watcher()
     release = release_run(release_request(profile=deployable, actor=None, build=False).pk)
-    assert release.status == Release.SUCCEEDED, release.reason
+    assert release.status == Release.Status.SUCCEEDED, release.reason
 
     def both_ready():
         rows = PodState.objects.filter(profile=deployable, deleted=False, ready=True)

@@ -47,7 +47,7 @@ def make_profiles(count, *, pods=10, prefix="app"):
     )
     snapshot = {"components": {"web": {"image": "img", "tag": "1.0.0"}}}
     Release.objects.bulk_create(
-        Release(profile=p, status=Release.SUCCEEDED, snapshot=snapshot, helm_revision=1)
+        Release(profile=p, status=Release.Status.SUCCEEDED, snapshot=snapshot, helm_revision=1)
         for p in profiles
     )
     PodState.objects.bulk_create(

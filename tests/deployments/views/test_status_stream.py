@@ -131,7 +131,7 @@ def test_it_sends_a_row_when_a_release_changes_status(todo_app, redis_url, setti
     release = make_release(todo_app, "queued")
 
     def upgrade_then_fail():
-        Release.objects.filter(pk=release.pk).update(status=Release.FAILED)
+        Release.objects.filter(pk=release.pk).update(status=Release.Status.FAILED)
         _publish_status(release.pk)
 
     (messages,) = read_stream(
@@ -177,9 +177,9 @@ def test_it_renders_a_change_once_for_every_client(todo_app, redis_url, settings
     renders = []
     real_row = status_stream._row
 
-    def counting_row(pk, can_edit):
+    def counting_row(pk, role):
         renders.append(pk)
-        return real_row(pk, can_edit)
+        return real_row(pk, role)
 
     monkeypatch.setattr(status_stream, "_row", counting_row)
 

@@ -47,7 +47,7 @@ def test_it_replays_lines_written_while_redis_was_away(todo_app, private_redis, 
         private_redis["start"]()
         time.sleep(1.5)  # the hub reconnects (backoff), resubscribes, replays
         run.log("line 5 after")
-        _finish(run, Release.SUCCEEDED)
+        _finish(run, Release.Status.SUCCEEDED)
         connection.close()
 
     async def read():

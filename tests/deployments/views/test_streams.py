@@ -71,7 +71,7 @@ def test_it_replays_after_last_event_id_then_streams_live_until_done(release, cl
         run = _Run(Release.objects.get(pk=release.pk))
         run.step = Step.objects.get(release=release, name="render")
         run.log("line 4 live")
-        _finish(run, Release.SUCCEEDED)
+        _finish(run, Release.Status.SUCCEEDED)
         connection.close()
 
     async def read():
