@@ -1,5 +1,6 @@
 """The sandbox cluster: API clients, bench-* namespaces, bare pods, free nodePorts and the
-real node (its name, its containerd's socket)."""
+real node (its name, its containerd's socket), and when a deploy's pods appeared and became
+Ready."""
 
 import contextlib
 import os
@@ -142,3 +143,49 @@ def free_node_port(core):
         if port not in used:
             return port
     raise BenchError("no free nodePort in 30000-32767")
+
+
+@contextlib.contextmanager
+def pod_timeline(core, ns):
+    """Watch the pods of `ns` while the body runs (a deploy into it). Yields a dict that
+    afterwards holds "created": time.time() when the first pod appeared, and "ready": when
+    the last of them was first seen Ready; both None when not seen. That span is the
+    cluster's part of a deploy (scheduling, image, container start, the kubelet's probes),
+    whatever tool made the pods."""
+    import threading
+    import time
+
+    from kubernetes import watch
+
+    created, ready = {}, {}
+    marks = {"created": None, "ready": None}
+    since = core.list_namespaced_pod(ns).metadata.resource_version
+    stream = watch.Watch()
+
+    def follow():
+        with contextlib.suppress(Exception):  # the stream ends when stopped or the ns goes
+            for event in stream.stream(
+                core.list_namespaced_pod, ns, resource_version=since, timeout_seconds=900
+            ):
+                now, pod = time.time(), event["object"]
+                name = pod.metadata.name
+                created.setdefault(name, now)
+                conditions = (pod.status and pod.status.conditions) or []
+                if name not in ready and any(
+                    c.type == "Ready" and c.status == "True" for c in conditions
+                ):
+                    ready[name] = now
+
+    thread = threading.Thread(target=follow, name=f"pod-timeline-{ns}", daemon=True)
+    thread.start()
+    try:
+        yield marks
+    finally:
+        # The deploy ended after its pods were Ready: give the watch a moment to have read
+        # that event (it is normally milliseconds ahead), then stop it.
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and (not created or set(created) - set(ready)):
+            time.sleep(0.02)
+        stream.stop()  # the thread ends at the next event (the uninstall sends some)
+        if created and not set(created) - set(ready):
+            marks["created"], marks["ready"] = min(created.values()), max(ready.values())

@@ -28,7 +28,7 @@ from benchmarks.report import Goal, Result, median, percentile
 NAME = "deploy"
 TITLE = "Deploy overhead: todo-app --no-build through Helmdeck vs bare helm upgrade --install"
 RELEASE = "todo-app"
-GOAL = Goal("<=", 1.02, on="ratio")  # issue 13: Helmdeck / bare helm, on kwok and real nodes
+GOAL = Goal("<=", 1.02, on="ratio")  # Helmdeck / bare helm, on the kwok nodes and the real node
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _helmdeck_once(profile):
         what=f"release #{release.pk}",
     )
     release.refresh_from_db()
-    if release.status != Release.SUCCEEDED:
+    if release.status != Release.Status.SUCCEEDED:
         raise harness.BenchError(f"release #{release.pk} {release.status}: {release.reason}")
     steps = {s.name: s for s in release.steps.all()}
     ran = sorted((s for s in steps.values() if s.started_at), key=lambda s: s.started_at)
@@ -168,10 +168,12 @@ def measure(result, variant, *, quick=False):
         argv = _bare_argv(profile, bare_ns, Path(tmp))
 
         def once(who, timed=True):
-            if who == "helmdeck":
-                figures, ns = _helmdeck_once(profile), hd_ns
-            else:
-                figures, ns = _bare_once(argv), bare_ns
+            ns = hd_ns if who == "helmdeck" else bare_ns
+            with cluster.pod_timeline(core, ns) as pods:
+                figures = _helmdeck_once(profile) if who == "helmdeck" else _bare_once(argv)
+            if pods["created"] is None:
+                raise harness.BenchError(f"the pod watch of {ns} missed a pod or its Ready")
+            figures["cluster"] = pods["ready"] - pods["created"]
             if variant.check is not None:
                 checks.add(variant.check(core, ns))
             started = time.monotonic()
@@ -209,7 +211,23 @@ def measure(result, variant, *, quick=False):
         return median([r.get(key) for r in runs])
 
     total, bare = med(ours, "total"), med(theirs, "total")
-    result.add("click -> deployed and Ready, median", total, unit="s", bare=bare, goal=GOAL)
+    # The cluster's part (first pod created -> last pod Ready) is the kubelet's, the same
+    # for both tools but for its jitter: on the real node Ready comes at the first readiness
+    # probe after the delay, on the kubelet's 5 s period, so it varies by seconds from run
+    # to run. Both tools' figures are rebuilt on the median of all runs' cluster parts: what
+    # stays is each tool's own part (to the pods, and from Ready to done), measured per run.
+    shared = median([r["cluster"] for r in ours + theirs])
+    hd_own, bare_own = (
+        median([r["total"] - r["cluster"] for r in runs]) for runs in (ours, theirs)
+    )
+    result.add(
+        "click -> deployed and Ready, the cluster's part shared",
+        hd_own + shared,
+        unit="s",
+        bare=bare_own + shared,
+        goal=GOAL,
+    )
+    result.add("click -> deployed and Ready, median", total, unit="s", bare=bare)
     result.add(
         "click -> deployed and Ready, p90",
         percentile([r["total"] for r in ours], 90),
@@ -217,6 +235,13 @@ def measure(result, variant, *, quick=False):
         bare=percentile([r["total"] for r in theirs], 90),
     )
     result.add("overhead (median difference)", total - bare, unit="s")
+    result.add("overhead, the cluster's part shared", hd_own - bare_own, unit="s")
+    result.add(
+        "  the cluster's part: first pod created -> last pod Ready, median",
+        med(ours, "cluster"),
+        unit="s",
+        bare=med(theirs, "cluster"),
+    )
     result.add("queue latency: click -> worker's first step", med(ours, "queue"))
     result.add("click -> helm upgrade starts", med(ours, "to_helm"))
     result.add("  render step (checks; lint, template reused)", med(ours, "render"), unit="s")
@@ -245,5 +270,13 @@ def measure(result, variant, *, quick=False):
         )
         + "; bare: "
         + ", ".join(f"{r['total']:.2f}" for r in theirs)
+    )
+    result.notes.append(
+        "the cluster's part of each run (s, first pod created -> last pod Ready, from a "
+        "watch of the namespace): Helmdeck "
+        + ", ".join(f"{r['cluster']:.2f}" for r in ours)
+        + "; bare "
+        + ", ".join(f"{r['cluster']:.2f}" for r in theirs)
+        + f"; the goal's row adds their median ({shared:.2f} s) to each tool's own part"
     )
     return result

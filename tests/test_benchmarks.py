@@ -85,6 +85,9 @@ def test_it_runs_the_deploy_benchmark_on_the_real_node_in_quick_mode(
     assert "pair 2/2: Helmdeck" in out
     seconds = r"\d[\d.,]* s"
     assert re.search(rf"click -> deployed and Ready, median +{seconds} +{seconds} +\d\.\d\dx", out)
+    shared = rf"the cluster's part shared +{seconds} +{seconds} +\d\.\d\dx +ratio ≤ 1\.02x"
+    assert re.search(shared, out), out[-3000:]
+    assert re.search(r"first pod created -> last pod Ready, median +\d", out), out[-3000:]
     assert re.search(rf"image load into the node .* +{seconds} +{seconds}", out)
     assert re.search(r"pods ran on node \S+ \(containerd://", out), out[-3000:]
     assert re.search(r"^summary: deploy_real (PASS|MISS)$", out, re.M)
