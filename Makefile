@@ -18,6 +18,7 @@ test: venv
 	@UV=$(UV) scripts/dev/test $(PYTEST_ARGS)
 
 lint: venv
+	$(UV) run --no-sync ruff format --check .
 	$(UV) run --no-sync ruff check .
 
 sandbox:
