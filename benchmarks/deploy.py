@@ -88,7 +88,8 @@ def _helmdeck_once(profile):
 
 
 def _bare_argv(profile, ns, workdir):
-    """helm upgrade --install with the files Helmdeck writes, kept for the whole run."""
+    """The command line Helmdeck's upgrade step runs (Helm.upgrade_install_argv), with the
+    files Helmdeck writes, kept for the whole run."""
     import yaml
 
     from deployments.integrations.helm import Helm
@@ -102,22 +103,8 @@ def _bare_argv(profile, ns, workdir):
         yaml.safe_dump({"secrets": secret_values(profile, environ=harness.TODO_SECRETS)})
     )
     secrets.chmod(0o600)
-    helm = Helm()
-    argv = [
-        helm.binary,
-        "upgrade",
-        "--install",
-        RELEASE,
-        CHART_DIR,
-        "--namespace",
-        ns,
-        "--create-namespace",
-        "--timeout",
-        "300s",
-    ]
-    for path in [*value_files(spec), str(values), str(secrets)]:
-        argv += ["-f", path]
-    return argv + helm.rollback_flags()
+    files = [*value_files(spec), str(values), str(secrets)]
+    return Helm().upgrade_install_argv(RELEASE, ns, CHART_DIR, files, timeout=300)
 
 
 def _bare_once(argv):
@@ -152,6 +139,8 @@ def measure(result, variant, *, quick=False):
     and notes go into `result`, which is returned."""
     import tempfile
     from pathlib import Path
+
+    from deployments.integrations.helm import Helm
 
     pairs = 2 if quick else 5
     core, _ = cluster.kube()
@@ -252,7 +241,8 @@ def measure(result, variant, *, quick=False):
     result.notes.append(
         f"{pairs} alternated pairs after one untimed round each, fresh install each "
         f"({cleanup}); {variant.pods}; one Celery worker "
-        "(solo pool); helm flags as Helmdeck's: " + " ".join(argv[-2:])
+        "(solo pool); the same helm command line (Helm.upgrade_install_argv), flags "
+        + " ".join(Helm().rollback_flags())
     )
     result.notes += sorted(note for note in checks if note)
     result.notes.append(

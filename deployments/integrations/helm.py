@@ -122,7 +122,12 @@ class Helm:
         return args
 
     def run(self, *args, timeout=120, cluster=True):
-        argv = [self.binary, *args, *(self._kube_args() if cluster else [])]
+        return self._run_argv(
+            [self.binary, *args, *(self._kube_args() if cluster else [])], timeout=timeout
+        )
+
+    def _run_argv(self, argv, *, timeout):
+        what = argv[1]
         try:
             result = subprocess.run(
                 argv,
@@ -133,15 +138,13 @@ class Helm:
                 pass_fds=passed_fds(argv),
             )
         except subprocess.TimeoutExpired:
-            raise HelmError(
-                f"helm {args[0]} took longer than {timeout}s", permanent=False
-            ) from None
+            raise HelmError(f"helm {what} took longer than {timeout}s", permanent=False) from None
         except OSError as exc:
             raise HelmError(f"cannot run {self.binary}: {exc.strerror}", permanent=True) from None
         if result.returncode != 0:
             message = (result.stderr or result.stdout).strip()
             transient = any(marker in message.lower() for marker in _UNREACHABLE)
-            raise HelmError(f"helm {args[0]} failed: {message[-2000:]}", permanent=not transient)
+            raise HelmError(f"helm {what} failed: {message[-2000:]}", permanent=not transient)
         return result.stdout
 
     def lint(self, chart, value_files):
@@ -153,9 +156,14 @@ class Helm:
             args += ["--kube-version", kube_version]
         return self.run(*args, cluster=False)
 
-    def upgrade_install(self, release, namespace, chart, value_files, *, wait=True, timeout=300):
-        """`helm upgrade --install`; with `wait`, also wait for Ready and undo a failure."""
-        args = [
+    def upgrade_install_argv(
+        self, release, namespace, chart, value_files, *, timeout=300, wait=True
+    ):
+        """The command line of `helm upgrade --install`; with `wait`, one that waits for
+        Ready and undoes a failure (rollback_flags): what a deploy runs, and what the
+        benchmarks run bare."""
+        return [
+            self.binary,
             "upgrade",
             "--install",
             release,
@@ -163,13 +171,44 @@ class Helm:
             "--namespace",
             namespace,
             "--create-namespace",
-            *_files(value_files),
             "--timeout",
             f"{timeout}s",
+            *_files(value_files),
+            *(self.rollback_flags() if wait else []),
+            *self._kube_args(),
         ]
-        if wait:
-            args += self.rollback_flags()
-        return self.run(*args, timeout=timeout + 60)
+
+    def upgrade_install(
+        self,
+        release,
+        namespace,
+        chart,
+        value_files,
+        *,
+        timeout=300,
+        wait=True,
+        on_line=None,
+        should_stop=None,
+        on_tick=None,
+        poll=0.5,
+    ):
+        """`helm upgrade --install`; with `wait`, waiting for Ready and undoing a failure. Without
+        `on_line`: runs it through and returns its output (HelmError when it fails). With
+        `on_line` (and `should_stop`, `on_tick`, every `poll` seconds): streams it (see
+        `_stream`) and returns its exit code."""
+        argv = self.upgrade_install_argv(
+            release, namespace, chart, value_files, timeout=timeout, wait=wait
+        )
+        if on_line is None:
+            return self._run_argv(argv, timeout=timeout + 60)
+        return self._stream(
+            argv,
+            on_line=on_line,
+            should_stop=should_stop or (lambda: False),
+            on_tick=on_tick,
+            timeout=timeout + 120,
+            poll=poll,
+        )
 
     def uninstall(self, release, namespace, *, timeout=120):
         """Remove a release and wait for its resources to go; absent releases are fine."""
@@ -189,15 +228,14 @@ class Helm:
                 return ""
             raise
 
-    def stream(self, *args, on_line, should_stop, on_tick=None, timeout=600, poll=0.5):
-        """Run helm in its own process group, passing each output line to `on_line` (blank
+    def _stream(self, argv, *, on_line, should_stop, on_tick=None, timeout=600, poll=0.5):
+        """Run `argv` in its own process group, passing each output line to `on_line` (blank
         ones too: helm's NOTES keep their shape).
 
         Every `poll` seconds, however much helm prints meanwhile, `should_stop()` is asked
         (True: SIGTERM to the group, as Ctrl-C would) and `on_tick()` runs (the caller
         watches pods meanwhile). Returns the exit code; output lines are the caller's to keep.
         """
-        argv = [self.binary, *args, *self._kube_args()]
         try:
             proc = subprocess.Popen(
                 argv,

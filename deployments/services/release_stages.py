@@ -377,21 +377,8 @@ def release_upgrade(release_id, worker="", attempt=0):
     helm, spec = run.helm(), run.spec
     watcher = PodWatcher(run)
     with values_file(values_for(spec)) as values_path, secrets_file(secrets) as secrets_path:
-        args = [
-            "upgrade",
-            "--install",
-            spec["name"],
-            CHART_DIR,
-            "--namespace",
-            spec["namespace"],
-            "--create-namespace",
-            "--timeout",
-            f"{helm_timeout()}s",
-            *[a for path in [*value_files(spec), values_path, secrets_path] for a in ("-f", path)],
-            *helm.rollback_flags(),
-        ]
         run.log(
-            f"helm {'upgrade --install'} {spec['name']} (helm v{helm.major}, "
+            f"helm upgrade --install {spec['name']} (helm v{helm.major}, "
             f"{' '.join(helm.rollback_flags())}, timeout {helm_timeout()}s)"
         )
         # helm's summary comes last; a chart whose hooks or warnings print without end
@@ -405,12 +392,15 @@ def release_upgrade(release_id, worker="", attempt=0):
 
         try:
             started = time.monotonic()
-            code = helm.stream(
-                *args,
+            code = helm.upgrade_install(
+                spec["name"],
+                spec["namespace"],
+                CHART_DIR,
+                [*value_files(spec), values_path, secrets_path],
+                timeout=helm_timeout(),
                 on_line=on_line,
                 should_stop=run.cancelled,
                 on_tick=watcher.tick,
-                timeout=helm_timeout() + 120,
             )
         except IntegrationError as exc:
             _fail(run, str(exc))

@@ -26,7 +26,8 @@ SUMMARY = [
 
 def stand_in(tmp_path, body):
     path = tmp_path / "helm"
-    path.write_text("#!/bin/sh\n" + body)
+    # it answers `helm version --short` as helm 4 does (the flags depend on it), then `body`
+    path.write_text('#!/bin/sh\n[ "$1" = version ] && { echo v4.3.1+gc0d08d0; exit 0; }\n' + body)
     path.chmod(0o755)
     return Helm(binary=str(path))
 
@@ -73,22 +74,26 @@ def test_output_without_our_summary_gives_none(lines):
     assert release_summary(lines, "todo-app", "team-a") is None
 
 
-def test_stream_passes_every_line_blank_ones_too_and_returns_the_exit_code(tmp_path):
+def upgrade(helm, **streaming):
+    return helm.upgrade_install("todo-app", "team-a", "chart", [], **streaming)
+
+
+def test_upgrade_streams_every_line_blank_ones_too_and_returns_the_exit_code(tmp_path):
     helm = stand_in(tmp_path, 'echo one; echo; echo "  three"; exit 3\n')
     lines = []
-    code = helm.stream("upgrade", on_line=lines.append, should_stop=lambda: False)
+    code = upgrade(helm, on_line=lines.append)
     assert code == 3
     assert lines == ["one", "", "  three"]
 
 
-def test_stream_asks_should_stop_on_a_timer_not_per_line(tmp_path):
+def test_upgrade_asks_should_stop_on_a_timer_not_per_line(tmp_path):
     """20,000 lines in well under a second: asking the database per line would be 20,000
     queries; a timer asks a handful of times."""
     helm = stand_in(tmp_path, "seq 1 20000\n")
     asked, ticks, lines = [], [], []
     started = time.monotonic()
-    code = helm.stream(
-        "upgrade",
+    code = upgrade(
+        helm,
         on_line=lines.append,
         should_stop=lambda: asked.append(1) or False,
         on_tick=lambda: ticks.append(1),
@@ -100,13 +105,13 @@ def test_stream_asks_should_stop_on_a_timer_not_per_line(tmp_path):
     assert len(ticks) == len(asked)
 
 
-def test_stream_stops_a_chatty_helm_when_asked(tmp_path):
+def test_upgrade_stops_a_chatty_helm_when_asked(tmp_path):
     """A helm that prints without pause is still stopped (SIGTERM to its group) once
     should_stop says so: the poll does not wait for a quiet moment."""
     helm = stand_in(tmp_path, "while :; do echo line; done\n")
     started = time.monotonic()
-    code = helm.stream(
-        "upgrade",
+    code = upgrade(
+        helm,
         on_line=lambda line: None,
         should_stop=lambda: time.monotonic() - started > 1.0,
         poll=0.2,
