@@ -111,7 +111,9 @@ def bare_pod(core, ns, name, instance, *, annotations=None, ready_delay=None):
     notes = dict(annotations or {})
     if ready_delay:
         notes["helmdeck.dev/ready-delay"] = ready_delay
-    labels = {"app.kubernetes.io/instance": instance, "app.kubernetes.io/component": "web"}
+    from deployments.integrations.kube import COMPONENT_LABEL, INSTANCE_LABEL
+
+    labels = {INSTANCE_LABEL: instance, COMPONENT_LABEL: "web"}
     pod = client.V1Pod(
         metadata=client.V1ObjectMeta(name=name, labels=labels, annotations=notes),
         spec=client.V1PodSpec(

@@ -3,7 +3,12 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from deployments import spec
 from deployments import validators as v
+
+# the profile document's defaults (deployments.spec) are the fields' defaults
+_CPU, _MEMORY = spec.DEFAULT_RESOURCES["cpu"], spec.DEFAULT_RESOURCES["memory"]
+_LIVE, _READY = spec.DEFAULT_PROBES["liveness"], spec.DEFAULT_PROBES["readiness"]
 
 
 class Cluster(models.Model):
@@ -95,14 +100,16 @@ class Cluster(models.Model):
 class Profile(models.Model):
     """A deployable app: its components, config and secrets; its name is the Helm release."""
 
-    ENVIRONMENTS = [("dev", "dev"), ("prod", "prod")]
+    ENVIRONMENTS = [(e, e) for e in spec.ENVIRONMENTS]
 
     name = models.CharField(
         max_length=v.RELEASE_NAME_MAX, unique=True, validators=[v.validate_release_name]
     )
     namespace = models.CharField(max_length=v.NAMESPACE_MAX, validators=[v.validate_namespace])
     cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="profiles")
-    environment = models.CharField(max_length=16, choices=ENVIRONMENTS, default="dev")
+    environment = models.CharField(
+        max_length=16, choices=ENVIRONMENTS, default=spec.DEFAULT_ENVIRONMENT
+    )
     description = models.TextField(blank=True, max_length=2000)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -121,7 +128,7 @@ class Profile(models.Model):
 class Component(models.Model):
     """One image of a profile: a Deployment plus its Service."""
 
-    CLUSTER_IP, NODE_PORT = "ClusterIP", "NodePort"
+    CLUSTER_IP, NODE_PORT = spec.CLUSTER_IP, spec.NODE_PORT
     SERVICE_TYPES = [
         (CLUSTER_IP, "ClusterIP (inside the cluster)"),
         (NODE_PORT, "NodePort (reachable from the host)"),
@@ -131,12 +138,17 @@ class Component(models.Model):
     position = models.PositiveSmallIntegerField(default=0)
     name = models.CharField(max_length=v.COMPONENT_NAME_MAX, validators=[v.validate_component_name])
     image = models.CharField(max_length=255, validators=[v.validate_image_repository])
-    tag = models.CharField(max_length=128, default="latest", validators=[v.validate_image_tag])
+    tag = models.CharField(
+        max_length=128, default=spec.DEFAULT_TAG, validators=[v.validate_image_tag]
+    )
     build_context = models.CharField(
         max_length=512, blank=True, validators=[v.validate_relative_path]
     )
     dockerfile = models.CharField(
-        max_length=512, blank=True, default="Dockerfile", validators=[v.validate_relative_path]
+        max_length=512,
+        blank=True,
+        default=spec.DEFAULT_DOCKERFILE,
+        validators=[v.validate_relative_path],
     )
     build_args = models.JSONField(
         default=dict,
@@ -147,46 +159,50 @@ class Component(models.Model):
         default=dict, blank=True, help_text="Extra pod annotations, e.g. prometheus.io/scrape"
     )
     port = models.PositiveIntegerField(validators=[v.validate_port])
-    replicas = models.PositiveSmallIntegerField(default=1, validators=[v.validate_replicas])
-    service_type = models.CharField(max_length=16, choices=SERVICE_TYPES, default=CLUSTER_IP)
+    replicas = models.PositiveSmallIntegerField(
+        default=spec.DEFAULT_REPLICAS, validators=[v.validate_replicas]
+    )
+    service_type = models.CharField(
+        max_length=16, choices=SERVICE_TYPES, default=spec.DEFAULT_SERVICE_TYPE
+    )
     node_port = models.PositiveIntegerField(
         null=True, blank=True, validators=[v.validate_node_port]
     )
-    cpu_request = models.CharField(max_length=32, default="500m", validators=[v.validate_cpu])
-    cpu_limit = models.CharField(max_length=32, default="500m", validators=[v.validate_cpu])
+    cpu_request = models.CharField(max_length=32, default=_CPU, validators=[v.validate_cpu])
+    cpu_limit = models.CharField(max_length=32, default=_CPU, validators=[v.validate_cpu])
     memory_request = models.CharField(
-        max_length=32, default="512Mi", validators=[v.validate_memory]
+        max_length=32, default=_MEMORY, validators=[v.validate_memory]
     )
-    memory_limit = models.CharField(max_length=32, default="512Mi", validators=[v.validate_memory])
+    memory_limit = models.CharField(max_length=32, default=_MEMORY, validators=[v.validate_memory])
     liveness_path = models.CharField(
-        max_length=1024, default="/health", validators=[v.validate_probe_path]
+        max_length=1024, default=_LIVE["path"], validators=[v.validate_probe_path]
     )
     liveness_initial_delay = models.PositiveIntegerField(
-        default=30, validators=[v.validate_probe_delay]
+        default=_LIVE["initialDelaySeconds"], validators=[v.validate_probe_delay]
     )
     liveness_period = models.PositiveIntegerField(
-        default=10, validators=[v.validate_probe_positive]
+        default=_LIVE["periodSeconds"], validators=[v.validate_probe_positive]
     )
     liveness_timeout = models.PositiveIntegerField(
-        default=5, validators=[v.validate_probe_positive]
+        default=_LIVE["timeoutSeconds"], validators=[v.validate_probe_positive]
     )
     liveness_failure_threshold = models.PositiveIntegerField(
-        default=3, validators=[v.validate_probe_positive]
+        default=_LIVE["failureThreshold"], validators=[v.validate_probe_positive]
     )
     readiness_path = models.CharField(
-        max_length=1024, default="/ready", validators=[v.validate_probe_path]
+        max_length=1024, default=_READY["path"], validators=[v.validate_probe_path]
     )
     readiness_initial_delay = models.PositiveIntegerField(
-        default=10, validators=[v.validate_probe_delay]
+        default=_READY["initialDelaySeconds"], validators=[v.validate_probe_delay]
     )
     readiness_period = models.PositiveIntegerField(
-        default=5, validators=[v.validate_probe_positive]
+        default=_READY["periodSeconds"], validators=[v.validate_probe_positive]
     )
     readiness_timeout = models.PositiveIntegerField(
-        default=3, validators=[v.validate_probe_positive]
+        default=_READY["timeoutSeconds"], validators=[v.validate_probe_positive]
     )
     readiness_failure_threshold = models.PositiveIntegerField(
-        default=2, validators=[v.validate_probe_positive]
+        default=_READY["failureThreshold"], validators=[v.validate_probe_positive]
     )
 
     class Meta:

@@ -41,9 +41,15 @@ MAX_BUILD_ARGS = 20
 SERVICE_KEYS = {"type", "nodePort"}
 PROBE_KEYS = {"path", "initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold"}
 ENVIRONMENTS = ("dev", "prod")
-SERVICE_TYPES = ("ClusterIP", "NodePort")
+CLUSTER_IP, NODE_PORT = SERVICE_TYPES = ("ClusterIP", "NodePort")
 
-# The seed's numbers (sections 4 and 5): the defaults for anything a file leaves out.
+# The defaults for anything a profile document leaves out; the model fields' defaults
+# (deployments.models) are these too, so a form and a file start from the same profile.
+DEFAULT_ENVIRONMENT = "dev"
+DEFAULT_TAG = "latest"
+DEFAULT_DOCKERFILE = "Dockerfile"
+DEFAULT_REPLICAS = 1
+DEFAULT_SERVICE_TYPE = CLUSTER_IP
 DEFAULT_RESOURCES = {"cpu": "500m", "memory": "512Mi"}
 DEFAULT_PROBES = {
     "liveness": {
@@ -146,7 +152,7 @@ def parse_spec(data, *, cluster_names):
         "name": doc.get("name"),
         "namespace": doc.get("namespace", doc.get("name")),
         "cluster": doc.get("cluster", "minikube"),
-        "environment": doc.get("environment", "dev"),
+        "environment": doc.get("environment", DEFAULT_ENVIRONMENT),
         "description": doc.get("description", ""),
     }
     if spec["name"] is None:
@@ -206,7 +212,7 @@ def _component(c, base, name, body):
         build = c.mapping(f"{base}.build", build, BUILD_KEYS)
         build = {
             "context": build.get("context"),
-            "dockerfile": build.get("dockerfile", "Dockerfile"),
+            "dockerfile": build.get("dockerfile", DEFAULT_DOCKERFILE),
             "args": _build_args(c, f"{base}.build.args", build.get("args")),
         }
         for key in ("context", "dockerfile"):
@@ -217,11 +223,14 @@ def _component(c, base, name, body):
         "image": body.get("image", name),
         "tag": str(body["tag"])
         if isinstance(body.get("tag"), int | float)
-        else body.get("tag", "latest"),
+        else body.get("tag", DEFAULT_TAG),
         "build": build,
         "port": body.get("port"),
-        "replicas": body.get("replicas", 1),
-        "service": {"type": service.get("type", "ClusterIP"), "nodePort": service.get("nodePort")},
+        "replicas": body.get("replicas", DEFAULT_REPLICAS),
+        "service": {
+            "type": service.get("type", DEFAULT_SERVICE_TYPE),
+            "nodePort": service.get("nodePort"),
+        },
         "resources": _resources(c, f"{base}.resources", body.get("resources")),
         "probes": _probes(c, f"{base}.probes", body.get("probes")),
         "podAnnotations": _annotations(c, f"{base}.podAnnotations", body.get("podAnnotations")),
@@ -365,7 +374,7 @@ def component_fields(comp):
         "image": comp["image"],
         "tag": comp["tag"],
         "build_context": (comp["build"] or {}).get("context") or "",
-        "dockerfile": (comp["build"] or {}).get("dockerfile") or "Dockerfile",
+        "dockerfile": (comp["build"] or {}).get("dockerfile") or DEFAULT_DOCKERFILE,
         "build_args": dict((comp["build"] or {}).get("args") or {}),
         "pod_annotations": dict(comp.get("podAnnotations") or {}),
         "port": comp["port"],

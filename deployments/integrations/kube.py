@@ -18,6 +18,11 @@ from kubernetes.config.config_exception import ConfigException
 
 from deployments.integrations import IntegrationError
 
+# The chart's labels (charts/app/templates/_helpers.tpl): the release a pod belongs to, and
+# its component. Every reader of pods selects and groups by these two.
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
 TIMEOUT = (3, 10)  # connect, read seconds
 
 
@@ -164,7 +169,7 @@ class Kube:
             "listing pods",
             self.core.list_namespaced_pod,
             namespace,
-            label_selector=f"app.kubernetes.io/instance={release}",
+            label_selector=f"{INSTANCE_LABEL}={release}",
         ).items
 
     def events(self, namespace):
@@ -176,7 +181,7 @@ class Kube:
             "listing deployments",
             apps.list_namespaced_deployment,
             namespace,
-            label_selector=f"app.kubernetes.io/instance={release}",
+            label_selector=f"{INSTANCE_LABEL}={release}",
         ).items
 
     # ---- pod logs (the profile page's log viewer; helpers below the class) ----------------
@@ -271,8 +276,6 @@ class Kube:
 LOG_PATH = "/api/v1/namespaces/{namespace}/pods/{name}/log"
 LOG_READ_TIMEOUT = 30  # seconds a whole non-follow read may take
 LOG_CHUNK = 65536
-INSTANCE_LABEL = "app.kubernetes.io/instance"
-COMPONENT_LABEL = "app.kubernetes.io/component"
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from deployments.integrations import IntegrationError
-from deployments.integrations.kube import api_client
+from deployments.integrations.kube import COMPONENT_LABEL, INSTANCE_LABEL, api_client
 from deployments.models import PodState
-from deployments.services.watcher import COMPONENT, INSTANCE
 from deployments.validators import parse_quantity
 
 log = logging.getLogger(__name__)
@@ -214,7 +213,7 @@ def usage_rows(*, items, resources, namespace):
         labels = meta.get("labels") or {}
         for container in item.get("containers") or []:
             name = container.get("name", "")
-            component = name if name in resources else labels.get(COMPONENT, "")
+            component = name if name in resources else labels.get(COMPONENT_LABEL, "")
             asked = resources.get(component, {})
             usage = container.get("usage") or {}
             cpu_used = _quantity(usage.get("cpu"))
@@ -297,7 +296,7 @@ def profile_usage(*, profile, waiting_pods=None, use_cache=True):
                 "items": pod_metrics(
                     profile.cluster,
                     namespace=profile.namespace,
-                    label_selector=f"{INSTANCE}={profile.name}",
+                    label_selector=f"{INSTANCE_LABEL}={profile.name}",
                 )
             }
         except MetricsUnavailable as exc:

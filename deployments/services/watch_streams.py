@@ -20,7 +20,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from deployments.integrations import IntegrationError
-from deployments.integrations.kube import TIMEOUT, api_client
+from deployments.integrations.kube import INSTANCE_LABEL, TIMEOUT, api_client
 from deployments.services import watcher as svc
 
 log = logging.getLogger("deployments.watcher")
@@ -266,11 +266,11 @@ class Stream(threading.Thread):
 class PodStream(Stream):
     kind = "pods"
     list_method = "list_pod_for_all_namespaces"
-    selector = {"label_selector": svc.INSTANCE}
+    selector = {"label_selector": INSTANCE_LABEL}
 
     def profile_id(self, pod):
         labels = pod.metadata.labels or {}
-        return self.registry.profiles.get((pod.metadata.namespace, labels.get(svc.INSTANCE)))
+        return self.registry.profiles.get((pod.metadata.namespace, labels.get(INSTANCE_LABEL)))
 
     def apply(self, kind, pod):
         meta = pod.metadata

@@ -21,10 +21,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments import events
+from deployments.integrations.kube import COMPONENT_LABEL
 from deployments.models import PodState
-
-INSTANCE = "app.kubernetes.io/instance"
-COMPONENT = "app.kubernetes.io/component"
 
 # Columns the watch keeps current (resource_version is written along with a change, but a
 # new resourceVersion alone is not a change: kwok and kubelets bump it without news).
@@ -111,7 +109,7 @@ def pod_state_fields(pod):
     return {
         "namespace": meta.namespace or "",
         "name": meta.name,
-        "component": labels.get(COMPONENT, ""),
+        "component": labels.get(COMPONENT_LABEL, ""),
         "phase": phase,
         "ready": _ready(pod),
         "ready_containers": sum(1 for s in statuses if s.ready),

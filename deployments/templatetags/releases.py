@@ -6,6 +6,8 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
+from deployments.models import ReleaseStatus
+
 register = template.Library()
 
 
@@ -54,8 +56,12 @@ def diff_lines(text):
 
 
 @register.simple_tag
-def status_badge(status):
-    """The same badge markup the SSE stream sends (deployments.views.streams.status_html)."""
-    return format_html(
-        '<span class="badge badge-{}">{}</span>', status, (status or "").replace("_", " ")
-    )
+def status_badge(status, reason=""):
+    """A release's status as a badge, its reason after it when given: the markup of every
+    page and of the release stream's `status` events (views.streams) alike."""
+    known = status in ReleaseStatus.values
+    label = ReleaseStatus(status).label if known else (status or "").replace("_", " ")
+    badge = format_html('<span class="badge badge-{}">{}</span>', status, label)
+    if reason:
+        badge += format_html(' <span class="reason">{}</span>', reason)
+    return badge

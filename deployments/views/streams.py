@@ -40,6 +40,7 @@ from django.views.decorators.http import require_GET
 from deployments import events
 from deployments.hub import OVERFLOW, RESET, get_hub
 from deployments.models import LogLine, Profile, Release
+from deployments.templatetags.releases import status_badge
 from deployments.views.pages import Role, pods_context, role_of
 
 log = logging.getLogger(__name__)
@@ -64,13 +65,6 @@ def log_html(sequence, step, text):
     return (
         f'<div class="log-line" id="log-{sequence}"><span class="log-step">{escape(step)}'
         f"</span> {escape(text)}</div>"
-    )
-
-
-def status_html(status, reason=""):
-    return (
-        f'<span class="badge badge-{escape(status)}">{escape(status.replace("_", " "))}'
-        f"</span>" + (f' <span class="reason">{escape(reason)}</span>' if reason else "")
     )
 
 
@@ -326,7 +320,7 @@ def _replay_rows(release, after):
     ]
     if len(lines) < REPLAY_CHUNK:
         release.refresh_from_db()
-        messages.append((None, sse("status", status_html(release.status, release.reason))))
+        messages.append((None, sse("status", status_badge(release.status, release.reason))))
         if release.status in Release.TERMINAL:
             messages.append((None, sse("done", release.status)))
     return messages
@@ -383,7 +377,7 @@ async def _events(release, last_id, *, follow=True):
                 yield sse("log", log_html(seen, data.get("step", ""), data.get("text", "")), seen)
             elif item.event == "status":
                 await refresh()
-                yield sse("status", status_html(release.status, release.reason))
+                yield sse("status", status_badge(release.status, release.reason))
                 if release.status in Release.TERMINAL:
                     yield sse("done", release.status)
                     return
