@@ -1,16 +1,25 @@
-"""Why pods are not Ready, from pod status and events, in the research's terms.
+"""Why pods are not Ready: one table of rules (RULES) over a pod's PodState columns, the
+fields `kubectl describe pod` shows (the first container reason that says something:
+ErrImagePull, CrashLoopBackOff, OOMKilled, Unschedulable, ...; phase; readiness; the last
+event; when it started).
 
-`pod_problems` reads the same fields `kubectl describe pod` shows: container waiting
-reasons (ErrImagePull, ImagePullBackOff, CrashLoopBackOff), the last termination (exit
-code, OOMKilled), readiness, and scheduling events (Insufficient cpu/memory).
-`pod_state_problem` says the same about a PodState row (what the status pages show).
+Three readers, one rule table:
+- `pod_state_problem(row)`: a PodState row (the watcher keeps them; the status pages);
+- `problem_q()`: the same as a database filter (counting problems of many profiles at once);
+- `pod_problems(pods, events)`: Kubernetes pod objects and their namespace's events (a
+  deploy watching its pods), read into the same columns by the watcher's own
+  `pod_state_fields`.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db.models import Q
 from django.utils import timezone
+
+from deployments.models import PodState
+from deployments.services.watcher import event_fields, pod_state_fields
 
 FIXES = {
     "image": "Put the image where the node finds it: build it into the cluster's Docker "
@@ -77,98 +86,88 @@ def _not_on_node(image):
     return f"image {image} is not on the node (not in the cluster's Docker or containerd)"
 
 
-def pod_problems(pods, events=()):
-    """The problems of each pod that is not Ready (none for Ready pods)."""
-    problems = []
-    scheduling = {}
-    for event in events:
-        obj = event.involved_object
-        if event.reason == "FailedScheduling" and obj is not None:
-            scheduling[obj.name] = event.message or ""
-    for pod in pods:
-        problem = _pod_problem(pod, scheduling.get(pod.metadata.name))
-        if problem is not None:
-            problems.append(problem)
-    return problems
+def _code(row):
+    return f"exit code {row.exit_code}" if row.exit_code is not None else "no exit code"
 
 
-def _pod_problem(pod, scheduling_message):
-    name = pod.metadata.name
-    if pod.metadata.deletion_timestamp is not None:
-        return None
-    statuses = pod.status.container_statuses or []
-    for status in statuses:
-        waiting = status.state.waiting if status.state else None
-        last = status.last_state.terminated if status.last_state else None
-        if last is not None and last.reason == "OOMKilled":
-            return Problem(
-                "oom",
-                name,
-                f"container {status.name} was OOMKilled (exit code "
-                f"{last.exit_code}) after {status.restart_count} restarts: its "
-                "memory limit is too low",
-            )
-        if waiting is not None and waiting.reason in IMAGE_REASONS:
-            return Problem("image", name, f"{waiting.reason}: {_not_on_node(status.image)}")
-        if waiting is not None and waiting.reason == "CrashLoopBackOff":
-            code = f"exit code {last.exit_code}" if last is not None else "no exit code"
-            return Problem(
-                "crash",
-                name,
-                f"container {status.name} is in CrashLoopBackOff "
-                f"({code}, {status.restart_count} restarts)",
-            )
-    if pod.status.phase == "Pending" and scheduling_message:
-        return Problem("pending", name, f"Pending: {scheduling_message}")
-    ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-    if (
-        pod.status.phase == "Running"
-        and not ready
-        and statuses
-        and all(s.state and s.state.running for s in statuses)
-    ):
-        return Problem("not-ready", name, "Running but not Ready: the readiness probe fails")
-    return None
-
-
-# ---- the watcher's rows ------------------------------------------------------------------
 NOT_READY_GRACE = timedelta(minutes=2)
 READINESS_FAILED = "Unhealthy: Readiness probe failed"
 
 
-def pod_state_problem(row, *, now=None, grace=NOT_READY_GRACE):
-    """The problem of one PodState row (deployments.services.watcher keeps them current),
-    in the same kinds and words as `pod_problems`; None when the pod is fine or gone.
+@dataclass(frozen=True)
+class Rule:
+    """A pod not Ready and not being deleted has problem `kind` when its reason (with or
+    without an "Init:" prefix: an init container's) is one of `reasons`, its phase is
+    `phase` (when given), and, when `probed`, a readiness probe failed (the last event says
+    so) or it has been Running unready for longer than the grace (before that it may simply
+    be inside its probe's initialDelaySeconds)."""
 
-    A pod that is Running but not Ready is a problem once a readiness probe failed
-    (an `Unhealthy` event) or it has been so for longer than `grace`: before that it may
-    simply be inside its probe's initialDelaySeconds.
-    """
+    kind: str
+    reasons: tuple
+    message: Callable
+    phase: str = ""
+    probed: bool = False
+
+
+# In order: the first that matches names the problem.
+RULES = (
+    Rule(
+        "oom",
+        ("OOMKilled",),
+        lambda r: (
+            f"OOMKilled ({_code(r)}) after {r.restarts} restarts: its memory limit is too low"
+        ),
+    ),
+    Rule(
+        "image",
+        IMAGE_REASONS,
+        lambda r: f"{r.reason.removeprefix('Init:')}: {_not_on_node(r.image)}",
+    ),
+    Rule(
+        "crash",
+        ("CrashLoopBackOff",),
+        lambda r: f"CrashLoopBackOff ({_code(r)}, {r.restarts} restarts)",
+    ),
+    Rule(
+        "pending",
+        ("Unschedulable",),
+        lambda r: f"Pending: {r.message or 'cannot be scheduled'}",
+        phase="Pending",
+    ),
+    Rule(
+        "not-ready",
+        ("",),
+        lambda r: (
+            "Running but not Ready: the readiness probe fails"
+            + (f" ({r.last_event})" if r.last_event.startswith(READINESS_FAILED) else "")
+        ),
+        phase="Running",
+        probed=True,
+    ),
+)
+
+
+def _matches(rule, row, now, grace):
+    if row.reason.removeprefix("Init:") not in rule.reasons:
+        return False
+    if rule.phase and row.phase != rule.phase:
+        return False
+    if rule.probed:
+        probe_failed = row.last_event.startswith(READINESS_FAILED)
+        stuck = row.started_at is not None and now - row.started_at > grace
+        return probe_failed or stuck
+    return True
+
+
+def pod_state_problem(row, *, now=None, grace=NOT_READY_GRACE):
+    """The problem of one PodState row by RULES; None when the pod is fine or gone."""
     if row.deleted or row.ready:
         return None
-    reason = row.reason.removeprefix("Init:")
-    code = f"exit code {row.exit_code}" if row.exit_code is not None else "no exit code"
-
-    def problem(kind, message, log=""):
-        return Problem(kind, row.name, message, row.component, log)
-
-    if reason == "OOMKilled":
-        return problem(
-            "oom", f"OOMKilled ({code}) after {row.restarts} restarts: its memory limit is too low"
-        )
-    if reason in IMAGE_REASONS:
-        return problem("image", f"{reason}: {_not_on_node(row.image)}")
-    if reason == "CrashLoopBackOff":
-        return problem("crash", f"CrashLoopBackOff ({code}, {row.restarts} restarts)", row.last_log)
-    if row.phase == "Pending" and reason == "Unschedulable":
-        return problem("pending", f"Pending: {row.message or 'cannot be scheduled'}")
-    if row.phase == "Running" and not reason:
-        probe_failed = row.last_event.startswith(READINESS_FAILED)
-        now = now or timezone.now()
-        stuck = row.started_at is not None and now - row.started_at > grace
-        if probe_failed or stuck:
-            detail = f" ({row.last_event})" if probe_failed else ""
-            return problem("not-ready", f"Running but not Ready: the readiness probe fails{detail}")
+    now = now or timezone.now()
+    for rule in RULES:
+        if _matches(rule, row, now, grace):
+            log = row.last_log if rule.kind == "crash" else ""
+            return Problem(rule.kind, row.name, rule.message(row), row.component, log)
     return None
 
 
@@ -178,17 +177,43 @@ def _reasons(*names):
 
 def problem_q(*, prefix="", now=None, grace=NOT_READY_GRACE):
     """`pod_state_problem(row) is not None` as a database filter on PodState (`prefix`
-    "pods__" from Profile), so the status page can count problems and filter by health
-    for every profile in one query instead of loading every pod. Kept beside the Python
-    rule it mirrors; a test checks they agree row by row."""
+    "pods__" from Profile), built from the same RULES, so the status page can count
+    problems and filter by health for every profile in one query."""
     now = now or timezone.now()
 
     def q(**lookups):
         return Q(**{f"{prefix}{name}": value for name, value in lookups.items()})
 
-    known = q(reason__in=_reasons("OOMKilled", "CrashLoopBackOff", *IMAGE_REASONS))
-    pending = q(phase="Pending", reason__in=_reasons("Unschedulable"))
-    not_ready = q(phase="Running", reason__in=("", "Init:")) & (
-        q(last_event__startswith=READINESS_FAILED) | q(started_at__lt=now - grace)
-    )
-    return q(deleted=False, ready=False) & (known | pending | not_ready)
+    matches = Q()
+    for rule in RULES:
+        match = q(reason__in=_reasons(*rule.reasons))
+        if rule.phase:
+            match &= q(phase=rule.phase)
+        if rule.probed:
+            match &= q(last_event__startswith=READINESS_FAILED) | q(started_at__lt=now - grace)
+        matches |= match
+    return q(deleted=False, ready=False) & matches
+
+
+def pod_problems(pods, events=(), *, now=None):
+    """The problems of Kubernetes pods (none for Ready pods or pods being deleted), each
+    read into PodState's columns with the namespace's latest event about it."""
+    latest = {}
+    for event in events:
+        found = event_fields(event)
+        if found is not None:
+            _, pod, text, at = found
+            known = latest.get(pod)
+            if known is None or (at is not None and (known[1] is None or at >= known[1])):
+                latest[pod] = (text, at)
+    problems = []
+    for pod in pods:
+        if pod.metadata.deletion_timestamp is not None:
+            continue
+        fields = pod_state_fields(pod)
+        fields.pop("resource_version")
+        row = PodState(**fields, last_event=latest.get(pod.metadata.name, ("", None))[0])
+        problem = pod_state_problem(row, now=now)
+        if problem is not None:
+            problems.append(problem)
+    return problems
