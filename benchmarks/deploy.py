@@ -59,8 +59,8 @@ def _ms(later, earlier):
 
 def _helmdeck_once(profile):
     from deployments.models import Release
+    from deployments.services.release_queue import release_enqueue
     from deployments.services.releases import release_request
-    from deployments.tasks import release_enqueue
 
     clicked = time.time()
     release = release_request(profile=profile, actor=None, build=False)

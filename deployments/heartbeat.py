@@ -74,14 +74,14 @@ def reap_if_due(conn):
     from django.db import close_old_connections
 
     from deployments.services.reaper import release_reap
-    from deployments.tasks import requeue_lost
+    from deployments.services.release_queue import release_requeue_lost
 
     if not conn.set("helmdeck:reaper", "1", nx=True, ex=settings.HELMDECK_REAP_SECONDS):
         return []
     close_old_connections()
     try:
         settled = release_reap(live_workers=live_workers(conn))
-        requeue_lost()
+        release_requeue_lost()
         return settled
     finally:
         close_old_connections()

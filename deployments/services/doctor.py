@@ -4,6 +4,7 @@ kube context, the cluster's size and its addons.
 Each check says what it found and, when it fails, the command or setting that fixes it.
 """
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.cache import cache
 
 from deployments.integrations import IntegrationError
 from deployments.integrations.containerd import server_version
@@ -19,6 +21,7 @@ from deployments.integrations.helm import Helm
 from deployments.integrations.kube import Kube, Resources
 from deployments.services.capacity import node_capacity
 from deployments.services.checks import capacity_fit, format_cpu, format_memory
+from deployments.services.worker_cache import cached_or_queued
 
 SEED_CPUS = Decimal(4)
 SEED_MEMORY = Decimal(7680 * 2**20)  # `--memory=8192` shows as a little under 8Gi in capacity
@@ -267,3 +270,55 @@ def _metrics_api(kube):
             fix,
         )
     return Result("metrics-server addon", True, f"APIService {METRICS_API} is Available")
+
+
+# ---- the page asks, a worker runs the checks (tasks.run_doctor), the cache keeps ---------
+DOCTOR_TTL = 120  # results: a minute or two old at most
+DOCTOR_PENDING_TTL = 300  # longer than the task's time limit: asked once while it runs
+
+
+def doctor_key(cluster):
+    """Changes when the cluster's settings change, so an edited cluster is checked again."""
+    settings_ = (
+        cluster.kubeconfig_path,
+        cluster.kube_context,
+        cluster.minikube_profile,
+        cluster.docker_host,
+        cluster.image_delivery,
+        cluster.containerd_address,
+        str(cluster.capacity_cpus),
+        cluster.capacity_memory,
+    )
+    digest = hashlib.sha256(repr(settings_).encode()).hexdigest()[:12]
+    return f"helmdeck:doctor:{cluster.pk}:{digest}"
+
+
+def doctor_request(cluster):
+    """The cached doctor results ([{name, ok, detail, fix}]) of a cluster, or None after
+    queueing the checks; poll it as the preview is polled."""
+    from deployments.tasks import run_doctor  # the worker's side (tasks import services)
+
+    key = doctor_key(cluster)
+    return cached_or_queued(
+        key, DOCTOR_PENDING_TTL, run_doctor, cluster.pk, key, valid=_is_doctor_report
+    )
+
+
+def _is_doctor_report(value):
+    return isinstance(value, list) and all(
+        isinstance(r, dict) and {"name", "ok", "detail", "fix"} <= r.keys() for r in value
+    )
+
+
+def doctor_forget(cluster):
+    """Drop a cluster's cached results, so the next request runs the checks again."""
+    cache.delete(doctor_key(cluster))
+
+
+def doctor_store(*, cluster, key):
+    """The worker's side of doctor_request: run the checks and keep the results, unless the
+    cluster is gone or its settings changed since (the request's pending mark goes)."""
+    if cluster is None or doctor_key(cluster) != key:
+        cache.delete(key)
+        return
+    cache.set(key, [vars(result) for result in cluster_doctor(cluster=cluster)], DOCTOR_TTL)

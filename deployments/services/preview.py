@@ -9,6 +9,7 @@ import hashlib
 import json
 
 import yaml
+from django.core.cache import cache
 
 from deployments import crypto
 from deployments.integrations import IntegrationError
@@ -17,6 +18,7 @@ from deployments.integrations.kube import kubeconfig_path
 from deployments.services.checks import kube_for, profile_checks
 from deployments.services.profiles import parse_spec_of
 from deployments.services.rendering import diff_against_deployed, secret_changes, spec_render
+from deployments.services.worker_cache import cached_or_queued
 from deployments.spec import spec_from_profile
 from deployments.values import MissingSecret, secret_values
 
@@ -82,3 +84,43 @@ def profile_preview(*, profile, helm=None):
         if kube is not None:
             kube.close()
     return report
+
+
+# ---- the page asks, a worker computes (tasks.render_preview), the cache keeps ------------
+PREVIEW_TTL = 15 * 60
+
+
+def preview_key(profile_id, print_):
+    return f"helmdeck:preview:{profile_id}:{print_}"
+
+
+def preview_request(profile):
+    """The cached preview of a profile as it is now, or None after queueing its computation."""
+    from deployments.tasks import render_preview  # the worker's side (tasks import services)
+
+    print_ = fingerprint(profile)
+    return cached_or_queued(
+        preview_key(profile.pk, print_),
+        PREVIEW_TTL,
+        render_preview,
+        profile.pk,
+        print_,
+        valid=_is_preview,
+    )
+
+
+def _is_preview(value):
+    return (
+        isinstance(value, dict)
+        and all(isinstance(value.get(k, {}), dict) for k in ("resources", "diff", "secrets"))
+        and isinstance(value.get("checks", []), list)
+        and all(isinstance(c, dict) for c in value.get("checks", []))
+        and isinstance(value.get("problems", []), list)
+    )
+
+
+def preview_store(*, profile, print_):
+    """The worker's side of preview_request: compute the preview and keep it, unless the
+    profile changed since it was asked for (a newer preview will be asked for)."""
+    if fingerprint(profile) == print_:
+        cache.set(preview_key(profile.pk, print_), profile_preview(profile=profile), PREVIEW_TTL)

@@ -2,6 +2,7 @@
 stages in one process (`deploy --wait`). The stages themselves are in release_stages.py,
 the reaper in reaper.py."""
 
+import logging
 import time
 from datetime import timedelta
 
@@ -10,9 +11,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from deployments.models import Release, Step
+from deployments.services.db_retry import db_retry
 from deployments.services.profiles import audit_record
+from deployments.services.reaper import release_abandon
 from deployments.services.release_stages import STAGES, RetryLater, _publish_status
 from deployments.spec import spec_from_profile
+
+log = logging.getLogger(__name__)
 
 
 class ReleaseRefused(Exception):
@@ -135,3 +140,37 @@ def release_run(release_id, worker="cli"):
         if not ok:
             break
     return Release.objects.get(pk=release_id)
+
+
+def release_stage_attempt(*, stage, release_id, attempt, worker):
+    """Run one stage (release_stages.STAGES) of a release for `worker` (the id its claim
+    records); True when it holds the release and ended well. RetryLater passes through;
+    anything unforeseen ends the release now, with words, rather than leaving it active
+    until the reaper's deadline (hours for a build)."""
+    try:
+        return stage(release_id, worker, attempt)
+    except RetryLater:
+        raise
+    except Exception:
+        log.exception("%s of release #%s failed", stage.__name__, release_id)
+        _abandon(
+            release_id,
+            f"its {stage.__name__.removeprefix('release_')} stage stopped "
+            "on an unexpected error (the worker's log has the details)",
+        )
+        return False
+
+
+def _abandon(release_id, reason):
+    try:
+        release = db_retry(
+            lambda: (
+                Release.objects.select_related("profile__cluster")
+                .filter(pk=release_id, status__in=Release.ACTIVE)
+                .first()
+            )
+        )
+        if release is not None:
+            release_abandon(release=release, reason=reason)
+    except Exception:  # the reaper's deadline remains the last resort
+        log.exception("release #%s could not be marked failed", release_id)

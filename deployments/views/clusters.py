@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments import selectors
-from deployments.tasks import doctor_forget, doctor_request
+from deployments.services.doctor import doctor_forget, doctor_request
 from deployments.views.releases import render_page
 
 SLOW_DOCTOR_POLLS = 30

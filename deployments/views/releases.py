@@ -19,14 +19,14 @@ from django_htmx.http import HttpResponseClientRedirect
 from deployments import selectors
 from deployments.forms import DeployForm
 from deployments.models import Profile, Release, Step
-from deployments.services.preview import fingerprint
+from deployments.services.preview import fingerprint, preview_request
+from deployments.services.release_queue import release_enqueue
 from deployments.services.releases import (
     ReleaseRefused,
     release_cancel,
     release_request,
     release_rollback_request,
 )
-from deployments.tasks import preview_request, release_enqueue
 
 VIEW, DEPLOY = "deployments.view_profile", "deployments.deploy_profile"
 HISTORY_PAGE = 50

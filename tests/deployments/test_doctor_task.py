@@ -6,6 +6,7 @@ from django.core.cache import cache
 
 from deployments import tasks
 from deployments.models import Cluster
+from deployments.services import doctor
 from deployments.services.doctor import Result
 
 pytestmark = pytest.mark.django_db
@@ -27,36 +28,36 @@ def queued(settings, monkeypatch):
 
 def test_it_queues_the_doctor_once_and_returns_what_the_worker_stored(queued, monkeypatch):
     cluster = Cluster.objects.get(name="minikube")
-    assert tasks.doctor_request(cluster) is None
-    assert tasks.doctor_request(cluster) is None  # pending: not queued again
+    assert doctor.doctor_request(cluster) is None
+    assert doctor.doctor_request(cluster) is None  # pending: not queued again
     assert len(queued) == 1
     monkeypatch.setattr(
-        tasks,
+        doctor,
         "cluster_doctor",
         lambda cluster: [Result("helm", False, "not found", "install helm")],
     )
     tasks.run_doctor(*queued[0])
-    assert tasks.doctor_request(cluster) == [
+    assert doctor.doctor_request(cluster) == [
         {"name": "helm", "ok": False, "detail": "not found", "fix": "install helm"}
     ]
 
 
 def test_it_checks_again_when_the_cluster_changed_or_was_forgotten(queued):
     cluster = Cluster.objects.get(name="minikube")
-    tasks.doctor_request(cluster)
+    doctor.doctor_request(cluster)
     cluster.kube_context = "other"
     cluster.save()
-    tasks.doctor_request(cluster)
-    tasks.doctor_forget(cluster)
-    tasks.doctor_request(cluster)
+    doctor.doctor_request(cluster)
+    doctor.doctor_forget(cluster)
+    doctor.doctor_request(cluster)
     assert len(queued) == 3
     assert len({key for _, key in queued}) == 2
 
 
 def test_it_checks_again_when_the_image_delivery_changed(queued):
     cluster = Cluster.objects.get(name="minikube")
-    tasks.doctor_request(cluster)
+    doctor.doctor_request(cluster)
     cluster.image_delivery, cluster.containerd_address = "containerd", "/run/containerd.sock"
     cluster.save()
-    tasks.doctor_request(cluster)
+    doctor.doctor_request(cluster)
     assert len({key for _, key in queued}) == 2

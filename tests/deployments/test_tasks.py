@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from deployments.tasks import preview_request
+from deployments.services.preview import preview_request
 
 pytestmark = pytest.mark.integration
 

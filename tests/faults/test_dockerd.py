@@ -5,8 +5,8 @@ saying the daemon is unreachable. Either way nothing is left half-done."""
 import pytest
 
 from deployments.models import LogLine, Release
+from deployments.services.release_queue import release_enqueue
 from deployments.services.releases import release_request
-from deployments.tasks import release_enqueue
 from tests.faults.conftest import (
     assert_helm_settled,
     assert_log_complete,

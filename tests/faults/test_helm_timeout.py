@@ -8,8 +8,8 @@ import pytest
 
 from deployments.models import Release
 from deployments.services.profiles import config_set
+from deployments.services.release_queue import release_enqueue
 from deployments.services.releases import release_request
-from deployments.tasks import release_enqueue
 from tests.faults.conftest import (
     assert_helm_settled,
     assert_log_complete,

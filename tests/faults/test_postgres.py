@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.db import connection
 
 from deployments.models import Component, LogLine, Release
+from deployments.services.release_queue import release_enqueue
 from deployments.services.releases import release_request
-from deployments.tasks import release_enqueue
 from tests.faults.conftest import (
     assert_helm_settled,
     assert_log_complete,

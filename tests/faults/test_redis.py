@@ -12,8 +12,8 @@ import redis
 from django.test import Client
 
 from deployments.models import LogLine, Release
+from deployments.services.release_queue import QUEUED_KEY, release_enqueue
 from deployments.services.releases import release_request
-from deployments.tasks import QUEUED_KEY, release_enqueue
 from tests.factories import PASSWORD, UserFactory
 from tests.faults.conftest import (
     assert_helm_settled,

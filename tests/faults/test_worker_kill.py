@@ -17,8 +17,8 @@ import redis
 
 from deployments import heartbeat
 from deployments.models import Component, Release
+from deployments.services.release_queue import release_enqueue
 from deployments.services.releases import release_request
-from deployments.tasks import release_enqueue
 from tests.faults.conftest import (
     assert_helm_settled,
     assert_log_complete,
@@ -237,7 +237,8 @@ def test_it_ends_a_build_held_by_a_prefork_worker_killed_and_started_again_under
     with its children and started again with the same command line. The release is ended
     within heartbeat TTL + reaper period + margin, not at its stage deadline."""
     from deployments.models import Cluster
-    from deployments.tasks import QUEUED_KEY, build_release
+    from deployments.services.release_queue import QUEUED_KEY
+    from deployments.tasks import build_release
 
     Cluster.objects.filter(pk=todo_app.cluster_id).update(
         kubeconfig_path=str(unreachable_kubeconfig), minikube_profile="", docker_host=""

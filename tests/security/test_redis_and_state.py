@@ -89,8 +89,7 @@ def full_key(key):
 def test_it_never_unpickles_a_planted_preview_and_computes_it_afresh(
     login, todo_app, real_cache, queued, tmp_path
 ):
-    from deployments.services.preview import fingerprint
-    from deployments.tasks import preview_key
+    from deployments.services.preview import fingerprint, preview_key
 
     client = login("deployer")
     key = full_key(preview_key(todo_app.pk, fingerprint(todo_app)))
@@ -113,7 +112,7 @@ def test_it_treats_planted_doctor_and_usage_answers_as_misses(
 ):
     from deployments.models import Cluster
     from deployments.services import usage
-    from deployments.tasks import doctor_key
+    from deployments.services.doctor import doctor_key
 
     monkeypatch.setattr(usage, "pod_metrics", lambda cluster, **kw: [])
     client = login("admin")
@@ -136,8 +135,8 @@ def test_it_treats_planted_doctor_and_usage_answers_as_misses(
 def test_it_treats_json_of_the_wrong_shape_as_a_miss_not_a_500(login, todo_app, real_cache, queued):
     from deployments.models import Cluster
     from deployments.services import usage
-    from deployments.services.preview import fingerprint
-    from deployments.tasks import doctor_key, preview_key
+    from deployments.services.doctor import doctor_key
+    from deployments.services.preview import fingerprint, preview_key
 
     preview = full_key(preview_key(todo_app.pk, fingerprint(todo_app)))
     doctor = full_key(doctor_key(Cluster.objects.get(name="minikube")))

@@ -26,8 +26,8 @@ from django.test import Client
 from deployments import events
 from deployments.models import Component, LogLine, Release
 from deployments.services.profiles import secret_set
+from deployments.services.release_queue import release_enqueue
 from deployments.services.releases import release_request, release_run
-from deployments.tasks import release_enqueue
 from tests.deployments.services.conftest import SECRETS, deployable  # noqa: F401
 from tests.factories import PASSWORD, UserFactory
 

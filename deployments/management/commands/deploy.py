@@ -27,7 +27,7 @@ class Command(BaseCommand):
         except ReleaseRefused as exc:
             raise CommandError(str(exc), returncode=1) from None
         if not wait:
-            from deployments.tasks import release_enqueue
+            from deployments.services.release_queue import release_enqueue
 
             release_enqueue(release)
             self.stdout.write(f"queued release #{release.pk} of {name}")

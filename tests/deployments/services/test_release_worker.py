@@ -13,8 +13,8 @@ import redis
 from deployments import heartbeat
 from deployments.integrations.helm import Helm
 from deployments.models import Component, Release
+from deployments.services.release_queue import release_enqueue
 from deployments.services.releases import release_request
-from deployments.tasks import release_enqueue
 from tests.deployments.services.conftest import SECRETS
 from tests.faults.conftest import helm_processes
 

@@ -1,0 +1,54 @@
+"""A release's stage chain sent to the workers, and sent again when the broker lost it.
+
+Each stage is a Celery task (deployments.tasks) that claims the release's row, so a message
+sent twice is harmless. A sent chain is marked in the broker's own Redis: the mark lives and
+dies with the message (a Redis that restarts without persistence loses both), so the reaper
+sends again what is queued but unmarked.
+"""
+
+import functools
+import logging
+
+from django.conf import settings
+from django.db import transaction
+
+from deployments.integrations.redis import broker_client
+from deployments.services.reaper import release_requeue
+
+log = logging.getLogger(__name__)
+QUEUED_KEY = "helmdeck:queued:"
+
+
+def release_enqueue(release):
+    """Start a requested release's chain once its row is committed."""
+    transaction.on_commit(functools.partial(release_send, release.pk))
+
+
+def release_send(release_id):
+    """Send a release's chain, then mark it sent. A broker that is down now only delays the
+    release: it stays queued, unmarked, and is sent once Redis is back."""
+    from celery import chain
+
+    from deployments import tasks  # the workers' side (tasks import services)
+
+    stages = chain(
+        tasks.build_release.si(release_id),
+        tasks.render_release.si(release_id),
+        tasks.upgrade_release.si(release_id),
+        tasks.verify_release.si(release_id),
+    )
+    try:
+        stages.apply_async()
+        broker_client().set(f"{QUEUED_KEY}{release_id}", 1, ex=settings.HELMDECK_QUEUE_TIMEOUT)
+    except Exception as exc:  # kombu's OperationalError, redis' errors, OSError
+        log.warning("release #%s not sent to the queue yet: %s", release_id, exc)
+
+
+def release_requeue_lost(conn=None):
+    """Send again the queued releases whose message the broker lost (no mark)."""
+    conn = conn or broker_client()
+    return release_requeue(
+        is_queued=lambda pk: bool(conn.exists(f"{QUEUED_KEY}{pk}")),
+        enqueue=release_send,
+        grace=settings.HELMDECK_WORKER_HEARTBEAT_TTL,
+    )
