@@ -170,13 +170,14 @@ def web_server(**env):
 def celery_worker():
     """One Celery worker (solo pool: one task at a time, as `make run` starts it)."""
     from deployments import heartbeat
+    from deployments.integrations.redis import app_client
 
     name = f"bench-{os.getpid()}-{time.monotonic_ns()}"
     argv = [PY, "-m", "celery", "-A", "controlpanel", "worker", "--pool", "solo"]
     argv += ["--hostname", f"{name}@%h", "--loglevel", "WARNING"]
     argv += ["--without-mingle", "--without-gossip"]
     child = Child("celery", argv)
-    conn = heartbeat.client()
+    conn = app_client()
     try:
         wait_for(
             lambda: any(w.startswith(name) for w in heartbeat.live_workers(conn)),

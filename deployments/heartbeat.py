@@ -24,6 +24,8 @@ import redis
 from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.conf import settings
 
+from deployments.integrations.redis import app_client
+
 KEY_PREFIX = "helmdeck:worker:"
 # Set by the worker process at start-up; its pool's child processes (which claim releases)
 # inherit it, whether forked or spawned. Never set at import: a launcher that imports
@@ -53,12 +55,8 @@ def worker_id():
     return os.environ.get(ID_ENV, "")
 
 
-def client():
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-
-
 def beat(identity):
-    client().set(
+    app_client().set(
         f"{KEY_PREFIX}{identity}", int(time.time()), ex=settings.HELMDECK_WORKER_HEARTBEAT_TTL
     )
 
@@ -92,7 +90,7 @@ def _run(identity):
         with contextlib.suppress(redis.RedisError):  # /ready reports Redis; the next beat retries
             beat(identity)
         try:
-            reap_if_due(client())
+            reap_if_due(app_client())
         except Exception:  # the reaper must never stop the heartbeat
             log.exception("reaping releases failed")
         _stop.wait(settings.HELMDECK_WORKER_HEARTBEAT_SECONDS)
@@ -120,4 +118,4 @@ def _start(sender, **kwargs):
 def _end(sender, **kwargs):
     _stop.set()
     with contextlib.suppress(redis.RedisError):
-        client().delete(f"{KEY_PREFIX}{_identity(sender)}")
+        app_client().delete(f"{KEY_PREFIX}{_identity(sender)}")

@@ -130,6 +130,7 @@ def celery_worker(child_env):
     import time
 
     from deployments import heartbeat
+    from deployments.integrations.redis import app_client
 
     name = f"test-{os.getpid()}-{time.monotonic_ns()}"
     proc = subprocess.Popen(
@@ -154,7 +155,7 @@ def celery_worker(child_env):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    conn = heartbeat.client()
+    conn = app_client()
     deadline = time.monotonic() + 120
     while not any(w.startswith(name) for w in heartbeat.live_workers(conn)):
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -9,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from deployments import heartbeat
+from deployments.integrations.redis import app_client
 
 
 @login_not_required
@@ -42,7 +43,7 @@ def _check_database():
 
 
 def _check_redis_and_worker():
-    conn = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    conn = app_client()
     try:
         conn.ping()
         workers = heartbeat.live_workers(conn)

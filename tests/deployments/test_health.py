@@ -5,6 +5,7 @@ import pytest
 import redis
 
 from deployments import heartbeat
+from deployments.integrations.redis import app_client
 
 
 def closed_port():
@@ -58,7 +59,7 @@ def test_it_is_ready_while_a_real_worker_runs_and_not_after_it_stops(client, cel
     }
     celery_worker.send_signal(signal.SIGTERM)
     celery_worker.wait(timeout=30)
-    assert heartbeat.live_workers(heartbeat.client()) == []  # a clean shutdown removes its key
+    assert heartbeat.live_workers(app_client()) == []  # a clean shutdown removes its key
     assert client.get("/ready").status_code == 503
 
 

@@ -12,6 +12,7 @@ import redis
 
 from deployments import heartbeat
 from deployments.integrations.helm import Helm
+from deployments.integrations.redis import app_client
 from deployments.models import Component, Release
 from deployments.services.release_queue import release_enqueue
 from deployments.services.releases import release_request
@@ -126,7 +127,7 @@ def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
 
     os.kill(celery_worker.pid, signal.SIGKILL)
     celery_worker.wait(timeout=10)
-    conn = heartbeat.client()
+    conn = app_client()
     wait_for(
         lambda: worker_name not in heartbeat.live_workers(conn),
         45,
