@@ -2,17 +2,13 @@
 
 HELMDECK_SSE_HEARTBEAT (seconds, default 15 as in production) shortens the ": heartbeat"
 interval of the SSE streams, so the connections benchmark can check heartbeats arrive on
-time without holding 500 clients for a minute. deployments/views/streams.py reads its
-HEARTBEAT_SECONDS at each wait, so setting the module attribute here takes effect; a
-streams module without it (being reworked) keeps its own interval, and the benchmark
-then waits that long instead.
+time without holding 500 clients for a minute: it becomes the settings'
+HELMDECK_SSE_HEARTBEAT_SECONDS before Django reads them.
 """
 
 import os
 
-from controlpanel.asgi import application  # noqa: F401 - re-exported for uvicorn
-from deployments.views import streams
+if os.environ.get("HELMDECK_SSE_HEARTBEAT"):
+    os.environ["HELMDECK_SSE_HEARTBEAT_SECONDS"] = os.environ["HELMDECK_SSE_HEARTBEAT"]
 
-HEARTBEAT = os.environ.get("HELMDECK_SSE_HEARTBEAT")
-if HEARTBEAT and hasattr(streams, "HEARTBEAT_SECONDS"):
-    streams.HEARTBEAT_SECONDS = float(HEARTBEAT)
+from controlpanel.asgi import application  # noqa: E402, F401 - re-exported for uvicorn

@@ -11,7 +11,7 @@ from deployments.integrations import IntegrationError
 from deployments.models import Release, Step
 from deployments.services.db_retry import db_retry
 from deployments.services.helm_undo import undo_pending
-from deployments.services.release_stages import _publish_status, _Run, helm_timeout
+from deployments.services.release_stages import StageRun, helm_timeout, release_publish_status
 
 
 def release_reap(*, now=None, live_workers=None):
@@ -43,7 +43,7 @@ def release_abandon(*, release, reason):
     """End an active release that nothing will finish (its worker died, or its stage failed
     on something unforeseen): roll back what helm left pending-*, then mark the row failed
     or rolled back with `reason`. Returns False when it had already ended."""
-    run = _Run(release)
+    run = StageRun(release)
     spec, helm = run.spec, run.helm()
     final = Release.Status.FAILED
     try:
@@ -78,7 +78,7 @@ def release_abandon(*, release, reason):
         ).update(status=Step.Status.FAILED, finished_at=timezone.now())
     )
     run.log(f"reaper: {final}: {reason}")
-    _publish_status(release.pk)
+    release_publish_status(release.pk)
     return True
 
 
@@ -123,7 +123,7 @@ def release_requeue(*, is_queued, enqueue, grace, now=None):
     for release in waiting:
         if is_queued(release.pk):
             continue
-        _Run(release).log("its queued task was lost (Redis restarted?): queued again")
+        StageRun(release).log("its queued task was lost (Redis restarted?): queued again")
         enqueue(release.pk)
         requeued.append(release.pk)
     return requeued

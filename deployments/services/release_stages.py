@@ -93,7 +93,7 @@ def helm_timeout():
     return settings.HELMDECK_HELM_TIMEOUT
 
 
-class _Run:
+class StageRun:
     """What a stage needs: the release, its spec, and a way to log lines and steps."""
 
     def __init__(self, release):
@@ -138,7 +138,7 @@ class _Run:
                 status=Step.Status.RUNNING, started_at=timezone.now()
             )
         )
-        _publish_status(self.release.pk)
+        release_publish_status(self.release.pk)
 
     def end(self, status=Step.Status.DONE, detail=""):
         db_retry(
@@ -146,7 +146,7 @@ class _Run:
                 status=status, finished_at=timezone.now(), detail=self.redact(detail)[:2000]
             )
         )
-        _publish_status(self.release.pk)
+        release_publish_status(self.release.pk)
 
     def cancelled(self):
         """Polled every half second while helm or docker runs: an unreachable database
@@ -179,7 +179,7 @@ def _claim(release_id, from_statuses, to_status, *, budget, worker="", **extra):
     if not updated:
         _settle_cancel(release_id)
         return None
-    _publish_status(release_id, to_status)
+    release_publish_status(release_id, to_status)
     return Release.objects.select_related("profile__cluster").get(pk=release_id)
 
 
@@ -203,7 +203,7 @@ def _finish(run, status, reason=""):
             status=Step.Status.SKIPPED
         )
     )
-    _publish_status(run.release.pk)
+    release_publish_status(run.release.pk)
 
 
 def _fail(run, reason, status=Release.Status.FAILED):
@@ -241,7 +241,7 @@ def release_build(release_id, worker="", attempt=0):
     )
     if release is None:
         return False
-    run = _Run(release)
+    run = StageRun(release)
     images = {}
     for comp in run.spec["components"]:
         ref = f"{comp['image']}:{comp['tag']}"
@@ -314,7 +314,7 @@ def release_render(release_id, worker="", attempt=0):
     )
     if release is None:
         return False
-    run = _Run(release)
+    run = StageRun(release)
     run.begin("render")
     spec = run.spec
     # helm renders (two processes, or a cached result; no database) while this thread asks
@@ -367,7 +367,7 @@ def release_upgrade(release_id, worker="", attempt=0):
     )
     if release is None:
         return False
-    run = _Run(release)
+    run = StageRun(release)
     run.begin("upgrade")
     try:
         secrets = secret_values(run.profile)
@@ -462,7 +462,7 @@ def release_verify(release_id, worker="", attempt=0):
     )
     if release is None:
         return False
-    run = _Run(release)
+    run = StageRun(release)
     run.begin("verify")
     spec = run.spec
     try:
@@ -502,7 +502,7 @@ def release_verify(release_id, worker="", attempt=0):
 STAGES = (release_build, release_render, release_upgrade, release_verify)
 
 
-def _publish_status(release_id, status=None):
+def release_publish_status(release_id, status=None):
     """A "status" event with the release's status: `status` when the caller has just
     written it, else read."""
     if status is None:

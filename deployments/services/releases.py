@@ -14,7 +14,7 @@ from deployments.models import Release, Step
 from deployments.services.db_retry import db_retry
 from deployments.services.profiles import audit_record
 from deployments.services.reaper import release_abandon
-from deployments.services.release_stages import STAGES, RetryLater, _publish_status
+from deployments.services.release_stages import STAGES, RetryLater, release_publish_status
 from deployments.spec import spec_from_profile
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def release_cancel(*, release, actor):
         finished_at=timezone.now(),
         reason=f"cancelled by {getattr(actor, 'username', 'cli')} before it started",
     ):
-        _publish_status(release.pk)
+        release_publish_status(release.pk)
         changed = 1
     else:
         changed = Release.objects.filter(pk=release.pk, status__in=Release.ACTIVE).update(

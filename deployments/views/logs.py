@@ -26,14 +26,14 @@ from deployments.integrations.kube import Kube
 from deployments.models import Profile
 from deployments.services import pod_logs, pod_logs_follow
 from deployments.services.pod_logs import LogTarget, PodNotFound
-from deployments.views.streams import (
+from deployments.views.sse_htmx import (
     HEARTBEAT,
     NO_FOLLOW_RETRY,
-    _follows,
-    _stream_response,
+    follows,
     heartbeat_seconds,
     sse,
     sse_view,
+    stream_response,
 )
 
 POD_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -207,7 +207,7 @@ async def pod_log_stream(request, name):
     try:
         kube = await asyncio.to_thread(Kube, profile.cluster)
     except IntegrationError as exc:
-        return _stream_response(_unreachable(str(exc)))
+        return stream_response(_unreachable(str(exc)))
     try:
         pods = await asyncio.to_thread(pod_logs.resolve_pods, kube, target)
     except PodNotFound as exc:
@@ -215,9 +215,9 @@ async def pod_log_stream(request, name):
         raise Http404(str(exc)) from None
     except IntegrationError as exc:
         kube.close()
-        return _stream_response(_unreachable(str(exc)))
-    events = _log_events(kube, target, pods, positions, params, follow=_follows(request))
-    return _stream_response(events)
+        return stream_response(_unreachable(str(exc)))
+    events = _log_events(kube, target, pods, positions, params, follow=follows(request))
+    return stream_response(events)
 
 
 def _notice(text):

@@ -4,15 +4,12 @@ One view renders the whole page, or only its `#partial` when htmx asks (request.
 Writes go through deployments.services; reads through deployments.selectors.
 """
 
-from typing import NamedTuple
-
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -21,19 +18,10 @@ from deployments.forms import ProfileForms, profile_initial
 from deployments.profile_health import DEGRADED, PROGRESSING
 from deployments.services.profiles import profile_apply_spec
 from deployments.spec import MAX_COMPONENTS, MAX_ENTRIES, SpecError, parse_spec
+from deployments.views.sse_htmx import render_page_or_partial, role_of
 
 EDIT_PERMISSIONS = ("deployments.add_profile", "deployments.change_profile")
 ROW_KINDS = {"components": MAX_COMPONENTS, "config": MAX_ENTRIES, "secrets": MAX_ENTRIES}
-
-
-def _render(request, name, partial, context):
-    """The full page, or just its `partial` for an htmx request that is neither a boosted
-    page load nor a history restore (those need the whole page)."""
-    htmx = request.htmx
-    wants_partial = htmx and not htmx.boosted and not htmx.history_restore_request
-    response = render(request, f"{name}#{partial}" if wants_partial else name, context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
 
 
 def _require_any(user, perms):
@@ -48,24 +36,7 @@ def status(request):
     one SSE stream (views.streams.status_stream) and refreshed by a meta refresh without JS."""
     view = selectors.StatusView.from_params(request.GET)
     context = status_context(selectors.status_page(view), role=role_of(request.user))
-    return _render(request, "deployments/status.html", "table", context)
-
-
-class Role(NamedTuple):
-    """What a page's rows vary by between the users who may see it: the link to the
-    profile form (can_edit) and the invitation to add one (can_add). A page and its stream
-    render with the same Role; a stream whose user's Role changes is sent to reconnect
-    (views.streams.revocable)."""
-
-    can_edit: bool = False
-    can_add: bool = False
-
-
-def role_of(user):
-    return Role(
-        can_edit=user.has_perm("deployments.change_profile"),
-        can_add=user.has_perm("deployments.add_profile"),
-    )
+    return render_page_or_partial(request, "deployments/status.html", "table", context)
 
 
 def status_context(page, *, role):
@@ -84,7 +55,7 @@ def status_context(page, *, role):
 def profile_list(request):
     query = request.GET.get("q", "")
     context = {"profiles": selectors.profile_list(query=query), "query": query}
-    return _render(request, "deployments/profile_list.html", "rows", context)
+    return render_page_or_partial(request, "deployments/profile_list.html", "rows", context)
 
 
 @require_GET
@@ -98,7 +69,7 @@ def profile_detail(request, name):
         "findings": selectors.profile_findings(profile=profile),
         **pods_context(profile, can_edit=role_of(request.user).can_edit),
     }
-    return _render(request, "deployments/profile_detail.html", "pods", context)
+    return render_page_or_partial(request, "deployments/profile_detail.html", "pods", context)
 
 
 def pods_context(profile, *, can_edit=False):
@@ -150,7 +121,7 @@ def _profile_form(request, *, profile):
                 url = reverse("deployments:profile_detail", args=[saved.name])
                 return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     context = {"forms": forms, "profile": profile}
-    return _render(request, "deployments/profile_form.html", "form", context)
+    return render_page_or_partial(request, "deployments/profile_form.html", "form", context)
 
 
 def _total(data, kind):

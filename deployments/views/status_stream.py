@@ -14,17 +14,17 @@ from django.template.loader import render_to_string
 from deployments import events, selectors
 from deployments.hub import OVERFLOW, RESET, get_hub
 from deployments.views.pages import status_context
-from deployments.views.streams import (
+from deployments.views.sse_htmx import (
     HEARTBEAT,
     NO_FOLLOW_RETRY,
     OVERFLOW_RETRY,
-    _db,
-    _follows,
-    _request_db_done,
-    _stream_response,
+    db,
+    follows,
     heartbeat_seconds,
+    request_db_done,
     sse,
     sse_view,
+    stream_response,
 )
 
 # Pod changes (the watcher) and release status changes (the pipeline) of every profile; log
@@ -42,7 +42,7 @@ async def status_stream(request):
     moves a profile into or out of a health filter, and when the page's profiles or counts
     changed (new or deleted profiles: checked at each heartbeat)."""
     view = selectors.StatusView.from_params(request.GET)
-    return _stream_response(_status_events(view, request.role, follow=_follows(request)))
+    return stream_response(_status_events(view, request.role, follow=follows(request)))
 
 
 class _Table:
@@ -88,7 +88,7 @@ async def _profile_of(item):
     if release not in _release_profiles:
         if len(_release_profiles) > 10_000:
             _release_profiles.clear()
-        profile = await _db(selectors.release_profile_id)(release)
+        profile = await db(selectors.release_profile_id)(release)
         if profile is None:  # not committed yet, or deleted: ask again next time
             return None
         _release_profiles[release] = profile
@@ -100,8 +100,8 @@ async def _status_events(view, role, *, follow=True):
         yield sse("table", (await sync_to_async(_table)(view, role)).html)
         yield NO_FOLLOW_RETRY
         return
-    await _request_db_done()
-    table, row, counted = _db(_table), _db(_row), _db(_summary)
+    await request_db_done()
+    table, row, counted = db(_table), db(_row), db(_summary)
     hub = get_hub()
     heartbeat = heartbeat_seconds()
 

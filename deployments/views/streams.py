@@ -9,56 +9,34 @@ message costs nothing. After a Redis reconnect (RESET) every stream sends what i
 connect again; a client dropped for lagging (OVERFLOW) gets a retry hint and reconnects.
 A comment line after HELMDECK_SSE_HEARTBEAT_SECONDS (15 s) of silence keeps proxies from
 closing an idle stream. The status page's stream is in status_stream.py and the pod log
-stream in logs.py, built on the helpers here.
+stream in logs.py, built on the same plumbing (sse_htmx.py).
 
-Every stream goes through `sse_view`, which checks the login and role when it connects and
-then again every HELMDECK_SSE_HEARTBEAT_SECONDS while it is open, from the database (the
-session row, the user row, the user's and groups' permissions: four queries per stream and
-period, none per event). A stream whose session is gone (logged out, deleted, expired, or a
-password changed), whose user is inactive or deleted, or whose role no longer lets it watch
-ends with a `login-required` event (static/session.js then reloads the page, which sends
-the browser to the login form or the 403 page).
+Every stream goes through sse_htmx.sse_view (login and role, on connect and every heartbeat).
 """
 
-import asyncio
-import functools
-import logging
-from concurrent.futures import ThreadPoolExecutor
-from importlib import import_module
-
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.contrib import auth
-from django.contrib.auth.decorators import login_not_required
-from django.db import close_old_connections
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import resolve_url
+from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils.html import escape
-from django.views.decorators.http import require_GET
 
 from deployments import events
 from deployments.hub import OVERFLOW, RESET, get_hub
 from deployments.models import LogLine, Profile, Release
 from deployments.templatetags.releases import status_badge
-from deployments.views.pages import Role, pods_context, role_of
-
-log = logging.getLogger(__name__)
-
-
-def heartbeat_seconds():
-    """Seconds of silence before a heartbeat comment; also how often an open stream checks
-    its user again (settings.HELMDECK_SSE_HEARTBEAT_SECONDS, 15 by default)."""
-    return settings.HELMDECK_SSE_HEARTBEAT_SECONDS
-
-
-def sse(event, data, event_id=None):
-    """One SSE message; `data` may span lines (each gets its own data: field)."""
-    lines = [f"event: {event}"]
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    lines += [f"data: {part}" for part in str(data).split("\n")]
-    return "\n".join(lines) + "\n\n"
+from deployments.views.pages import pods_context
+from deployments.views.sse_htmx import (
+    HEARTBEAT,
+    NO_FOLLOW_RETRY,
+    OVERFLOW_RETRY,
+    db,
+    follows,
+    heartbeat_seconds,
+    reader,
+    request_db_done,
+    sse,
+    sse_view,
+    stream_response,
+)
 
 
 def log_html(sequence, step, text):
@@ -68,232 +46,16 @@ def log_html(sequence, step, text):
     )
 
 
-def _grant(user):
-    """(may watch, Role) of a user: who may watch a stream (viewers may), and what its rows
-    vary by. The one rule, on connect and at every re-check."""
-    if not (user.is_authenticated and user.is_active):
-        return False, Role()
-    if not user.has_perm("deployments.view_profile"):
-        return False, Role()
-    return True, role_of(user)
-
-
-def _access(request):
-    """(refusal or None, Role): 401/403 for who may not watch."""
-    if not request.user.is_authenticated:
-        return HttpResponse("login required", status=401), Role()
-    allowed, role = _grant(request.user)
-    if not allowed:
-        return HttpResponse("forbidden", status=403), Role()
-    return None, role
-
-
-async def _stream_refusal(request):
-    """The login and permission reads of a live stream run in _DB_THREADS, so a hundred
-    pages connecting at once do not each open a database connection in a thread of their
-    own. Sets request.role."""
-    refusal, request.role = await _reader(request)(_access)(request)
-    return refusal
-
-
-# ---- re-checking an open stream's user -------------------------------------------------
-
-ALLOWED, REVOKED, ROLE_CHANGED = "allowed", "revoked", "role changed"
-ROLE_CHANGED_RETRY = "retry: 1000\n\n"  # come back at once: rows render for the new role
-UNCHECKED_RETRY = "retry: 5000\n\n"  # the database did not answer the check: try later
-
-
-class _SessionProbe(dict):
-    """A session's data as auth.get_user reads it, without its side effects: flushing a
-    session whose password hash is stale, or re-keying one signed with an old key, is for
-    the browser's next request to do, not for a check beside its stream."""
-
-    def flush(self):
-        self.clear()
-
-    def cycle_key(self):
-        pass
-
-
-def stream_verdict(session_key, user_pk, role):
-    """ALLOWED, REVOKED or ROLE_CHANGED for a stream opened by `user_pk` in session
-    `session_key`, read from the database now, by Django's own rules for the next request
-    of that browser (the session row, unexpired; its user, active, with the same password
-    hash), then the role."""
-    probe = HttpRequest()
-    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    probe.session = _SessionProbe(store.load())
-    user = auth.get_user(probe)
-    if not user.is_authenticated or user.pk != user_pk:
-        return REVOKED
-    allowed, now = _grant(user)
-    if not allowed:
-        return REVOKED
-    return ALLOWED if now == role else ROLE_CHANGED
-
-
-def login_required_event():
-    """The last message of a revoked stream; its data is the login page's address."""
-    return sse("login-required", resolve_url(settings.LOGIN_URL))
-
-
-_END = object()
-HANDOVER_SIZE = 8  # messages a stream may run ahead of its client (one slot: 40 µs a message)
-
-
-class _Failed:
-    def __init__(self, exc):
-        self.exc = exc
-
-
-async def revocable(stream, *, session_key, user_pk, role, every):
-    """`stream`'s messages, with the user checked again every `every` seconds, however
-    busy or quiet the stream is (a timer beside it, not a count of its events); on
-    REVOKED a `login-required` event ends it, on ROLE_CHANGED a short retry hint (the
-    browser reconnects and gets rows for its new role).
-
-    The stream runs in one task of its own that hands its messages over a short queue (at
-    most HANDOVER_SIZE ahead of the client); its generators are closed in their own frames
-    however this one ends (revoked, finished, or cancelled by a client gone)."""
-    check = _db(stream_verdict)
-    loop = asyncio.get_running_loop()
-    items = aiter(stream)
-    handover = asyncio.Queue(HANDOVER_SIZE)
-
-    async def pump():
-        try:
-            async for item in items:
-                await handover.put(item)
-        except Exception as exc:
-            await handover.put(_Failed(exc))
-        else:
-            await handover.put(_END)
-
-    pumping = asyncio.ensure_future(pump())
-    due = loop.time() + every
-    try:
-        while True:
-            if loop.time() >= due:  # checked even when messages never stop coming
-                try:
-                    verdict = await check(session_key, user_pk, role)
-                except Exception as exc:  # the database is away: nobody vouches for the user
-                    log.warning("could not check a stream's user (%s)", type(exc).__name__)
-                    yield UNCHECKED_RETRY
-                    return
-                due = loop.time() + every
-                if verdict == REVOKED:
-                    yield login_required_event()
-                    return
-                if verdict == ROLE_CHANGED:
-                    yield ROLE_CHANGED_RETRY
-                    return
-            if handover.empty():
-                try:
-                    async with asyncio.timeout_at(due):
-                        item = await handover.get()
-                except TimeoutError:
-                    continue
-            else:
-                item = handover.get_nowait()
-            if item is _END:
-                return
-            if isinstance(item, _Failed):
-                raise item.exc
-            yield item
-    finally:
-        pumping.cancel()
-        await asyncio.wait({pumping})
-        aclose = getattr(items, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-def sse_view(view):
-    """An SSE endpoint: GET only, and 401 (not a redirect to the login page, which an
-    EventSource would read as a broken stream) or 403 before the view runs; a stream it
-    answers with is re-checked every heartbeat while it is open (`revocable`)."""
-
-    @login_not_required
-    @require_GET
-    @functools.wraps(view)
-    async def wrapped(request, *args, **kwargs):
-        if (refusal := await _stream_refusal(request)) is not None:
-            return refusal
-        response = await view(request, *args, **kwargs)
-        if _follows(request) and getattr(response, "is_async", False):
-            response.streaming_content = revocable(
-                response.streaming_content,
-                session_key=request.session.session_key,
-                user_pk=request.user.pk,
-                role=request.role,
-                every=heartbeat_seconds(),
-            )
-        return response
-
-    return wrapped
-
-
-def _reader(request):
-    return _db if _follows(request) else sync_to_async
-
-
-def _follows(request):
-    """Only an ASGI server can hold a stream open. Under WSGI (runserver, a test's
-    live_server) Django would buffer an endless async stream in a thread forever, so a
-    stream there sends what there is now and a `retry:` hint, and ends; the browser's
-    EventSource reconnects, which makes it a poll."""
-    return hasattr(request, "scope")
-
-
-NO_FOLLOW_RETRY = "retry: 10000\n\n"
-OVERFLOW_RETRY = "retry: 1000\n\n"  # dropped for lagging: come back soon, and replay
-HEARTBEAT = ": heartbeat\n\n"
-
-
-# Database work of live streams runs in these two threads, each job ending like a request
-# (close_old_connections). Under ASGI, sync code of a request runs in that request's own
-# thread, which keeps its database connection while its stream is open: 500 open pages
-# would hold 500 PostgreSQL connections. Here they hold at most two, plus none per stream.
-_DB_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sse-db")
-
-
-def _db(fn):
-    """`fn` as a coroutine function run in _DB_THREADS (for follow mode only: under WSGI
-    and in tests the caller's transaction must keep its connection)."""
-
-    def job(*args):
-        close_old_connections()
-        try:
-            return fn(*args)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(job, thread_sensitive=False, executor=_DB_THREADS)
-
-
-async def _request_db_done():
-    """Close the connection the request's thread opened (login, permission checks) before
-    the stream starts waiting: it would otherwise stay open as long as the page does."""
-    await sync_to_async(close_old_connections)()
-
-
-def _stream_response(stream):
-    response = StreamingHttpResponse(stream, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
-
-
 @sse_view
 async def release_stream(request, pk):
-    release = await _reader(request)(Release.objects.filter(pk=pk).first)()
+    release = await reader(request)(Release.objects.filter(pk=pk).first)()
     if release is None:
         raise Http404("no such release")
     try:
         last_id = int(request.headers.get("Last-Event-ID") or request.GET.get("after") or 0)
     except ValueError:
         last_id = 0
-    return _stream_response(_events(release, last_id, follow=_follows(request)))
+    return stream_response(_events(release, last_id, follow=follows(request)))
 
 
 REPLAY_CHUNK = 1000
@@ -329,7 +91,7 @@ def _replay_rows(release, after):
 async def _replay(release, after, *, follow=True):
     """The rows after `after` in chunks (a long build log is never all in memory), then
     the status. Database work in _DB_THREADS when following."""
-    run = _db(_replay_rows) if follow else sync_to_async(_replay_rows)
+    run = db(_replay_rows) if follow else sync_to_async(_replay_rows)
     while True:
         messages = await run(release, after)
         for sequence, message in messages:
@@ -346,8 +108,8 @@ async def _events(release, last_id, *, follow=True):
         if release.status not in Release.TERMINAL:
             yield NO_FOLLOW_RETRY
         return
-    await _request_db_done()
-    refresh = _db(release.refresh_from_db)
+    await request_db_done()
+    refresh = db(release.refresh_from_db)
     hub = get_hub()
     heartbeat = heartbeat_seconds()
     # subscribed (and confirmed by Redis) before the replay: nothing published in between
@@ -390,11 +152,11 @@ async def _events(release, last_id, *, follow=True):
 async def profile_stream(request, name):
     """The profile page's live pods: an SSE `pods` event carrying the re-rendered `#pods`
     partial on connect (the rows are the replay) and after each "pod" publish."""
-    profile = await _reader(request)(Profile.objects.filter(name=name).first)()
+    profile = await reader(request)(Profile.objects.filter(name=name).first)()
     if profile is None:
         raise Http404("no such profile")
     can_edit = request.role.can_edit
-    return _stream_response(_pod_events(profile, can_edit, follow=_follows(request)))
+    return stream_response(_pod_events(profile, can_edit, follow=follows(request)))
 
 
 def _pods_html(profile, can_edit):
@@ -407,8 +169,8 @@ async def _pod_events(profile, can_edit, *, follow=True):
         yield sse("pods", await sync_to_async(_pods_html)(profile, can_edit))
         yield NO_FOLLOW_RETRY
         return
-    await _request_db_done()
-    render = _db(_pods_html)
+    await request_db_done()
+    render = db(_pods_html)
     hub = get_hub()
     heartbeat = heartbeat_seconds()
     key = ("pods", profile.pk, can_edit)

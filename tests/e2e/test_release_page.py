@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from deployments.models import LogLine, Release, Step
-from deployments.services.release_stages import _finish, _Run
+from deployments.services.release_stages import StageRun, _finish
 from deployments.services.releases import release_request
 from tests.conftest import SSE_OPENED_SCRIPT, wait_for_js
 from tests.factories import UserFactory
@@ -40,7 +40,7 @@ def assert_log_matches_rows(page, release):
 def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, signed_in_page, todo_app):
     user = UserFactory(role="viewer")
     release = release_request(profile=todo_app, actor=None, build=False)
-    run = _Run(release)
+    run = StageRun(release)
     run.begin("render")
     for n in range(1, 4):
         run.log(f"replayed line {n} <b>not bold</b>")

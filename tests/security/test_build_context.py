@@ -29,7 +29,7 @@ from deployments.models import LogLine, Profile, Release, Step
 from deployments.services import release_stages
 from deployments.services.diagnosis import Problem
 from deployments.services.profiles import profile_import
-from deployments.services.release_stages import _Run, release_build, release_upgrade
+from deployments.services.release_stages import StageRun, release_build, release_upgrade
 from deployments.services.releases import release_request
 from deployments.spec import SpecError
 from tests.deployments.test_views import component_data, form_data
@@ -553,7 +553,7 @@ def test_it_stores_log_lines_redacted(secret_profile, settings, monkeypatch, wha
     monkeypatch.setattr(events, "publish", lambda *a, **k: published.append(json.dumps(a)))
     release = release_request(profile=secret_profile, actor=None, build=True)
     value = leaks(settings)[what]
-    _Run(release).log(f"error: env {what}={value}; again:{value}")
+    StageRun(release).log(f"error: env {what}={value}; again:{value}")
     line = LogLine.objects.get(release=release)
     assert value not in line.text
     assert line.text == f"error: env {what}=<redacted>; again:<redacted>"
@@ -563,7 +563,7 @@ def test_it_stores_log_lines_redacted(secret_profile, settings, monkeypatch, wha
 def test_it_leaves_lines_without_secrets_alone(secret_profile):
     release = release_request(profile=secret_profile, actor=None, build=True)
     text = "Step 3/9 : RUN pip install uv==0.13.9 && echo ok"
-    _Run(release).log(text)
+    StageRun(release).log(text)
     assert LogLine.objects.get(release=release).text == text
 
 
@@ -664,12 +664,12 @@ def _log_line_writes(tree):
 
 
 def test_every_log_line_is_written_through_the_one_redacting_writer():
-    """LogLine rows are created in one place, _Run.log, and it redacts before it writes."""
+    """LogLine rows are created in one place, StageRun.log, and it redacts before it writes."""
     writers = [
         f"{path.relative_to(ROOT)}"
         for path in sorted((ROOT / "deployments").rglob("*.py"))
         for _ in _log_line_writes(ast.parse(path.read_text(), str(path)))
     ]
     assert writers == ["deployments/services/release_stages.py"]
-    source = inspect.getsource(_Run.log)
+    source = inspect.getsource(StageRun.log)
     assert "self.redact(text)" in source and "LogLine.objects.create" in source

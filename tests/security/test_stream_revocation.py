@@ -21,7 +21,7 @@ from django.contrib.sessions.models import Session
 from django.test import AsyncClient, Client
 from django.utils import timezone
 
-from deployments.services.release_stages import _Run
+from deployments.services.release_stages import StageRun
 from deployments.services.releases import release_request
 from tests.deployments.services.test_pod_logs import FakeCluster, ts
 from tests.deployments.views.test_streams import in_own_loop
@@ -90,7 +90,7 @@ def short_heartbeat(settings, redis_url, fast_password_hashing):
 @pytest.fixture
 def release(todo_app):
     release = release_request(profile=todo_app, actor=None, build=False)
-    run = _Run(release)
+    run = StageRun(release)
     run.step = release.steps.get(name="render")
     run.log("line 1")
     return release
@@ -224,7 +224,7 @@ def test_the_pod_log_stream_ends_when_its_user_loses_access(short_heartbeat, sho
 @pytest.fixture
 def verdicts(monkeypatch):
     """Every re-check `revocable` makes, answered from `verdicts.answer` (no database)."""
-    from deployments.views import streams
+    from deployments.views import sse_htmx as streams
 
     class Verdicts(list):
         answer = streams.ALLOWED
@@ -240,8 +240,7 @@ def verdicts(monkeypatch):
 
 
 def _revocable(stream, every):
-    from deployments.views.pages import Role
-    from deployments.views.streams import revocable
+    from deployments.views.sse_htmx import Role, revocable
 
     return revocable(stream, session_key="k", user_pk=1, role=Role(), every=every)
 
@@ -308,7 +307,7 @@ def test_a_stream_whose_role_changed_reconnects_for_its_new_rows(verdicts):
 
 
 def test_a_check_the_database_cannot_answer_ends_the_stream_with_a_retry(monkeypatch):
-    from deployments.views import streams
+    from deployments.views import sse_htmx as streams
 
     def unreachable(*args):
         raise OSError("database is away")
@@ -328,8 +327,7 @@ def test_a_check_the_database_cannot_answer_ends_the_stream_with_a_retry(monkeyp
 def test_a_check_reads_session_user_and_role_from_the_database_in_four_queries(
     fast_password_hashing, django_assert_num_queries
 ):
-    from deployments.views.pages import Role
-    from deployments.views.streams import ALLOWED, REVOKED, ROLE_CHANGED, stream_verdict
+    from deployments.views.sse_htmx import ALLOWED, REVOKED, ROLE_CHANGED, Role, stream_verdict
 
     user, _, key = signed_in()
     with django_assert_num_queries(4):  # session, user, user's and groups' permissions

@@ -21,7 +21,7 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.test import Client
 
-from deployments.services.release_stages import _Run
+from deployments.services.release_stages import StageRun
 from deployments.services.releases import release_request
 from tests.factories import UserFactory
 
@@ -142,7 +142,7 @@ def test_every_stream_ends_for_a_revoked_user(short_heartbeat, asgi_server, todo
     """One server (its start-up is most of the time) for the status, profile and release
     streams in turn."""
     release = release_request(profile=todo_app, actor=None, build=False)
-    run = _Run(release)
+    run = StageRun(release)
     run.step = release.steps.get(name="render")
     run.log("line 1")
     paths = ["/status/stream/", f"/profiles/{todo_app.name}/stream/"]

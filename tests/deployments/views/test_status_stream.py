@@ -125,14 +125,14 @@ def test_it_sends_the_page_then_a_row_when_a_pod_changes(todo_app, redis_url, se
 
 
 def test_it_sends_a_row_when_a_release_changes_status(todo_app, redis_url, settings):
-    from deployments.services.release_stages import _publish_status
+    from deployments.services.release_stages import release_publish_status
 
     settings.REDIS_URL = redis_url
     release = make_release(todo_app, "queued")
 
     def upgrade_then_fail():
         Release.objects.filter(pk=release.pk).update(status=Release.Status.FAILED)
-        _publish_status(release.pk)
+        release_publish_status(release.pk)
 
     (messages,) = read_stream(
         [logged_in()],

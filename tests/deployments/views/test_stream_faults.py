@@ -12,7 +12,7 @@ import pytest
 from django.test import AsyncClient
 
 from deployments.models import Release, Step
-from deployments.services.release_stages import _finish, _Run
+from deployments.services.release_stages import StageRun, _finish
 from deployments.services.releases import release_request
 from tests.conftest import stop_process
 from tests.deployments.test_hub import private_redis  # noqa: F401  (fixture)
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def test_it_replays_lines_written_while_redis_was_away(todo_app, private_redis, settings):  # noqa: F811
     settings.REDIS_URL = private_redis["url"]
     release = release_request(profile=todo_app, actor=None, build=False)
-    run = _Run(release)
+    run = StageRun(release)
     run.step = release.steps.get(name="render")
     run.log("line 1")
     client = AsyncClient()
@@ -37,7 +37,7 @@ def test_it_replays_lines_written_while_redis_was_away(todo_app, private_redis, 
 
         assert connected.wait(30)
         time.sleep(0.5)
-        run = _Run(Release.objects.get(pk=release.pk))
+        run = StageRun(Release.objects.get(pk=release.pk))
         run.step = Step.objects.get(release=release, name="render")
         run.log("line 2 live")
         time.sleep(0.5)
@@ -133,15 +133,15 @@ def test_it_drops_a_slow_client_with_a_retry_hint_and_replays_on_reconnect(
     todo_app, redis_url, settings, monkeypatch
 ):
     from deployments import hub
-    from deployments.views import streams
+    from deployments.views import sse_htmx
 
     monkeypatch.setattr(hub, "QUEUE_SIZE", 3)
     # far more than the client's whole buffer: the hub's queue, the stream's handover to
     # the user re-check (sse_view) and the one message each side holds
-    lines = 3 + streams.HANDOVER_SIZE + 20
+    lines = 3 + sse_htmx.HANDOVER_SIZE + 20
     settings.REDIS_URL = redis_url
     release = release_request(profile=todo_app, actor=None, build=False)
-    run = _Run(release)
+    run = StageRun(release)
     run.step = release.steps.get(name="render")
     run.log("line 1")
     client = AsyncClient()
@@ -150,7 +150,7 @@ def test_it_drops_a_slow_client_with_a_retry_hint_and_replays_on_reconnect(
     def write_many():
         from django.db import connection
 
-        run = _Run(Release.objects.get(pk=release.pk))
+        run = StageRun(Release.objects.get(pk=release.pk))
         run.step = Step.objects.get(release=release, name="render")
         for n in range(2, 2 + lines):
             run.log(f"line {n}")

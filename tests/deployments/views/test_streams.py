@@ -8,7 +8,7 @@ import pytest
 from django.test import AsyncClient
 
 from deployments.models import LogLine, Release, Step
-from deployments.services.release_stages import _finish, _Run
+from deployments.services.release_stages import StageRun, _finish
 from deployments.services.releases import release_request
 from tests.factories import UserFactory
 
@@ -49,7 +49,7 @@ def parse(chunks):
 def release(todo_app, redis_url, settings):
     settings.REDIS_URL = redis_url
     release = release_request(profile=todo_app, actor=None, build=False)
-    run = _Run(release)
+    run = StageRun(release)
     run.step = release.steps.get(name="render")
     for n in range(1, 4):
         run.log(f"line {n} <b>escaped</b>")
@@ -68,7 +68,7 @@ def test_it_replays_after_last_event_id_then_streams_live_until_done(release, cl
 
         # the stream subscribes before it replays: once line 3 arrived, a new line is live
         assert replayed.wait(60), "the stream never replayed"
-        run = _Run(Release.objects.get(pk=release.pk))
+        run = StageRun(Release.objects.get(pk=release.pk))
         run.step = Step.objects.get(release=release, name="render")
         run.log("line 4 live")
         _finish(run, Release.Status.SUCCEEDED)
