@@ -8,7 +8,7 @@ Ready. The render of the same inputs is reused (rendering.spec_render_check): th
 first round renders, the timed runs reuse it, as a redeploy of an unchanged profile does;
 a changed profile renders again (the `render` benchmark measures that step). Its time is
 click -> Release.finished_at. The bare run is helm alone, with the
-values Helmdeck writes (deployments/values.py) and the same wait/rollback flags. Both
+values Helmdeck writes (deployments/services/values.py) and the same wait/rollback flags. Both
 install fresh into their own bench-* namespace and are uninstalled (untimed) after each
 run, so every run waits for new pods: the profile's readiness initialDelaySeconds of 10 s,
 which the sandbox's kwok stages honour as a kubelet would.
@@ -94,7 +94,7 @@ def _bare_argv(profile, ns, workdir):
 
     from deployments.integrations.helm import Helm
     from deployments.services.profiles import parse_spec_of
-    from deployments.values import CHART_DIR, secret_values, value_files, values_for
+    from deployments.services.values import CHART_DIR, secret_values, value_files, values_for
 
     spec = parse_spec_of(profile)
     values, secrets = workdir / "values.yaml", workdir / "secrets.yaml"

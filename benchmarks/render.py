@@ -33,7 +33,13 @@ def run(*, quick=False):
     from deployments.integrations.helm import Helm, passed_fds
     from deployments.services.profiles import parse_spec_of
     from deployments.services.rendering import profile_render, validate_manifests
-    from deployments.values import CHART_DIR, secrets_file, value_files, values_file, values_for
+    from deployments.services.values import (
+        CHART_DIR,
+        secrets_file,
+        value_files,
+        values_file,
+        values_for,
+    )
 
     n = 5 if quick else 20
     result = Result(NAME, TITLE, bare_label="helm template")

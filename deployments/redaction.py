@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote, urlsplit
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from deployments.values import secret_values
+from deployments.services.values import secret_values
 
 REDACTED = "<redacted>"
 MIN_LENGTH = 4

@@ -21,11 +21,11 @@ from deployments.models import (
     SecretEntry,
     Step,
 )
-from deployments.profile_health import LABELS as HEALTH_LABELS
-from deployments.profile_health import ORDER as HEALTH_ORDER
-from deployments.profile_health import Health, health_status
 from deployments.services.checks import profile_checks
 from deployments.services.diagnosis import pod_state_problem, problem_q
+from deployments.services.profile_health import LABELS as HEALTH_LABELS
+from deployments.services.profile_health import ORDER as HEALTH_ORDER
+from deployments.services.profile_health import Health, health_status
 from deployments.services.profiles import parse_spec_of
 
 AUDIT_LIMIT = 50

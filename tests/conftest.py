@@ -279,7 +279,7 @@ def watcher(redis_url, settings):
     test's Redis); every one started is stopped after the test."""
     import threading
 
-    from deployments.services.watch_loop import Watcher
+    from deployments.services.cluster_watch import Watcher
 
     settings.REDIS_URL = redis_url
     running = []

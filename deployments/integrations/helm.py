@@ -71,7 +71,7 @@ def helm_env():
 
 
 def passed_fds(argv):
-    """Descriptors named as /dev/fd/N in argv (deployments.values.secrets_file)."""
+    """Descriptors named as /dev/fd/N in argv (deployments.services.values.secrets_file)."""
     return tuple(int(a[8:]) for a in argv if a.startswith("/dev/fd/") and a[8:].isdigit())
 
 

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from deployments.models import PodState
-from deployments.services.watcher import event_fields, pod_state_fields
+from deployments.services.pod_states import event_fields, pod_state_fields
 
 FIXES = {
     "image": "Put the image where the node finds it: build it into the cluster's Docker "

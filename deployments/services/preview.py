@@ -18,9 +18,9 @@ from deployments.integrations.kube import kubeconfig_path
 from deployments.services.checks import kube_for, profile_checks
 from deployments.services.profiles import parse_spec_of
 from deployments.services.rendering import diff_against_deployed, secret_changes, spec_render
+from deployments.services.values import MissingSecret, secret_values
 from deployments.services.worker_cache import cached_or_queued
 from deployments.spec import spec_from_profile
-from deployments.values import MissingSecret, secret_values
 
 
 def helm_for(cluster):

@@ -34,11 +34,9 @@ from deployments.services.db_retry import db_read_or, db_retry
 from deployments.services.diagnosis import pod_problems
 from deployments.services.helm_undo import undo_pending
 from deployments.services.image_delivery import image_deliver
-from deployments.services.pod_watch import PodWatcher
 from deployments.services.rendering import spec_render_check
-from deployments.spec import parse_spec
-from deployments.validators import build_source
-from deployments.values import (
+from deployments.services.upgrade_pod_watch import PodWatcher
+from deployments.services.values import (
     CHART_DIR,
     MissingSecret,
     secret_values,
@@ -47,6 +45,8 @@ from deployments.values import (
     values_file,
     values_for,
 )
+from deployments.spec import parse_spec
+from deployments.validators import build_source
 
 log = logging.getLogger(__name__)
 

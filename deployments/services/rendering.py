@@ -29,7 +29,13 @@ from referencing import Registry, Resource
 
 from deployments.integrations.helm import Helm
 from deployments.services.profiles import parse_spec_of
-from deployments.values import CHART_DIR, secrets_file, value_files, values_file, values_for
+from deployments.services.values import (
+    CHART_DIR,
+    secrets_file,
+    value_files,
+    values_file,
+    values_for,
+)
 
 REDACTED = "<redacted>"
 _PLACEHOLDER = "helmdeck-placeholder"  # rendered in place of values nobody decrypted

@@ -1,4 +1,4 @@
-"""List-then-watch streams of pods and events for one cluster (see watch_loop.py).
+"""List-then-watch streams of pods and events for one cluster (see cluster_watch.py).
 
 Each stream lists its kind in all namespaces and brings the rows in line with the list,
 then watches from the list's resourceVersion (with bookmarks), resuming from the last
@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 
 from deployments.integrations import IntegrationError
 from deployments.integrations.kube import INSTANCE_LABEL, TIMEOUT, api_client
-from deployments.services import watcher as svc
+from deployments.services import pod_states as svc
 
 log = logging.getLogger("deployments.watcher")
 

@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from deployments import selectors
 from deployments.forms import ProfileForms, profile_initial
-from deployments.profile_health import DEGRADED, PROGRESSING
+from deployments.services.profile_health import DEGRADED, PROGRESSING
 from deployments.services.profiles import profile_apply_spec
 from deployments.spec import MAX_COMPONENTS, MAX_ENTRIES, SpecError, parse_spec
 from deployments.views.sse_htmx import render_page_or_partial, role_of

@@ -611,7 +611,7 @@ def test_it_redacts_helm_and_diagnosis_lines(secret_profile, settings, monkeypat
     leaked = leaks(settings)
     FakeHelm.lines = [f"Error: secret {key} is {value}" for key, value in leaked.items()]
     monkeypatch.setattr(release_stages, "Helm", FakeHelm)
-    from deployments.services import pod_watch
+    from deployments.services import upgrade_pod_watch as pod_watch
 
     class FakeKube:
         def __init__(self, cluster):

@@ -14,7 +14,7 @@ from django.core.management import call_command
 
 from deployments import crypto
 from deployments.services.profiles import secret_set
-from deployments.values import secret_values
+from deployments.services.values import secret_values
 
 pytestmark = pytest.mark.django_db
 

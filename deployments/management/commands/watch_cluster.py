@@ -5,7 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from deployments.services import watch_loop
+from deployments.services import cluster_watch
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-age", type=float, default=30.0)
 
     def handle(self, *args, refresh, check, max_age, **options):
-        path = watch_loop.heartbeat_file()
+        path = cluster_watch.heartbeat_file()
         if check:
             try:
                 age = time.time() - path.stat().st_mtime
@@ -36,14 +36,14 @@ class Command(BaseCommand):
             self.stdout.write(f"watcher alive (heartbeat {age:.0f}s ago)")
             return
         logging.getLogger("deployments.watcher").setLevel(logging.INFO)
-        watcher = watch_loop.Watcher(refresh=refresh, heartbeat_path=path)
+        watcher = cluster_watch.Watcher(refresh=refresh, heartbeat_path=path)
 
         def _stop(signum, frame):
-            watch_loop.log.info("signal %d: stopping", signum)
+            cluster_watch.log.info("signal %d: stopping", signum)
             watcher.stop()
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-        watch_loop.log.info("watching clusters (profiles re-read every %.1fs)", refresh)
+        cluster_watch.log.info("watching clusters (profiles re-read every %.1fs)", refresh)
         watcher.run()
-        watch_loop.log.info("stopped")
+        cluster_watch.log.info("stopped")

@@ -10,8 +10,14 @@ from deployments.integrations.kube import Kube, Resources
 from deployments.models import Cluster
 from deployments.services.checks import capacity_fit, format_cpu, format_memory, profile_checks
 from deployments.services.profiles import parse_spec_of, profile_import
+from deployments.services.values import (
+    CHART_DIR,
+    secrets_file,
+    value_files,
+    values_file,
+    values_for,
+)
 from deployments.validators import parse_quantity
-from deployments.values import CHART_DIR, secrets_file, value_files, values_file, values_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

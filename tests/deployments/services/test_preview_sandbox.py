@@ -6,7 +6,7 @@ from deployments.integrations.helm import Helm
 from deployments.models import Cluster, Profile
 from deployments.services.preview import fingerprint, profile_preview
 from deployments.services.profiles import config_set, parse_spec_of, secret_set
-from deployments.values import (
+from deployments.services.values import (
     CHART_DIR,
     secret_values,
     secrets_file,
@@ -66,7 +66,7 @@ def test_it_installs_the_todo_app_and_it_becomes_ready(todo_in_sandbox, sandbox,
         d.metadata.name: d for d in sandbox.apps.list_namespaced_deployment(sandbox.namespace).items
     }
     assert set(deployments) == {"todo-app-frontend", "todo-app-backend"}
-    assert all(d.status.ready_replicas == 1 for d in deployments.values())
+    assert all(d.status.ready_replicas == 1 for d in deployments.services.values())
     pods = sandbox.pods("app.kubernetes.io/instance=todo-app")
     assert len(pods) == 2
     assert all(

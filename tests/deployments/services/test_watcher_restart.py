@@ -18,7 +18,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from deployments.models import Cluster, PodState
-from deployments.services.watch_loop import ClusterWatch
+from deployments.services.cluster_watch import ClusterWatch
 from tests.deployments.services.test_watcher_sandbox import make_pod as sandbox_pod
 from tests.factories import ProfileFactory
 from tests.fixtures.infra import wait_until

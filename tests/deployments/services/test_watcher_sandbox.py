@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 
 from deployments import events
 from deployments.models import Cluster, PodState
-from deployments.services.watch_loop import ClusterWatch
+from deployments.services.cluster_watch import ClusterWatch
 from tests.factories import ProfileFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -88,7 +88,7 @@ def test_it_answers_404_for_the_stream_of_an_unknown_profile(login, todo_app):
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_it_streams_the_pods_partial_after_each_pod_publish(todo_app, redis_url, settings):
-    from deployments.services.watcher import pod_state_publish
+    from deployments.services.pod_states import pod_state_publish
 
     settings.REDIS_URL = redis_url
     row = pod_state(todo_app, "backend-abc", phase="Pending", ready=False, ready_containers=0)

@@ -197,7 +197,7 @@ def test_it_filters_by_health_and_counts_each_health(login):
 
 def test_it_reads_the_same_health_from_sql_as_from_the_rows(db):
     """The filter (counts in SQL) and the badge of a row agree, case by case."""
-    from deployments.profile_health import profile_health
+    from deployments.services.profile_health import profile_health
 
     cases = ProfileFactory.create_batch(6)
     pod_state(cases[0], "a")

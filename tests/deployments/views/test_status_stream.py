@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.test import AsyncClient
 
 from deployments.models import PodState, Release
-from deployments.services.watcher import pod_state_publish
+from deployments.services.pod_states import pod_state_publish
 from tests.deployments.views.test_status import crashing, pod_state
 from tests.deployments.views.test_streams import in_own_loop, parse
 from tests.factories import ProfileFactory, UserFactory, make_release

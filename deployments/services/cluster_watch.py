@@ -32,7 +32,7 @@ from django.db import Error as DatabaseError
 from django.db import connection
 
 from deployments.models import Cluster, Profile
-from deployments.services import watcher as svc
+from deployments.services import pod_states as svc
 from deployments.services.watch_streams import EventStream, PodStream, Registry
 
 log = logging.getLogger("deployments.watcher")

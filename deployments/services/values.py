@@ -9,14 +9,14 @@ in an anonymous in-memory file (never on disk, gone with the last process holdin
 import contextlib
 import os
 import tempfile
+from pathlib import Path
 
 import yaml
 
 from deployments import crypto
 
-CHART_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "charts", "app"
-)
+# the repository's chart: <repo>/charts/app (this file is <repo>/deployments/services/values.py)
+CHART_DIR = str(Path(__file__).resolve().parents[2] / "charts" / "app")
 
 
 def values_for(spec):

@@ -1,6 +1,6 @@
 """PodState rows from what the Kubernetes API says about pods and their events.
 
-The watch loop (deployments/services/watch_loop.py, run by `manage.py watch_cluster`)
+The watch loop (deployments/services/cluster_watch.py, run by `manage.py watch_cluster`)
 feeds pods and events here. This module holds no Kubernetes connection:
 
 - `pod_state_fields(pod)`: a V1Pod -> the PodState columns (pure; the same reading of

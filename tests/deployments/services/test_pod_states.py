@@ -7,7 +7,7 @@ import pytest
 from kubernetes import client
 
 from deployments.models import PodState
-from deployments.services import watcher
+from deployments.services import pod_states as watcher
 from deployments.services.diagnosis import FIXES, pod_state_problem
 from deployments.services.watch_streams import BACKOFF_CAP, Backoff, Registry
 from tests.factories import ProfileFactory

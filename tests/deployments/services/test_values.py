@@ -6,7 +6,7 @@ import pytest
 from deployments import crypto
 from deployments.models import SecretEntry
 from deployments.services.profiles import parse_spec_of
-from deployments.values import MissingSecret, secret_values, secrets_file, values_for
+from deployments.services.values import MissingSecret, secret_values, secrets_file, values_for
 
 pytestmark = pytest.mark.django_db
 

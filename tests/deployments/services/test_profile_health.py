@@ -1,4 +1,5 @@
-"""deployments.profile_health: one badge per case, from PodState rows and the last release."""
+"""deployments.services.profile_health: one badge per case, from PodState rows and the last
+release."""
 
 from datetime import timedelta
 
@@ -6,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from deployments.models import PodState, Release
-from deployments.profile_health import (
+from deployments.services.profile_health import (
     DEGRADED,
     FAILED,
     HEALTHY,
