@@ -178,10 +178,11 @@ def main(argv=None):
 
 def _run(args, harness, database):
     from benchmarks import cluster
+    from benchmarks.machine import machine as describe
 
     harness.setup_django()
     cluster.remove_leftover_namespaces(cluster.kube()[0])
-    machine = {**harness.machine(), "database": database}
+    machine = {**describe(), "database": database}
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()), flush=True)
     results = []
     for name in args.names:
