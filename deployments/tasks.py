@@ -12,6 +12,7 @@ from deployments.services import release_stages
 from deployments.services.doctor import doctor_store
 from deployments.services.preview import preview_store
 from deployments.services.releases import release_stage_attempt
+from deployments.services.stage_run import RetryLater
 
 
 @shared_task(time_limit=300, soft_time_limit=240, ignore_result=True)
@@ -55,7 +56,7 @@ def _stage_task(stage):
         started = time.monotonic()
         try:
             claimed = _attempt(stage, release_id, attempt)
-        except release_stages.RetryLater as retry:
+        except RetryLater as retry:
             # Same task, same chain links: the next stages still follow it.
             raise self.retry(kwargs={"attempt": attempt + 1}, countdown=retry.delay) from None
         chain = self.request.chain
@@ -65,7 +66,7 @@ def _stage_task(stage):
             following_stage, following = _STAGE_TASKS[chain.pop()["task"]]
             try:
                 claimed = _attempt(following_stage, release_id, 0)
-            except release_stages.RetryLater as retry:
+            except RetryLater as retry:
                 following.apply_async(
                     (release_id,), {"attempt": 1}, countdown=retry.delay, chain=list(chain)
                 )

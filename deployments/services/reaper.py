@@ -11,7 +11,7 @@ from deployments.integrations import IntegrationError
 from deployments.models import Release, Step
 from deployments.services.db_retry import db_retry
 from deployments.services.helm_undo import undo_pending
-from deployments.services.release_stages import StageRun, helm_timeout, release_publish_status
+from deployments.services.stage_run import StageRun, helm_timeout, release_publish_status
 
 
 def release_reap(*, now=None, live_workers=None):

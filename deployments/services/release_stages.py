@@ -10,31 +10,33 @@ only inside `release_upgrade`, in a 0600 file helm reads.
 """
 
 import logging
-import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
-from django.utils import timezone
 
-from deployments import crypto, events
+from deployments import crypto
 from deployments.integrations import IntegrationError
 from deployments.integrations.docker import build_image
-from deployments.integrations.helm import Helm, release_summary
-from deployments.integrations.kube import Kube, kubeconfig_path
-from deployments.models import LogLine, Release, Step
-from deployments.redaction import redactor_for
+from deployments.integrations.helm import release_summary
+from deployments.integrations.kube import Kube
+from deployments.models import Release, Step
 from deployments.services.checks import ERROR, kube_for, profile_checks
-from deployments.services.db_retry import db_read_or, db_retry
+from deployments.services.db_retry import db_retry
 from deployments.services.diagnosis import pod_problems
 from deployments.services.helm_undo import undo_pending
 from deployments.services.image_delivery import image_deliver
 from deployments.services.rendering import spec_render_check
+from deployments.services.stage_run import (
+    StageRun,
+    claim,
+    fail,
+    finish,
+    helm_timeout,
+    retry_or_fail,
+)
 from deployments.services.upgrade_pod_watch import PodWatcher
 from deployments.services.values import (
     CHART_DIR,
@@ -45,7 +47,6 @@ from deployments.services.values import (
     values_file,
     values_for,
 )
-from deployments.spec import parse_spec
 from deployments.validators import build_source
 
 log = logging.getLogger(__name__)
@@ -53,165 +54,6 @@ log = logging.getLogger(__name__)
 # The last lines of helm's output kept in memory to read its summary from (every line is
 # logged as it comes); our chart's summary and notes take ~30
 HELM_OUTPUT_KEPT = 2000
-
-
-class RetryLater(Exception):
-    """A stage met a transient failure and put the release back; run it again after
-    `delay` seconds with attempt + 1 (the Celery task retries, the CLI sleeps)."""
-
-    def __init__(self, delay):
-        super().__init__(f"retry in {delay}s")
-        self.delay = delay
-
-
-def _retry_or_fail(run, exc, *, back_to, attempt):
-    """After a transient error (cluster or daemon unreachable) retry with exponential
-    backoff, at most HELMDECK_TRANSIENT_RETRIES times; then, or for a permanent error, fail
-    the release with the reason."""
-    retries = settings.HELMDECK_TRANSIENT_RETRIES
-    if exc.permanent or attempt >= retries:
-        tried = f" (after {attempt + 1} attempts)" if not exc.permanent and attempt else ""
-        _fail(run, f"{exc}{tried}")
-        return False
-    delay = settings.HELMDECK_RETRY_BACKOFF * 2**attempt
-    run.log(f"{exc}; retrying in {delay:g}s (attempt {attempt + 2} of {retries + 1})")
-    if run.step is not None:
-        db_retry(
-            lambda: Step.objects.filter(pk=run.step.pk).update(
-                status=Step.Status.PENDING, started_at=None
-            )
-        )
-    db_retry(
-        lambda: Release.objects.filter(pk=run.release.pk, status__in=Release.ACTIVE).update(
-            status=back_to
-        )
-    )
-    raise RetryLater(delay)
-
-
-def helm_timeout():
-    return settings.HELMDECK_HELM_TIMEOUT
-
-
-class StageRun:
-    """What a stage needs: the release, its spec, and a way to log lines and steps."""
-
-    def __init__(self, release):
-        self.release = release
-        self.profile = release.profile
-        self.cluster = self.profile.cluster
-        self.spec = parse_spec(release.snapshot, cluster_names={self.cluster.name})
-        self._next = (
-            release.log_lines.order_by("-sequence").values_list("sequence", flat=True).first() or 0
-        )
-        self._lock = threading.Lock()
-        self.step = None
-        # Every text this run stores goes through it: no secret value in a log or a reason.
-        self.redact = redactor_for(self.profile)
-
-    def log(self, text):
-        """The one writer of LogLine rows: a redacted row, then a publish. The write waits
-        out a database restart (the lock keeps lines in order meanwhile; helm's output
-        waits in its pipe)."""
-        with self._lock:
-            self._next += 1
-            sequence, text = self._next, self.redact(text)[:4000]
-            db_retry(
-                lambda: LogLine.objects.create(
-                    release=self.release, step=self.step, sequence=sequence, text=text
-                ),
-                done=lambda: LogLine.objects.filter(
-                    release=self.release, sequence=sequence
-                ).exists(),
-            )
-        events.publish(
-            events.channel("release", self.release.pk),
-            "log",
-            {"step": self.step.name if self.step else "", "text": text},
-            event_id=sequence,
-        )
-
-    def begin(self, name):
-        self.step = db_retry(lambda: self.release.steps.get(name=name))
-        db_retry(
-            lambda: Step.objects.filter(pk=self.step.pk).update(
-                status=Step.Status.RUNNING, started_at=timezone.now()
-            )
-        )
-        release_publish_status(self.release.pk)
-
-    def end(self, status=Step.Status.DONE, detail=""):
-        db_retry(
-            lambda: Step.objects.filter(pk=self.step.pk).update(
-                status=status, finished_at=timezone.now(), detail=self.redact(detail)[:2000]
-            )
-        )
-        release_publish_status(self.release.pk)
-
-    def cancelled(self):
-        """Polled every half second while helm or docker runs: an unreachable database
-        means "not cancelled", never an exception that would orphan the child process."""
-        return db_read_or(
-            lambda: Release.objects.filter(pk=self.release.pk, cancel_requested=True).exists(),
-            False,
-        )
-
-    def helm(self):
-        return Helm(kubeconfig=kubeconfig_path(self.cluster), context=self.cluster.kube_context)
-
-
-def _claim(release_id, from_statuses, to_status, *, budget, worker="", **extra):
-    """Move a release into a stage. Returns the release, or None when another run has it.
-
-    The stage's deadline (now + budget) is when the reaper may assume its worker died;
-    before it, a `worker` id whose heartbeat is gone (heartbeat.py) tells it so. The claim
-    always names who holds the release now ("" when no heartbeat speaks for it), never the
-    previous stage's worker.
-    """
-    now = timezone.now()
-    if Release.Status.QUEUED in from_statuses:
-        extra.setdefault("started_at", Coalesce(F("started_at"), Value(now)))
-    extra["worker"] = worker
-    extra["deadline"] = now + timedelta(seconds=budget)
-    updated = Release.objects.filter(
-        pk=release_id, status__in=from_statuses, cancel_requested=False
-    ).update(status=to_status, **extra)
-    if not updated:
-        _settle_cancel(release_id)
-        return None
-    release_publish_status(release_id, to_status)
-    return Release.objects.select_related("profile__cluster").get(pk=release_id)
-
-
-def _settle_cancel(release_id):
-    Release.objects.filter(pk=release_id, status__in=Release.ACTIVE, cancel_requested=True).update(
-        status=Release.Status.CANCELLED, finished_at=timezone.now(), reason="cancelled"
-    )
-
-
-def _finish(run, status, reason=""):
-    reason = run.redact(reason)
-    db_retry(
-        lambda: Release.objects.filter(pk=run.release.pk, status__in=Release.ACTIVE).update(
-            status=status, reason=reason[:4000], finished_at=timezone.now()
-        )
-    )
-    if reason:
-        run.log(f"{status.replace('_', ' ')}: {reason}")
-    db_retry(
-        lambda: Step.objects.filter(release=run.release, status=Step.Status.PENDING).update(
-            status=Step.Status.SKIPPED
-        )
-    )
-    release_publish_status(run.release.pk)
-
-
-def _fail(run, reason, status=Release.Status.FAILED):
-    if run.step is not None:
-        run.end(Step.Status.FAILED, reason)
-    if run.cancelled():
-        status, reason = Release.Status.CANCELLED, f"cancelled: {reason}"
-    _finish(run, status, reason)
 
 
 def release_build(release_id, worker="", attempt=0):
@@ -232,7 +74,7 @@ def release_build(release_id, worker="", attempt=0):
             "name", flat=True
         )
     )
-    release = _claim(
+    release = claim(
         release_id,
         (Release.Status.QUEUED,),
         Release.Status.BUILDING,
@@ -254,7 +96,7 @@ def release_build(release_id, worker="", attempt=0):
                 comp["build"]["context"], comp["build"]["dockerfile"], must_exist=True
             )
         except ValidationError as exc:
-            _fail(
+            fail(
                 run,
                 f"build {comp['name']} refused: build.{exc.code} "
                 f"{comp['build'][exc.code]!r} {' '.join(exc.messages)}",
@@ -303,13 +145,13 @@ def _load(run, comp, ref, image_id, attempt):
 def _build_failed(run, exc, attempt):
     """A build or load step failed: the end of a cancelled release, else the stage again."""
     if run.cancelled():
-        _fail(run, str(exc))
+        fail(run, str(exc))
         return False
-    return _retry_or_fail(run, exc, back_to=Release.Status.QUEUED, attempt=attempt)
+    return retry_or_fail(run, exc, back_to=Release.Status.QUEUED, attempt=attempt)
 
 
 def release_render(release_id, worker="", attempt=0):
-    release = _claim(
+    release = claim(
         release_id, (Release.Status.BUILDING,), Release.Status.RENDERING, worker=worker, budget=300
     )
     if release is None:
@@ -339,15 +181,15 @@ def release_render(release_id, worker="", attempt=0):
         run.log(f"check {finding.level}: {finding.subject}: {finding.message}")
     errors = [f for f in findings if f.level == ERROR]
     if errors:
-        _fail(run, "; ".join(f"{f.subject}: {f.message} (fix: {f.fix})" for f in errors))
+        fail(run, "; ".join(f"{f.subject}: {f.message} (fix: {f.fix})" for f in errors))
         return False
     if render_failed is not None:
-        _fail(run, str(render_failed))
+        fail(run, str(render_failed))
         return False
     for line in rendered.lint.splitlines():
         run.log(line)
     if rendered.problems:
-        _fail(run, "; ".join(rendered.problems))
+        fail(run, "; ".join(rendered.problems))
         return False
     run.log(
         f"rendered {rendered.resources} resources; schemas valid for Kubernetes "
@@ -358,7 +200,7 @@ def release_render(release_id, worker="", attempt=0):
 
 
 def release_upgrade(release_id, worker="", attempt=0):
-    release = _claim(
+    release = claim(
         release_id,
         (Release.Status.RENDERING,),
         Release.Status.UPGRADING,
@@ -372,7 +214,7 @@ def release_upgrade(release_id, worker="", attempt=0):
     try:
         secrets = secret_values(run.profile)
     except (MissingSecret, crypto.SecretDecryptError) as exc:
-        _fail(run, str(exc))
+        fail(run, str(exc))
         return False
     helm, spec = run.helm(), run.spec
     watcher = PodWatcher(run)
@@ -403,7 +245,7 @@ def release_upgrade(release_id, worker="", attempt=0):
                 on_tick=watcher.tick,
             )
         except IntegrationError as exc:
-            _fail(run, str(exc))
+            fail(run, str(exc))
             return False
     if code != 0:
         timed_out = time.monotonic() - started >= helm_timeout()
@@ -413,7 +255,7 @@ def release_upgrade(release_id, worker="", attempt=0):
         try:
             status = helm.status(spec["name"], spec["namespace"]) or {}
         except IntegrationError as exc:
-            _fail(run, f"helm succeeded but its status cannot be read: {exc}")
+            fail(run, f"helm succeeded but its status cannot be read: {exc}")
             return False
         summary = status.get("version"), ((status.get("info") or {}).get("notes") or "").strip()
     revision, notes = summary
@@ -435,29 +277,29 @@ def _settle_failed_upgrade(run, helm, watcher, attempt, *, timed_out=False):
         status = helm.status(spec["name"], spec["namespace"])
     except IntegrationError as exc:
         if not exc.permanent and not run.cancelled():
-            return _retry_or_fail(run, exc, back_to=Release.Status.RENDERING, attempt=attempt)
-        _fail(run, f"{reason}; and helm status failed: {exc}")
+            return retry_or_fail(run, exc, back_to=Release.Status.RENDERING, attempt=attempt)
+        fail(run, f"{reason}; and helm status failed: {exc}")
         return False
     state = ((status or {}).get("info") or {}).get("status", "")
     if state.startswith("pending-"):
         state = undo_pending(run, helm, status, "helm stopped")
     if run.cancelled():
-        _fail(
+        fail(
             run,
             f"helm was stopped; {state or 'no release'} is what runs now",
             status=Release.Status.CANCELLED,
         )
     elif state == "deployed":
-        _fail(
+        fail(
             run, f"{reason}; the previous revision was restored", status=Release.Status.ROLLED_BACK
         )
     else:
-        _fail(run, reason)
+        fail(run, reason)
     return False
 
 
 def release_verify(release_id, worker="", attempt=0):
-    release = _claim(
+    release = claim(
         release_id, (Release.Status.UPGRADING,), Release.Status.VERIFYING, worker=worker, budget=120
     )
     if release is None:
@@ -484,9 +326,9 @@ def release_verify(release_id, worker="", attempt=0):
                 else []
             )
     except IntegrationError as exc:
-        return _retry_or_fail(run, exc, back_to=Release.Status.UPGRADING, attempt=attempt)
+        return retry_or_fail(run, exc, back_to=Release.Status.UPGRADING, attempt=attempt)
     if unready:
-        _fail(
+        fail(
             run,
             f"not Ready: {', '.join(unready)}"
             + (f" ({'; '.join(map(str, problems))})" if problems else ""),
@@ -495,20 +337,8 @@ def release_verify(release_id, worker="", attempt=0):
     ready = sum(d.status.ready_replicas or 0 for d in deployments)
     run.log(f"{len(deployments)} deployments Ready, {ready} pods")
     run.end()
-    _finish(run, Release.Status.SUCCEEDED)
+    finish(run, Release.Status.SUCCEEDED)
     return True
 
 
 STAGES = (release_build, release_render, release_upgrade, release_verify)
-
-
-def release_publish_status(release_id, status=None):
-    """A "status" event with the release's status: `status` when the caller has just
-    written it, else read."""
-    if status is None:
-        status = db_read_or(
-            lambda: Release.objects.filter(pk=release_id).values_list("status", flat=True).first(),
-            None,
-        )
-    if status is not None:  # else the database is away: pages catch up when they reconnect
-        events.publish(events.channel("release", release_id), "status", {"status": status})

@@ -14,7 +14,8 @@ from deployments.models import Release, Step
 from deployments.services.db_retry import db_retry
 from deployments.services.profiles import audit_record
 from deployments.services.reaper import release_abandon
-from deployments.services.release_stages import STAGES, RetryLater, release_publish_status
+from deployments.services.release_stages import STAGES
+from deployments.services.stage_run import RetryLater, release_publish_status
 from deployments.spec import spec_from_profile
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from deployments.models import LogLine, Release, Step
-from deployments.services.release_stages import StageRun, _finish
 from deployments.services.releases import release_request
+from deployments.services.stage_run import StageRun, finish
 from tests.conftest import SSE_OPENED_SCRIPT, wait_for_js
 from tests.factories import UserFactory
 
@@ -84,7 +84,7 @@ def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, signed
     # done: the page reloads its live part, stops streaming, shows the result
     run.end()
     Step.objects.filter(release=release, name="verify").update(status=Step.Status.DONE)
-    _finish(run, Release.Status.SUCCEEDED)
+    finish(run, Release.Status.SUCCEEDED)
     page.locator("#release-status .badge-succeeded").wait_for()
     wait_for_js(page, "!document.querySelector('#release-live[sse-connect]')")
     assert "3/3 done" in page.inner_text("#release-steps")

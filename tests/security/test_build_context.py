@@ -29,8 +29,9 @@ from deployments.models import LogLine, Profile, Release, Step
 from deployments.services import release_stages
 from deployments.services.diagnosis import Problem
 from deployments.services.profiles import profile_import
-from deployments.services.release_stages import StageRun, release_build, release_upgrade
+from deployments.services.release_stages import release_build, release_upgrade
 from deployments.services.releases import release_request
+from deployments.services.stage_run import StageRun
 from deployments.spec import SpecError
 from tests.deployments.test_views import component_data, form_data
 from tests.factories import SecretEntryFactory

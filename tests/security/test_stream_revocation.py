@@ -21,8 +21,8 @@ from django.contrib.sessions.models import Session
 from django.test import AsyncClient, Client
 from django.utils import timezone
 
-from deployments.services.release_stages import StageRun
 from deployments.services.releases import release_request
+from deployments.services.stage_run import StageRun
 from tests.deployments.services.test_pod_logs import FakeCluster, ts
 from tests.deployments.views.test_streams import in_own_loop
 from tests.factories import ComponentFactory, ProfileFactory, UserFactory

@@ -21,8 +21,8 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.test import Client
 
-from deployments.services.release_stages import StageRun
 from deployments.services.releases import release_request
+from deployments.services.stage_run import StageRun
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

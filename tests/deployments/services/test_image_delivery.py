@@ -15,7 +15,7 @@ import pytest
 
 from deployments.integrations.containerd import ContainerdError, image_id_on_node
 from deployments.models import Cluster, LogLine, Release, Step
-from deployments.services import release_stages
+from deployments.services import release_stages, stage_run
 from deployments.services.release_stages import release_build
 from deployments.services.releases import release_cancel, release_request
 from tests.factories import ClusterFactory, ComponentFactory, ProfileFactory, SecretEntryFactory
@@ -296,7 +296,7 @@ def test_it_retries_an_unreachable_node_like_an_unreachable_daemon(delivery, tmp
     profile = _profile("containerd", tmp_path, settings)
     delivery.error = ContainerdError("containerd at /x is unreachable", permanent=False)
     release = release_request(profile=profile, actor=None)
-    with pytest.raises(release_stages.RetryLater):
+    with pytest.raises(stage_run.RetryLater):
         release_build(release.pk)
     release.refresh_from_db()
     assert release.status == Release.Status.QUEUED

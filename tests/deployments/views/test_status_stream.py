@@ -125,7 +125,7 @@ def test_it_sends_the_page_then_a_row_when_a_pod_changes(todo_app, redis_url, se
 
 
 def test_it_sends_a_row_when_a_release_changes_status(todo_app, redis_url, settings):
-    from deployments.services.release_stages import release_publish_status
+    from deployments.services.stage_run import release_publish_status
 
     settings.REDIS_URL = redis_url
     release = make_release(todo_app, "queued")

@@ -12,8 +12,8 @@ import pytest
 from django.test import AsyncClient
 
 from deployments.models import Release, Step
-from deployments.services.release_stages import StageRun, _finish
 from deployments.services.releases import release_request
+from deployments.services.stage_run import StageRun, finish
 from tests.conftest import stop_process
 from tests.deployments.test_hub import private_redis  # noqa: F401  (fixture)
 from tests.deployments.views.test_streams import in_own_loop, parse
@@ -47,7 +47,7 @@ def test_it_replays_lines_written_while_redis_was_away(todo_app, private_redis, 
         private_redis["start"]()
         time.sleep(1.5)  # the hub reconnects (backoff), resubscribes, replays
         run.log("line 5 after")
-        _finish(run, Release.Status.SUCCEEDED)
+        finish(run, Release.Status.SUCCEEDED)
         connection.close()
 
     async def read():

@@ -8,8 +8,8 @@ import pytest
 from django.test import AsyncClient
 
 from deployments.models import LogLine, Release, Step
-from deployments.services.release_stages import StageRun, _finish
 from deployments.services.releases import release_request
+from deployments.services.stage_run import StageRun, finish
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -71,7 +71,7 @@ def test_it_replays_after_last_event_id_then_streams_live_until_done(release, cl
         run = StageRun(Release.objects.get(pk=release.pk))
         run.step = Step.objects.get(release=release, name="render")
         run.log("line 4 live")
-        _finish(run, Release.Status.SUCCEEDED)
+        finish(run, Release.Status.SUCCEEDED)
         connection.close()
 
     async def read():
