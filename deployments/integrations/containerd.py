@@ -27,8 +27,8 @@ from docker.errors import DockerException, ImageNotFound
 from requests.exceptions import RequestException
 from urllib3.exceptions import HTTPError
 
+from deployments.image_references import parse_image_reference
 from deployments.integrations import IntegrationError
-from deployments.validators import parse_image_reference
 
 NAMESPACE = "k8s.io"  # the kubelet's CRI plugin reads images from this namespace only
 CONNECT_TIMEOUT = 10  # seconds ctr waits for the socket
