@@ -20,6 +20,7 @@ test: venv
 lint: venv
 	$(UV) run --no-sync ruff format --check .
 	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync mypy
 
 sandbox:
 	@scripts/sandbox/up

@@ -356,7 +356,7 @@ class Hub:
         return await asyncio.shield(entry[2])
 
 
-_hubs = weakref.WeakKeyDictionary()  # event loop -> {redis url: Hub}
+_hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {url: Hub}
 
 
 def get_hub():

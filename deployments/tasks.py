@@ -82,7 +82,7 @@ def _stage_task(stage):
     return task
 
 
-_STAGE_TASKS = {}  # task name -> (stage, task)
+_STAGE_TASKS: dict = {}  # task name -> (stage, task)
 
 
 def _attempt(stage, release_id, attempt):

@@ -266,9 +266,9 @@ class Kube:
             ) from None
         if not 200 <= response.status <= 299:
             response.read()
-            exc = ApiException.from_response(http_resp=response, body=None, data=None)
+            error = ApiException.from_response(http_resp=response, body=None, data=None)
             raise KubeError(
-                f"{what}: {_api_message(exc)}", permanent=exc.status in (400, 401, 403, 404)
+                f"{what}: {_api_message(error)}", permanent=error.status in (400, 401, 403, 404)
             ) from None
         return response.response
 

@@ -9,9 +9,9 @@ through `password_check` instead.
 
 from datetime import timedelta
 
+from axes.conf import settings  # django's, with axes' defaults (AXES_*) filled in
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_cool_off
-from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 
 

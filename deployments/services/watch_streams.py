@@ -99,7 +99,7 @@ class Stream(threading.Thread):
 
     kind = ""
     list_method = ""
-    selector = {}
+    selector: dict[str, str] = {}
 
     def __init__(self, cluster_watch):
         super().__init__(daemon=True, name=f"{self.kind}@{cluster_watch.cluster.name}")

@@ -31,7 +31,7 @@ from deployments.views.sse_htmx import (
 # lines on release channels are dropped by the hub before they reach a status client.
 STATUS_PATTERNS = (events.pattern("profile"), events.pattern("release"))
 STATUS_EVENTS = ("pod", "status")
-_release_profiles = {}  # release pk -> profile pk (a release never changes profile)
+_release_profiles: dict[int, int] = {}  # release pk -> profile pk (it never changes)
 
 
 @sse_view
