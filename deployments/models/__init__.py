@@ -1,0 +1,36 @@
+"""The app's models, by what they hold: profiles.py (clusters, profiles and their parts, the
+audit trail), releases.py (releases, steps, log lines), pods.py (the watcher's pod rows)."""
+
+from deployments.models.pods import PodState
+from deployments.models.profiles import (
+    AuditEvent,
+    Cluster,
+    Component,
+    ConfigEntry,
+    Profile,
+    SecretEntry,
+)
+from deployments.models.releases import (
+    ACTIVE_RELEASE_STATUSES,
+    TERMINAL_RELEASE_STATUSES,
+    LogLine,
+    Release,
+    ReleaseStatus,
+    Step,
+)
+
+__all__ = [
+    "ACTIVE_RELEASE_STATUSES",
+    "TERMINAL_RELEASE_STATUSES",
+    "AuditEvent",
+    "Cluster",
+    "Component",
+    "ConfigEntry",
+    "LogLine",
+    "PodState",
+    "Profile",
+    "Release",
+    "ReleaseStatus",
+    "SecretEntry",
+    "Step",
+]
