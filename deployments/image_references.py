@@ -66,6 +66,7 @@ def parse_image_reference(value):
     if match is None:
         raise ValueError(f"is not an image reference: {_REPOSITORY_HINT}")
     name = _REF_NAME.fullmatch(match["name"])
+    assert name is not None  # the whole reference matched, so its name part does
     if len(name["path"]) > IMAGE_PATH_MAX:
         raise ValueError(
             f"has a repository path of {len(name['path'])} characters (Docker counts an implied "

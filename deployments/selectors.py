@@ -4,6 +4,7 @@ import difflib
 import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import urlencode
 
 import yaml
@@ -214,8 +215,8 @@ class StatusView:
 
     def querystring(self, **changes):
         view = replace(self, **changes)
-        params = {"q": view.query, "health": view.health}
-        params = {k: v for k, v in params.items() if v}
+        given = {"q": view.query, "health": view.health}
+        params: dict[str, object] = {k: v for k, v in given.items() if v}
         if view.page > 1:
             params["page"] = view.page
         return urlencode(params)
@@ -323,7 +324,8 @@ def _status_rows(ids, health):
             ),
         )
     )
-    by_pk = {p.pk: p for p in profiles}
+    # the rows carry what the template shows beside the model's fields (attributes set here)
+    by_pk: dict[int, Any] = {p.pk: p for p in profiles}
     rows = []
     for pk in ids:
         profile = by_pk.get(pk)

@@ -265,7 +265,7 @@ class _Pump:
     def __init__(self, chunks, proc):
         self.chunks, self.proc = chunks, proc
         self.sent, self.error = 0, None
-        self._lines = queue.Queue()
+        self._lines: queue.Queue = queue.Queue()
         self._writer = threading.Thread(target=self._write, daemon=True, name="ctr-import-in")
         self._reader = threading.Thread(target=self._read, daemon=True, name="ctr-import-out")
         self._writer.start()

@@ -194,7 +194,7 @@ def _polled(stream, should_stop, hang_up):
     """The stream's chunks, read in a thread so that `should_stop()` is asked every half
     second even while a build step prints nothing (a quiet `RUN` can last minutes). On
     stop the connection is hung up, which makes the daemon abort the build."""
-    chunks = queue.Queue()
+    chunks: queue.Queue = queue.Queue()
 
     def pump():
         try:

@@ -249,10 +249,10 @@ class Helm:
             )
         except OSError as exc:
             raise HelmError(f"cannot run {self.binary}: {exc.strerror}", permanent=True) from None
-        lines = queue.Queue()
+        lines: queue.Queue[str | None] = queue.Queue()
 
         def pump():
-            for line in proc.stdout:
+            for line in proc.stdout or ():
                 lines.put(line.rstrip("\n"))
             lines.put(None)
 

@@ -136,7 +136,7 @@ class Kube:
                 f"({type(exc).__name__})",
                 permanent=False,
             ) from None
-        return bool(deployment.status.available_replicas)
+        return bool(deployment.status and deployment.status.available_replicas)
 
     def api_service(self, name):
         """(available, reason) of an APIService (e.g. v1beta1.metrics.k8s.io, what

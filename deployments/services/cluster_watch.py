@@ -103,7 +103,7 @@ class Watcher:
         self._redis = None
 
     def tick(self):
-        by_cluster = {}
+        by_cluster: dict = {}
         for pk, name, namespace, cluster_id in Profile.objects.values_list(
             "pk", "name", "namespace", "cluster_id"
         ):

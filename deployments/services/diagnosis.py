@@ -198,7 +198,7 @@ def problem_q(*, prefix="", now=None, grace=NOT_READY_GRACE):
 def pod_problems(pods, events=(), *, now=None):
     """The problems of Kubernetes pods (none for Ready pods or pods being deleted), each
     read into PodState's columns with the namespace's latest event about it."""
-    latest = {}
+    latest: dict[str, tuple] = {}  # pod -> (text, time) of its newest event
     for event in events:
         found = event_fields(event)
         if found is not None:

@@ -58,15 +58,9 @@ HELM_OUTPUT_KEPT = 2000
 
 def release_build(release_id, worker="", attempt=0):
     release = Release.objects.filter(pk=release_id).first()
-    builds = (
-        sum(
-            1
-            for c in (release.snapshot["components"].values() if release else [])
-            if c.get("build")
-        )
-        if release and release.build
-        else 0
-    )
+    builds = 0
+    if release is not None and release.build:
+        builds = len([c for c in release.snapshot["components"].values() if c.get("build")])
     # a "load <component>" step follows each build when the release was requested for a
     # cluster that loads images into its node's containerd (image_delivery.py)
     loads = set(
@@ -225,7 +219,7 @@ def release_upgrade(release_id, worker="", attempt=0):
         )
         # helm's summary comes last; a chart whose hooks or warnings print without end
         # must not fill the worker's memory (a summary cut short: helm status is asked)
-        output = deque(maxlen=HELM_OUTPUT_KEPT)
+        output: deque[str] = deque(maxlen=HELM_OUTPUT_KEPT)
 
         def on_line(line):
             output.append(line)

@@ -6,6 +6,7 @@ ends (finished, failed, cancelled) and is announced ("status" events)."""
 import logging
 import threading
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import F, Value
@@ -73,7 +74,7 @@ class StageRun:
             release.log_lines.order_by("-sequence").values_list("sequence", flat=True).first() or 0
         )
         self._lock = threading.Lock()
-        self.step = None
+        self.step: Any = None  # the Step row of the stage running
         # Every text this run stores goes through it: no secret value in a log or a reason.
         self.redact = redactor_for(self.profile)
 

@@ -20,6 +20,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 import urllib3
 from django.core.cache import cache
@@ -242,7 +243,7 @@ def pod_metrics(cluster, *, namespace, label_selector):
     api = None
     try:
         api = api_client(cluster)
-        answer = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        answer: Any = client.CustomObjectsApi(api).list_namespaced_custom_object(
             GROUP,
             VERSION,
             namespace,

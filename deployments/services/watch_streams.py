@@ -51,7 +51,7 @@ class Registry:
 
     def __init__(self):
         self.profiles = {}  # (namespace, profile name) -> profile id; replaced whole
-        self.namespaces = frozenset()
+        self.namespaces: frozenset[str] = frozenset()
         self._events = OrderedDict()
         self._lock = threading.Lock()
 
@@ -338,7 +338,7 @@ class EventStream(Stream):
             svc.pod_state_publish(row)
 
     def apply_list(self, events):
-        newest = {}
+        newest: dict = {}
         for event in events:
             fields = svc.event_fields(event)
             if fields is None or fields[0] not in self.registry.namespaces:
