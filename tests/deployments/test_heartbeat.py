@@ -52,7 +52,7 @@ def fake_redis(monkeypatch, settings):
     settings.HELMDECK_WORKER_HEARTBEAT_TTL = TTL
     settings.HELMDECK_WORKER_HEARTBEAT_SECONDS = 3600  # one beat per start: the test's clock
     settings.REDIS_URL = "redis://127.0.0.1:9/0"  # publishes fail fast; nothing shared is used
-    monkeypatch.setattr(heartbeat, "client", lambda: fake)
+    monkeypatch.setattr(heartbeat, "app_client", lambda: fake)
     monkeypatch.setattr(heartbeat, "reap_if_due", lambda conn: [])  # the test reaps itself
     # heartbeat.ID_ENV: unset during the test, and whatever a start set there undone after
     monkeypatch.setenv("HELMDECK_WORKER_ID", "")

@@ -598,7 +598,7 @@ class FakeHelm:
     def rollback_flags(self):
         return ["--rollback-on-failure"]
 
-    def stream(self, *args, on_line, should_stop, on_tick, timeout):
+    def upgrade_install(self, *args, timeout, on_line, should_stop, on_tick):
         for line in self.lines:
             on_line(line)
         on_tick()
@@ -611,8 +611,10 @@ class FakeHelm:
 def test_it_redacts_helm_and_diagnosis_lines(secret_profile, settings, monkeypatch):
     leaked = leaks(settings)
     FakeHelm.lines = [f"Error: secret {key} is {value}" for key, value in leaked.items()]
-    monkeypatch.setattr(release_stages, "Helm", FakeHelm)
+    from deployments.services import stage_run
     from deployments.services import upgrade_pod_watch as pod_watch
+
+    monkeypatch.setattr(stage_run, "Helm", FakeHelm)
 
     class FakeKube:
         def __init__(self, cluster):
@@ -671,6 +673,6 @@ def test_every_log_line_is_written_through_the_one_redacting_writer():
         for path in sorted((ROOT / "deployments").rglob("*.py"))
         for _ in _log_line_writes(ast.parse(path.read_text(), str(path)))
     ]
-    assert writers == ["deployments/services/release_stages.py"]
+    assert writers == ["deployments/services/stage_run.py"]
     source = inspect.getsource(StageRun.log)
     assert "self.redact(text)" in source and "LogLine.objects.create" in source
