@@ -130,12 +130,18 @@ def test_an_empty_status_page_keeps_offering_what_its_user_may_do_once_the_strea
         asgi_server,
         user,
         "/",
-        init_script="window.swapped = []; document.addEventListener('htmx:sseMessage', "
-        "(e) => window.swapped.push(e.detail.type));",
+        # the section is replaced whole (outerHTML): remember the one the page came with
+        init_script="window.tables = 0; document.addEventListener('htmx:sseBeforeMessage', "
+        "(e) => { if (e.detail.type === 'table') window.tables += 1; }); "
+        "document.addEventListener('DOMContentLoaded', () => { "
+        "window.served = document.querySelector('#status-profiles'); });",
     )
     empty = page.locator("#status-profiles .empty")
     assert offer in empty.inner_text() and not_offered not in empty.inner_text()
-    wait_for_js(page, "window.swapped.includes('table')")
+    wait_for_js(
+        page,
+        "window.tables >= 1 && document.querySelector('#status-profiles') !== window.served",
+    )
     text = page.locator("#status-profiles .empty").inner_text()
     assert "No profiles yet" in text
     assert offer in text and not_offered not in text

@@ -66,7 +66,7 @@ def test_it_installs_the_todo_app_and_it_becomes_ready(todo_in_sandbox, sandbox,
         d.metadata.name: d for d in sandbox.apps.list_namespaced_deployment(sandbox.namespace).items
     }
     assert set(deployments) == {"todo-app-frontend", "todo-app-backend"}
-    assert all(d.status.ready_replicas == 1 for d in deployments.services.values())
+    assert all(d.status.ready_replicas == 1 for d in deployments.values())
     pods = sandbox.pods("app.kubernetes.io/instance=todo-app")
     assert len(pods) == 2
     assert all(
