@@ -18,7 +18,8 @@ from deployments import validators as v
 from deployments.forms import COMPONENT_FIELDS, COMPONENT_LABELS, COMPONENT_PATHS, MappingField
 from deployments.models import AuditEvent, Cluster, Component, ConfigEntry, Profile, SecretEntry
 from deployments.services import profiles as services
-from deployments.spec import SpecError, component_spec, parse_spec
+from deployments.spec import SpecError, parse_spec
+from deployments.spec_rows import component_spec
 
 
 @admin.register(Cluster)

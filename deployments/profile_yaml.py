@@ -2,7 +2,8 @@
 
 import yaml
 
-from deployments.spec import FieldError, SpecError, spec_from_profile
+from deployments.spec import FieldError, SpecError
+from deployments.spec_rows import spec_from_profile
 
 MAX_BYTES = 256 * 1024
 # A profile is about six levels deep; PyYAML's composer and constructor recurse once per

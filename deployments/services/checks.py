@@ -10,11 +10,12 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 
+from deployments.build_sources import build_source
 from deployments.integrations import IntegrationError
 from deployments.integrations.kube import Kube, Resources
 from deployments.models import Component
 from deployments.services.capacity import namespace_capacity
-from deployments.validators import build_source, parse_quantity
+from deployments.validators import parse_quantity
 
 ERROR, WARNING = "error", "warning"
 GiB = Decimal(2**30)
@@ -178,7 +179,7 @@ def dockerfile_user(comp):
     build = comp.get("build")
     if not build:
         return None
-    try:  # only a Dockerfile inside the source roots is read (validators.build_source)
+    try:  # only a Dockerfile inside the source roots is read (build_sources.build_source)
         source = build_source(build["context"], build["dockerfile"], must_exist=True)
         text = (source.context / source.dockerfile).read_text()
     except (ValidationError, OSError, UnicodeDecodeError):

@@ -20,7 +20,7 @@ from deployments.services.profiles import parse_spec_of
 from deployments.services.rendering import diff_against_deployed, secret_changes, spec_render
 from deployments.services.values import MissingSecret, secret_values
 from deployments.services.worker_cache import cached_or_queued
-from deployments.spec import spec_from_profile
+from deployments.spec_rows import spec_from_profile
 
 
 def helm_for(cluster):

@@ -4,17 +4,11 @@ transaction, and every change leaves an AuditEvent."""
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from deployments import crypto, validators
+from deployments import build_sources, crypto
 from deployments.models import AuditEvent, Cluster, Component, ConfigEntry, Profile, SecretEntry
 from deployments.services.checks import node_port_conflicts
-from deployments.spec import (
-    FieldError,
-    SpecError,
-    component_fields,
-    key_path,
-    parse_spec,
-    spec_from_profile,
-)
+from deployments.spec import FieldError, SpecError, key_path, parse_spec
+from deployments.spec_rows import component_fields, spec_from_profile
 
 PROFILE_FIELDS = ("name", "namespace", "environment", "description")
 
@@ -124,14 +118,14 @@ def profile_check_conflicts(*, spec, cluster, profile=None):
 
 
 def profile_build_source_errors(*, spec):
-    """One FieldError per build context or Dockerfile that `validators.build_source` refuses."""
+    """One FieldError per build context or Dockerfile that `build_sources.build_source` refuses."""
     errors = []
     for comp in spec["components"]:
         build = comp["build"]
         if not build:
             continue
         try:
-            validators.build_source(build["context"], build["dockerfile"])
+            build_sources.build_source(build["context"], build["dockerfile"])
         except ValidationError as exc:
             path = key_path("components", comp["name"])
             errors.append(FieldError(f"{path}.build.{exc.code}", " ".join(exc.messages)))

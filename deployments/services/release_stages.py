@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from deployments import crypto
+from deployments.build_sources import build_source
 from deployments.integrations import IntegrationError
 from deployments.integrations.docker import build_image
 from deployments.integrations.helm import release_summary
@@ -47,7 +48,6 @@ from deployments.services.values import (
     values_file,
     values_for,
 )
-from deployments.validators import build_source
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from deployments.services.profiles import audit_record
 from deployments.services.reaper import release_abandon
 from deployments.services.release_stages import STAGES
 from deployments.services.stage_run import RetryLater, release_publish_status
-from deployments.spec import spec_from_profile
+from deployments.spec_rows import spec_from_profile
 
 log = logging.getLogger(__name__)
 

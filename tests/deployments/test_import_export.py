@@ -11,7 +11,8 @@ from django.core.management import call_command
 from deployments import crypto, profile_yaml
 from deployments.models import AuditEvent, Component, ConfigEntry, Profile, SecretEntry
 from deployments.services.profiles import profile_import
-from deployments.spec import SpecError, spec_from_profile
+from deployments.spec import SpecError
+from deployments.spec_rows import spec_from_profile
 
 EXAMPLE = Path(__file__).parents[2] / "examples/profiles/todo-app.yaml"
 pytestmark = pytest.mark.django_db

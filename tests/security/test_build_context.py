@@ -148,7 +148,7 @@ def test_it_refuses_a_build_source_outside_the_roots_on_import(panel, attack):
     ],
 )
 def test_it_accepts_a_build_source_inside_a_root(panel, context, dockerfile, resolved):
-    from deployments.validators import build_source
+    from deployments.build_sources import build_source
 
     profile = profile_import(data=doc(context, dockerfile), actor=None)
     assert profile.components.get().build_context == context
