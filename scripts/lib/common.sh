@@ -34,3 +34,17 @@ wait_for() {
 
 # pid_alive FILE: the pid recorded in FILE is a running process
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# one_at_a_time NAME: hold an exclusive lock under the cache until this script exits, so two
+# runs of one step (CI's prepare and a test session's fixture, or two checkouts) take turns
+# instead of writing the same cache files at once (two debootstraps sharing a --cache-dir
+# break each other). Only for scripts that start no long-lived process: a child keeps the
+# lock's file descriptor open.
+one_at_a_time() {
+  mkdir -p "$HELMDECK_CACHE/locks"
+  exec {HELMDECK_LOCK_FD}>>"$HELMDECK_CACHE/locks/$1.lock"
+  if ! flock -n "$HELMDECK_LOCK_FD"; then
+    say "$1" "waiting for another run of $1 to finish"
+    flock "$HELMDECK_LOCK_FD"
+  fi
+}
