@@ -5,12 +5,12 @@ publish that nobody heard loses nothing. Publishing never fails a deploy: Redis 
 down only delays what pages show until they reconnect.
 """
 
-import functools
 import json
 import logging
 
-import redis
 from django.conf import settings
+
+from deployments.integrations import redis
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def channel(kind, pk):
     "profile" (pod events of one profile's pods). Redis has one pub/sub namespace for all
     of a server's databases: the database number of REDIS_URL keeps two panels that share
     a Redis server (each with its own database) from hearing each other's events."""
-    return f"helmdeck:{_database(settings.REDIS_URL)}:{kind}:{pk}"
+    return f"helmdeck:{redis.database_number(settings.REDIS_URL)}:{kind}:{pk}"
 
 
 def pattern(kind):
@@ -29,19 +29,9 @@ def pattern(kind):
     return channel(kind, "*")
 
 
-@functools.cache
-def _database(url):
-    return redis.connection.parse_url(url).get("db") or 0
-
-
-@functools.cache
-def _pool(url):
-    return redis.ConnectionPool.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-
-
 def publish(channel_name, event, data, event_id=None):
     message = json.dumps({"event": event, "data": data, "id": event_id})
     try:
-        redis.Redis(connection_pool=_pool(settings.REDIS_URL)).publish(channel_name, message)
+        redis.publish(channel_name, message)
     except redis.RedisError as exc:
         log.warning("publish to %s failed: %s", channel_name, type(exc).__name__)

@@ -20,11 +20,10 @@ import secrets
 import threading
 import time
 
-import redis
 from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.conf import settings
 
-from deployments.integrations.redis import app_client
+from deployments.integrations.redis import RedisError, app_client
 
 KEY_PREFIX = "helmdeck:worker:"
 # Set by the worker process at start-up; its pool's child processes (which claim releases)
@@ -87,7 +86,7 @@ def reap_if_due(conn):
 
 def _run(identity):
     while not _stop.is_set():
-        with contextlib.suppress(redis.RedisError):  # /ready reports Redis; the next beat retries
+        with contextlib.suppress(RedisError):  # /ready reports Redis; the next beat retries
             beat(identity)
         try:
             reap_if_due(app_client())
@@ -117,5 +116,5 @@ def _start(sender, **kwargs):
 @worker_shutdown.connect
 def _end(sender, **kwargs):
     _stop.set()
-    with contextlib.suppress(redis.RedisError):
+    with contextlib.suppress(RedisError):
         app_client().delete(f"{KEY_PREFIX}{_identity(sender)}")

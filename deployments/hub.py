@@ -27,11 +27,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 from django.conf import settings
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-from redis.retry import Retry
+
+from deployments.integrations.redis import RedisError, pubsub_client
 
 log = logging.getLogger(__name__)
 
@@ -197,16 +195,9 @@ class Hub:
         await self._subscribe_on(self._pubsub, keys)
 
     async def _connect(self):
-        """A fresh connection with every current key subscribed. redis-py's own retries
-        are off: they would resubscribe silently, and the streams must know to re-render."""
-        client = aioredis.Redis.from_url(
-            self.url,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-            client_name=CLIENT_NAME,
-        )
+        """A fresh connection with every current key subscribed (pubsub_client retries
+        nothing on its own: after a reconnect the streams must know to re-render)."""
+        client = pubsub_client(self.url, client_name=CLIENT_NAME)
         pubsub = client.pubsub()
         try:
             keys = [key for key, groups in self.listeners.items() if groups]

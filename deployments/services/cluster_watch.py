@@ -26,11 +26,10 @@ import threading
 import time
 from pathlib import Path
 
-import redis
-from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connection
 
+from deployments.integrations.redis import RedisError, app_client
 from deployments.models import Cluster, Profile
 from deployments.services import pod_states as svc
 from deployments.services.watch_streams import EventStream, PodStream, Registry
@@ -139,9 +138,7 @@ class Watcher:
     def redis(self):
         """A heartbeat key next to the workers' (helmdeck:worker:*), for pages to ask about."""
         if self._redis is None:
-            self._redis = redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
-            )
+            self._redis = app_client()
         return self._redis
 
     def beat(self):
@@ -150,7 +147,7 @@ class Watcher:
                 self.heartbeat_path.write_text(f"{int(time.time())}\n")
             except OSError as exc:
                 log.warning("cannot write the heartbeat file %s: %s", self.heartbeat_path, exc)
-        with contextlib.suppress(redis.RedisError):
+        with contextlib.suppress(RedisError):
             self.redis().set(f"{HEARTBEAT_KEY}{self._hostname}", int(time.time()), ex=HEARTBEAT_TTL)
 
     def run(self):
@@ -179,7 +176,7 @@ class Watcher:
         for current in self.clusters.values():
             current.join(max(0.0, deadline - time.monotonic()))
         self.clusters.clear()
-        with contextlib.suppress(redis.RedisError):
+        with contextlib.suppress(RedisError):
             self.redis().delete(f"{HEARTBEAT_KEY}{self._hostname}")
             self.redis().close()
         if self.heartbeat_path is not None:

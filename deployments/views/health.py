@@ -1,6 +1,5 @@
 """The panel's own probes : /health is liveness, /ready is readiness."""
 
-import redis
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection
@@ -9,7 +8,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from deployments import heartbeat
-from deployments.integrations.redis import app_client
+from deployments.integrations.redis import RedisError, app_client
 
 
 @login_not_required
@@ -47,7 +46,7 @@ def _check_redis_and_worker():
     try:
         conn.ping()
         workers = heartbeat.live_workers(conn)
-    except redis.RedisError as exc:
+    except RedisError as exc:
         return {"redis": f"unreachable: {type(exc).__name__}", "worker": "unknown (Redis is down)"}
     finally:
         conn.close()
