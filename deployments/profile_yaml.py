@@ -55,8 +55,8 @@ def load(text):
     if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise SpecError([FieldError("file", f"is larger than {MAX_BYTES // 1024} KiB")])
     try:
-        _check_shape(text)
-        # SafeLoader builds plain dicts/lists/scalars only; _check_shape capped depth and aliases.
+        yaml_shape(text)
+        # SafeLoader builds plain dicts/lists/scalars only; yaml_shape capped depth and aliases.
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except ValueError:  # an integer of more than 4300 digits, a date like 2023-02-30
         raise SpecError(
@@ -75,7 +75,7 @@ def load(text):
         raise SpecError([FieldError("file", f"is not valid YAML at {where}: {problem}")]) from None
 
 
-def _check_shape(text):
+def yaml_shape(text):
     """Refuse a document nested deeper than MAX_DEPTH, or larger than MAX_NODES values or
     MAX_EXPANDED_BYTES of text once its aliases are expanded, before anything is built.
     Walks PyYAML's event stream (its parser is iterative), counting each anchor's expanded

@@ -37,7 +37,7 @@ class Result:
 
 
 def cluster_doctor(*, cluster, spec=None):
-    results = [_docker(cluster), *_containerd(cluster), _helm(), _kubectl()]
+    results = [docker_check(cluster), *containerd_check(cluster), helm_check(), kubectl_check()]
     try:
         kube = Kube(cluster)
     except IntegrationError as exc:
@@ -60,14 +60,14 @@ def cluster_doctor(*, cluster, spec=None):
                 Result("kube context", False, str(exc), f"Start the cluster: {MINIKUBE_START}"),
             ]
         results.append(Result("kube context", True, f"reachable, Kubernetes {version}"))
-        results.append(_size(kube))
+        results.append(size_check(kube))
         if spec is not None:
-            results.append(_fits(spec, cluster, kube))
-        results += _addons(kube)
+            results.append(fits_check(spec, cluster, kube))
+        results += addon_checks(kube)
     return results
 
 
-def _docker(cluster):
+def docker_check(cluster):
     try:
         name, version, env = daemon_info(cluster)
     except IntegrationError as exc:
@@ -101,7 +101,7 @@ def _docker(cluster):
     )
 
 
-def _containerd(cluster):
+def containerd_check(cluster):
     """When built images are loaded into the node's containerd: does it answer at the
     Cluster's socket? (Nothing to check for the cluster's Docker.)"""
     if not cluster.loads_into_containerd:
@@ -123,7 +123,7 @@ def _containerd(cluster):
     return [Result("containerd", True, f"containerd {version} at {address} (namespace k8s.io)")]
 
 
-def _helm():
+def helm_check():
     try:
         major, minor, patch = Helm().version()
     except IntegrationError as exc:
@@ -141,7 +141,7 @@ def _helm():
     )
 
 
-def _kubectl():
+def kubectl_check():
     binary = shutil.which(settings.HELMDECK_KUBECTL) or settings.HELMDECK_KUBECTL
     try:
         out = subprocess.run(
@@ -162,7 +162,7 @@ def _kubectl():
     return Result("kubectl", True, f"kubectl {version}")
 
 
-def _size(kube):
+def size_check(kube):
     """The cluster's size against the research's Minikube (4 CPUs / 8 GB). A pod runs on
     one node, so on a cluster of several the largest node has to be that size; the total
     is shown beside it."""
@@ -210,7 +210,7 @@ def largest_node(nodes):
     return name, size
 
 
-def _fits(spec, cluster, kube):
+def fits_check(spec, cluster, kube):
     fit = capacity_fit(spec=spec, cluster=cluster, kube=kube)
     detail = (
         f"{spec['name']} requests {format_cpu(fit.needed.cpu)} and "
@@ -225,11 +225,11 @@ def _fits(spec, cluster, kube):
     )
 
 
-def _addons(kube):
-    return [_ingress(kube), _metrics_api(kube)]
+def addon_checks(kube):
+    return [ingress_check(kube), metrics_api_check(kube)]
 
 
-def _ingress(kube):
+def ingress_check(kube):
     namespace, deployment = "ingress-nginx", "ingress-nginx-controller"
     fix = "minikube addons enable ingress"
     try:
@@ -245,7 +245,7 @@ def _ingress(kube):
 METRICS_API = "v1beta1.metrics.k8s.io"
 
 
-def _metrics_api(kube):
+def metrics_api_check(kube):
     """What `kubectl top` and the usage section need: the Metrics API served, i.e. its
     APIService Available (Minikube's addon registers it; so does any metrics-server,
     however it runs)."""

@@ -127,7 +127,7 @@ def spec_render_check(*, spec, keys, helm=None):
     the manifests it generates by their inputs. Kept in the cache (Redis) for a day.
     """
     helm = helm or Helm()
-    key = f"helmdeck:render:{_render_inputs_digest(spec, keys, helm)}"
+    key = f"helmdeck:render:{render_inputs_digest(spec, keys, helm)}"
     found = cache.get(key)
     if _is_render_check(found):
         return RenderCheck(**found)
@@ -137,7 +137,7 @@ def spec_render_check(*, spec, keys, helm=None):
     return check
 
 
-def _render_inputs_digest(spec, keys, helm):
+def render_inputs_digest(spec, keys, helm):
     inputs = {
         "format": _RENDER_CHECK_FORMAT,
         "release": [spec["name"], spec["namespace"], spec["environment"]],

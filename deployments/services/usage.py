@@ -272,7 +272,7 @@ def pod_metrics(cluster, *, namespace, label_selector):
     return answer.get("items") or []
 
 
-def _cache_key(profile):
+def usage_cache_key(profile):
     return f"usage:{profile.pk}"
 
 
@@ -284,7 +284,7 @@ def profile_usage(*, profile, waiting_pods=None, use_cache=True):
         waiting_pods = PodState.objects.filter(profile=profile, deleted=False).values_list(
             "name", flat=True
         )
-    key = _cache_key(profile)
+    key = usage_cache_key(profile)
     # The cache holds the Metrics API's answer as it came (JSON), not the Usage built from
     # it: the cache stores JSON only (controlpanel/cache.py), and building is cheap.
     answer = None

@@ -26,7 +26,7 @@ def test_the_same_inputs_reuse_the_render(spec, helm_bin, monkeypatch):
     first = spec_render_check(spec=spec, keys=keys, helm=helm)
     assert first.resources == 6 and first.problems == [] and "1 chart(s) linted" in first.lint
     # what is kept: the three fields, no manifest (Secret placeholders included)
-    kept = cache.get(f"helmdeck:render:{rendering._render_inputs_digest(spec, keys, helm)}")
+    kept = cache.get(f"helmdeck:render:{rendering.render_inputs_digest(spec, keys, helm)}")
     assert kept == vars(first)
 
     rendered_again = []
@@ -51,9 +51,9 @@ def test_any_changed_input_is_another_key(spec, helm_bin, tmp_path, monkeypatch,
     shutil.copytree(rendering.CHART_DIR, chart)
     monkeypatch.setattr(rendering, "CHART_DIR", str(chart))
     helm, keys = Helm(binary=helm_bin), list(spec["secrets"])
-    before = rendering._render_inputs_digest(spec, keys, helm)
+    before = rendering.render_inputs_digest(spec, keys, helm)
     change(spec, keys, chart)
-    assert rendering._render_inputs_digest(spec, keys, helm) != before
+    assert rendering.render_inputs_digest(spec, keys, helm) != before
 
 
 @pytest.mark.parametrize(
@@ -68,6 +68,6 @@ def test_any_changed_input_is_another_key(spec, helm_bin, tmp_path, monkeypatch,
 def test_a_foreign_cache_value_is_a_miss(spec, helm_bin, stored):
     helm = Helm(binary=helm_bin)
     keys = list(spec["secrets"])
-    cache.set(f"helmdeck:render:{rendering._render_inputs_digest(spec, keys, helm)}", stored)
+    cache.set(f"helmdeck:render:{rendering.render_inputs_digest(spec, keys, helm)}", stored)
     check = spec_render_check(spec=spec, keys=keys, helm=helm)
     assert check.resources == 6 and check.problems == []

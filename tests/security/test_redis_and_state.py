@@ -117,7 +117,7 @@ def test_it_treats_planted_doctor_and_usage_answers_as_misses(
     monkeypatch.setattr(usage, "pod_metrics", lambda cluster, **kw: [])
     client = login("admin")
     doctor = full_key(doctor_key(Cluster.objects.get(name="minikube")))
-    usage_key = full_key(usage._cache_key(todo_app))
+    usage_key = full_key(usage.usage_cache_key(todo_app))
     for name, payload, marker in payloads(tmp_path):
         queued.clear()
         real_cache.set(doctor, payload)
@@ -140,7 +140,7 @@ def test_it_treats_json_of_the_wrong_shape_as_a_miss_not_a_500(login, todo_app, 
 
     preview = full_key(preview_key(todo_app.pk, fingerprint(todo_app)))
     doctor = full_key(doctor_key(Cluster.objects.get(name="minikube")))
-    usage_key = full_key(usage._cache_key(todo_app))
+    usage_key = full_key(usage.usage_cache_key(todo_app))
     client = login("admin")
     for planted in (b"12", b'"x"', b"[1, 2]", b'{"a": 1}', b"null", b'{"items": [1]}', b"\xff"):
         queued.clear()

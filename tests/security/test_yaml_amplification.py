@@ -176,7 +176,7 @@ def test_it_refuses_alias_amplification_on_the_command_line(tmp_path, capsys, wh
 
 def test_it_leaves_the_seed_profile_far_inside_the_expansion_cap():
     text = (Path(__file__).parents[2] / "examples/profiles/todo-app.yaml").read_text()
-    nodes, size = profile_yaml._check_shape(text)
+    nodes, size = profile_yaml.yaml_shape(text)
     assert size * 100 < profile_yaml.MAX_EXPANDED_BYTES
     assert nodes * 100 < profile_yaml.MAX_NODES
 
