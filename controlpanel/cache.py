@@ -40,6 +40,8 @@ class JSONSerializer:
 
 
 class JSONRedisCacheClient(RedisCacheClient):
+    _serializer: JSONSerializer  # RedisCacheClient's own, set from options["serializer"]
+
     def __init__(self, servers, **options):
         options["serializer"] = JSONSerializer  # never pickle, whatever OPTIONS say
         super().__init__(servers, **options)

@@ -10,12 +10,20 @@ Secret values are write-only: the inline has a `new_value` password field that i
 rendered back; the ciphertext is not a form field at all.
 """
 
+from collections.abc import Sequence
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from deployments import validators as v
-from deployments.forms import COMPONENT_FIELDS, COMPONENT_LABELS, COMPONENT_PATHS, MappingField
+from deployments.forms import (
+    COMPONENT_FIELDS,
+    COMPONENT_LABELS,
+    COMPONENT_PATHS,
+    MappingField,
+    marked_deleted,
+)
 from deployments.models import AuditEvent, Cluster, Component, ConfigEntry, Profile, SecretEntry
 from deployments.services import profiles as services
 from deployments.spec import SpecError, parse_spec
@@ -59,14 +67,14 @@ class SpecFormSet(forms.BaseInlineFormSet):
     the spec from all of them and place each spec error under its field.
     """
 
-    siblings = ()
+    siblings: Sequence["SpecFormSet"] = ()
 
     def live_forms(self):
         return [
             form
             for form in self.forms
             if (form.has_changed() or form.instance.pk)
-            and not (self.can_delete and self._should_delete_form(form))
+            and not (self.can_delete and marked_deleted(form))
         ]
 
     def clean(self):
@@ -247,7 +255,7 @@ class SecretEntryForm(forms.ModelForm):
         fields = ("key", "from_env", "new_value")
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         value, from_env = data.get("new_value"), data.get("from_env")
         if value and from_env:
             self.add_error(
@@ -314,7 +322,8 @@ class ProfileAdmin(admin.ModelAdmin):
         return super().get_queryset(request).select_related("cluster", "updated_by")
 
     def _create_formsets(self, request, obj, change):
-        formsets, inline_instances = super()._create_formsets(request, obj, change)
+        # ModelAdmin's own hook (no public one hands over the formsets themselves)
+        formsets, inline_instances = super()._create_formsets(request, obj, change)  # type: ignore[misc]
         for formset in formsets:
             formset.siblings = formsets
         return formsets, inline_instances

@@ -58,7 +58,7 @@ OVERFLOW = _Signal("OVERFLOW")  # this client fell QUEUE_SIZE messages behind: d
 class Message:
     seq: int  # the hub's count of messages received, for shared renders
     channel: str
-    event: str
+    event: str | None
     data: Any
     id: Any
 
@@ -69,7 +69,7 @@ class Listener:
     def __init__(self, keys, events, size):
         self.keys = keys
         self.events = events
-        self.queue = asyncio.Queue(size)
+        self.queue: asyncio.Queue[Message | _Signal] = asyncio.Queue(size)
         self.dropped = False
 
     def deliver(self, item):
@@ -195,8 +195,9 @@ class Hub:
         await self._subscribe_on(self._pubsub, keys)
 
     async def _connect(self):
-        """A fresh connection with every current key subscribed (pubsub_client retries
-        nothing on its own: after a reconnect the streams must know to re-render)."""
+        """A fresh connection with every current key subscribed; returns its pub/sub.
+        (pubsub_client retries nothing on its own: after a reconnect the streams must know
+        to re-render.)"""
         client = pubsub_client(self.url, client_name=CLIENT_NAME)
         pubsub = client.pubsub()
         try:
@@ -213,6 +214,7 @@ class Hub:
         self._reset_pending = self.connects > 1
         if self._reset_pending and not keys:
             self._reset_pending = False
+        return pubsub
 
     async def _subscribe_on(self, pubsub, keys):
         channels = [name for kind, name in keys if kind == "c"]
@@ -249,10 +251,11 @@ class Hub:
         backoff, connected_at = BACKOFF_FIRST, 0.0
         try:
             while True:
-                if self._pubsub is None:
+                pubsub = self._pubsub
+                if pubsub is None:
                     try:
                         async with self._lock:
-                            await self._connect()
+                            pubsub = await self._connect()
                         connected_at = time.monotonic()
                     except (RedisError, OSError) as exc:
                         log.warning("Redis unreachable (%s); retrying", type(exc).__name__)
@@ -260,7 +263,7 @@ class Hub:
                         backoff = min(BACKOFF_CAP, backoff * 2)
                         continue
                 try:
-                    message = await self._pubsub.get_message(timeout=READ_TIMEOUT)
+                    message = await pubsub.get_message(timeout=READ_TIMEOUT)
                 except (RedisError, OSError, RuntimeError) as exc:
                     log.warning("Redis connection lost (%s); reconnecting", type(exc).__name__)
                     await self._disconnect()

@@ -1,5 +1,7 @@
 """Profile documents as YAML text: safe loading with clear errors, stable dumping."""
 
+from dataclasses import dataclass
+
 import yaml
 
 from deployments.spec import FieldError, SpecError
@@ -18,6 +20,19 @@ MAX_NODES = 20_000
 # (no aliases) holds at most MAX_BYTES of scalars and always fits; the seed's todo-app
 # profile holds about 1 KiB. Aliases may repeat text, but not past what one file could say.
 MAX_EXPANDED_BYTES = MAX_BYTES
+
+
+@dataclass
+class _Count:
+    """An open collection's anchor and what it holds once expanded: values, bytes."""
+
+    anchor: str | None
+    nodes: int
+    size: int
+
+
+def _line(event):
+    return event.start_mark.line + 1 if event.start_mark else "?"
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -82,9 +97,8 @@ def yaml_shape(text):
     size once: work stays linear in the text whatever the aliases name (scalars, nested
     sequences, mappings, merge keys). Returns the document's expanded (nodes, bytes).
     """
-    sizes = {}  # anchor -> (expanded nodes, expanded bytes)
-    # [anchor, expanded nodes, expanded bytes] of the stream, then of each open collection
-    stack = [[None, 0, 0]]
+    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (expanded nodes, expanded bytes)
+    stack = [_Count(None, 0, 0)]  # the stream, then each open collection
     for event in yaml.parse(text, Loader=_StrictLoader):
         if isinstance(event, yaml.CollectionStartEvent):
             if len(stack) > MAX_DEPTH:
@@ -93,16 +107,18 @@ def yaml_shape(text):
                         FieldError(
                             "file",
                             f"nests deeper than {MAX_DEPTH} levels at line "
-                            f"{event.start_mark.line + 1}; a profile needs about six",
+                            f"{_line(event)}; a profile needs about six",
                         )
                     ]
                 )
-            stack.append([event.anchor, 1, 0])
+            stack.append(_Count(event.anchor, 1, 0))
             continue
+        anchor: str | None
         if isinstance(event, yaml.CollectionEndEvent):
-            anchor, nodes, size = stack.pop()
+            done = stack.pop()
+            anchor, nodes, size = done.anchor, done.nodes, done.size
         elif isinstance(event, yaml.AliasEvent):
-            anchor, (nodes, size) = None, sizes.get(event.anchor, (1, 0))
+            anchor, (nodes, size) = None, sizes.get(event.anchor or "", (1, 0))
         elif isinstance(event, yaml.ScalarEvent):
             anchor, nodes = event.anchor, 1
             size = len(event.value.encode("utf-8", "surrogatepass"))
@@ -111,9 +127,9 @@ def yaml_shape(text):
         if anchor:
             sizes[anchor] = (nodes, size)
         outer = stack[-1]
-        outer[1] += nodes
-        outer[2] += size
-        if outer[1] > MAX_NODES:
+        outer.nodes += nodes
+        outer.size += size
+        if outer.nodes > MAX_NODES:
             raise SpecError(
                 [
                     FieldError(
@@ -123,19 +139,19 @@ def yaml_shape(text):
                     )
                 ]
             )
-        if outer[2] > MAX_EXPANDED_BYTES:
+        if outer.size > MAX_EXPANDED_BYTES:
             raise SpecError(
                 [
                     FieldError(
                         "file",
                         f"expands to more than {MAX_EXPANDED_BYTES // 1024} KiB of text "
-                        f"(aliases repeating an anchor, at line {event.start_mark.line + 1}); "
+                        f"(aliases repeating an anchor, at line {_line(event)}); "
                         "a profile may repeat no more text than one file may hold: write "
                         "the repeated values out, or keep them shorter",
                     )
                 ]
             )
-    return stack[0][1], stack[0][2]
+    return stack[0].nodes, stack[0].size
 
 
 def dump(profile):

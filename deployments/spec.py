@@ -189,7 +189,8 @@ def _components(c, raw):
     if len(components) > MAX_COMPONENTS:
         c.add("components", f"has {len(components)} components; at most {MAX_COMPONENTS}")
         return []
-    result, node_ports = [], {}
+    result: list[dict] = []
+    node_ports: dict[int, str] = {}
     for name, body in components.items():
         base = key_path("components", name)
         c.check(base, v.validate_component_name, name)
@@ -287,7 +288,7 @@ def _resources(c, base, raw):
     body = c.mapping(base, raw, {"requests", "limits"})
     requests = c.mapping(f"{base}.requests", body.get("requests"), {"cpu", "memory"})
     limits = c.mapping(f"{base}.limits", body.get("limits"), {"cpu", "memory"})
-    result = {"requests": {}, "limits": {}}
+    result: dict[str, dict[str, str]] = {"requests": {}, "limits": {}}
     for resource, validator in (("cpu", v.validate_cpu), ("memory", v.validate_memory)):
         # requests=limits is the seed's rule: a side left out copies the other.
         request = requests.get(resource, limits.get(resource, DEFAULT_RESOURCES[resource]))

@@ -7,7 +7,7 @@ spec parser; nothing here re-implements one.
 """
 
 from deployments.forms.actions import CloneForm, DeployForm, ImportForm
-from deployments.forms.fields import LiveValidationMixin, MappingField, model_fields
+from deployments.forms.fields import LiveValidationMixin, MappingField, marked_deleted, model_fields
 from deployments.forms.profile import (
     COMPONENT_FIELDS,
     COMPONENT_LABELS,
@@ -32,6 +32,7 @@ __all__ = [
     "ProfileForm",
     "ProfileForms",
     "SecretForm",
+    "marked_deleted",
     "model_fields",
     "profile_initial",
 ]

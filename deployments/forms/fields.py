@@ -52,7 +52,7 @@ def model_fields(model, names, **overrides):
     return fields
 
 
-class LiveValidationMixin:
+class LiveValidationMixin(forms.BaseForm):
     """Every visible input validates itself on blur through the validation endpoint."""
 
     def __init__(self, *args, **kwargs):
@@ -72,3 +72,8 @@ class LiveValidationMixin:
                     "aria-describedby": f"{html_id}-errors",
                 }
             )
+
+
+def marked_deleted(form):
+    """The row's Delete box is ticked (what BaseFormSet._should_delete_form reads)."""
+    return bool(getattr(form, "cleaned_data", {}).get(forms.formsets.DELETION_FIELD_NAME))

@@ -1,10 +1,12 @@
 """The edit page's forms, one row each: the profile, a component, a config entry, a secret;
 and the formsets that keep their keys unique."""
 
+from typing import cast
+
 from django import forms
 
 from deployments import validators as v
-from deployments.forms.fields import LiveValidationMixin, model_fields
+from deployments.forms.fields import LiveValidationMixin, marked_deleted, model_fields
 from deployments.models import Component, ConfigEntry, Profile, SecretEntry
 from deployments.spec import DEFAULT_PROBES
 
@@ -43,7 +45,8 @@ class ProfileForm(LiveValidationMixin, forms.Form):
 
     def __init__(self, *args, cluster_names=(), editing=False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["cluster"].choices = [(name, name) for name in sorted(cluster_names)]
+        cluster = cast(forms.ChoiceField, self.fields["cluster"])
+        cluster.choices = [(name, name) for name in sorted(cluster_names)]
         self.fields["description"].required = False
         self.fields["description"].widget.attrs["rows"] = 2
         self.fields["name"].help_text = "Lowercase DNS label; also the Helm release name."
@@ -105,7 +108,7 @@ class ComponentFormBase(LiveValidationMixin, forms.Form):
             self.fields[name].help_text = f"Optional, e.g. {example}"
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         requests = {"cpu": data.get("cpu_request"), "memory": data.get("memory_request")}
         limits = {"cpu": data.get("cpu_limit"), "memory": data.get("memory_limit")}
         for resource, message in v.limit_errors(requests, limits).items():
@@ -153,7 +156,7 @@ class SecretForm(LiveValidationMixin, forms.Form):
         self.fields["from_env"].required = False
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         source = data.get("source")
         if source == SOURCE_VALUE and "value" not in self.errors:
             try:
@@ -180,7 +183,7 @@ class UniqueKeyFormSet(forms.BaseFormSet):
             form
             for form in self.forms
             if form.has_changed() or form in self.initial_forms
-            if not (self.can_delete and self._should_delete_form(form))
+            if not (self.can_delete and marked_deleted(form))
         ]
 
     def clean(self):

@@ -55,8 +55,8 @@ class LogParams:
 
     def query(self, **extra):
         """The query string of these parameters (plus `extra`), defaults left out."""
-        items = {"pod": self.pod, "component": self.component, "q": self.q}
-        items = {k: v for k, v in items.items() if v}
+        given = {"pod": self.pod, "component": self.component, "q": self.q}
+        items: dict[str, str | int] = {k: v for k, v in given.items() if v}
         if self.tail != pod_logs.DEFAULT_TAIL:
             items["tail"] = self.tail
         if self.previous:

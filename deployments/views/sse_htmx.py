@@ -128,7 +128,7 @@ def stream_verdict(session_key, user_pk, role):
     hash), then the role."""
     probe = HttpRequest()
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    probe.session = _SessionProbe(store.load())
+    probe.session = _SessionProbe(store.load())  # type: ignore[assignment]  # a dict suffices
     user = auth.get_user(probe)
     if not user.is_authenticated or user.pk != user_pk:
         return REVOKED
@@ -164,7 +164,7 @@ async def revocable(stream, *, session_key, user_pk, role, every):
     check = db(stream_verdict)
     loop = asyncio.get_running_loop()
     items = aiter(stream)
-    handover = asyncio.Queue(HANDOVER_SIZE)
+    handover: asyncio.Queue = asyncio.Queue(HANDOVER_SIZE)
 
     async def pump():
         try:

@@ -69,7 +69,7 @@ def _replay_rows(release, after):
         .select_related("step")
         .order_by("sequence")[:REPLAY_CHUNK]
     )
-    messages = [
+    messages: list[tuple[int | None, str]] = [
         (
             line.sequence,
             sse(
