@@ -8,3 +8,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlpanel.settings")
 app = Celery("controlpanel", task_cls="celery.contrib.django.task:DjangoTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# The worker's heartbeat, on the worker's own signals (deployments.heartbeat itself imports
+# no Celery: the web process reads heartbeats for /ready).
+from celery.signals import worker_init, worker_ready, worker_shutdown  # noqa: E402
+
+from deployments import heartbeat  # noqa: E402
+
+worker_init.connect(heartbeat.worker_incarnate, weak=False)
+worker_ready.connect(heartbeat.worker_heartbeat_start, weak=False)
+worker_shutdown.connect(heartbeat.worker_heartbeat_stop, weak=False)

@@ -20,7 +20,6 @@ import secrets
 import threading
 import time
 
-from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.conf import settings
 
 from deployments.integrations.redis import RedisError, app_client
@@ -95,9 +94,9 @@ def _run(identity):
         _stop.wait(settings.HELMDECK_WORKER_HEARTBEAT_SECONDS)
 
 
-@worker_init.connect
-def _incarnate(sender, **kwargs):
-    """Sent in the worker's main process before its pool starts: a new id every start
+def worker_incarnate(sender, **kwargs):
+    """On worker_init (controlpanel/celery.py connects this and the two below), sent in the
+    worker's main process before its pool starts: a new id every start
     (also after Celery's own re-exec on SIGHUP, which keeps pid and environment)."""
     os.environ[ID_ENV] = new_worker_id(sender.hostname)
 
@@ -107,14 +106,14 @@ def _identity(sender):
     return worker_id() or sender.hostname
 
 
-@worker_ready.connect
-def _start(sender, **kwargs):
+def worker_heartbeat_start(sender, **kwargs):
+    """On worker_ready: beat (and reap when due) in a thread until the worker stops."""
     _stop.clear()
     threading.Thread(target=_run, args=(_identity(sender),), daemon=True, name="heartbeat").start()
 
 
-@worker_shutdown.connect
-def _end(sender, **kwargs):
+def worker_heartbeat_stop(sender, **kwargs):
+    """On worker_shutdown: stop beating and take the key away at once."""
     _stop.set()
     with contextlib.suppress(RedisError):
         app_client().delete(f"{KEY_PREFIX}{_identity(sender)}")

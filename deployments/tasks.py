@@ -6,6 +6,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 
+import controlpanel.celery  # noqa: F401  (this project's app: the tasks are sent through it)
 from deployments import heartbeat
 from deployments.models import Cluster, Profile
 from deployments.services import release_stages

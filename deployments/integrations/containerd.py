@@ -23,12 +23,14 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from docker.errors import DockerException, ImageNotFound
 from requests.exceptions import RequestException
 from urllib3.exceptions import HTTPError
 
 from deployments.image_references import parse_image_reference
 from deployments.integrations import IntegrationError
+from deployments.integrations.lazy import lazy
+
+docker_errors = lazy("docker.errors")
 
 NAMESPACE = "k8s.io"  # the kubelet's CRI plugin reads images from this namespace only
 CONNECT_TIMEOUT = 10  # seconds ctr waits for the socket
@@ -195,9 +197,9 @@ def image_load(address, *, docker_client, ref, on_progress, should_stop, timeout
             raise ContainerdError(f"Docker has no image tagged {ref}", permanent=True)
         total = int(image.attrs.get("Size") or 0)
         chunks = image.save(chunk_size=CHUNK, named=named)
-    except ImageNotFound:
+    except docker_errors.ImageNotFound:
         raise ContainerdError(f"Docker has no image {ref} to load", permanent=True) from None
-    except (DockerException, RequestException, HTTPError) as exc:
+    except (docker_errors.DockerException, RequestException, HTTPError) as exc:
         raise ContainerdError(
             f"the Docker daemon could not save {ref} ({type(exc).__name__}); is it running?",
             permanent=False,

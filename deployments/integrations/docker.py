@@ -15,13 +15,15 @@ import subprocess
 import threading
 import time
 
-import docker
-from docker.constants import DEFAULT_DOCKER_API_VERSION
-from docker.errors import DockerException
 from requests.exceptions import RequestException
 from urllib3.exceptions import HTTPError
 
 from deployments.integrations import IntegrationError
+from deployments.integrations.lazy import lazy
+
+docker = lazy("docker")  # the docker SDK, imported at the first call (~0.15 s)
+docker_constants = lazy("docker.constants")
+docker_errors = lazy("docker.errors")
 
 TIMEOUT = 30
 
@@ -90,7 +92,7 @@ def docker_env(cluster):
 def docker_client(cluster):
     try:
         return _client_from_env(docker_env(cluster) or None)
-    except DockerException as exc:
+    except docker_errors.DockerException as exc:
         raise DockerError(f"the Docker daemon is unreachable: {exc}", permanent=False) from None
 
 
@@ -100,7 +102,9 @@ def _client_from_env(env):
     its certificate is checked against. docker-py lets requests replace it with
     REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE when either is set (docker/docker-py#2433, open),
     and then no TLS daemon verifies."""
-    client = docker.from_env(environment=env, timeout=TIMEOUT, version=DEFAULT_DOCKER_API_VERSION)
+    client = docker.from_env(
+        environment=env, timeout=TIMEOUT, version=docker_constants.DEFAULT_DOCKER_API_VERSION
+    )
     api = client.api
     if isinstance(api.verify, str):  # TLS, verified against the daemon's CA file
         merge = api.merge_environment_settings
@@ -123,7 +127,7 @@ def daemon_info(cluster):
     try:
         info = client.info()
         return info.get("Name", ""), info.get("ServerVersion", ""), env
-    except DockerException as exc:
+    except docker_errors.DockerException as exc:
         raise DockerError(f"the Docker daemon is unreachable: {exc}", permanent=False) from None
     finally:
         client.close()
@@ -173,7 +177,7 @@ def build_image(cluster, *, context, dockerfile, tag, buildargs, on_line, should
         if image_id is None:
             image_id = client.images.get(tag).id
         return image_id
-    except DockerException as exc:
+    except docker_errors.DockerException as exc:
         raise DockerError(f"docker build of {tag} failed: {exc}", permanent=False) from None
     except (RequestException, HTTPError) as exc:
         # The SDK lets the HTTP layer's errors through: a refused connection before the
@@ -255,7 +259,7 @@ def _answers(client, tries=3):
     for _ in range(tries):
         try:
             client.ping()
-        except (DockerException, RequestException, HTTPError):
+        except (docker_errors.DockerException, RequestException, HTTPError):
             return False
         time.sleep(0.3)
     return True

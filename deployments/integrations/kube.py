@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import urllib3
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
-from kubernetes.config.config_exception import ConfigException
 
 from deployments.integrations import IntegrationError
+from deployments.integrations.lazy import lazy
+
+client = lazy("kubernetes.client")
+config = lazy("kubernetes.config")
+rest = lazy("kubernetes.client.rest")
+config_exception = lazy("kubernetes.config.config_exception")
 
 # The chart's labels (charts/app/templates/_helpers.tpl): the release a pod belongs to, and
 # its component. Every reader of pods selects and groups by these two.
@@ -45,7 +48,7 @@ def api_client(cluster):
         return config.new_client_from_config(
             config_file=kubeconfig_path(cluster), context=cluster.kube_context or None
         )
-    except (ConfigException, OSError, TypeError) as exc:
+    except (config_exception.ConfigException, OSError, TypeError) as exc:
         raise KubeError(
             f"cannot load kubeconfig {kubeconfig_path(cluster)}: {exc}", permanent=True
         ) from None
@@ -54,7 +57,7 @@ def api_client(cluster):
 def _call(what, fn, *args, **kwargs):
     try:
         return fn(*args, _request_timeout=TIMEOUT, **kwargs)
-    except ApiException as exc:
+    except rest.ApiException as exc:
         raise KubeError(
             f"{what}: the API answered {exc.status} {exc.reason}",
             permanent=exc.status in (400, 401, 403, 404, 422),
@@ -122,7 +125,7 @@ class Kube:
         apps = client.AppsV1Api(self._api)
         try:
             deployment = apps.read_namespaced_deployment(name, namespace, _request_timeout=TIMEOUT)
-        except ApiException as exc:
+        except rest.ApiException as exc:
             if exc.status == 404:
                 return False
             raise KubeError(
@@ -266,7 +269,7 @@ class Kube:
             ) from None
         if not 200 <= response.status <= 299:
             response.read()
-            error = ApiException.from_response(http_resp=response, body=None, data=None)
+            error = rest.ApiException.from_response(http_resp=response, body=None, data=None)
             raise KubeError(
                 f"{what}: {_api_message(error)}", permanent=error.status in (400, 401, 403, 404)
             ) from None

@@ -7,7 +7,6 @@ type (redis-py's own), and never import redis themselves."""
 import functools
 
 import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -53,7 +52,10 @@ def publish(channel_name, message):
 
 def pubsub_client(url, *, client_name):
     """An asyncio client for one long-lived pub/sub connection. redis-py's own retries are
-    off: they would resubscribe silently, and the hub must know to tell its streams."""
+    off: they would resubscribe silently, and the hub must know to tell its streams.
+    (redis.asyncio is imported here: only the web process's hub needs it.)"""
+    import redis.asyncio as aioredis
+
     return aioredis.Redis.from_url(
         url,
         socket_connect_timeout=2,

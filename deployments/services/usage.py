@@ -24,14 +24,15 @@ from typing import Any
 
 import urllib3
 from django.core.cache import cache
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from deployments.integrations import IntegrationError
 from deployments.integrations.kube import COMPONENT_LABEL, INSTANCE_LABEL, api_client
+from deployments.integrations.lazy import lazy
 from deployments.models import PodState
 from deployments.validators import parse_quantity
 
+client = lazy("kubernetes.client")
+rest = lazy("kubernetes.client.rest")
 log = logging.getLogger(__name__)
 
 GROUP, VERSION = "metrics.k8s.io", "v1beta1"
@@ -251,7 +252,7 @@ def pod_metrics(cluster, *, namespace, label_selector):
             label_selector=label_selector,
             _request_timeout=TIMEOUT,
         )
-    except ApiException as exc:
+    except rest.ApiException as exc:
         if exc.status in (404, 503):  # not installed / installed but not answering
             raise MetricsUnavailable(
                 f"metrics unavailable: {ENABLE_HINT} (the Metrics API answered "

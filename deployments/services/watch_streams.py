@@ -16,13 +16,15 @@ from collections import OrderedDict
 import urllib3
 from django.db import Error as DatabaseError
 from django.db import connection
-from kubernetes import client, watch
-from kubernetes.client.rest import ApiException
 
 from deployments.integrations import IntegrationError
 from deployments.integrations.kube import INSTANCE_LABEL, TIMEOUT, api_client
+from deployments.integrations.lazy import lazy
 from deployments.services import pod_states as svc
 
+client = lazy("kubernetes.client")
+rest = lazy("kubernetes.client.rest")
+watch = lazy("kubernetes.watch")
 log = logging.getLogger("deployments.watcher")
 
 WATCH_SECONDS = 240  # the server ends each watch after this; we resume from where we were
@@ -147,7 +149,7 @@ class Stream(threading.Thread):
                     core.api_client.close()
             except Relist:
                 continue
-            except ApiException as exc:
+            except rest.ApiException as exc:
                 if self.stopping():
                     break
                 if exc.status == 410:
@@ -304,7 +306,7 @@ class PodStream(Stream):
                 tail_lines=svc.CRASH_LOG_LINES,
                 _request_timeout=(2, 3),
             )
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (rest.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             log.debug("no previous log for %s/%s: %s", meta.namespace, meta.name, exc)
             return ""
 

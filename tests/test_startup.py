@@ -1,0 +1,71 @@
+"""What a `manage.py` command imports before it does anything: the heavy client libraries
+(the kubernetes client ~0.7 s, Celery ~0.4 s, redis-py ~0.3 s, the docker SDK ~0.15 s) are
+imported when a command uses them, not by Django's start-up. Time itself is measured in the
+benchmarks; this checks the imports, which decide it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+HEAVY = ("kubernetes", "celery", "kombu", "redis", "docker", "kubernetes_validate")
+
+
+def imported_by(*argv):
+    """Top-level packages `python -X importtime manage.py ARGV` imported."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlpanel.settings"}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(ROOT / "manage.py"), *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    modules = {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and line.count("|") == 2
+    }
+    assert "django" in modules  # the listing is what -X importtime writes
+    return {name.split(".")[0] for name in modules}
+
+
+def test_manage_py_help_imports_no_client_library():
+    assert set(HEAVY) & imported_by("help") == set()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("check",),  # the URLconf and every view: what the web process imports to start
+        ("help", "deploy"),  # the deploy command's module and the services it uses
+    ],
+)
+def test_the_web_process_and_commands_import_kubernetes_celery_and_docker_on_first_use(argv):
+    """The web process uses Redis itself (the pages' live updates) and renders with
+    kubernetes-validate; the kubernetes client, Celery and the docker SDK wait for a call
+    that needs them (a watch, a sent task, a build)."""
+    assert {"kubernetes", "celery", "kombu", "docker"} & imported_by(*argv) == set()
+
+
+def test_the_celery_app_is_the_projects_when_a_task_is_sent():
+    """controlpanel/__init__.py no longer imports the Celery app: deployments.tasks does,
+    so a task is sent through this project's app and broker, never Celery's default."""
+    code = (
+        "import django; django.setup();"
+        "from deployments import tasks; from controlpanel.celery import app;"
+        "assert tasks.build_release.app is app, tasks.build_release.app;"
+        "from django.conf import settings;"
+        "assert app.conf.broker_url == settings.CELERY_BROKER_URL;"
+        "print('ok')"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlpanel.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
+    )
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]
