@@ -226,11 +226,11 @@ def validate_port(value):
 
 
 def validate_node_port(value):
-    _require_int(value, 30000)
+    _require_int(value, NODE_PORT_MIN)
     if not NODE_PORT_MIN <= value <= NODE_PORT_MAX:
         raise ValidationError(
             f"must be between {NODE_PORT_MIN} and {NODE_PORT_MAX}, the NodePort range "
-            f"(got {value}), e.g. 30000"
+            f"(got {value}), e.g. {NODE_PORT_MIN}"
         )
 
 

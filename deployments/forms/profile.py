@@ -94,7 +94,9 @@ class ComponentFormBase(LiveValidationMixin, forms.Form):
         super().__init__(*args, **kwargs)
         for name, label in COMPONENT_LABELS.items():
             self.fields[name].label = label
-        self.fields["node_port"].help_text = "30000-32767, NodePort only; empty: any free port."
+        self.fields[
+            "node_port"
+        ].help_text = f"{v.NODE_PORT_MIN}-{v.NODE_PORT_MAX}, NodePort only; empty: any free port."
         self.fields["build_context"].help_text = (
             "Folder to build, relative to the project, inside a source root "
             "(HELMDECK_SOURCE_ROOTS; examples/ by default)."

@@ -15,7 +15,7 @@ from deployments.integrations import IntegrationError
 from deployments.integrations.kube import Kube, Resources
 from deployments.models import Component
 from deployments.services.capacity import namespace_capacity
-from deployments.validators import parse_quantity
+from deployments.validators import NODE_PORT_MAX, NODE_PORT_MIN, parse_quantity
 
 ERROR, WARNING = "error", "warning"
 GiB = Decimal(2**30)
@@ -232,7 +232,8 @@ def _node_port_findings(spec, cluster, profile, kube):
             component,
             f"nodePort {port} is already used by {owner}",
             "A nodePort is one port on every node: two services cannot share it.",
-            "Pick another port in 30000-32767, or leave it empty to let Kubernetes choose.",
+            f"Pick another port in {NODE_PORT_MIN}-{NODE_PORT_MAX}, or leave it empty to let "
+            "Kubernetes choose.",
         )
         for port, component, owner in node_port_conflicts(
             spec=spec, cluster=cluster, profile=profile, kube=kube

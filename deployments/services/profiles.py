@@ -9,6 +9,7 @@ from deployments.models import AuditEvent, Cluster, Component, ConfigEntry, Prof
 from deployments.services.checks import node_port_conflicts
 from deployments.spec import FieldError, SpecError, key_path, parse_spec
 from deployments.spec_rows import component_fields, spec_from_profile
+from deployments.validators import NODE_PORT_MAX, NODE_PORT_MIN
 
 PROFILE_FIELDS = ("name", "namespace", "environment", "description")
 
@@ -99,7 +100,7 @@ def profile_check_conflicts(*, spec, cluster, profile=None):
             FieldError(
                 f"components.{component}.service.nodePort",
                 f"{port} is already used on cluster {cluster.name} by {owner}; "
-                "pick another port in 30000-32767",
+                f"pick another port in {NODE_PORT_MIN}-{NODE_PORT_MAX}",
             )
         )
     stored = set()

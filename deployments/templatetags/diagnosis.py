@@ -1,11 +1,10 @@
 """The link under a diagnosis: the profile form field to change, or the crashed container's
 previous log (the usual fixes, made one click away)."""
 
-import functools
 from urllib.parse import urlencode
 
 from django import template
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 register = template.Library()
 
@@ -17,23 +16,9 @@ LINK_LABELS = {
 }
 
 
-@functools.cache
-def _has_log_viewer():
-    """Whether the URL name exists (asked once: a NoReverseMatch per row is slow)."""
-    try:
-        reverse("deployments:pod_logs", args=["x"])
-    except NoReverseMatch:
-        return False
-    return True
-
-
 def logs_url(profile_name, pod):
-    """The log viewer of one pod, its previous (crashed) container. The viewer is built on
-    another branch (URL name deployments:pod_logs); until it is merged, the path itself."""
-    if _has_log_viewer():
-        base = reverse("deployments:pod_logs", args=[profile_name])
-    else:
-        base = f"/profiles/{profile_name}/logs/"
+    """The log viewer of one pod, its previous (crashed) container."""
+    base = reverse("deployments:pod_logs", args=[profile_name])
     return f"{base}?{urlencode({'pod': pod, 'previous': 1})}"
 
 
