@@ -5,6 +5,7 @@ diff against what is deployed (`helm get manifest`). Secret values are compared 
 worker and reported only as added / changed / unchanged / removed.
 """
 
+import contextlib
 import hashlib
 import json
 
@@ -17,7 +18,12 @@ from deployments.integrations.helm import Helm
 from deployments.integrations.kube import kubeconfig_path
 from deployments.services.checks import kube_for, profile_checks
 from deployments.services.profiles import parse_spec_of
-from deployments.services.rendering import diff_against_deployed, secret_changes, spec_render
+from deployments.services.rendering import (
+    diff_against_deployed,
+    secret_changes,
+    spec_render,
+    spec_render_check,
+)
 from deployments.services.values import MissingSecret, secret_values
 from deployments.services.worker_cache import cached_or_queued
 from deployments.spec_rows import spec_from_profile
@@ -63,6 +69,10 @@ def profile_preview(*, profile, helm=None):
         return report
     report["lint"] = rendered.lint
     report["problems"] += rendered.problems
+    # What a deploy of this profile renders (placeholders for the secrets), put in the cache
+    # while the user reads the preview: the Confirm click's render step finds it there.
+    with contextlib.suppress(IntegrationError):  # then the deploy renders, and says why
+        spec_render_check(spec=spec, keys=list(spec["secrets"]), helm=helm)
     report["resources"] = rendered.by_resource()
     try:
         deployed = helm.get_manifest(spec["name"], spec["namespace"])

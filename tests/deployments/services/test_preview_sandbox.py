@@ -1,10 +1,12 @@
 """Preview and install of the seed's todo-app on the sandbox, with helm 4 and helm 3."""
 
 import pytest
+from django.core.cache import cache
 
 from deployments.integrations.helm import Helm
 from deployments.models import Cluster, Profile
-from deployments.services.preview import fingerprint, profile_preview
+from deployments.services import rendering
+from deployments.services.preview import fingerprint, helm_for, profile_preview
 from deployments.services.profiles import config_set, parse_spec_of, secret_set
 from deployments.services.values import (
     CHART_DIR,
@@ -134,3 +136,21 @@ def test_it_reports_a_missing_secret_variable_as_a_problem(todo_in_sandbox, monk
     report = profile_preview(profile=todo_in_sandbox)
     assert any("$TODO_JWT_SECRET" in p for p in report["problems"])
     assert report["secrets"] == {}
+
+
+def test_a_preview_leaves_the_deploys_render_in_the_cache(todo_in_sandbox, redis_url, monkeypatch):
+    """The user reads the preview, then clicks Confirm: the deploy's render step (placeholder
+    secrets, rendering.spec_render_check) finds what the preview's worker already rendered."""
+    spec, helm = parse_spec_of(todo_in_sandbox), helm_for(todo_in_sandbox.cluster)
+    keys = list(spec["secrets"])
+    key = f"helmdeck:render:{rendering.render_inputs_digest(spec, keys, helm)}"
+    cache.delete(key)
+    profile_preview(profile=todo_in_sandbox)
+    kept = cache.get(key)
+    assert kept is not None and kept["resources"] == 6
+    assert not any(value in str(kept) for value in SECRET_ENV.values())
+
+    rendered = []
+    monkeypatch.setattr(rendering, "spec_render", lambda **kw: rendered.append(kw))
+    assert rendering.spec_render_check(spec=spec, keys=keys, helm=helm).resources == 6
+    assert rendered == []
