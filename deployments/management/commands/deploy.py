@@ -16,23 +16,57 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument(
-            "--wait", action="store_true", help="run the release here and wait for its result"
+            "--wait",
+            action="store_true",
+            help="follow the release's log until it ends; exit 0 only when deployed and Ready "
+            "(a running worker runs it; with none, or with --here, this process does)",
+        )
+        parser.add_argument(
+            "--here", action="store_true", help="with --wait: run the release in this process"
         )
         parser.add_argument("--no-build", action="store_true", help="deploy existing images")
 
-    def handle(self, *args, name, wait, no_build, **options):
+    def handle(self, *args, name, wait, here, no_build, **options):
         profile = profile_or_exit(name)
         try:
             release = release_request(profile=profile, actor=None, build=not no_build)
         except ReleaseRefused as exc:
             raise CommandError(str(exc), returncode=1) from None
-        if not wait:
-            from deployments.services.release_queue import release_enqueue
-
-            release_enqueue(release)
-            self.stdout.write(f"queued release #{release.pk} of {name}")
+        if wait and (here or not _worker_running()):
+            report(self, release_run(release.pk))  # exits
             return
-        report(self, release_run(release.pk))
+        from deployments.services.release_queue import release_enqueue
+
+        release_enqueue(release)
+        self.stdout.write(f"queued release #{release.pk} of {name}")
+        if not wait:
+            return
+        from deployments.services.release_follow import release_follow
+
+        def line(step, text):
+            self.stdout.write(f"[{step}] {text}" if step else text)
+
+        try:
+            settled = release_follow(release_id=release.pk, on_line=line)
+        except KeyboardInterrupt:
+            self.stderr.write(
+                f"stopped following; release #{release.pk} goes on in the worker: "
+                f"its page, /releases/{release.pk}/, shows it and can cancel it"
+            )
+            sys.exit(130)
+        report(self, settled)
+
+
+def _worker_running():
+    """A Celery worker's heartbeat is fresh (deployments.heartbeat): it will take the
+    release at once, with everything it needs already loaded."""
+    from deployments.heartbeat import live_workers
+    from deployments.integrations.redis import RedisError, app_client
+
+    try:
+        return bool(live_workers(app_client()))
+    except RedisError:
+        return False
 
 
 def report(command, release):

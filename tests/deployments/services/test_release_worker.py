@@ -144,3 +144,39 @@ def test_it_settles_a_release_whose_worker_was_killed_mid_upgrade(
     )
     assert not status["info"]["status"].startswith("pending-")
     assert not helm_processes(sandbox.namespace)  # the killed worker's helm went with it
+
+
+def test_the_cli_follows_the_release_a_worker_runs_and_exits_with_its_result(
+    deployable, child_env, celery_worker
+):
+    """`manage.py deploy NAME --wait` with a worker running: the worker (its imports and
+    connections long warm) runs the release; the command prints its log lines live, in
+    order, from the release's own stream, and exits 0 once it is deployed and Ready."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "deploy", deployable.name, "--wait", "--no-build"],
+        cwd=Path(__file__).parents[3],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    release = Release.objects.filter(profile=deployable).latest("pk")
+    assert release.status == Release.Status.SUCCEEDED
+    assert release.worker.startswith("test-")  # the worker ran it, not the command
+    out = done.stdout.splitlines()
+    assert out[0] == f"queued release #{release.pk} of {deployable.name}"
+    result = f"release #{release.pk} of {deployable.name} succeeded"
+    (end,) = [i for i, text in enumerate(out) if text.startswith(result)]
+    rows = [
+        f"[{line.step.name}] {line.text}" if line.step else line.text
+        for line in release.log_lines.select_related("step").order_by("sequence")
+    ]
+    assert any(row.startswith("[upgrade] ") for row in rows)
+    assert out[1:end] == rows  # every line, once, in order, then the result
+    for value in SECRETS.values():
+        assert value not in done.stdout + done.stderr

@@ -70,7 +70,7 @@ def test_the_cli_exits_1_with_the_kubelets_reason_when_a_deploy_fails_on_the_nod
 
     def deploy_command():
         with pytest.raises(SystemExit) as exited:
-            call_command("deploy", "probe", "--wait", "--no-build")
+            call_command("deploy", "probe", "--wait", "--here", "--no-build")
         out, err = capsys.readouterr()
         return exited.value.code, out, err
 
