@@ -11,7 +11,8 @@ Django, the imports a deploy needs), then the stages in that process and the exi
   unticked (the run is `--no-build`, as the bare run deploys existing images); the time is
   the Confirm click -> the release page showing "succeeded" (its live status badge, after
   verify saw every pod Ready);
-- CLI: `python manage.py deploy todo-app --wait --no-build` from its start to its exit;
+- CLI: `python manage.py deploy todo-app --wait --no-build` from its start to its exit: the
+  running worker takes the release and the command follows its stream (its log lines live);
 - bare: helm with the values Helmdeck writes and Helm.upgrade_install_argv's flags.
 
 Fresh installs, the three alternated in a rotating order, uninstalled untimed between runs;
@@ -245,8 +246,8 @@ def _report(result, runs, cleanups, rounds):
         f"{rounds} rounds of the three (browser, CLI, bare) in a rotating order after one "
         f"untimed round, fresh install each (uninstalled untimed between runs, "
         f"{median(cleanups):.1f} s each); kwok nodes, {KWOK.pods}; browser: Chromium "
-        "(Playwright) on uvicorn with one Celery worker (solo pool); CLI: the stages run in "
-        "the command's own process (`--wait`), no worker"
+        "(Playwright) on uvicorn with one Celery worker (solo pool); CLI: that worker runs the "
+        "release, the command follows the release's stream (`--wait`) and prints its log"
     )
     result.notes.append(
         "runs (s): "
