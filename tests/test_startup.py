@@ -53,6 +53,12 @@ def test_the_web_process_and_commands_import_kubernetes_celery_and_docker_on_fir
     assert {"kubernetes", "celery", "kombu", "docker"} & imported_by(*argv) == set()
 
 
+def test_the_deploy_command_leaves_the_stages_to_the_worker():
+    """`deploy --wait` with a worker running only queues and follows: the stages' libraries
+    (the schema validator, the docker SDK) are imported only by `--here`."""
+    assert {"kubernetes_validate", "jsonschema", "docker"} & imported_by("help", "deploy") == set()
+
+
 def test_the_celery_app_is_the_projects_when_a_task_is_sent():
     """controlpanel/__init__.py no longer imports the Celery app: deployments.tasks does,
     so a task is sent through this project's app and broker, never Celery's default."""

@@ -14,7 +14,6 @@ from deployments.models import Release, Step
 from deployments.services.db_retry import db_retry
 from deployments.services.profiles import audit_record
 from deployments.services.reaper import release_abandon
-from deployments.services.release_stages import STAGES
 from deployments.services.stage_run import RetryLater, release_publish_status
 from deployments.spec_rows import spec_from_profile
 
@@ -128,7 +127,11 @@ def release_cancel(*, release, actor):
 
 
 def release_run(release_id, worker="cli"):
-    """All stages in this process (the CLI's `deploy --wait`). Returns the settled release."""
+    """All stages in this process (`deploy --wait --here`). Returns the settled release.
+    The stages (docker, helm, the schema validator) are imported here, not with this
+    module: `deploy --wait` with a worker running never needs them."""
+    from deployments.services.release_stages import STAGES
+
     for stage in STAGES:
         attempt = 0
         while True:
