@@ -10,6 +10,7 @@ the release's row is read every `poll` seconds whatever the channel says.
 
 import contextlib
 import json
+import re
 import time
 
 from deployments import events
@@ -17,6 +18,15 @@ from deployments.integrations.redis import RedisError, app_client
 from deployments.models import LogLine, Release
 
 POLL = 5.0  # seconds between reads of the release's row, messages or not
+# C0 controls but tab, DEL and C1: what a terminal would act on (colours, titles, cursor)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text):
+    """`text` with every control character but tab shown as "?": a log line holds what a
+    build or helm printed, and a Dockerfile's RUN can print escape sequences that would
+    retitle, recolour or rewrite the terminal of whoever follows the release."""
+    return _CONTROL.sub("?", text)
 
 
 def release_follow(*, release_id, on_line, poll=POLL):

@@ -41,10 +41,10 @@ class Command(BaseCommand):
         self.stdout.write(f"queued release #{release.pk} of {name}")
         if not wait:
             return
-        from deployments.services.release_follow import release_follow
+        from deployments.services.release_follow import release_follow, terminal_safe
 
         def line(step, text):
-            self.stdout.write(f"[{step}] {text}" if step else text)
+            self.stdout.write(terminal_safe(f"[{step}] {text}" if step else text))
 
         try:
             settled = release_follow(release_id=release.pk, on_line=line)

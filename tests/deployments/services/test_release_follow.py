@@ -124,3 +124,10 @@ def test_a_message_it_cannot_read_is_skipped(todo_app, monkeypatch, raw):
     release = make_release(todo_app, "succeeded", log=["only"])
     seen, settled = followed(release, FakePubSub([raw]), monkeypatch)
     assert seen == [f"{release.steps.order_by('position').first().name}: only"]
+
+
+def test_a_line_cannot_drive_the_followers_terminal():
+    """A build's RUN can print escape sequences (a window title, colours, cursor moves,
+    a carriage return that hides what came before); the follower shows them inert."""
+    hostile = "ok\x1b]0;owned\x07\x1b[2J\rhidden\x9b1m\tkept"
+    assert follow.terminal_safe(hostile) == "ok?]0;owned??[2J?hidden?1m\tkept"
