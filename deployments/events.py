@@ -29,6 +29,18 @@ def pattern(kind):
     return channel(kind, "*")
 
 
+def message_fields(raw):
+    """(event, data, id) of a published message's body (what `publish` wrote), or None for
+    a body that is not one: subscribers read what any Redis client could have put there."""
+    try:
+        payload = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(payload, dict):
+        return None
+    return payload.get("event"), payload.get("data"), payload.get("id")
+
+
 def publish(channel_name, event, data, event_id=None):
     message = json.dumps({"event": event, "data": data, "id": event_id})
     try:

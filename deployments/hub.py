@@ -18,7 +18,6 @@ rendered once per open page. The hub (one per event loop, so one per uvicorn pro
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 
+from deployments.events import message_fields
 from deployments.integrations.redis import RedisError, pubsub_client
 
 log = logging.getLogger(__name__)
@@ -299,20 +299,11 @@ class Hub:
         groups = self.listeners.get(key)
         if not groups:
             return
-        try:
-            payload = json.loads(message["data"])
-        except ValueError:
-            return
-        if not isinstance(payload, dict):
+        fields = message_fields(message["data"])
+        if fields is None:
             return
         self.seq += 1
-        item = Message(
-            self.seq,
-            _text(message["channel"]),
-            payload.get("event"),
-            payload.get("data"),
-            payload.get("id"),
-        )
+        item = Message(self.seq, _text(message["channel"]), *fields)
         for events, members in list(groups.items()):
             if events is None or item.event in events:
                 for listener in list(members):

@@ -9,7 +9,6 @@ the release's row is read every `poll` seconds whatever the channel says.
 """
 
 import contextlib
-import json
 import re
 import time
 
@@ -59,7 +58,8 @@ def release_follow(*, release_id, on_line, poll=POLL):
                 try:
                     message = pubsub.get_message(timeout=min(1.0, poll))
                 except RedisError:
-                    pubsub = _close(pubsub)  # the row alone from now on
+                    _close(pubsub)
+                    pubsub = None  # the row alone from now on
             if pubsub is None:
                 time.sleep(min(1.0, poll))
             event, data, event_id = _decode(message)
@@ -102,10 +102,4 @@ def _decode(message):
     """(event, data, id) of a published message; Nones for anything else."""
     if not message or message.get("type") != "message":
         return None, None, None
-    try:
-        payload = json.loads(message["data"])
-    except (TypeError, ValueError):
-        return None, None, None
-    if not isinstance(payload, dict):
-        return None, None, None
-    return payload.get("event"), payload.get("data"), payload.get("id")
+    return events.message_fields(message["data"]) or (None, None, None)
