@@ -49,9 +49,12 @@ class Command(BaseCommand):
         try:
             settled = release_follow(release_id=release.pk, on_line=line)
         except KeyboardInterrupt:
+            from django.urls import reverse
+
+            page = reverse("deployments:release_detail", args=[release.pk])
             self.stderr.write(
                 f"stopped following; release #{release.pk} goes on in the worker: "
-                f"its page, /releases/{release.pk}/, shows it and can cancel it"
+                f"its page, {page}, shows it and can cancel it"
             )
             sys.exit(130)
         report(self, settled)

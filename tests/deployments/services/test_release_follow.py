@@ -131,3 +131,27 @@ def test_a_line_cannot_drive_the_followers_terminal():
     a carriage return that hides what came before); the follower shows them inert."""
     hostile = "ok\x1b]0;owned\x07\x1b[2J\rhidden\x9b1m\tkept"
     assert follow.terminal_safe(hostile) == "ok?]0;owned??[2J?hidden?1m\tkept"
+
+
+def test_ctrl_c_stops_following_not_the_release(todo_app, monkeypatch, capsys):
+    """`deploy --wait` with a worker running: Ctrl-C ends the command (130) and says where
+    the release goes on; the release itself is left to the worker."""
+    from django.core.management import call_command
+
+    from deployments.management.commands import deploy
+    from deployments.services import release_queue
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(deploy, "_worker_running", lambda: True)
+    monkeypatch.setattr(release_queue, "release_enqueue", lambda release: None)
+    monkeypatch.setattr(follow, "release_follow", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        call_command("deploy", todo_app.name, "--wait", "--no-build")
+    release = Release.objects.get(profile=todo_app)
+    err = capsys.readouterr().err
+    assert exited.value.code == 130
+    assert release.status == Release.Status.QUEUED
+    assert f"release #{release.pk} goes on in the worker" in err
+    assert f"its page, /releases/{release.pk}/," in err
