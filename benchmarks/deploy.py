@@ -90,7 +90,7 @@ def _helmdeck_once(profile):
     }
 
 
-def _bare_argv(profile, ns, workdir):
+def bare_argv(profile, ns, workdir):
     """The command line Helmdeck's upgrade step runs (Helm.upgrade_install_argv), with the
     files Helmdeck writes, kept for the whole run."""
     import yaml
@@ -110,7 +110,7 @@ def _bare_argv(profile, ns, workdir):
     return Helm().upgrade_install_argv(RELEASE, ns, CHART_DIR, files, timeout=300)
 
 
-def _bare_once(argv):
+def bare_once(argv):
     started = time.time()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=420, check=False)
     took = time.time() - started
@@ -131,6 +131,30 @@ def _uninstall(core, ns):
         what=f"pods in {ns} to go",
         interval=0.2,
     )
+
+
+def fresh_install(core, ns, deploy, cleanups, *, after=None):
+    """One timed deploy into the empty `ns` (deploy() returns its figures), with the
+    cluster's part ("cluster": first pod created -> last pod Ready) from a watch of the
+    namespace; then after() if given, and the untimed uninstall, whose seconds go to
+    `cleanups`."""
+    with cluster.pod_timeline(core, ns) as pods:
+        figures = deploy()
+    if pods["created"] is None:
+        raise harness.BenchError(f"the pod watch of {ns} missed a pod or its Ready")
+    figures["cluster"] = pods["ready"] - pods["created"]
+    if after is not None:
+        after()
+    started = time.monotonic()
+    _uninstall(core, ns)
+    cleanups.append(time.monotonic() - started)
+    return figures
+
+
+def own_part(runs):
+    """A tool's own part of its deploys: the median of total minus the cluster's part. The
+    goal's rows add the median of all tools' cluster parts to it (the same for each)."""
+    return median([r["total"] - r["cluster"] for r in runs])
 
 
 def run(*, quick=False):
@@ -157,20 +181,19 @@ def measure(result, variant, *, quick=False):
         profile = harness.import_profile(
             variant.spec(name=RELEASE, namespace=hd_ns, node_port=node_port)
         )
-        argv = _bare_argv(profile, bare_ns, Path(tmp))
+        argv = bare_argv(profile, bare_ns, Path(tmp))
 
         def once(who, timed=True):
             ns = hd_ns if who == "helmdeck" else bare_ns
-            with cluster.pod_timeline(core, ns) as pods:
-                figures = _helmdeck_once(profile) if who == "helmdeck" else _bare_once(argv)
-            if pods["created"] is None:
-                raise harness.BenchError(f"the pod watch of {ns} missed a pod or its Ready")
-            figures["cluster"] = pods["ready"] - pods["created"]
-            if variant.check is not None:
-                checks.add(variant.check(core, ns))
-            started = time.monotonic()
-            _uninstall(core, ns)
-            cleanups.append(time.monotonic() - started)
+
+            def deploy():
+                return _helmdeck_once(profile) if who == "helmdeck" else bare_once(argv)
+
+            def check():  # the variant's own check of where the pods ran, if it has one
+                if variant.check is not None:
+                    checks.add(variant.check(core, ns))
+
+            figures = fresh_install(core, ns, deploy, cleanups, after=check)
             if timed:
                 (ours if who == "helmdeck" else theirs).append(figures)
             return figures
@@ -209,9 +232,7 @@ def measure(result, variant, *, quick=False):
     # to run. Both tools' figures are rebuilt on the median of all runs' cluster parts: what
     # stays is each tool's own part (to the pods, and from Ready to done), measured per run.
     shared = median([r["cluster"] for r in ours + theirs])
-    hd_own, bare_own = (
-        median([r["total"] - r["cluster"] for r in runs]) for runs in (ours, theirs)
-    )
+    hd_own, bare_own = own_part(ours), own_part(theirs)
     result.add(
         "click -> deployed and Ready, the cluster's part shared",
         hd_own + shared,

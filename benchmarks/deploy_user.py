@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from benchmarks import cluster, harness
-from benchmarks.deploy import KWOK, RELEASE, _bare_argv, _bare_once, _uninstall
+from benchmarks.deploy import KWOK, RELEASE, bare_argv, bare_once, fresh_install, own_part
 from benchmarks.report import Goal, Result, median
 
 NAME = "deploy_user"
@@ -179,7 +179,7 @@ def run(*, quick=False):
         profile = harness.import_profile(
             harness.todo_spec(name=RELEASE, namespace=hd_ns, node_port=node_port)
         )
-        argv = _bare_argv(profile, bare_ns, Path(tmp))
+        argv = bare_argv(profile, bare_ns, Path(tmp))
         try:
             with (
                 harness.celery_worker(),
@@ -187,22 +187,15 @@ def run(*, quick=False):
             ):
                 browser = Browser(url)
                 try:
+                    deploys = {
+                        "browser": lambda: browser.deploy_once(profile),
+                        "cli": lambda: _cli_once(profile),
+                        "bare": lambda: bare_once(argv),
+                    }
 
                     def once(tool, timed=True):
                         ns = bare_ns if tool == "bare" else hd_ns
-                        with cluster.pod_timeline(core, ns) as pods:
-                            if tool == "browser":
-                                figures = browser.deploy_once(profile)
-                            elif tool == "cli":
-                                figures = _cli_once(profile)
-                            else:
-                                figures = _bare_once(argv)
-                        if pods["created"] is None:
-                            raise harness.BenchError(f"the pod watch of {ns} missed a pod")
-                        figures["cluster"] = pods["ready"] - pods["created"]
-                        started = time.monotonic()
-                        _uninstall(core, ns)
-                        cleanups.append(time.monotonic() - started)
+                        figures = fresh_install(core, ns, deploys[tool], cleanups)
                         if timed:
                             runs[tool].append(figures)
                         return figures
@@ -233,7 +226,7 @@ def _report(result, runs, cleanups, rounds):
         return median([r.get(key) for r in runs[tool]])
 
     shared = median([r["cluster"] for tool in TOOLS for r in runs[tool]])
-    own = {tool: median([r["total"] - r["cluster"] for r in runs[tool]]) for tool in TOOLS}
+    own = {tool: own_part(runs[tool]) for tool in TOOLS}
     bare, bare_shared = med("bare", "total"), own["bare"] + shared
     for tool, label, goal in (
         ("browser", "browser: Confirm click -> succeeded shown", BROWSER_GOAL),
