@@ -155,3 +155,19 @@ def test_ctrl_c_stops_following_not_the_release(todo_app, monkeypatch, capsys):
     assert release.status == Release.Status.QUEUED
     assert f"release #{release.pk} goes on in the worker" in err
     assert f"its page, /releases/{release.pk}/," in err
+
+
+def test_a_status_message_alone_does_not_end_the_follow_the_row_does(todo_app, monkeypatch):
+    """Anyone who can publish on the channel could announce "succeeded"; the follower only
+    takes it as a cue to read the release's row, and goes on while the row says upgrading."""
+    release = make_release(todo_app, "upgrading")
+    add_line(release, 1, "first")
+    forged = message("status", {"status": "succeeded"})
+    pubsub = FakePubSub([forged, message("log", {"step": "upgrade", "text": "second"}, 2)])
+
+    def worker_ends():
+        Release.objects.filter(pk=release.pk).update(status=Release.Status.FAILED)
+
+    seen, settled = followed(release, pubsub, monkeypatch, line2=worker_ends)
+    assert seen == ["upgrade: first", "upgrade: second"]  # it read on past the forged status
+    assert settled.status == Release.Status.FAILED
