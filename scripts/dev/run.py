@@ -191,7 +191,19 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+_stop_requested = False
+
+
+def _request_stop(signum, frame):
+    """Once everything is up, a signal only sets a flag that the main loop reads: an
+    exception raised at an arbitrary point of that loop could land inside a Popen call and
+    leave it half done, and stop() needs those Popen objects whole."""
+    global _stop_requested
+    _stop_requested = True
+
+
 STOP_SECONDS = 15  # for all children together; then what is left is killed
+KILL_WAIT_SECONDS = 5  # per child after SIGKILL; then it is reported and left
 
 
 def stop(children):
@@ -209,7 +221,10 @@ def stop(children):
             say(f"{name} did not stop within {STOP_SECONDS}s; killing it")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # its own session: pool processes too
-            proc.wait()
+            try:
+                proc.wait(timeout=KILL_WAIT_SECONDS)
+            except subprocess.TimeoutExpired:  # stuck in the kernel (state D): say so, go on
+                say(f"{name} (pid {proc.pid}) is still there after SIGKILL; leaving it")
 
 
 def main():
@@ -247,13 +262,16 @@ def main():
         )
         children.append(spawn("watcher", [PY, "manage.py", "watch_cluster"]))
         children.append(spawn("web", web_command(HOST, PORT)))
+        signal.signal(signal.SIGINT, _request_stop)
+        signal.signal(signal.SIGTERM, _request_stop)
         say(f"Helmdeck is up: http://{HOST}:{PORT}/  (Ctrl-C stops everything)")
-        while True:
+        while not _stop_requested:
             for name, proc in children:
                 if proc.poll() is not None:
                     say(f"{name} exited with status {proc.returncode}; stopping")
                     return 1
-            time.sleep(0.5)
+            time.sleep(0.5)  # resumed after a signal's handler; the flag is read within 0.5 s
+        return 0
     except KeyboardInterrupt:
         return 0
     finally:

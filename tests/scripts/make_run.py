@@ -6,6 +6,10 @@ pipe: once its 64 KiB were full they would block on their next log line, and so 
 `make run`'s own "stopping ..." lines. (The CI timeouts stopping `make run` had another
 cause: SIGINT inherited as ignored, see scripts/dev/run.py's main.)"""
 
+import contextlib
+import os
+import signal
+import subprocess
 import threading
 import time
 
@@ -35,3 +39,46 @@ def rest_of_output(proc, timeout=10):
     reader, rest = proc.helmdeck_rest
     reader.join(timeout)
     return "".join(rest)
+
+
+def stop_with_ctrl_c(proc, timeout, group=True):
+    """Ctrl-C as a terminal sends it (to `proc`'s process group, or `proc` alone), then wait
+    `timeout` seconds. If it is still running, the failure shows its process tree and what it
+    printed after it was up, so a stop that hangs says where; then everything is killed."""
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        tree = _process_tree(proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+        printed = "".join(getattr(proc, "helmdeck_rest", (None, []))[1])
+        raise AssertionError(
+            f"still running {timeout}s after Ctrl-C\n--- its processes\n{tree}\n"
+            f"--- printed after it was up\n{printed}"
+        ) from None
+
+
+def _process_tree(root):
+    """`ps` lines of `root` and all its descendants (children in sessions of their own too)."""
+    rows = subprocess.run(
+        ["ps", "-e", "-o", "pid=,ppid=,pgid=,stat=,wchan:24=,etime=,args="],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    parent = {int(r.split()[0]): int(r.split()[1]) for r in rows}
+    keep = []
+    for row in rows:
+        pid = int(row.split()[0])
+        while pid not in (root, 0, 1) and pid in parent:
+            pid = parent[pid]
+        if pid == root:
+            keep.append(row)
+    return "PID PPID PGID STAT WCHAN ELAPSED COMMAND\n" + "\n".join(keep)

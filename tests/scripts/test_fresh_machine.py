@@ -5,14 +5,13 @@ Makefile's PATH, whose python has no pip (the old way of installing uv broke the
 
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.faults import free_port
-from tests.scripts.make_run import read_until_up, rest_of_output
+from tests.scripts.make_run import read_until_up, rest_of_output, stop_with_ctrl_c
 
 ROOT = Path(__file__).parents[2]
 
@@ -85,17 +84,13 @@ def _make_run_once(checkout, env):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",
         start_new_session=True,
     )
     try:
         output = read_until_up(proc, 420)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        stop_with_ctrl_c(proc, 60)
     return output + rest_of_output(proc)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.faults import free_port
-from tests.scripts.make_run import read_until_up, rest_of_output
+from tests.scripts.make_run import read_until_up, rest_of_output, stop_with_ctrl_c
 
 ROOT = Path(__file__).parents[2]
 
@@ -46,6 +46,7 @@ def test_it_brings_up_the_embedded_default_and_stops_cleanly_on_ctrl_c(tmp_path)
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",
         # started the way a background job of a non-interactive shell is (some CI runners):
         # with SIGINT ignored, which Python keeps unless told otherwise; Ctrl-C must still
         # stop it all
@@ -79,12 +80,7 @@ def test_it_brings_up_the_embedded_default_and_stops_cleanly_on_ctrl_c(tmp_path)
         assert status == 200 and 'name="username"' in body
         assert get(f"{base}/static/vendor/htmx-2.0.11.min.js")[0] == 200
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=45)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        stop_with_ctrl_c(proc, 45, group=False)
     assert proc.returncode == 0, rest_of_output(proc)
     for stopped in (port, redis_port):
         with socket.socket() as sock:

@@ -8,7 +8,6 @@
    user's alone: folders 0700, files 0600 from the start, and an old loose one is tightened.
 """
 
-import contextlib
 import os
 import pickle
 import signal
@@ -22,7 +21,7 @@ import redis
 
 from tests.fixtures.faults import free_port
 from tests.fixtures.infra import wait_until
-from tests.scripts.make_run import read_until_up
+from tests.scripts.make_run import read_until_up, stop_with_ctrl_c
 
 ROOT = Path(__file__).resolve().parents[2]
 HX = {"HX-Request": "true"}
@@ -397,6 +396,7 @@ def start_make_run(tmp_path, **extra):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",
         start_new_session=True,
     )
     return proc
@@ -404,16 +404,6 @@ def start_make_run(tmp_path, **extra):
 
 def wait_up(proc):
     return read_until_up(proc, 180)
-
-
-def stop_make_run(proc):
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=45)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
 
 
 def env_values(path):
@@ -442,7 +432,7 @@ def test_make_run_starts_a_redis_that_refuses_clients_without_the_password(tmp_p
             assert not mode & 0o077, f"{entry} is {oct(mode)}"
         assert (state / "db.sqlite3").exists() and (state / "redis").is_dir()
     finally:
-        stop_make_run(proc)
+        stop_with_ctrl_c(proc, 45)
 
 
 @pytest.mark.integration
@@ -455,7 +445,7 @@ def test_make_run_adds_a_redis_password_to_an_old_env_and_refuses_an_open_redis_
     try:
         output, _ = proc.communicate(timeout=120)
     finally:
-        stop_make_run(proc)
+        stop_with_ctrl_c(proc, 45)
     assert proc.returncode != 0, output
     assert f"REDIS_URL ({open_url}) has no password" in output
     values = env_values(env_file)
