@@ -30,6 +30,7 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 
 from benchmarks import cluster, harness
 from benchmarks.deploy import Variant, measure
@@ -200,7 +201,23 @@ def _cluster_row(address):
     return row
 
 
-def run(*, quick=False):
+@dataclass
+class Delivery:
+    """The image's loads into the node, measured before the deploys (the notes' figures)."""
+
+    image: object
+    built: float  # seconds docker build took
+    first: float  # the untimed bare load
+    ours: list  # Helmdeck's load step, seconds each
+    theirs: list  # docker save | ctr import, seconds each
+
+
+@contextlib.contextmanager
+def real_node_variant(*, quick=False):
+    """The real node made ready for deploy benchmarks: the probe image built and loaded
+    into its containerd (the loads measured), a Cluster row that loads images there. Yields
+    (the Variant deploys of todo-app's shape on the real node, the Delivery); the row is
+    deleted afterwards."""
     from deployments.models import Cluster
 
     core, _ = cluster.kube()
@@ -208,14 +225,12 @@ def run(*, quick=False):
     address = cluster.node_containerd()
     if not address.exists():
         raise BenchError(f"no {address}: the real node is down (scripts/sandbox/node up)")
-    result = Result(NAME, TITLE, bare_label="bare helm")
     row = _cluster_row(str(address))
     try:
         started = time.monotonic()
         image = _build()
         built = time.monotonic() - started
-        loads = 1 if quick else 3
-        first, ours, theirs = _deliver(row, image, loads)
+        first, ours, theirs = _deliver(row, image, 1 if quick else 3)
         print(
             f"   image built in {built:.1f}s; untimed load {first:.2f}s; loads: Helmdeck "
             + ", ".join(f"{s:.2f}s" for s in ours)
@@ -233,31 +248,42 @@ def run(*, quick=False):
             spec=spec,
             check=_on_real_node(node),
         )
-        measure(result, variant, quick=quick)
+        yield variant, Delivery(image, built, first, ours, theirs)
     finally:
         with contextlib.suppress(Exception):
             Cluster.objects.filter(name=CLUSTER).delete()
+
+
+def profile_note():
+    return (
+        f"the profile as examples/profiles/todo-app.yaml but both components run {REF} on "
+        f"port {PORT} with requests = limits {RESOURCES['cpu']} / {RESOURCES['memory']} "
+        "(the node is this machine)"
+    )
+
+
+def run(*, quick=False):
+    result = Result(NAME, TITLE, bare_label="bare helm")
+    with real_node_variant(quick=quick) as (variant, delivery):
+        measure(result, variant, quick=quick)
+    ours, theirs = delivery.ours, delivery.theirs
     result.add(
         "image load into the node (outside the deploy figures), median",
         median(ours),
         unit="s",
         bare=median(theirs),
     )
-    size = image.attrs.get("Size") or 0
+    size = delivery.image.attrs.get("Size") or 0
     result.notes.append(
-        f"image {REF} ({size / 2**20:.0f} MiB) built by dockerd in {built:.1f} s; one "
-        f"untimed load ({first:.1f} s), then {loads} alternated pair(s) of fresh loads "
-        "(removed from the node first; layers the node holds for other images, the base's "
-        "among them, are not copied again): Helmdeck's load step "
+        f"image {REF} ({size / 2**20:.0f} MiB) built by dockerd in {delivery.built:.1f} s; "
+        f"one untimed load ({delivery.first:.1f} s), then {len(ours)} alternated pair(s) of "
+        "fresh loads (removed from the node first; layers the node holds for other images, "
+        "the base's among them, are not copied again): Helmdeck's load step "
         "(image_deliver) "
         + ", ".join(f"{s:.2f}" for s in ours)
         + " s; docker save | ctr import "
         + ", ".join(f"{s:.2f}" for s in theirs)
         + " s"
     )
-    result.notes.append(
-        f"the profile as examples/profiles/todo-app.yaml but both components run {REF} on "
-        f"port {PORT} with requests = limits {RESOURCES['cpu']} / {RESOURCES['memory']} "
-        "(the node is this machine)"
-    )
+    result.notes.append(profile_note())
     return result

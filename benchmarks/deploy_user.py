@@ -16,7 +16,8 @@ Django, the imports a deploy needs), then the stages in that process and the exi
 - bare: helm with the values Helmdeck writes and Helm.upgrade_install_argv's flags.
 
 Fresh installs, the three alternated in a rotating order, uninstalled untimed between runs;
-kwok nodes (pods Ready after the profile's 10 s readiness delay). As in `deploy`, a watch of
+kwok nodes (pods Ready after the profile's 10 s readiness delay); `deploy_user_real` runs
+the same measurement (measure_user) on the real node. As in `deploy`, a watch of
 the namespace times the cluster's part (first pod created -> last pod Ready) and the goal's
 rows put the median of all runs' cluster parts in place of each run's own.
 """
@@ -165,19 +166,25 @@ class Browser:
 
 
 def run(*, quick=False):
-    result = Result(NAME, TITLE, bare_label="bare helm")
+    return measure_user(Result(NAME, TITLE, bare_label="bare helm"), KWOK, quick=quick)
+
+
+def measure_user(result, variant, *, quick=False):
+    """Rounds of the three (browser, CLI, bare) on `variant`'s nodes and profile; the rows
+    and notes go into `result`, which is returned."""
     rounds = 2 if quick else 5
     core, _ = cluster.kube()
     runs = {tool: [] for tool in TOOLS}
-    cleanups = []
+    cleanups, checks = [], set()
+    kind = "user" if variant.simulated else "userreal"
     with (
-        cluster.namespace(core, "user-hd") as hd_ns,
-        cluster.namespace(core, "user-helm") as bare_ns,
+        cluster.namespace(core, f"{kind}-hd", simulated=variant.simulated) as hd_ns,
+        cluster.namespace(core, f"{kind}-helm", simulated=variant.simulated) as bare_ns,
         tempfile.TemporaryDirectory(prefix="helmdeck-bench-user-") as tmp,
     ):
         node_port = cluster.free_node_port(core)
         profile = harness.import_profile(
-            harness.todo_spec(name=RELEASE, namespace=hd_ns, node_port=node_port)
+            variant.spec(name=RELEASE, namespace=hd_ns, node_port=node_port)
         )
         argv = bare_argv(profile, bare_ns, Path(tmp))
         try:
@@ -195,7 +202,12 @@ def run(*, quick=False):
 
                     def once(tool, timed=True):
                         ns = bare_ns if tool == "bare" else hd_ns
-                        figures = fresh_install(core, ns, deploys[tool], cleanups)
+
+                        def check():  # where the pods ran, when the variant checks that
+                            if variant.check is not None:
+                                checks.add(variant.check(core, ns))
+
+                        figures = fresh_install(core, ns, deploys[tool], cleanups, after=check)
                         if timed:
                             runs[tool].append(figures)
                         return figures
@@ -217,11 +229,12 @@ def run(*, quick=False):
                     browser.close()
         finally:
             harness.delete_profiles(pk=profile.pk)
-    _report(result, runs, cleanups, rounds)
+    _report(result, runs, cleanups, rounds, variant)
+    result.notes.extend(sorted(c for c in checks if c))
     return result
 
 
-def _report(result, runs, cleanups, rounds):
+def _report(result, runs, cleanups, rounds, variant):
     def med(tool, key):
         return median([r.get(key) for r in runs[tool]])
 
@@ -257,10 +270,11 @@ def _report(result, runs, cleanups, rounds):
         )
         result.add(f"  {tool}: verify step", med(tool, "verify"), unit="s")
         result.add(f"  {tool}: {after}", med(tool, "after") * 1000)
+    where = "kwok nodes" if variant.simulated else "the real node"
     result.notes.append(
         f"{rounds} rounds of the three (browser, CLI, bare) in a rotating order after one "
         f"untimed round, fresh install each (uninstalled untimed between runs, "
-        f"{median(cleanups):.1f} s each); kwok nodes, {KWOK.pods}; browser: Chromium "
+        f"{median(cleanups):.1f} s each); {where}, {variant.pods}; browser: Chromium "
         "(Playwright) on uvicorn with one Celery worker (solo pool), the times taken in the "
         "page (the form's submit event -> a MutationObserver seeing the badge); CLI: that "
         "worker runs the release, the command follows the release's stream (`--wait`) and "

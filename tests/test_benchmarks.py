@@ -56,6 +56,7 @@ def test_cli_help_and_names():
     assert done.returncode == 0 and "--only" in done.stdout and "--quick" in done.stdout
     assert parse_args(["--only", "deploy,logs", "--quick"]).names == ["deploy", "logs"]
     assert parse_args(["--only", "deploy_real"]).names == ["deploy_real"]
+    assert parse_args(["--only", "deploy_user_real"]).names == ["deploy_user_real"]
     with pytest.raises(SystemExit):
         parse_args(["--only", "nope"])
 
