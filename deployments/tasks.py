@@ -12,6 +12,7 @@ from deployments.models import Cluster, Profile
 from deployments.services import release_stages
 from deployments.services.doctor import doctor_store
 from deployments.services.preview import preview_store
+from deployments.services.release_queue import stage_task_name
 from deployments.services.releases import release_stage_attempt
 from deployments.services.stage_run import RetryLater
 
@@ -44,7 +45,7 @@ INLINE_WITHIN = 120  # seconds
 
 def _stage_task(stage):
     @shared_task(
-        name=f"deployments.tasks.{stage.__name__}",
+        name=stage_task_name(stage.__name__),
         bind=True,
         acks_late=True,
         time_limit=settings.HELMDECK_BUILD_TIMEOUT * 4,
@@ -79,7 +80,7 @@ def _stage_task(stage):
             self.request.chain = None
         return claimed
 
-    _STAGE_TASKS[f"deployments.tasks.{stage.__name__}"] = (stage, task)
+    _STAGE_TASKS[stage_task_name(stage.__name__)] = (stage, task)
     return task
 
 

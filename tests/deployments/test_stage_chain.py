@@ -67,3 +67,21 @@ def test_the_chain_walk_stops_at_a_task_that_is_not_a_stage(ran):
     left = run_with_chain(tasks.render_release, tasks.run_doctor)
     assert ran == [("render", 0)]
     assert [s["task"] for s in left] == [tasks.run_doctor.name]
+
+
+def test_the_chain_is_sent_by_the_names_the_stage_tasks_are_registered_under():
+    """release_send builds the chain from release_queue.STAGES by name, without importing
+    deployments.tasks: each name must be a registered stage task, in the stages' order."""
+    from deployments.services import release_queue, release_stages
+
+    names = [release_queue.stage_task_name(stage) for stage in release_queue.STAGES]
+    assert names == [
+        tasks.build_release.name,
+        tasks.render_release.name,
+        tasks.upgrade_release.name,
+        tasks.verify_release.name,
+    ]
+    for stage in release_queue.STAGES:
+        assert tasks._STAGE_TASKS[release_queue.stage_task_name(stage)][0] is getattr(
+            release_stages, stage
+        )
