@@ -75,3 +75,37 @@ def test_the_celery_app_is_the_projects_when_a_task_is_sent():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
     )
     assert result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_sending_a_release_imports_the_celery_app_but_not_the_stages():
+    """release_send (the web process's deploy, `deploy --wait`) sends the chain by its tasks'
+    names: deployments.tasks, which imports every stage's libraries, stays a worker's."""
+    code = (
+        "import sys, django; django.setup();"
+        "from celery.canvas import _chain;"
+        "sent = [];"
+        "_chain.apply_async = lambda self, *a, **k: sent.append([t['task'] for t in self.tasks]);"
+        "from deployments.services import release_queue;"
+        # no mark in a Redis that other tests' releases use
+        "release_queue.broker_client = lambda: type('C', (), {'set': lambda *a, **k: 1})();"
+        "release_queue.release_send(7);"
+        "print(sent);"
+        "print('deployments.tasks' in sys.modules, 'deployments.services.release_stages' in"
+        " sys.modules, 'docker' in sys.modules)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlpanel.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
+    )
+    sent, imported = result.stdout.strip().splitlines()
+    assert sent == str(
+        [
+            [
+                "deployments.tasks.release_build",
+                "deployments.tasks.release_render",
+                "deployments.tasks.release_upgrade",
+                "deployments.tasks.release_verify",
+            ]
+        ]
+    ), result.stderr[-2000:]
+    assert imported == "False False False", result.stderr[-2000:]

@@ -39,7 +39,7 @@ def release_send(release_id):
     from controlpanel.celery import app
 
     # Sent by name: the sender (the web process, `deploy --wait`) needs the Celery app, not
-    # the workers' side (deployments.tasks imports every stage's libraries: ~0.15 s more at
+    # the workers' side (deployments.tasks imports every stage's libraries: ~0.2 s more at
     # a CLI deploy's start, or at the web process's first deploy).
     stages = chain(
         *(app.signature(stage_task_name(stage), (release_id,), immutable=True) for stage in STAGES)
