@@ -176,7 +176,7 @@ def measure_user(result, variant, *, quick=False):
     core, _ = cluster.kube()
     runs = {tool: [] for tool in TOOLS}
     cleanups, checks = [], set()
-    kind = "user" if variant.simulated else "userreal"
+    kind = f"user{variant.kind}"
     with (
         cluster.namespace(core, f"{kind}-hd", simulated=variant.simulated) as hd_ns,
         cluster.namespace(core, f"{kind}-helm", simulated=variant.simulated) as bare_ns,

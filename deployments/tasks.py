@@ -12,7 +12,7 @@ from deployments.models import Cluster, Profile
 from deployments.services import release_stages
 from deployments.services.doctor import doctor_store
 from deployments.services.preview import preview_store
-from deployments.services.release_queue import stage_task_name
+from deployments.services.release_queue import STAGES, release_stage_task_name
 from deployments.services.releases import release_stage_attempt
 from deployments.services.stage_run import RetryLater
 
@@ -45,7 +45,7 @@ INLINE_WITHIN = 120  # seconds
 
 def _stage_task(stage):
     @shared_task(
-        name=stage_task_name(stage.__name__),
+        name=release_stage_task_name(stage.__name__),
         bind=True,
         acks_late=True,
         time_limit=settings.HELMDECK_BUILD_TIMEOUT * 4,
@@ -80,7 +80,7 @@ def _stage_task(stage):
             self.request.chain = None
         return claimed
 
-    _STAGE_TASKS[stage_task_name(stage.__name__)] = (stage, task)
+    _STAGE_TASKS[release_stage_task_name(stage.__name__)] = (stage, task)
     return task
 
 
@@ -94,7 +94,7 @@ def _attempt(stage, release_id, attempt):
     )
 
 
-build_release = _stage_task(release_stages.release_build)
-render_release = _stage_task(release_stages.release_render)
-upgrade_release = _stage_task(release_stages.release_upgrade)
-verify_release = _stage_task(release_stages.release_verify)
+# one task per stage, in release_queue.STAGES' order (the order the chain is sent in)
+build_release, render_release, upgrade_release, verify_release = (
+    _stage_task(getattr(release_stages, stage)) for stage in STAGES
+)

@@ -21,7 +21,7 @@ QUEUED_KEY = "helmdeck:queued:"
 STAGES = ("release_build", "release_render", "release_upgrade", "release_verify")
 
 
-def stage_task_name(stage):
+def release_stage_task_name(stage):
     """The Celery task name of a stage (deployments.tasks registers one task per stage)."""
     return f"deployments.tasks.{stage}"
 
@@ -42,7 +42,13 @@ def release_send(release_id):
     # the workers' side (deployments.tasks imports every stage's libraries: ~0.2 s more at
     # a CLI deploy's start, or at the web process's first deploy).
     stages = chain(
-        *(app.signature(stage_task_name(stage), (release_id,), immutable=True) for stage in STAGES)
+        *(
+            # ignore_result as the tasks declare it: the sender does not see their options
+            app.signature(
+                release_stage_task_name(stage), (release_id,), immutable=True, ignore_result=True
+            )
+            for stage in STAGES
+        )
     )
     try:
         stages.apply_async()

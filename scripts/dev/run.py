@@ -154,10 +154,12 @@ def start_redis(children):
     )
     children.append(spawn("redis", [binary, "-"], stdin=config))
     deadline = time.monotonic() + 10
-    while not port_open("127.0.0.1", port):
+    while not port_open("127.0.0.1", port) and not _stop_requested:
         if time.monotonic() > deadline:
             sys.exit(f"helmdeck: {binary} did not start on port {port}")
         time.sleep(0.1)
+    if _stop_requested:
+        return
     os.environ["REDIS_URL"] = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
     say(f"started {Path(binary).name} on 127.0.0.1:{port} (password: REDIS_PASSWORD)")
 
@@ -184,20 +186,19 @@ def web_command(host, port):
 
 
 def manage(*args):
-    subprocess.run([PY, "manage.py", *args], cwd=ROOT, check=True)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    done = subprocess.run([PY, "manage.py", *args], cwd=ROOT, check=False)
+    if done.returncode != 0 and not _stop_requested:  # a Ctrl-C also reaches the command
+        sys.exit(f"helmdeck: manage.py {' '.join(args)} failed (exit {done.returncode})")
 
 
 _stop_requested = False
 
 
 def _request_stop(signum, frame):
-    """Once everything is up, a signal only sets a flag that the main loop reads: an
-    exception raised at an arbitrary point of that loop could land inside a Popen call and
-    leave it half done, and stop() needs those Popen objects whole."""
+    """Ctrl-C or SIGTERM only sets a flag that main reads between its steps: an exception
+    raised at an arbitrary point could land inside spawn(), after the fork and before the
+    child is in `children`, and stop() would never reach that child (it has a session of
+    its own)."""
     global _stop_requested
     _stop_requested = True
 
@@ -207,6 +208,8 @@ KILL_WAIT_SECONDS = 5  # per child after SIGKILL; then it is reported and left
 
 
 def stop(children):
+    """SIGTERM to every child still running, in reverse order; SIGKILL to its whole session
+    after STOP_SECONDS. Returns the names of children still there after that."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan children
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for name, proc in reversed(children):
@@ -214,6 +217,7 @@ def stop(children):
             say(f"stopping {name}")
             proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_SECONDS
+    left = []
     for name, proc in reversed(children):
         try:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -225,6 +229,35 @@ def stop(children):
                 proc.wait(timeout=KILL_WAIT_SECONDS)
             except subprocess.TimeoutExpired:  # stuck in the kernel (state D): say so, go on
                 say(f"{name} (pid {proc.pid}) is still there after SIGKILL; leaving it")
+                left.append(name)
+    return left
+
+
+def start_and_watch(children):
+    """Start everything in order, then watch the children until a stop is asked for (0) or
+    one of them exits (1). A stop asked for during the start ends it after that step."""
+    for step in (
+        lambda: start_redis(children),
+        lambda: manage("migrate", "--no-input", "-v", "0"),
+        lambda: manage("bootstrap", "--profile", "examples/profiles/todo-app.yaml"),
+    ):
+        step()
+        if _stop_requested:
+            return 0
+    worker = [PY, "-m", "celery", "-A", "controlpanel", "worker", "--loglevel", "INFO"]
+    children.append(spawn("worker", [*worker, "--concurrency", "2"]))
+    children.append(spawn("watcher", [PY, "manage.py", "watch_cluster"]))
+    children.append(spawn("web", web_command(HOST, PORT)))
+    if _stop_requested:
+        return 0
+    say(f"Helmdeck is up: http://{HOST}:{PORT}/  (Ctrl-C stops everything)")
+    while not _stop_requested:
+        for name, proc in children:
+            if proc.poll() is not None:
+                say(f"{name} exited with status {proc.returncode}; stopping")
+                return 1
+        time.sleep(0.5)  # resumed after a signal's handler; the flag is read within 0.5 s
+    return 0
 
 
 def main():
@@ -233,49 +266,16 @@ def main():
     ensure_env_file()
     os.environ.setdefault("HELMDECK_ENV_FILE", str(ROOT / ".env"))
     os.environ.setdefault("HELMDECK_STATE_DIR", str(STATE))
+    # Set even where SIGINT was inherited as ignored (a background job of a non-interactive
+    # shell, as some CI runners start scripts): Ctrl-C must stop everything there too.
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
     children = []
-    signal.signal(signal.SIGTERM, _interrupt)
-    # Ctrl-C stops everything even when started where SIGINT was ignored (a background job
-    # of a non-interactive shell, as some CI runners start scripts): Python installs its
-    # KeyboardInterrupt handler only when it finds SIGINT at its default.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        start_redis(children)
-        manage("migrate", "--no-input", "-v", "0")
-        manage("bootstrap", "--profile", "examples/profiles/todo-app.yaml")
-        children.append(
-            spawn(
-                "worker",
-                [
-                    PY,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "controlpanel",
-                    "worker",
-                    "--loglevel",
-                    "INFO",
-                    "--concurrency",
-                    "2",
-                ],
-            )
-        )
-        children.append(spawn("watcher", [PY, "manage.py", "watch_cluster"]))
-        children.append(spawn("web", web_command(HOST, PORT)))
-        signal.signal(signal.SIGINT, _request_stop)
-        signal.signal(signal.SIGTERM, _request_stop)
-        say(f"Helmdeck is up: http://{HOST}:{PORT}/  (Ctrl-C stops everything)")
-        while not _stop_requested:
-            for name, proc in children:
-                if proc.poll() is not None:
-                    say(f"{name} exited with status {proc.returncode}; stopping")
-                    return 1
-            time.sleep(0.5)  # resumed after a signal's handler; the flag is read within 0.5 s
-        return 0
-    except KeyboardInterrupt:
-        return 0
+        status = start_and_watch(children)
     finally:
-        stop(children)
+        left = stop(children)
+    return 1 if left else status
 
 
 if __name__ == "__main__":

@@ -71,17 +71,19 @@ def test_the_chain_walk_stops_at_a_task_that_is_not_a_stage(ran):
 
 def test_the_chain_is_sent_by_the_names_the_stage_tasks_are_registered_under():
     """release_send builds the chain from release_queue.STAGES by name, without importing
-    deployments.tasks: each name must be a registered stage task, in the stages' order."""
+    deployments.tasks: each name is the registered task of that stage, and the module's
+    task names follow the stages' order."""
     from deployments.services import release_queue, release_stages
 
-    names = [release_queue.stage_task_name(stage) for stage in release_queue.STAGES]
-    assert names == [
-        tasks.build_release.name,
-        tasks.render_release.name,
-        tasks.upgrade_release.name,
-        tasks.verify_release.name,
-    ]
     for stage in release_queue.STAGES:
-        assert tasks._STAGE_TASKS[release_queue.stage_task_name(stage)][0] is getattr(
-            release_stages, stage
+        name = release_queue.release_stage_task_name(stage)
+        assert tasks._STAGE_TASKS[name][0] is getattr(release_stages, stage)
+    assert [
+        t.name
+        for t in (
+            tasks.build_release,
+            tasks.render_release,
+            tasks.upgrade_release,
+            tasks.verify_release,
         )
+    ] == [f"deployments.tasks.{stage}" for stage in release_queue.STAGES]

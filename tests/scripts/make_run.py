@@ -44,7 +44,10 @@ def rest_of_output(proc, timeout=10):
 def stop_with_ctrl_c(proc, timeout, group=True):
     """Ctrl-C as a terminal sends it (to `proc`'s process group, or `proc` alone), then wait
     `timeout` seconds. If it is still running, the failure shows its process tree and what it
-    printed after it was up, so a stop that hangs says where; then everything is killed."""
+    printed after it was up, so a stop that hangs says where; then every process of that
+    tree is killed (the panel's children have sessions of their own)."""
+    if proc.poll() is not None:  # reaped already: its pid may be another process's now
+        return
     with contextlib.suppress(ProcessLookupError):
         if group:
             os.killpg(proc.pid, signal.SIGINT)
@@ -52,33 +55,38 @@ def stop_with_ctrl_c(proc, timeout, group=True):
             proc.send_signal(signal.SIGINT)
     try:
         proc.wait(timeout=timeout)
+        return
     except subprocess.TimeoutExpired:
-        tree = _process_tree(proc.pid)
+        pass
+    tree, pids = _process_tree(proc.pid)
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
-            if group:
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:
-                proc.kill()
-        printed = "".join(getattr(proc, "helmdeck_rest", (None, []))[1])
-        raise AssertionError(
-            f"still running {timeout}s after Ctrl-C\n--- its processes\n{tree}\n"
-            f"--- printed after it was up\n{printed}"
-        ) from None
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    printed = "".join(getattr(proc, "helmdeck_rest", (None, []))[1])
+    # raised outside the except: called from a test's `finally`, the test's own failure
+    # stays attached to this one as its context
+    raise AssertionError(
+        f"still running {timeout}s after Ctrl-C\n--- its processes\n{tree}\n"
+        f"--- printed after it was up\n{printed}"
+    )
 
 
 def _process_tree(root):
-    """`ps` lines of `root` and all its descendants (children in sessions of their own too)."""
+    """`ps` lines of `root` and all its descendants (children in sessions of their own too),
+    and their pids."""
     rows = subprocess.run(
         ["ps", "-e", "-o", "pid=,ppid=,pgid=,stat=,wchan:24=,etime=,args="],
         capture_output=True,
         text=True,
     ).stdout.splitlines()
     parent = {int(r.split()[0]): int(r.split()[1]) for r in rows}
-    keep = []
+    keep, pids = [], []
     for row in rows:
-        pid = int(row.split()[0])
+        pid = first = int(row.split()[0])
         while pid not in (root, 0, 1) and pid in parent:
             pid = parent[pid]
         if pid == root:
             keep.append(row)
-    return "PID PPID PGID STAT WCHAN ELAPSED COMMAND\n" + "\n".join(keep)
+            pids.append(first)
+    return "PID PPID PGID STAT WCHAN ELAPSED COMMAND\n" + "\n".join(keep), pids

@@ -85,3 +85,50 @@ def test_it_brings_up_the_embedded_default_and_stops_cleanly_on_ctrl_c(tmp_path)
     for stopped in (port, redis_port):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", stopped)) != 0, f"port {stopped} still open"
+
+
+@pytest.mark.integration
+def test_ctrl_c_while_it_starts_stops_what_it_started(tmp_path):
+    """A Ctrl-C during the start (here: once Redis is up, while the database is migrated)
+    ends it after that step: exit 0, Redis stopped, nothing else started."""
+    env = {
+        k: val
+        for k, val in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+    }
+    env.update(
+        HELMDECK_PORT=str(free_port()),
+        HELMDECK_ENV_FILE=str(tmp_path / ".env"),
+        HELMDECK_STATE_DIR=str(tmp_path / "state"),
+        HELMDECK_EMBEDDED_REDIS="1",
+        HELMDECK_ADMIN_PASSWORD="make-run-test-pw",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts/dev/run")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
+    lines = []
+    try:
+        while not any("started valkey-server on 127.0.0.1:" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the migrate gets it too
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    output = "".join(lines) + rest
+    assert proc.returncode == 0, output
+    assert "stopping redis" in output and "Helmdeck is up" not in output, output
+    assert "stopping worker" not in output and "stopping web" not in output, output
+    redis_port = int(output.split("started valkey-server on 127.0.0.1:")[1].split()[0])
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", redis_port)) != 0, "Redis still answers"
