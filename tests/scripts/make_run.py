@@ -12,8 +12,47 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
+
+from tests.fixtures.faults import free_port
+
+ROOT = Path(__file__).parents[2]
 
 UP = "Helmdeck is up"
+
+
+def start_make_run(tmp_path, *, port=None, sigint_ignored=False, **extra):
+    """scripts/dev/run (what `make run` runs) with its .env and state under `tmp_path`, none
+    of the caller's Helmdeck, database or Redis settings, and `extra` on top; in a process
+    group of its own, so a test can stop every process it started. `sigint_ignored`: started
+    the way a background job of a non-interactive shell is (some CI runners), with SIGINT
+    ignored, which Python keeps unless told otherwise."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "REDIS_PASSWORD")
+        and not k.startswith("HELMDECK_")
+    }
+    env.update(
+        HELMDECK_PORT=str(port or free_port()),
+        HELMDECK_ENV_FILE=str(tmp_path / ".env"),
+        HELMDECK_STATE_DIR=str(tmp_path / "state"),
+        HELMDECK_ADMIN_PASSWORD="make-run-test-pw",
+        **extra,
+    )
+    return subprocess.Popen(
+        [str(ROOT / "scripts/dev/run")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+        preexec_fn=(  # noqa: PLW1509 - only a signal disposition, before exec
+            (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+        ),
+    )
 
 
 def read_until_up(proc, timeout):
@@ -41,18 +80,15 @@ def rest_of_output(proc, timeout=10):
     return "".join(rest)
 
 
-def stop_with_ctrl_c(proc, timeout, group=True):
-    """Ctrl-C as a terminal sends it (to `proc`'s process group, or `proc` alone), then wait
+def stop_with_ctrl_c(proc, timeout):
+    """Ctrl-C as a terminal sends it (to `proc`'s process group), then wait
     `timeout` seconds. If it is still running, the failure shows its process tree and what it
     printed after it was up, so a stop that hangs says where; then every process of that
     tree is killed (the panel's children have sessions of their own)."""
     if proc.poll() is not None:  # reaped already: its pid may be another process's now
         return
     with contextlib.suppress(ProcessLookupError):
-        if group:
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
     try:
         proc.wait(timeout=timeout)
         return

@@ -3,7 +3,6 @@
 import os
 import signal
 import socket
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.faults import free_port
-from tests.scripts.make_run import read_until_up, rest_of_output, stop_with_ctrl_c
+from tests.scripts.make_run import read_until_up, rest_of_output, start_make_run, stop_with_ctrl_c
 
 ROOT = Path(__file__).parents[2]
 
@@ -27,30 +26,13 @@ def get(url):
 @pytest.mark.integration
 def test_it_brings_up_the_embedded_default_and_stops_cleanly_on_ctrl_c(tmp_path):
     port = free_port()
-    env = {
-        k: val
-        for k, val in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
-    }
-    env.update(
-        HELMDECK_PORT=str(port),
-        HELMDECK_ENV_FILE=str(tmp_path / ".env"),
+    # Ctrl-C must stop it all even when SIGINT was inherited as ignored
+    proc = start_make_run(
+        tmp_path,
+        port=port,
+        sigint_ignored=True,
         HELMDECK_EMBEDDED_REDIS="1",
-        HELMDECK_ADMIN_PASSWORD="make-run-test-pw",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-    )
-    proc = subprocess.Popen(
-        [str(ROOT / "scripts/dev/run")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        # started the way a background job of a non-interactive shell is (some CI runners):
-        # with SIGINT ignored, which Python keeps unless told otherwise; Ctrl-C must still
-        # stop it all
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
     )
     try:
         output = read_until_up(proc, 120)
@@ -80,7 +62,7 @@ def test_it_brings_up_the_embedded_default_and_stops_cleanly_on_ctrl_c(tmp_path)
         assert status == 200 and 'name="username"' in body
         assert get(f"{base}/static/vendor/htmx-2.0.11.min.js")[0] == 200
     finally:
-        stop_with_ctrl_c(proc, 45, group=False)
+        stop_with_ctrl_c(proc, 45)
     assert proc.returncode == 0, rest_of_output(proc)
     for stopped in (port, redis_port):
         with socket.socket() as sock:
@@ -91,28 +73,10 @@ def test_it_brings_up_the_embedded_default_and_stops_cleanly_on_ctrl_c(tmp_path)
 def test_ctrl_c_while_it_starts_stops_what_it_started(tmp_path):
     """A Ctrl-C during the start (here: once Redis is up, while the database is migrated)
     ends it after that step: exit 0, Redis stopped, nothing else started."""
-    env = {
-        k: val
-        for k, val in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
-    }
-    env.update(
-        HELMDECK_PORT=str(free_port()),
-        HELMDECK_ENV_FILE=str(tmp_path / ".env"),
-        HELMDECK_STATE_DIR=str(tmp_path / "state"),
+    proc = start_make_run(
+        tmp_path,
         HELMDECK_EMBEDDED_REDIS="1",
-        HELMDECK_ADMIN_PASSWORD="make-run-test-pw",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-    )
-    proc = subprocess.Popen(
-        [str(ROOT / "scripts/dev/run")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        start_new_session=True,
     )
     lines = []
     try:

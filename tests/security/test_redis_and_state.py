@@ -21,7 +21,7 @@ import redis
 
 from tests.fixtures.faults import free_port
 from tests.fixtures.infra import wait_until
-from tests.scripts.make_run import read_until_up, stop_with_ctrl_c
+from tests.scripts.make_run import read_until_up, start_make_run, stop_with_ctrl_c
 
 ROOT = Path(__file__).resolve().parents[2]
 HX = {"HX-Request": "true"}
@@ -371,35 +371,6 @@ def test_compose_requires_a_redis_password_and_hands_it_to_the_panel():
 
 
 # ---- make run: its Redis and its state ---------------------------------------------------
-
-
-def start_make_run(tmp_path, **extra):
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "REDIS_PASSWORD")
-        and not k.startswith("HELMDECK_")
-    }
-    env.update(
-        HELMDECK_PORT=str(port),
-        HELMDECK_ENV_FILE=str(tmp_path / ".env"),
-        HELMDECK_STATE_DIR=str(tmp_path / "state"),
-        HELMDECK_ADMIN_PASSWORD="make-run-test-pw",
-        **extra,
-    )
-    # its own process group: whatever happens, the test stops every process it started
-    proc = subprocess.Popen(
-        [str(ROOT / "scripts/dev/run")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
-    return proc
 
 
 def wait_up(proc):
