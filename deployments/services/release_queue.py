@@ -17,7 +17,8 @@ from deployments.services.reaper import release_requeue
 
 log = logging.getLogger(__name__)
 QUEUED_KEY = "helmdeck:queued:"
-# The stages in chain order, by the names of their functions in services/release_stages.py
+# The stages in order, by the names of their functions in services/release_stages.py: the
+# chain sent to the workers, the tasks that run them and `deploy --wait --here` follow it
 STAGES = ("release_build", "release_render", "release_upgrade", "release_verify")
 
 

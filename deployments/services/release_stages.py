@@ -333,6 +333,3 @@ def release_verify(release_id, worker="", attempt=0):
     run.end()
     finish(run, Release.Status.SUCCEEDED)
     return True
-
-
-STAGES = (release_build, release_render, release_upgrade, release_verify)

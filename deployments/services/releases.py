@@ -130,9 +130,11 @@ def release_run(release_id, worker="cli"):
     """All stages in this process (`deploy --wait --here`). Returns the settled release.
     The stages (docker, helm, the schema validator) are imported here, not with this
     module: `deploy --wait` with a worker running never needs them."""
-    from deployments.services.release_stages import STAGES
+    from deployments.services import release_stages
+    from deployments.services.release_queue import STAGES
 
-    for stage in STAGES:
+    for name in STAGES:
+        stage = getattr(release_stages, name)
         attempt = 0
         while True:
             try:
@@ -147,7 +149,7 @@ def release_run(release_id, worker="cli"):
 
 
 def release_stage_attempt(*, stage, release_id, attempt, worker):
-    """Run one stage (release_stages.STAGES) of a release for `worker` (the id its claim
+    """Run one stage (release_queue.STAGES) of a release for `worker` (the id its claim
     records); True when it holds the release and ended well. RetryLater passes through;
     anything unforeseen ends the release now, with words, rather than leaving it active
     until the reaper's deadline (hours for a build)."""
