@@ -133,18 +133,18 @@ def _uninstall(core, ns):
     )
 
 
-def fresh_install(core, ns, deploy, cleanups, *, after=None):
+def fresh_install(core, ns, deploy, cleanups, *, check=None, checks=None):
     """One timed deploy into the empty `ns` (deploy() returns its figures), with the
     cluster's part ("cluster": first pod created -> last pod Ready) from a watch of the
-    namespace; then after() if given, and the untimed uninstall, whose seconds go to
-    `cleanups`."""
+    namespace; then, untimed, the variant's `check(core, ns)` if it has one (its note goes
+    into the set `checks`), and the uninstall, whose seconds go to `cleanups`."""
     with cluster.pod_timeline(core, ns) as pods:
         figures = deploy()
     if pods["created"] is None:
         raise harness.BenchError(f"the pod watch of {ns} missed a pod or its Ready")
     figures["cluster"] = pods["ready"] - pods["created"]
-    if after is not None:
-        after()
+    if check is not None:
+        checks.add(check(core, ns))
     started = time.monotonic()
     _uninstall(core, ns)
     cleanups.append(time.monotonic() - started)
@@ -189,11 +189,7 @@ def measure(result, variant, *, quick=False):
             def deploy():
                 return _helmdeck_once(profile) if who == "helmdeck" else bare_once(argv)
 
-            def check():  # the variant's own check of where the pods ran, if it has one
-                if variant.check is not None:
-                    checks.add(variant.check(core, ns))
-
-            figures = fresh_install(core, ns, deploy, cleanups, after=check)
+            figures = fresh_install(core, ns, deploy, cleanups, check=variant.check, checks=checks)
             if timed:
                 (ours if who == "helmdeck" else theirs).append(figures)
             return figures

@@ -202,12 +202,9 @@ def measure_user(result, variant, *, quick=False):
 
                     def once(tool, timed=True):
                         ns = bare_ns if tool == "bare" else hd_ns
-
-                        def check():  # where the pods ran, when the variant checks that
-                            if variant.check is not None:
-                                checks.add(variant.check(core, ns))
-
-                        figures = fresh_install(core, ns, deploys[tool], cleanups, after=check)
+                        figures = fresh_install(
+                            core, ns, deploys[tool], cleanups, check=variant.check, checks=checks
+                        )
                         if timed:
                             runs[tool].append(figures)
                         return figures
