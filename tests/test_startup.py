@@ -14,17 +14,18 @@ ROOT = Path(__file__).parent.parent
 HEAVY = ("kubernetes", "celery", "kombu", "redis", "docker", "kubernetes_validate")
 
 
+def fresh_python(*argv):
+    """`python ARGV` in a process of its own with this project's settings: what it
+    imports starts from nothing."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlpanel.settings"}
+    return subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
+    )
+
+
 def imported_by(*argv):
     """Top-level packages `python -X importtime manage.py ARGV` imported."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlpanel.settings"}
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", str(ROOT / "manage.py"), *argv],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=60,
-    )
+    result = fresh_python("-X", "importtime", str(ROOT / "manage.py"), *argv)
     assert result.returncode == 0, result.stderr[-2000:]
     modules = {
         line.rsplit("|", 1)[1].strip()
@@ -70,10 +71,7 @@ def test_the_celery_app_is_the_projects_when_a_task_is_sent():
         "assert app.conf.broker_url == settings.CELERY_BROKER_URL;"
         "print('ok')"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlpanel.settings"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
-    )
+    result = fresh_python("-c", code)
     assert result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
@@ -94,10 +92,7 @@ def test_sending_a_release_imports_the_celery_app_but_not_the_stages():
         "print('deployments.tasks' in sys.modules, 'deployments.services.release_stages' in"
         " sys.modules, 'docker' in sys.modules)"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlpanel.settings"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
-    )
+    result = fresh_python("-c", code)
     assert result.returncode == 0, result.stderr[-2000:]
     sent, imported = result.stdout.strip().splitlines()
     stages = ("release_build", "release_render", "release_upgrade", "release_verify")

@@ -40,9 +40,18 @@ def start_make_run(tmp_path, *, port=None, sigint_ignored=False, **extra):
         HELMDECK_ADMIN_PASSWORD="make-run-test-pw",
         **extra,
     )
+    return spawn_read(
+        [str(ROOT / "scripts/dev/run")], cwd=ROOT, env=env, sigint_ignored=sigint_ignored
+    )
+
+
+def spawn_read(argv, *, cwd, env, sigint_ignored=False):
+    """`make run` (or what it runs) started to be read as a terminal reads it: stdout and
+    stderr in one pipe, decoded so that a byte that is not UTF-8 cannot end the reading (a
+    full pipe blocks every child), in a session of its own that stop_with_ctrl_c signals."""
     return subprocess.Popen(
-        [str(ROOT / "scripts/dev/run")],
-        cwd=ROOT,
+        argv,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

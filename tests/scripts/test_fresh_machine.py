@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.faults import free_port
-from tests.scripts.make_run import read_until_up, rest_of_output, stop_with_ctrl_c
+from tests.scripts.make_run import read_until_up, rest_of_output, spawn_read, stop_with_ctrl_c
 
 ROOT = Path(__file__).parents[2]
 
@@ -77,16 +77,7 @@ def _make_run_once(checkout, env):
         HELMDECK_EMBEDDED_REDIS="1",
         HELMDECK_ADMIN_PASSWORD="fresh-machine-pw-1",
     )
-    proc = subprocess.Popen(
-        ["make", "run"],
-        cwd=checkout,
-        env=run_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
+    proc = spawn_read(["make", "run"], cwd=checkout, env=run_env)
     try:
         output = read_until_up(proc, 420)
     finally:
