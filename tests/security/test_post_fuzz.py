@@ -174,23 +174,27 @@ release_ids = st.one_of(
 
 
 def _release_url(fuzz_world, which, action):
+    """The URL, the pk and the world's name for it: a drawn integer that happens to be one of
+    the world's releases (the database's sequence is not reset between tests) is that release,
+    not an unknown id."""
+    names = {r.pk: name for name, r in fuzz_world.items() if isinstance(r, Release)}
     pk = fuzz_world[which].pk if isinstance(which, str) else which
-    return f"/releases/{pk}/{action}/", pk
+    return f"/releases/{pk}/{action}/", pk, names.get(pk)
 
 
 @budget(0.15)
 @given(which=release_ids, extra=extra_fields)
 def test_cancel(deployer_client, fuzz_world, queued, which, extra):
     def check():
-        url, pk = _release_url(fuzz_world, which, "cancel")
+        url, pk, which_ = _release_url(fuzz_world, which, "cancel")
         before = snapshot()
         response = deployer_client.post(url, extra)
-        event(f"cancel {which if isinstance(which, str) else 'other'} -> {response.status_code}")
-        if which == "active":
+        event(f"cancel {which_ or 'other'} -> {response.status_code}")
+        if which_ == "active":
             assert response.status_code == 302
             assert Release.objects.get(pk=pk).status == Release.Status.CANCELLED
             assert AuditEvent.objects.filter(action="release.cancel").count() == 1
-        elif isinstance(which, str):  # finished: nothing to cancel, and it says so
+        elif which_:  # finished: nothing to cancel, and it says so
             assert response.status_code == 302 and snapshot() == before
         else:
             assert response.status_code == 404
@@ -208,15 +212,12 @@ def test_rollback(deployer_client, fuzz_world, queued, which, idle, extra):
             Release.objects.filter(status=Release.Status.QUEUED).update(
                 status=Release.Status.CANCELLED
             )
-        url, pk = _release_url(fuzz_world, which, "rollback")
+        url, pk, which_ = _release_url(fuzz_world, which, "rollback")
         before = snapshot()
         response = deployer_client.post(url, extra)
-        event(
-            f"rollback {which if isinstance(which, str) else 'other'} idle={idle} -> "
-            f"{response.status_code}"
-        )
+        event(f"rollback {which_ or 'other'} idle={idle} -> {response.status_code}")
         if response.status_code == 302:
-            assert idle and which in ("first", "second")
+            assert idle and which_ in ("first", "second")
             release = Release.objects.latest("pk")
             assert release.kind == Release.Kind.ROLLBACK and release.rollback_of_id == pk
             assert queued == [release.pk]

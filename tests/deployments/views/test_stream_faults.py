@@ -156,9 +156,9 @@ def test_it_drops_a_slow_client_with_a_retry_hint_and_replays_on_reconnect(
             run.log(f"line {n}")
         connection.close()
 
-    def dropped():
-        listeners = hub.get_hub().listeners.values()
-        return any(one.dropped for groups in listeners for ls in groups.values() for one in ls)
+    def listeners():
+        groups = hub.get_hub().listeners.values()
+        return [one for by_events in groups for ls in by_events.values() for one in ls]
 
     async def read():
         response = await client.get(f"/releases/{release.pk}/stream/")
@@ -166,10 +166,11 @@ def test_it_drops_a_slow_client_with_a_retry_hint_and_replays_on_reconnect(
         first = []
         while not any(m[0] == "status" for m in parse(first)):
             first.append((await anext(stream)).decode())
+        [mine] = listeners()  # this stream's, kept: once dropped, the stream removes it
         # this client reads nothing while the lines are published
         await asyncio.to_thread(write_many)
         deadline = asyncio.get_running_loop().time() + 30
-        while not dropped():  # the condition itself: the hub gave up on this client
+        while not mine.dropped:  # the condition itself: the hub gave up on this client
             assert asyncio.get_running_loop().time() < deadline, "the client was never dropped"
             await asyncio.sleep(0.05)
 
@@ -177,6 +178,7 @@ def test_it_drops_a_slow_client_with_a_retry_hint_and_replays_on_reconnect(
             return [chunk.decode() async for chunk in stream]  # dropped: the stream ends
 
         rest = await asyncio.wait_for(drain(), 30)
+        assert listeners() == []  # the dropped stream let go of its subscription
         last = max(int(i) for e, i, _ in parse(first + events_of(rest)) if e == "log")
         again = await client.get(
             f"/releases/{release.pk}/stream/", headers={"Last-Event-ID": str(last)}
