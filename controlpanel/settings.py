@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "axes",
+    "ninja",  # the API's docs page from its own static files, not a CDN
     "deployments.apps.DeploymentsConfig",
 ]
 
@@ -112,6 +113,13 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+# The API (/api/v1/): requests per minute per token and per client address, and wrong
+# tokens per address per minute before that address is refused for a minute. The address
+# is REMOTE_ADDR, as for logins: X-Forwarded-For is never read (NINJA_NUM_PROXIES = 0).
+HELMDECK_API_RATE_PER_TOKEN = env.str("HELMDECK_API_RATE_PER_TOKEN", default="600/m")
+HELMDECK_API_RATE_PER_ADDRESS = env.str("HELMDECK_API_RATE_PER_ADDRESS", default="1200/m")
+HELMDECK_API_AUTH_FAILURES = env.int("HELMDECK_API_AUTH_FAILURES", default=20)
+NINJA_NUM_PROXIES = 0
 # Live pages (SSE): a heartbeat comment after this many idle seconds, and a re-check of the
 # stream's session, user and role this often (a revoked stream ends with `login-required`).
 HELMDECK_SSE_HEARTBEAT_SECONDS = env.float("HELMDECK_SSE_HEARTBEAT_SECONDS", default=15.0)

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from deployments.api.urls import api_urls
 from deployments.views import accounts, health
 
 urlpatterns = [
@@ -21,5 +22,6 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("admin/", admin.site.urls),
+    path("api/v1/", api_urls()),
     path("", include("deployments.urls")),
 ]

@@ -344,9 +344,11 @@ def _status_rows(ids, health):
     return rows
 
 
-def status_page(view, *, page_size=STATUS_PAGE_SIZE):
-    """One page of the team status page: six queries at 10 or 10,000 profiles."""
-    health = _status_health(_status_filter(Profile.objects.all(), view.query))
+def status_page(view, *, page_size=STATUS_PAGE_SIZE, profiles=None):
+    """One page of the team status page (of `profiles`, default all): six queries at 10 or
+    10,000 profiles."""
+    base = Profile.objects.all() if profiles is None else profiles
+    health = _status_health(_status_filter(base, view.query))
     counts = Counter(h.status for h in health.values())
     ids = [pk for pk, h in health.items() if not view.health or h.status == view.health]
     pages = max(1, math.ceil(len(ids) / page_size))

@@ -1,5 +1,6 @@
 """The app's models, by what they hold: profiles.py (clusters, profiles and their parts, the
-audit trail), releases.py (releases, steps, log lines), pods.py (the watcher's pod rows)."""
+audit trail), releases.py (releases, steps, log lines), pods.py (the watcher's pod rows),
+tokens.py (API tokens)."""
 
 from deployments.models.pods import PodState
 from deployments.models.profiles import (
@@ -18,10 +19,12 @@ from deployments.models.releases import (
     ReleaseStatus,
     Step,
 )
+from deployments.models.tokens import ApiToken
 
 __all__ = [
     "ACTIVE_RELEASE_STATUSES",
     "TERMINAL_RELEASE_STATUSES",
+    "ApiToken",
     "AuditEvent",
     "Cluster",
     "Component",

@@ -12,9 +12,10 @@ from django.utils import timezone
 
 from deployments.models import Release, Step
 from deployments.services.db_retry import db_retry
-from deployments.services.profiles import audit_record
+from deployments.services.profiles import audit_record, cluster_names
 from deployments.services.reaper import release_abandon
 from deployments.services.stage_run import RetryLater, release_publish_status
+from deployments.spec import FieldError, SpecError, key_path, parse_spec
 from deployments.spec_rows import spec_from_profile
 
 log = logging.getLogger(__name__)
@@ -25,14 +26,27 @@ class ReleaseRefused(Exception):
 
 
 def release_request(
-    *, profile, actor, build=True, kind=Release.Kind.DEPLOY, snapshot=None, rollback_of=None
+    *,
+    profile,
+    actor,
+    build=True,
+    kind=Release.Kind.DEPLOY,
+    snapshot=None,
+    rollback_of=None,
+    tags=None,
 ):
-    """Create a queued release with its steps. Raises ReleaseRefused while one is active.
+    """Create a queued release with its steps. Raises ReleaseRefused while one is active,
+    SpecError (paths `tags.<component>`) for a bad tag override.
+
+    `tags` ({component: tag}) override the profile's tags for this release only: its
+    snapshot records them; the profile keeps its own.
 
     The database's partial unique index (one active release per profile) decides races:
     of two simultaneous requests, exactly one row is inserted.
     """
     snapshot = snapshot or spec_from_profile(profile)
+    if tags:
+        snapshot = _with_tags(snapshot, tags)
     try:
         with transaction.atomic():
             release = Release.objects.create(
@@ -68,6 +82,36 @@ def release_request(
         actor=actor, action=f"release.{kind}", profile=profile, target=f"release #{release.pk}"
     )
     return release
+
+
+def _with_tags(snapshot, tags):
+    """`snapshot` with these tags, checked by the profile document's own rules."""
+    components = snapshot["components"]
+    errors = [
+        FieldError(key_path("tags", name), f"{snapshot['name']} has no component of this name")
+        for name in tags
+        if name not in components
+    ]
+    if errors:
+        raise SpecError(errors)
+    changed = {
+        **snapshot,
+        "components": {
+            name: {**body, "tag": tags[name]} if name in tags else body
+            for name, body in components.items()
+        },
+    }
+    try:
+        parse_spec(changed, cluster_names=cluster_names())
+    except SpecError as exc:
+        prefix = "components."
+        raise SpecError(
+            FieldError(f"tags.{e.path[len(prefix) :].split('.')[0]}", e.message)
+            if e.path.startswith(prefix) and e.path.endswith(".tag")
+            else e
+            for e in exc.errors
+        ) from None
+    return changed
 
 
 def release_rollback_request(*, profile, actor, revision=None, target=None):

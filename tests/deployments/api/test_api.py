@@ -1,0 +1,190 @@
+"""The API's operations through Django's test client with real tokens (the Celery hand-off
+recorded instead of sent; tests/e2e/test_api_cli.py runs a worker and a cluster)."""
+
+import json
+
+import pytest
+
+from deployments.models import AuditEvent, Profile, Release
+from tests.factories import make_release, pod_state
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_lists_profiles_with_health_and_last_release(todo_app, api_as):
+    release = make_release(todo_app, "succeeded", revision=1)
+    pod_state(todo_app, "frontend-1", component="frontend", ready=True, phase="Running")
+    response = api_as("viewer").get("/api/v1/profiles")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["count"] == 1 and body["pages"] == 1
+    [item] = body["items"]
+    assert item["name"] == "todo-app" and item["health"] == "healthy"
+    assert (item["ready"], item["total"]) == (1, 1)
+    assert item["last_release"] == {
+        "id": release.pk,
+        "status": "succeeded",
+        "url": f"/releases/{release.pk}/",
+    }
+
+
+def test_it_returns_the_export_document_without_secret_values(todo_app, api_as):
+    from deployments.services.profiles import secret_set
+
+    secret_set(
+        profile=todo_app, key="DATABASE_URL", value="postgresql://u:hunter2@db/x", actor=None
+    )
+    response = api_as("viewer").get("/api/v1/profiles/todo-app")
+    assert response.status_code == 200
+    document = response.json()["document"]
+    assert document["name"] == "todo-app" and set(document["components"]) == {
+        "frontend",
+        "backend",
+    }
+    assert document["secrets"]["DATABASE_URL"] == {"stored": True}
+    assert b"hunter2" not in response.content
+
+
+def test_it_deploys_with_a_tag_override_for_this_release_only(todo_app, api_as, enqueued):
+    response = api_as("deployer").post(
+        "/api/v1/profiles/todo-app/releases", {"build": False, "tags": {"backend": "1.2.3"}}
+    )
+    assert response.status_code == 202, response.content
+    body = response.json()
+    release = Release.objects.get(pk=body["id"])
+    assert enqueued == [release.pk] and body["status"] == "queued" and not release.build
+    assert body["images"]["backend"] == "todo-backend:1.2.3"
+    assert release.snapshot["components"]["backend"]["tag"] == "1.2.3"
+    assert todo_app.components.get(name="backend").tag == "1.0.0"  # the profile keeps its own
+    assert AuditEvent.objects.filter(action="api_token.used", target__contains="deploy").exists()
+
+
+@pytest.mark.parametrize(
+    ("tags", "path"),
+    [
+        ({"nope": "1.0"}, "tags.nope"),
+        ({"backend": "bad tag!"}, "tags.backend"),
+        ({"backend": ""}, "tags.backend"),
+    ],
+)
+def test_it_refuses_a_bad_tag_with_its_path_and_queues_nothing(
+    todo_app, api_as, enqueued, tags, path
+):
+    response = api_as("deployer").post("/api/v1/profiles/todo-app/releases", {"tags": tags})
+    assert response.status_code == 400, response.content
+    assert [e["path"] for e in response.json()["errors"]] == [path]
+    assert enqueued == [] and not Release.objects.exists()
+
+
+def test_a_second_deploy_while_one_is_active_is_409(todo_app, api_as, enqueued):
+    client = api_as("deployer")
+    assert client.post("/api/v1/profiles/todo-app/releases", {}).status_code == 202
+    response = client.post("/api/v1/profiles/todo-app/releases", {})
+    assert response.status_code == 409
+    assert "already has release" in response.json()["errors"][0]["message"]
+
+
+def test_it_rolls_back_and_cancels(todo_app, api_as, enqueued):
+    make_release(todo_app, "succeeded", revision=1)
+    make_release(todo_app, "succeeded", revision=2)
+    client = api_as("deployer")
+    response = client.post("/api/v1/profiles/todo-app/rollback", {"revision": 1})
+    assert response.status_code == 202, response.content
+    rollback = response.json()
+    assert rollback["kind"] == "rollback" and enqueued == [rollback["id"]]
+    cancel = client.post(f"/api/v1/releases/{rollback['id']}/cancel")
+    assert cancel.status_code == 200
+    assert cancel.json()["cancelled"] is True
+    assert cancel.json()["release"]["status"] == "cancelled"
+
+
+def test_it_pages_the_log_after_a_sequence(todo_app, api_as):
+    release = make_release(todo_app, "succeeded", log=[f"line {n}" for n in range(1, 6)])
+    client = api_as("viewer")
+    first = client.get(f"/api/v1/releases/{release.pk}/log", {"limit": 3}).json()
+    assert [line["text"] for line in first["lines"]] == ["line 1", "line 2", "line 3"]
+    assert first["done"] is False
+    rest = client.get(f"/api/v1/releases/{release.pk}/log", {"after": first["after"]}).json()
+    assert [line["text"] for line in rest["lines"]] == ["line 4", "line 5"]
+    assert rest["done"] is True and rest["status"] == "succeeded"
+
+
+def test_it_creates_and_replaces_a_profile_from_json_or_yaml(todo_app, api_as):
+    from deployments import profile_yaml
+
+    client = api_as("admin")
+    document = client.get("/api/v1/profiles/todo-app").json()["document"]
+    document.update(name="todo-copy", namespace="todo-copy")
+    for component in document["components"].values():
+        component["service"].pop("nodePort", None)
+    document["secrets"] = {}
+    created = client.post("/api/v1/profiles", document)
+    assert created.status_code == 201, created.content
+    document["config"]["LOG_LEVEL"] = "debug"
+    text = profile_yaml.dump(Profile.objects.get(name="todo-copy")).replace(
+        "LOG_LEVEL: info", "LOG_LEVEL: debug"
+    )
+    replaced = client.put("/api/v1/profiles/todo-copy", text, content_type="application/yaml")
+    assert replaced.status_code == 200, replaced.content
+    assert replaced.json()["document"]["config"]["LOG_LEVEL"] == "debug"
+
+
+def test_a_bad_document_is_400_with_field_paths_and_writes_nothing(todo_app, api_as):
+    client = api_as("admin")
+    before = Profile.objects.count()
+    response = client.post(
+        "/api/v1/profiles",
+        {"name": "Bad Name", "components": {"web": {"image": "x", "port": 99999}}},
+    )
+    assert response.status_code == 400
+    paths = {e["path"] for e in response.json()["errors"]}
+    assert "name" in paths and any(p.startswith("components.web") for p in paths)
+    assert Profile.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"[" * 100_000, "application/json"),
+        (b"{not json", "application/json"),
+        (b"a: [b", "application/yaml"),
+        (b"x" * (300 * 1024), "application/json"),
+    ],
+)
+def test_a_body_that_cannot_be_read_is_400_not_500(todo_app, api_as, body, content_type):
+    response = api_as("admin").post("/api/v1/profiles", body, content_type=content_type)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["path"] in ("body", "file")
+
+
+def test_a_bad_query_parameter_is_422_with_its_name(todo_app, api_as):
+    response = api_as("viewer").get("/api/v1/profiles", {"page": "x"})
+    assert response.status_code == 422
+    assert [e["path"] for e in response.json()["errors"]] == ["page"]
+
+
+def test_status_lists_pods_with_their_problem(todo_app, api_as):
+    make_release(todo_app, "succeeded", revision=1)
+    pod_state(
+        todo_app,
+        "backend-1",
+        component="backend",
+        phase="Running",
+        ready=False,
+        restarts=5,
+        reason="CrashLoopBackOff",
+        exit_code=1,
+    )
+    body = api_as("viewer").get("/api/v1/profiles/todo-app/status").json()
+    [pod] = body["pods"]
+    assert pod["problem"]["kind"] == "crash" and pod["problem"]["fix"]
+    assert body["health"] == "degraded" and body["current_release"]["status"] == "succeeded"
+
+
+def test_the_openapi_document_needs_a_login_and_names_every_operation(client, admin_user):
+    assert client.get("/api/v1/openapi.json").status_code == 302
+    client.force_login(admin_user)
+    schema = json.loads(client.get("/api/v1/openapi.json").content)
+    assert schema["openapi"].startswith("3.")
+    assert "/api/v1/profiles/{name}/releases" in schema["paths"]
+    assert client.get("/api/v1/docs").status_code == 200
