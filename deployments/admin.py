@@ -24,8 +24,17 @@ from deployments.forms import (
     MappingField,
     marked_deleted,
 )
-from deployments.models import AuditEvent, Cluster, Component, ConfigEntry, Profile, SecretEntry
+from deployments.models import (
+    ApiToken,
+    AuditEvent,
+    Cluster,
+    Component,
+    ConfigEntry,
+    Profile,
+    SecretEntry,
+)
 from deployments.services import profiles as services
+from deployments.services.api_tokens import api_token_revoke
 from deployments.spec import SpecError, parse_spec
 from deployments.spec_rows import component_spec
 
@@ -371,6 +380,54 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Everyone's API tokens: read-only, with one action, revoke (audited). Tokens are
+    created by their users on the Tokens page, where the token is shown once."""
+
+    list_display = (
+        "name",
+        "user",
+        "prefix",
+        "state",
+        "read_only",
+        "created_at",
+        "last_used_at",
+        "last_used_address",
+        "expires_at",
+    )
+    list_filter = ("read_only", "revoked_at")
+    search_fields = ("name", "user__username", "prefix")
+    readonly_fields = (
+        "user",
+        "name",
+        "prefix",
+        "read_only",
+        "profiles",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "last_used_address",
+        "revoked_at",
+    )
+    exclude = ("digest",)
+    actions = ("revoke",)
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = sum(
+            api_token_revoke(token=token, actor=request.user)
+            for token in queryset.select_related("user")
+        )
+        self.message_user(request, f"{revoked} token(s) revoked.")
+
+    def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):

@@ -15,8 +15,23 @@ ROLE_PERMISSIONS = {
         if model != "auditevent"
         for action in ("add", "change", "delete", "view")
     ]
-    + ["view_auditevent", "deploy_profile"],
+    + ["view_auditevent", "deploy_profile"]
+    # everyone's API tokens in the admin site: see them, revoke them (never create them)
+    + ["view_apitoken", "change_apitoken"],
 }
+
+
+def create_roles(apps, schema_editor=None):
+    """A migration's step (0002, and again whenever ROLE_PERMISSIONS names a new model's
+    permissions): the permissions Django would create after all migrations, now, then the
+    groups."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    sync_roles(apps)
 
 
 def sync_roles(apps):

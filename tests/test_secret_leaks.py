@@ -97,3 +97,47 @@ def test_it_keeps_inline_secret_mistakes_out_of_error_messages(db):
         )
     assert_clean(str(info.value), "SpecError")
     assert not Profile.objects.filter(name="leaky").exists()
+
+
+def test_it_keeps_secrets_out_of_every_api_answer(secret_profile, caplog):
+    """Every GET operation of the API with an admin token, and refused writes that carry
+    the value inline (a bad document, a bad tag): the value is in no answer."""
+    from django.test import Client
+
+    from deployments.services.api_tokens import api_token_create
+    from tests.factories import make_release
+
+    caplog.set_level(logging.DEBUG)
+    release = make_release(secret_profile, "succeeded", revision=1, log=["deployed"])
+    admin = UserFactory(role="admin")
+    _, raw = api_token_create(user=admin, name="leak scan")
+    client = Client(headers={"Authorization": f"Bearer {raw}"})
+    name = secret_profile.name
+    for url in (
+        "/api/v1/profiles",
+        f"/api/v1/profiles/{name}",
+        f"/api/v1/profiles/{name}/status",
+        f"/api/v1/profiles/{name}/releases",
+        f"/api/v1/releases/{release.pk}",
+        f"/api/v1/releases/{release.pk}/log",
+        "/api/v1/clusters",
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert_clean(response.content.decode(), url)
+    bad = {
+        "name": name,
+        "components": {"web": {"port": 0}},
+        "secrets": {"JWT_SECRET": CANARY, "OTHER": {"fromEnv": CANARY}},
+    }
+    response = client.put(f"/api/v1/profiles/{name}", bad, content_type="application/json")
+    assert response.status_code == 400
+    assert_clean(response.content.decode(), "a refused document")
+    response = client.post(
+        f"/api/v1/profiles/{name}/releases",
+        {"tags": {"backend": CANARY + " !"}},
+        "application/json",
+    )
+    assert response.status_code == 400
+    assert_clean(response.content.decode(), "a refused tag")
+    assert_clean(caplog.text, "log records")

@@ -12,7 +12,9 @@ router = Router(tags=["clusters"])
 VIEW_CLUSTER = "deployments.view_cluster"
 
 
-@router.get("/clusters", response=list[schemas.ClusterOut], summary="List clusters")
+@router.get(
+    "/clusters", response=schemas.answers(list[schemas.ClusterOut]), summary="List clusters"
+)
 def list_clusters(request):
     require(request, VIEW_CLUSTER)
     return [
@@ -21,7 +23,11 @@ def list_clusters(request):
     ]
 
 
-@router.get("/clusters/{name}/doctor", response=schemas.DoctorOut, summary="Environment checks")
+@router.get(
+    "/clusters/{name}/doctor",
+    response=schemas.answers(schemas.DoctorOut),
+    summary="Environment checks",
+)
 def doctor(request, name: str):
     """The doctor's results (docker, helm, kubectl, the kube context, Minikube's size and
     addons), computed by a worker and kept a minute or two; `ready` is false while it runs."""

@@ -46,7 +46,7 @@ class ProfileQuery(Schema):
     page_size: int = Field(50, ge=1, le=PAGE_SIZE_MAX)
 
 
-@router.get("/profiles", response=schemas.ProfileList, summary="List profiles")
+@router.get("/profiles", response=schemas.answers(schemas.ProfileList), summary="List profiles")
 def list_profiles(request, filters: Query[ProfileQuery]):
     require(request, VIEW)
     view = selectors.StatusView.from_params(
@@ -65,13 +65,19 @@ def list_profiles(request, filters: Query[ProfileQuery]):
     }
 
 
-@router.get("/profiles/{name}", response=schemas.ProfileOut, summary="A profile's document")
+@router.get(
+    "/profiles/{name}", response=schemas.answers(schemas.ProfileOut), summary="A profile's document"
+)
 def get_profile(request, name: str):
     profile = profile_or_404(request, selectors.profile_detail_queryset(), name, VIEW)
     return schemas.profile_out(profile)
 
 
-@router.get("/profiles/{name}/status", response=schemas.ProfileStatus, summary="Health and pods")
+@router.get(
+    "/profiles/{name}/status",
+    response=schemas.answers(schemas.ProfileStatus),
+    summary="Health and pods",
+)
 def get_status(request, name: str):
     profile = profile_or_404(request, selectors.profile_page_queryset(), name, VIEW)
     return schemas.profile_status(profile)
@@ -98,7 +104,7 @@ def _document(request):
 
 @router.post(
     "/profiles",
-    response={201: schemas.ProfileOut},
+    response=schemas.answers(schemas.ProfileOut, 201),
     openapi_extra=DOCUMENT_BODY,
     summary="Create a profile from its document",
 )
@@ -115,7 +121,7 @@ def create_profile(request):
 
 @router.put(
     "/profiles/{name}",
-    response=schemas.ProfileOut,
+    response=schemas.answers(schemas.ProfileOut),
     openapi_extra=DOCUMENT_BODY,
     summary="Replace a profile with a document",
 )
@@ -134,7 +140,7 @@ def replace_profile(request, name: str):
     return schemas.profile_out(profile)
 
 
-@router.delete("/profiles/{name}", response={204: None}, summary="Delete a profile")
+@router.delete("/profiles/{name}", response=schemas.answers(None, 204), summary="Delete a profile")
 def delete_profile(request, name: str):
     profile = profile_or_404(request, Profile.objects.all(), name, DELETE, write=True)
     profile_delete(profile=profile, actor=request.user)
@@ -158,7 +164,7 @@ def _accepted(request, release, action):
 
 @router.post(
     "/profiles/{name}/releases",
-    response={202: schemas.ReleaseOut},
+    response=schemas.answers(schemas.ReleaseOut, 202),
     summary="Deploy: queue a release (202; follow its log or poll it)",
 )
 def deploy(request, name: str, body: schemas.DeployIn):
@@ -169,7 +175,7 @@ def deploy(request, name: str, body: schemas.DeployIn):
 
 @router.post(
     "/profiles/{name}/rollback",
-    response={202: schemas.ReleaseOut},
+    response=schemas.answers(schemas.ReleaseOut, 202),
     summary="Roll back to an earlier successful release",
 )
 def rollback(request, name: str, body: schemas.RollbackIn):
@@ -178,7 +184,11 @@ def rollback(request, name: str, body: schemas.RollbackIn):
     return _accepted(request, release, "rollback")
 
 
-@router.get("/profiles/{name}/releases", response=schemas.ReleaseList, summary="Release history")
+@router.get(
+    "/profiles/{name}/releases",
+    response=schemas.answers(schemas.ReleaseList),
+    summary="Release history",
+)
 def list_releases(request, name: str, page: int = Query(1, ge=1, le=1_000_000)):
     profile = profile_or_404(request, Profile.objects.all(), name, VIEW)
     releases = selectors.profile_releases(profile=profile)

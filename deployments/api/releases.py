@@ -23,12 +23,18 @@ def _release(request, pk, permission, *, write=False):
     return selectors.release_detail_queryset().get(pk=pk)
 
 
-@router.get("/releases/{pk}", response=schemas.ReleaseOut, summary="One release and its steps")
+@router.get(
+    "/releases/{pk}",
+    response=schemas.answers(schemas.ReleaseOut),
+    summary="One release and its steps",
+)
 def get_release(request, pk: int):
     return schemas.release_out(_release(request, pk, VIEW))
 
 
-@router.post("/releases/{pk}/cancel", response=schemas.CancelOut, summary="Cancel a release")
+@router.post(
+    "/releases/{pk}/cancel", response=schemas.answers(schemas.CancelOut), summary="Cancel a release"
+)
 def cancel(request, pk: int):
     release = _release(request, pk, DEPLOY, write=True)
     cancelled = release_cancel(release=release, actor=request.user)
@@ -36,7 +42,11 @@ def cancel(request, pk: int):
     return {"cancelled": cancelled, "release": schemas.release_out(release)}
 
 
-@router.get("/releases/{pk}/log", response=schemas.LogOut, summary="Log lines after `after`")
+@router.get(
+    "/releases/{pk}/log",
+    response=schemas.answers(schemas.LogOut),
+    summary="Log lines after `after`",
+)
 def log(
     request,
     pk: int,

@@ -24,6 +24,14 @@ class Errors(Schema):
     errors: list[Problem]
 
 
+ERROR_STATUSES = (400, 401, 403, 404, 409, 422, 429)
+
+
+def answers(ok, status=200):
+    """An operation's responses for Ninja: `ok` on `status`, Errors on every refusal."""
+    return {status: ok, **dict.fromkeys(ERROR_STATUSES, Errors)}
+
+
 # ---- releases ---------------------------------------------------------------------------------
 
 

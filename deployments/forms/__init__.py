@@ -16,9 +16,11 @@ from deployments.forms.profile import (
     ProfileForm,
     SecretForm,
 )
+from deployments.forms.tokens import ApiTokenForm
 from deployments.forms.profile_edit import COMPONENT_PATHS, ProfileForms, profile_initial
 
 __all__ = [
+    "ApiTokenForm",
     "COMPONENT_FIELDS",
     "COMPONENT_LABELS",
     "COMPONENT_PATHS",

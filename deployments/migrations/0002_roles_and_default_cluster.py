@@ -1,16 +1,11 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
 
 def create_roles(apps, schema_editor):
-    from deployments.roles import sync_roles
+    from deployments.roles import create_roles
 
     # Permissions are normally created after all migrations; roles need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    sync_roles(apps)
+    create_roles(apps, schema_editor)
 
 
 def create_default_cluster(apps, schema_editor):

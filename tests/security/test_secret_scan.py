@@ -236,6 +236,22 @@ def test_it_keeps_secret_values_out_of_everything_but_the_cluster(
         response = client.get(url)
         assert response.status_code == 200, url
         found += canaries.leaks(response.content, url)
+    # the API, with an admin's token: every read operation about this profile and release
+    from deployments.services.api_tokens import api_token_create
+
+    _, token = api_token_create(user=admin, name="leak scan")
+    api = Client(headers={"Authorization": f"Bearer {token}"})
+    for url in (
+        "/api/v1/profiles",
+        "/api/v1/profiles/todo-app",
+        "/api/v1/profiles/todo-app/status",
+        "/api/v1/profiles/todo-app/releases",
+        f"/api/v1/releases/{release.pk}",
+        f"/api/v1/releases/{release.pk}/log",
+    ):
+        response = api.get(url)
+        assert response.status_code == 200, url
+        found += canaries.leaks(response.content, url)
     assert found == []
     # the scan can see: the ciphertext row exists, and the cluster's Secret has the value
     assert deployable.secrets.get(key="STORED_TOKEN").ciphertext

@@ -188,3 +188,36 @@ def test_the_openapi_document_needs_a_login_and_names_every_operation(client, ad
     assert schema["openapi"].startswith("3.")
     assert "/api/v1/profiles/{name}/releases" in schema["paths"]
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_wrong_tokens_from_one_address_are_refused_for_a_while(todo_app, api_as, settings):
+    from tests.deployments.api.conftest import ApiClient
+
+    settings.HELMDECK_API_AUTH_FAILURES = 3
+    wrong = ApiClient("hd_" + "w" * 43)
+    assert [wrong.get("/api/v1/profiles").status_code for _ in range(3)] == [401] * 3
+    refused = wrong.get("/api/v1/profiles")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    # a header the client writes does not make it another address
+    spoofed = wrong.get("/api/v1/profiles", headers={"X-Forwarded-For": "198.18.0.9"})
+    assert spoofed.status_code == 429
+    assert api_as("viewer").get("/api/v1/profiles").status_code == 429  # the address, for now
+
+
+def test_one_token_is_throttled_on_its_own(todo_app, api_as, settings):
+    settings.HELMDECK_API_RATE_PER_TOKEN = "3/m"
+    busy = api_as("viewer")
+    codes = [busy.get("/api/v1/profiles").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    assert api_as("viewer").get("/api/v1/profiles").status_code == 200  # another token
+
+
+def test_a_token_records_when_and_from_where_it_was_last_used(todo_app):
+    from deployments.models import ApiToken
+    from tests.deployments.api.conftest import ApiClient, token_for
+
+    token, raw = token_for("viewer")
+    assert token.last_used_at is None
+    ApiClient(raw, REMOTE_ADDR="198.18.0.7").get("/api/v1/profiles")
+    token = ApiToken.objects.get(pk=token.pk)
+    assert token.last_used_at is not None and token.last_used_address == "198.18.0.7"
