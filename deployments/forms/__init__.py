@@ -16,8 +16,8 @@ from deployments.forms.profile import (
     ProfileForm,
     SecretForm,
 )
-from deployments.forms.tokens import ApiTokenForm
 from deployments.forms.profile_edit import COMPONENT_PATHS, ProfileForms, profile_initial
+from deployments.forms.tokens import ApiTokenForm
 
 __all__ = [
     "ApiTokenForm",
