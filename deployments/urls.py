@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments.views import actions, clusters, logs, pages, releases, streams, tokens
+from deployments.views import actions, clusters, logs, pages, releases, streams, tokens, webhooks
 from deployments.views import usage as usage_views
 from deployments.views.status_stream import status_stream
 
@@ -31,6 +31,12 @@ urlpatterns = [
     path("clusters/<slug:name>/check/", clusters.cluster_check, name="cluster_check"),
     path("status/stream/", status_stream, name="status_stream"),
     path("tokens/", tokens.api_tokens, name="api_tokens"),
+    path("profiles/<slug:name>/webhooks/", webhooks.profile_webhooks, name="profile_webhooks"),
+    path(
+        "profiles/<slug:name>/webhooks/<int:pk>/revoke/",
+        webhooks.webhook_revoke_view,
+        name="webhook_revoke",
+    ),
     path("tokens/<int:pk>/revoke/", tokens.api_token_revoke_view, name="api_token_revoke"),
     path("profiles/<slug:name>/usage/", usage_views.profile_usage_view, name="profile_usage"),
     path("profiles/<slug:name>/logs/", logs.pod_logs_page, name="pod_logs"),

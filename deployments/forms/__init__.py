@@ -17,7 +17,7 @@ from deployments.forms.profile import (
     SecretForm,
 )
 from deployments.forms.profile_edit import COMPONENT_PATHS, ProfileForms, profile_initial
-from deployments.forms.tokens import ApiTokenForm
+from deployments.forms.tokens import ApiTokenForm, WebhookForm
 
 __all__ = [
     "ApiTokenForm",
@@ -34,6 +34,7 @@ __all__ = [
     "ProfileForm",
     "ProfileForms",
     "SecretForm",
+    "WebhookForm",
     "marked_deleted",
     "model_fields",
     "profile_initial",

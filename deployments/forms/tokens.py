@@ -1,4 +1,5 @@
-"""The form that creates an API token (the rules themselves: services/api_tokens.py)."""
+"""The forms that create an API token and a deploy webhook (the rules themselves:
+services/api_tokens.py, services/webhooks.py)."""
 
 from django import forms
 
@@ -39,4 +40,17 @@ class ApiTokenForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         label="Only these profiles",
         help_text="None ticked: every profile your role reaches.",
+    )
+
+
+class WebhookForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        help_text="Who calls it, e.g. “GitHub Actions” or “registry”.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    build = forms.BooleanField(
+        required=False,
+        label="Build the images first",
+        help_text="Off: deploy the tag the call names, as a registry push does.",
     )

@@ -1,6 +1,6 @@
 """The app's models, by what they hold: profiles.py (clusters, profiles and their parts, the
 audit trail), releases.py (releases, steps, log lines), pods.py (the watcher's pod rows),
-tokens.py (API tokens)."""
+tokens.py (API tokens), webhooks.py (deploy webhooks and their deliveries)."""
 
 from deployments.models.pods import PodState
 from deployments.models.profiles import (
@@ -20,6 +20,7 @@ from deployments.models.releases import (
     Step,
 )
 from deployments.models.tokens import ApiToken
+from deployments.models.webhooks import DeployWebhook, WebhookDelivery
 
 __all__ = [
     "ACTIVE_RELEASE_STATUSES",
@@ -29,6 +30,7 @@ __all__ = [
     "Cluster",
     "Component",
     "ConfigEntry",
+    "DeployWebhook",
     "LogLine",
     "PodState",
     "Profile",
@@ -36,4 +38,5 @@ __all__ = [
     "ReleaseStatus",
     "SecretEntry",
     "Step",
+    "WebhookDelivery",
 ]

@@ -64,3 +64,17 @@ def test_it_explains_a_malformed_key(settings):
     settings.HELMDECK_SECRET_KEYS = ["not-a-key"]
     with pytest.raises(ImproperlyConfigured, match="generate_secret_key"):
         crypto.encrypt("x")
+
+
+@pytest.mark.django_db
+def test_it_rotates_webhook_secrets_too(settings, todo_app):
+    from deployments.services.webhooks import webhook_create
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.HELMDECK_SECRET_KEYS = [old]
+    hook, secret = webhook_create(profile=todo_app, name="ci", build=False, actor=None)
+    settings.HELMDECK_SECRET_KEYS = [new, old]
+    call_command("rotate_secrets", stdout=io.StringIO())
+    settings.HELMDECK_SECRET_KEYS = [new]
+    hook.refresh_from_db()
+    assert crypto.decrypt(hook.ciphertext) == secret

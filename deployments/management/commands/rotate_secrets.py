@@ -2,12 +2,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from deployments import crypto
-from deployments.models import SecretEntry
+from deployments.models import DeployWebhook, SecretEntry
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every stored secret with the first key of HELMDECK_SECRET_KEYS. "
+        "Re-encrypt every stored secret (and deploy webhook secret) with the first key of "
+        "HELMDECK_SECRET_KEYS. "
         "Run after putting a new key first; then the old keys can be removed."
     )
 
@@ -25,5 +26,17 @@ class Command(BaseCommand):
                     returncode=2,
                 ) from None
             entry.save(update_fields=["ciphertext"])
+            rotated += 1
+        hooks = DeployWebhook.objects.select_for_update().select_related("profile")
+        for hook in hooks:
+            try:
+                hook.ciphertext = crypto.rotate(hook.ciphertext)
+            except crypto.SecretDecryptError:
+                raise CommandError(
+                    f"webhook {hook.name} of profile {hook.profile.name} cannot be decrypted with "
+                    "any configured key; nothing was changed (keep the old key in the list)",
+                    returncode=2,
+                ) from None
+            hook.save(update_fields=["ciphertext"])
             rotated += 1
         self.stdout.write(f"re-encrypted {rotated} secrets with the first key")

@@ -8,6 +8,7 @@ from django.utils import timezone
 from deployments.api import api
 from deployments.models import Profile, Release
 from deployments.services.api_tokens import api_token_create, api_token_revoke
+from deployments.services.webhooks import webhook_create
 from tests.deployments.api.conftest import ApiClient, token_for
 from tests.factories import ProfileFactory, UserFactory, make_release
 
@@ -102,6 +103,13 @@ OPERATIONS = {
         lambda w: (f"/api/v1/releases/{w['first'].pk}/log", None),
     ),
     ("GET", "/api/v1/clusters"): (VIEWER, False, "cluster", lambda w: ("/api/v1/clusters", None)),
+    # no token needed, none enough: only the webhook's signature (unsigned here) opens it
+    ("POST", "/api/v1/hooks/{public_id}"): (
+        None,
+        True,
+        "webhook",
+        lambda w: (f"/api/v1/hooks/{w['hook'].public_id}", {}),
+    ),
     ("GET", "/api/v1/clusters/{name}/doctor"): (
         VIEWER,
         False,
@@ -136,7 +144,8 @@ def world(todo_app, monkeypatch):
     first = make_release(todo_app, "succeeded", revision=1)
     make_release(todo_app, "succeeded", revision=2)
     other = ProfileFactory(name="other", namespace="other")
-    return {"profile": todo_app, "first": first, "other": other}
+    hook, _ = webhook_create(profile=todo_app, name="ci", build=False, actor=None)
+    return {"profile": todo_app, "first": first, "other": other, "hook": hook}
 
 
 def _caller(kind, world):
@@ -185,7 +194,7 @@ CALLERS = [
 
 def _expected(operation, role, read_only, narrowed):
     least, writes, kind, _ = OPERATIONS[operation]
-    if role == "unauthenticated":
+    if kind == "webhook" or role == "unauthenticated":
         return {401}
     if RANK[role] < RANK[least] or (writes and read_only):
         return {403}

@@ -1,0 +1,127 @@
+"""Deploy webhooks: a signed call starts one release; a retry (same Idempotency-Key, or the
+same signed call again) gets that release back; a bad signature or an old timestamp is 401
+and audited; nothing else is written."""
+
+import json
+import time
+
+import pytest
+
+from deployments.models import AuditEvent, Release, WebhookDelivery
+from deployments.services.webhooks import webhook_create, webhook_revoke, webhook_signature
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hook(todo_app, enqueued_hooks):
+    return webhook_create(profile=todo_app, name="registry", build=False, actor=None)
+
+
+@pytest.fixture
+def enqueued_hooks(monkeypatch):
+    from deployments.services import webhooks
+
+    calls = []
+    monkeypatch.setattr(webhooks, "release_enqueue", lambda release: calls.append(release.pk))
+    return calls
+
+
+def call(client, hook, payload=None, *, secret=None, at=None, skew=0, key=None, body=None):
+    webhook, real_secret = hook
+    body = body if body is not None else json.dumps(payload or {}).encode()
+    at = int(time.time()) + skew if at is None else at
+    headers = {
+        "X-Helmdeck-Timestamp": str(at),
+        "X-Helmdeck-Signature": webhook_signature(secret or real_secret, at, body),
+    }
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return client.post(
+        f"/api/v1/hooks/{webhook.public_id}", body, content_type="application/json", headers=headers
+    )
+
+
+def test_a_signed_call_starts_a_release_with_its_tag(client, hook, enqueued_hooks):
+    response = call(client, hook, {"tags": {"backend": "2.0.1"}}, key="build-77")
+    assert response.status_code == 202, response.content
+    release = Release.objects.get(pk=response.json()["id"])
+    assert release.snapshot["components"]["backend"]["tag"] == "2.0.1" and not release.build
+    assert release.requested_by_name == "webhook registry"
+    assert response.json()["url"] == f"/releases/{release.pk}/"
+    assert enqueued_hooks == [release.pk]
+
+
+def test_a_retry_with_the_same_key_gets_the_same_release(client, hook, enqueued_hooks):
+    first = call(client, hook, {"tags": {"backend": "2.0.1"}}, key="build-77")
+    again = call(client, hook, {"tags": {"backend": "2.0.1"}}, key="build-77")
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert Release.objects.count() == 1 and len(enqueued_hooks) == 1
+
+
+def test_the_same_signed_call_replayed_starts_nothing_new(client, hook, enqueued_hooks):
+    at = int(time.time())
+    first = call(client, hook, {"tags": {"backend": "2.0.1"}}, at=at)
+    replay = call(client, hook, {"tags": {"backend": "2.0.1"}}, at=at)
+    assert (first.status_code, replay.status_code) == (202, 200)
+    assert Release.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"secret": "whsec_not-this-one"}, "signature does not match"),
+        ({"skew": -302}, "timestamp more than 300 s"),
+        ({"skew": 302}, "timestamp more than 300 s"),
+    ],
+)
+def test_a_bad_signature_or_an_old_call_is_401_and_audited(client, hook, change, reason):
+    response = call(client, hook, {"tags": {"backend": "2.0.1"}}, **change)
+    assert response.status_code == 401
+    assert reason in response.json()["errors"][0]["message"]
+    assert not Release.objects.exists() and not WebhookDelivery.objects.exists()
+    refused = AuditEvent.objects.get(action="webhook.refused")
+    assert reason in refused.target and "127.0.0.1" in refused.target
+
+
+def test_a_call_without_a_timestamp_or_signature_is_401(client, hook):
+    response = client.post(
+        f"/api/v1/hooks/{hook[0].public_id}", {}, content_type="application/json"
+    )
+    assert response.status_code == 401 and not Release.objects.exists()
+
+
+def test_an_unknown_or_revoked_webhook_is_404(client, hook):
+    webhook_revoke(webhook=hook[0], actor=None)
+    assert call(client, hook).status_code == 404
+    assert client.post("/api/v1/hooks/nope", {}, content_type="application/json").status_code == 404
+    assert not Release.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        (b"[1]", "body"),
+        (b"{", "body"),
+        (json.dumps({"tags": {"nope": "1"}}).encode(), "tags.nope"),
+        (json.dumps({"tags": {"backend": "no good"}}).encode(), "tags.backend"),
+        (json.dumps({"image": "x"}).encode(), "image"),
+        (json.dumps({"build": "yes"}).encode(), "build"),
+    ],
+)
+def test_a_signed_but_bad_body_is_400_with_its_path(client, hook, body, path):
+    response = call(client, hook, body=body)
+    assert response.status_code == 400
+    assert path in [e["path"] for e in response.json()["errors"]]
+    assert not Release.objects.exists() and not WebhookDelivery.objects.exists()
+
+
+def test_a_call_while_a_release_runs_is_409_and_can_be_retried(client, hook, enqueued_hooks):
+    from tests.factories import make_release
+
+    active = make_release(hook[0].profile, "queued")
+    busy = call(client, hook, key="k1")
+    assert busy.status_code == 409 and not WebhookDelivery.objects.exists()
+    Release.objects.filter(pk=active.pk).update(status=Release.Status.SUCCEEDED)
+    assert call(client, hook, key="k1").status_code == 202  # the retry is taken
