@@ -1,12 +1,25 @@
-"""/api/v1/releases: one release, its log lines after a sequence number, cancel."""
+"""/api/v1/releases: one release, its log lines after a sequence number or live (SSE),
+cancel."""
 
+from asgiref.sync import sync_to_async
 from ninja import Query, Router
 
 from deployments import selectors
 from deployments.api import schemas
 from deployments.api.auth import DEPLOY, VIEW, profile_or_404
 from deployments.models import LogLine, Profile, Release
+from deployments.services.api_tokens import api_token_active
 from deployments.services.releases import release_cancel
+from deployments.views.sse_htmx import (
+    ALLOWED,
+    REVOKED,
+    db,
+    follows,
+    heartbeat_seconds,
+    revocable,
+    stream_response,
+)
+from deployments.views.streams import AsJson, release_events
 
 router = Router(tags=["releases"])
 
@@ -75,3 +88,40 @@ def log(
         "status": release.status,
         "done": release.status in Release.TERMINAL and not more,
     }
+
+
+EVENTS_DOC = {
+    "responses": {
+        200: {
+            "description": "Server-sent events: `log` (id: the line's sequence; data: JSON "
+            '{"sequence", "step", "text"}), `status` (data: JSON {"status", "reason"}), '
+            "`done` (data: the final status), and `login-required` if the token is revoked "
+            "while it streams. Resume with Last-Event-ID.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    }
+}
+
+
+@router.get(
+    "/releases/{pk}/events",
+    response=dict.fromkeys(schemas.ERROR_STATUSES, schemas.Errors),
+    openapi_extra=EVENTS_DOC,
+    summary="The release's log and status, live (SSE), until it ends",
+)
+async def events(request, pk: int, after: int = Query(0, ge=0, le=2**31)):
+    release = await sync_to_async(_release)(request, pk, VIEW)
+    try:
+        last_id = min(max(int(request.headers.get("Last-Event-ID") or after), 0), 2**31)
+    except ValueError:
+        last_id = after
+    follow = follows(request)
+    stream = release_events(release, last_id, follow=follow, form=AsJson)
+    if follow:  # re-checked every heartbeat, as a page's stream is
+        token_pk, check = request.auth.pk, db(api_token_active)
+
+        async def verdict():
+            return ALLOWED if await check(token_pk, VIEW) else REVOKED
+
+        stream = revocable(stream, every=heartbeat_seconds(), verdict=verdict)
+    return stream_response(stream)

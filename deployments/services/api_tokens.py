@@ -123,3 +123,17 @@ def _allowed_ids(token):
         ids = set(token.profiles.values_list("pk", flat=True))
         cached = token._allowed_ids = ids or None
     return cached
+
+
+def api_token_active(token_pk, permission):
+    """Whether the token is still good for `permission` (an open stream asks this every
+    heartbeat): not revoked or expired, its user active and still allowed."""
+    token = (
+        ApiToken.objects.select_related("user").filter(pk=token_pk, revoked_at__isnull=True).first()
+    )
+    return (
+        token is not None
+        and not token.expired
+        and token.user.is_active
+        and token.user.has_perm(permission)
+    )

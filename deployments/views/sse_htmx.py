@@ -152,7 +152,7 @@ class _Failed:
         self.exc = exc
 
 
-async def revocable(stream, *, session_key, user_pk, role, every):
+async def revocable(stream, *, every, session_key=None, user_pk=None, role=None, verdict=None):
     """`stream`'s messages, with the user checked again every `every` seconds, however
     busy or quiet the stream is (a timer beside it, not a count of its events); on
     REVOKED a `login-required` event ends it, on ROLE_CHANGED a short retry hint (the
@@ -161,7 +161,12 @@ async def revocable(stream, *, session_key, user_pk, role, every):
     The stream runs in one task of its own that hands its messages over a short queue (at
     most HANDOVER_SIZE ahead of the client); its generators are closed in their own frames
     however this one ends (revoked, finished, or cancelled by a client gone)."""
-    check = db(stream_verdict)
+    if verdict is None:  # a browser's stream: its session, user and role
+        check = db(stream_verdict)
+
+        async def verdict():
+            return await check(session_key, user_pk, role)
+
     loop = asyncio.get_running_loop()
     items = aiter(stream)
     handover: asyncio.Queue = asyncio.Queue(HANDOVER_SIZE)
@@ -181,16 +186,16 @@ async def revocable(stream, *, session_key, user_pk, role, every):
         while True:
             if loop.time() >= due:  # checked even when messages never stop coming
                 try:
-                    verdict = await check(session_key, user_pk, role)
+                    answer = await verdict()
                 except Exception as exc:  # the database is away: nobody vouches for the user
                     log.warning("could not check a stream's user (%s)", type(exc).__name__)
                     yield UNCHECKED_RETRY
                     return
                 due = loop.time() + every
-                if verdict == REVOKED:
+                if answer == REVOKED:
                     yield login_required_event()
                     return
-                if verdict == ROLE_CHANGED:
+                if answer == ROLE_CHANGED:
                     yield ROLE_CHANGED_RETRY
                     return
             if handover.empty():

@@ -14,6 +14,8 @@ stream in logs.py, built on the same plumbing (sse_htmx.py).
 Every stream goes through sse_htmx.sse_view (login and role, on connect and every heartbeat).
 """
 
+import json
+
 from asgiref.sync import sync_to_async
 from django.http import Http404
 from django.template.loader import render_to_string
@@ -46,6 +48,28 @@ def log_html(sequence, step, text):
     )
 
 
+class AsHtml:
+    """The release stream's data for a page: a log line's div, the status badge."""
+
+    log = staticmethod(log_html)
+
+    @staticmethod
+    def status(release):
+        return status_badge(release.status, release.reason)
+
+
+class AsJson:
+    """The release stream's data for a program (the API, the remote CLI)."""
+
+    @staticmethod
+    def log(sequence, step, text):
+        return json.dumps({"sequence": sequence, "step": step, "text": text})
+
+    @staticmethod
+    def status(release):
+        return json.dumps({"status": release.status, "reason": release.reason})
+
+
 @sse_view
 async def release_stream(request, pk):
     release = await reader(request)(Release.objects.filter(pk=pk).first)()
@@ -55,13 +79,13 @@ async def release_stream(request, pk):
         last_id = int(request.headers.get("Last-Event-ID") or request.GET.get("after") or 0)
     except ValueError:
         last_id = 0
-    return stream_response(_events(release, last_id, follow=follows(request)))
+    return stream_response(release_events(release, last_id, follow=follows(request)))
 
 
 REPLAY_CHUNK = 1000
 
 
-def _replay_rows(release, after):
+def _replay_rows(release, after, form=AsHtml):
     """[(sequence, SSE message)] of up to REPLAY_CHUNK rows after `after`; after the last
     chunk, the status (and `done`) too."""
     lines = list(
@@ -74,7 +98,7 @@ def _replay_rows(release, after):
             line.sequence,
             sse(
                 "log",
-                log_html(line.sequence, line.step.name if line.step else "", line.text),
+                form.log(line.sequence, line.step.name if line.step else "", line.text),
                 line.sequence,
             ),
         )
@@ -82,18 +106,18 @@ def _replay_rows(release, after):
     ]
     if len(lines) < REPLAY_CHUNK:
         release.refresh_from_db()
-        messages.append((None, sse("status", status_badge(release.status, release.reason))))
+        messages.append((None, sse("status", form.status(release))))
         if release.status in Release.TERMINAL:
             messages.append((None, sse("done", release.status)))
     return messages
 
 
-async def _replay(release, after, *, follow=True):
+async def _replay(release, after, *, follow=True, form=AsHtml):
     """The rows after `after` in chunks (a long build log is never all in memory), then
     the status. Database work in _DB_THREADS when following."""
     run = db(_replay_rows) if follow else sync_to_async(_replay_rows)
     while True:
-        messages = await run(release, after)
+        messages = await run(release, after, form)
         for sequence, message in messages:
             after = sequence or after
             yield sequence, message
@@ -101,9 +125,11 @@ async def _replay(release, after, *, follow=True):
             return
 
 
-async def _events(release, last_id, *, follow=True):
+async def release_events(release, last_id, *, follow=True, form=AsHtml):
+    """The release's SSE messages after `last_id`: its log lines and status, replayed then
+    live, until it ends. `form` makes their data (AsHtml for a page, AsJson for a program)."""
     if not follow:
-        async for _, message in _replay(release, last_id, follow=False):
+        async for _, message in _replay(release, last_id, follow=False, form=form):
             yield message
         if release.status not in Release.TERMINAL:
             yield NO_FOLLOW_RETRY
@@ -118,7 +144,7 @@ async def _events(release, last_id, *, follow=True):
         seen, replay = last_id, True
         while True:
             if replay:  # on connect, and after a Redis reconnect (messages may be lost)
-                async for sequence, message in _replay(release, seen):
+                async for sequence, message in _replay(release, seen, form=form):
                     seen = sequence or seen
                     yield message
                 if release.status in Release.TERMINAL:
@@ -136,10 +162,10 @@ async def _events(release, last_id, *, follow=True):
                 if item.id is None or item.id <= seen:
                     continue
                 seen, data = item.id, item.data or {}
-                yield sse("log", log_html(seen, data.get("step", ""), data.get("text", "")), seen)
+                yield sse("log", form.log(seen, data.get("step", ""), data.get("text", "")), seen)
             elif item.event == "status":
                 await refresh()
-                yield sse("status", status_badge(release.status, release.reason))
+                yield sse("status", form.status(release))
                 if release.status in Release.TERMINAL:
                     yield sse("done", release.status)
                     return

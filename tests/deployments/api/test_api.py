@@ -221,3 +221,19 @@ def test_a_token_records_when_and_from_where_it_was_last_used(todo_app):
     ApiClient(raw, REMOTE_ADDR="198.18.0.7").get("/api/v1/profiles")
     token = ApiToken.objects.get(pk=token.pk)
     assert token.last_used_at is not None and token.last_used_address == "198.18.0.7"
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume asynchronous iterators")
+def test_the_event_stream_replays_log_and_status_as_json(todo_app, api_as):
+    release = make_release(todo_app, "succeeded", revision=1, log=["one", "two", "three"])
+    response = api_as("viewer").get(
+        f"/api/v1/releases/{release.pk}/events", headers={"Last-Event-ID": "1"}
+    )
+    assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
+    text = b"".join(response).decode()  # an async stream, read to its end
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    logs = [json.loads(b.split("data: ", 1)[1]) for b in blocks if b.startswith("event: log")]
+    assert [line["text"] for line in logs] == ["two", "three"]
+    status = [b for b in blocks if b.startswith("event: status")]
+    assert json.loads(status[0].split("data: ", 1)[1])["status"] == "succeeded"
+    assert blocks[-1] == "event: done\ndata: succeeded"

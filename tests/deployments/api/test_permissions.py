@@ -102,6 +102,12 @@ OPERATIONS = {
         "profile",
         lambda w: (f"/api/v1/releases/{w['first'].pk}/log", None),
     ),
+    ("GET", "/api/v1/releases/{pk}/events"): (
+        VIEWER,
+        False,
+        "profile",
+        lambda w: (f"/api/v1/releases/{w['first'].pk}/events", None),
+    ),
     ("GET", "/api/v1/clusters"): (VIEWER, False, "cluster", lambda w: ("/api/v1/clusters", None)),
     # no token needed, none enough: only the webhook's signature (unsigned here) opens it
     ("POST", "/api/v1/hooks/{public_id}"): (
