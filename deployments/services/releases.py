@@ -85,15 +85,14 @@ def release_request(
 
 
 def _with_tags(snapshot, tags):
-    """`snapshot` with these tags, checked by the profile document's own rules."""
+    """`snapshot` with these tags, checked by the profile document's own rules; every
+    problem at once (unknown components and bad tags)."""
     components = snapshot["components"]
     errors = [
         FieldError(key_path("tags", name), f"{snapshot['name']} has no component of this name")
         for name in tags
         if name not in components
     ]
-    if errors:
-        raise SpecError(errors)
     changed = {
         **snapshot,
         "components": {
@@ -105,12 +104,14 @@ def _with_tags(snapshot, tags):
         parse_spec(changed, cluster_names=cluster_names())
     except SpecError as exc:
         prefix = "components."
-        raise SpecError(
+        errors += [
             FieldError(f"tags.{e.path[len(prefix) :].split('.')[0]}", e.message)
             if e.path.startswith(prefix) and e.path.endswith(".tag")
             else e
             for e in exc.errors
-        ) from None
+        ]
+    if errors:
+        raise SpecError(errors)
     return changed
 
 

@@ -1,0 +1,3 @@
+from helmdeck_cli.main import main
+
+raise SystemExit(main())

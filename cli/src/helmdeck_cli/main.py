@@ -1,0 +1,315 @@
+"""helmdeck: log in, list profiles, show a profile's status, deploy (with tag overrides,
+following the release live), roll back. Exit 0 when done, 1 when the release failed or the
+panel could not be reached, 2 for bad input (one line per problem), 130 when interrupted
+(the release goes on in the panel)."""
+
+import argparse
+import getpass
+import json
+import re
+import sys
+
+from helmdeck_cli import __version__, config
+from helmdeck_cli.client import ApiError, Client
+
+# what a log line may not carry to a terminal: control characters (an escape sequence in a
+# build log could rewrite the screen or the window title), except tab
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+BAD_INPUT = (400, 401, 403, 404, 422)
+
+
+class Output:
+    """stdout for results, stderr for progress and problems; colour and the progress bar
+    only where stderr is a terminal and the output is text."""
+
+    def __init__(self, json_output):
+        self.json = json_output
+        self.tty = sys.stderr.isatty() and not json_output
+        self._bar = False
+
+    def line(self, text="", *, err=False):
+        self.clear_bar()
+        print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
+    def data(self, value):
+        print(json.dumps(value, indent=2, sort_keys=True), flush=True)
+
+    def bar(self, done, total, label):
+        if not self.tty or not total:
+            return
+        width = 24
+        filled = round(width * done / total)
+        text = f"\r[{'#' * filled}{'-' * (width - filled)}] {done}/{total} {label}"
+        sys.stderr.write(text[:100] + "\x1b[K")
+        sys.stderr.flush()
+        self._bar = True
+
+    def clear_bar(self):
+        if self._bar:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self._bar = False
+
+    def colour(self, text, code):
+        return f"\x1b[{code}m{text}\x1b[0m" if self.tty else text
+
+
+def safe(text):
+    return _CONTROL.sub("?", text)
+
+
+# ---- commands -----------------------------------------------------------------------------
+
+
+def cmd_login(args, out):
+    url = config.check_url(args.url)
+    if args.token_stdin:
+        token = sys.stdin.readline().strip()
+    else:
+        token = getpass.getpass(f"API token for {url} (from its Tokens page): ").strip()
+    if not token:
+        raise config.ConfigError("no token given")
+    Client(url, token).call("GET", "/profiles", params={"page_size": 1})  # it works
+    file = config.save(url, token)
+    out.line(f"logged in to {url}; token saved in {file} (mode 600)")
+    return 0
+
+
+def cmd_profiles(args, out, client):
+    params = {"page_size": 200}
+    if args.query:
+        params["q"] = args.query
+    body = client.call("GET", "/profiles", params=params)
+    if out.json:
+        out.data(body)
+        return 0
+    rows = [
+        (
+            p["name"],
+            p["health"],
+            f"{p['ready']}/{p['total']}",
+            p["cluster"],
+            f"#{p['last_release']['id']} {p['last_release']['status']}"
+            if p["last_release"]
+            else "-",
+        )
+        for p in body["items"]
+    ]
+    if not rows:
+        out.line("no profiles yet" + (f" matching {args.query!r}" if args.query else ""))
+        return 0
+    _table(out, ("NAME", "HEALTH", "READY", "CLUSTER", "LAST RELEASE"), rows)
+    if body["count"] > len(rows):
+        out.line(f"({body['count'] - len(rows)} more: narrow with a query)", err=True)
+    return 0
+
+
+def cmd_status(args, out, client):
+    if not args.name:
+        return cmd_profiles(argparse.Namespace(query=None), out, client)
+    body = client.call("GET", f"/profiles/{_path(args.name)}/status")
+    if out.json:
+        out.data(body)
+        return 0
+    current = body["current_release"]
+    out.line(
+        f"{body['name']}: {body['health']}, {body['ready']}/{body['total']} pods ready"
+        + (f", release #{current['id']} running" if current else "")
+    )
+    active = body["active_release"]
+    if active:
+        out.line(f"release #{active['id']} is {active['status']}")
+    rows = [
+        (
+            p["name"],
+            p["component"],
+            p["phase"],
+            "yes" if p["ready"] else "no",
+            str(p["restarts"]),
+            safe(p["problem"]["message"]) if p["problem"] else "",
+        )
+        for p in body["pods"]
+    ]
+    if rows:
+        _table(out, ("POD", "COMPONENT", "PHASE", "READY", "RESTARTS", "PROBLEM"), rows)
+    return 0
+
+
+def cmd_deploy(args, out, client):
+    tags, problems = {}, []
+    for given in args.tag or []:
+        component, sep, tag = given.partition("=")
+        if not sep or not component or not tag:
+            problems.append(f"--tag {given}: expected COMPONENT=TAG, e.g. backend=1.2.3")
+        else:
+            tags[component] = tag
+    if problems:
+        for problem in problems:
+            out.line(f"helmdeck: {problem}", err=True)
+        return 2
+    body = {"build": not args.no_build, "tags": tags}
+    release = client.call("POST", f"/profiles/{_path(args.name)}/releases", body)
+    return _started(args, out, client, release)
+
+
+def cmd_rollback(args, out, client):
+    body = {"revision": args.revision} if args.revision is not None else {}
+    release = client.call("POST", f"/profiles/{_path(args.name)}/rollback", body)
+    return _started(args, out, client, release)
+
+
+def _started(args, out, client, release):
+    url = client.base.rsplit("/api/v1", 1)[0] + release["url"]
+    if not args.wait:
+        if out.json:
+            out.data(release)
+        else:
+            out.line(f"release #{release['id']} of {release['profile']} queued: {url}")
+        return 0
+    if not out.json:
+        out.line(f"release #{release['id']} of {release['profile']} queued: {url}", err=True)
+    try:
+        final = _follow(out, client, release)
+    except KeyboardInterrupt:
+        out.line(
+            f"\nstopped following; release #{release['id']} goes on in the panel: {url} "
+            f"(helmdeck status {release['profile']}; its page can cancel it)",
+            err=True,
+        )
+        return 130
+    if out.json:
+        out.data(final)
+    took = ""
+    if final["started_at"] and final["finished_at"]:
+        took = f" in {_seconds(final['started_at'], final['finished_at']):.0f}s"
+    if final["status"] == "succeeded":
+        if not out.json:
+            out.line(
+                out.colour(f"release #{final['id']} of {final['profile']} succeeded{took}", "32")
+                + f": helm revision {final['helm_revision']}, every pod Ready"
+            )
+        return 0
+    ended = final["status"].replace("_", " ")
+    headline = f"release #{final['id']} of {final['profile']} {ended}{took}"
+    out.line(out.colour(headline, "31") + f": {safe(final['reason'])}", err=True)
+    return 1
+
+
+def _follow(out, client, release):
+    """Print the release's log as it comes, with a progress bar of its steps; its final
+    state once it ends."""
+    steps = release["steps"]
+    for event, _id, data in client.events(release["id"]):
+        if event == "log":
+            line = json.loads(data)
+            prefix = f"[{line['step']}] " if line["step"] else ""
+            out.line(safe(prefix + line["text"]), err=out.json)
+        elif event == "status":
+            steps = client.call("GET", f"/releases/{release['id']}")["steps"]
+        elif event == "login-required":
+            raise ApiError(401, [("", "the token was revoked or expired while following")])
+        done = sum(1 for s in steps if s["status"] in ("done", "skipped"))
+        running = next((s["name"] for s in steps if s["status"] == "running"), "")
+        out.bar(done, len(steps), running)
+    out.clear_bar()
+    return client.call("GET", f"/releases/{release['id']}")
+
+
+# ---- plumbing -------------------------------------------------------------------------------
+
+
+def _path(name):
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+def _seconds(start, end):
+    from datetime import datetime
+
+    def parse(stamp):
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def _table(out, header, rows):
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        out.line("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def parser():
+    # --output before or after the command: absent, it is absent (SUPPRESS), so a
+    # command's default cannot undo the one given before it; main() reads "text" then.
+    # (One action object, shared by every parser through `parents`: no set_defaults.)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--output",
+        "-o",
+        choices=("text", "json"),
+        default=argparse.SUPPRESS,
+        help="json: for scripts (default text)",
+    )
+    top = argparse.ArgumentParser(
+        prog="helmdeck", description=__doc__.split("\n\n")[0], parents=[common]
+    )
+    top.add_argument("--version", action="version", version=f"helmdeck {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    login = sub.add_parser("login", parents=[common], help="save the panel's URL and a token")
+    login.add_argument("url", help="the panel's address, e.g. https://helmdeck.example.org")
+    login.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
+    profiles = sub.add_parser("profiles", parents=[common], help="list profiles and their health")
+    profiles.add_argument("query", nargs="?", help="name, namespace, cluster or image contains")
+    status = sub.add_parser("status", parents=[common], help="a profile's health and pods")
+    status.add_argument("name", nargs="?")
+    deploy = sub.add_parser("deploy", parents=[common], help="deploy a profile")
+    deploy.add_argument("name")
+    deploy.add_argument(
+        "--tag", action="append", metavar="COMPONENT=TAG", help="this release's tag (repeatable)"
+    )
+    deploy.add_argument("--no-build", action="store_true", help="deploy existing images")
+    deploy.add_argument(
+        "--wait", action="store_true", help="follow it; exit 0 only when deployed and Ready"
+    )
+    rollback = sub.add_parser("rollback", parents=[common], help="roll back a profile")
+    rollback.add_argument("name")
+    rollback.add_argument(
+        "--revision", type=int, help="the helm revision (default: the one before)"
+    )
+    rollback.add_argument("--wait", action="store_true", help="follow it until it ends")
+    return top
+
+
+COMMANDS = {
+    "profiles": cmd_profiles,
+    "status": cmd_status,
+    "deploy": cmd_deploy,
+    "rollback": cmd_rollback,
+}
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    out = Output(getattr(args, "output", "text") == "json")
+    try:
+        if args.command == "login":
+            return cmd_login(args, out)
+        url, token = config.load()
+        return COMMANDS[args.command](args, out, Client(url, token))
+    except config.ConfigError as exc:
+        out.line(f"helmdeck: {exc}", err=True)
+        return 2
+    except ApiError as exc:
+        for path, message in exc.problems:
+            out.line(f"helmdeck: {path + ': ' if path else ''}{safe(message)}", err=True)
+        if exc.status == 401:
+            out.line("helmdeck: log in again with a valid token (helmdeck login URL)", err=True)
+        return 2 if exc.status in BAD_INPUT else 1
+    except KeyboardInterrupt:
+        out.line("", err=True)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
