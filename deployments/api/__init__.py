@@ -12,7 +12,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 
-from deployments.api import clusters, hooks, profiles, releases
+from deployments.api import clusters, hooks, logs, profiles, releases
 from deployments.api.auth import PerAddress, PerToken, TokenAuth
 from deployments.services.releases import ReleaseRefused
 from deployments.spec import SpecError
@@ -32,6 +32,7 @@ api.add_router("", profiles.router)
 api.add_router("", releases.router)
 api.add_router("", clusters.router)
 api.add_router("", hooks.router)
+api.add_router("", logs.router)
 
 
 def errors(request, problems, status):

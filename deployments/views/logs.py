@@ -9,9 +9,6 @@ position of the lines it rendered), so a reload or a reconnect shows no line twi
 
 import asyncio
 import contextlib
-import re
-from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import permission_required
 from django.http import Http404, HttpResponse
@@ -25,7 +22,8 @@ from deployments.integrations import IntegrationError
 from deployments.integrations.kube import Kube
 from deployments.models import Profile
 from deployments.services import pod_logs, pod_logs_follow
-from deployments.services.pod_logs import LogTarget, PodNotFound
+from deployments.services.pod_log_query import BadParams, log_target, parse_params, read_now
+from deployments.services.pod_logs import PodNotFound
 from deployments.views.sse_htmx import (
     HEARTBEAT,
     NO_FOLLOW_RETRY,
@@ -36,64 +34,7 @@ from deployments.views.sse_htmx import (
     stream_response,
 )
 
-POD_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-TRUE, FALSE = ("1", "true", "on", "yes"), ("", "0", "false", "off", "no")
 UNREACHABLE_RETRY = "retry: 5000\n\n"
-
-
-class BadParams(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class LogParams:
-    pod: str = ""
-    component: str = ""
-    tail: int = pod_logs.DEFAULT_TAIL
-    previous: bool = False
-    q: str = ""
-
-    def query(self, **extra):
-        """The query string of these parameters (plus `extra`), defaults left out."""
-        given = {"pod": self.pod, "component": self.component, "q": self.q}
-        items: dict[str, str | int] = {k: v for k, v in given.items() if v}
-        if self.tail != pod_logs.DEFAULT_TAIL:
-            items["tail"] = self.tail
-        if self.previous:
-            items["previous"] = 1
-        return urlencode({**items, **extra})
-
-
-def parse_params(query):
-    """LogParams from a request's GET, or BadParams with a message for the user."""
-    raw_tail = query.get("tail", "").strip()
-    try:
-        tail = int(raw_tail) if raw_tail else pod_logs.DEFAULT_TAIL
-    except ValueError:
-        raise BadParams(
-            f"tail must be a whole number of lines from 1 to {pod_logs.MAX_TAIL}"
-        ) from None
-    if not 1 <= tail <= pod_logs.MAX_TAIL:
-        raise BadParams(f"tail must be from 1 to {pod_logs.MAX_TAIL} lines (got {tail})")
-    raw_previous = query.get("previous", "").strip().lower()
-    if raw_previous not in TRUE + FALSE:
-        raise BadParams("previous must be 1 (the log before the last restart) or 0")
-    q = query.get("q", "").replace("\x00", "")
-    if len(q) > pod_logs.MAX_FILTER:
-        raise BadParams(f"the filter may have at most {pod_logs.MAX_FILTER} characters")
-    pod, component = query.get("pod", "").strip(), query.get("component", "").strip()
-    if pod and component:
-        raise BadParams("give pod= or component=, not both")
-    return LogParams(pod, component, tail, raw_previous in TRUE, q)
-
-
-def _target(profile, params, component_names):
-    """The LogTarget of a request; Http404 when it cannot be one of this profile's."""
-    if params.component and params.component not in component_names:
-        raise Http404(f"{profile.name} has no component {params.component}")
-    if params.pod and not POD_NAME.match(params.pod):
-        raise Http404("no such pod")
-    return LogTarget(profile.namespace, profile.name, params.pod, params.component)
 
 
 # ---- the page -----------------------------------------------------------------------------
@@ -113,11 +54,11 @@ def pod_logs_page(request, name):
     if not (params.pod or params.component):
         context["pods"] = selectors.profile_pods(profile=profile)
         return render(request, "deployments/pod_logs.html", context)
-    target = _target(profile, params, components)
+    target = log_target(profile, params, components)
     context.update(target=target, lines=[], token="-")
     status = 200
     try:
-        pods, tail = _read_tail(profile, target, params)
+        pods, tail = read_now(profile, target, params)
     except PodNotFound as exc:
         raise Http404(str(exc)) from None
     except IntegrationError as exc:
@@ -142,15 +83,6 @@ def pod_logs_page(request, name):
     return render(request, "deployments/pod_logs.html", context, status=status)
 
 
-def _read_tail(profile, target, params):
-    """(pods, tail) of the target as the page and the download show it, read now."""
-    with Kube(profile.cluster) as kube:
-        pods = pod_logs.resolve_pods(kube, target)
-        return pods, pod_logs.read_tail(
-            kube, target, pods, tail=params.tail, previous=params.previous, q=params.q
-        )
-
-
 # ---- the download -------------------------------------------------------------------------
 
 
@@ -163,9 +95,9 @@ def pod_log_download(request, name):
     except BadParams as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     components = list(profile.components.values_list("name", flat=True))
-    target = _target(profile, params, components)
+    target = log_target(profile, params, components)
     try:
-        pods, tail = _read_tail(profile, target, params)
+        pods, tail = read_now(profile, target, params)
     except PodNotFound as exc:
         raise Http404(str(exc)) from None
     except IntegrationError as exc:
@@ -201,7 +133,7 @@ async def pod_log_stream(request, name):
     except BadParams as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     components = [c async for c in profile.components.values_list("name", flat=True)]
-    target = _target(profile, params, components)
+    target = log_target(profile, params, components)
     token = request.headers.get("Last-Event-ID") or request.GET.get("after")
     positions = pod_logs.decode_token(token)
     try:

@@ -1,13 +1,14 @@
 """helmdeck: log in, list profiles, show a profile's status, deploy (with tag overrides,
-following the release live), roll back. Exit 0 when done, 1 when the release failed or the
-panel could not be reached, 2 for bad input (one line per problem), 130 when interrupted
-(the release goes on in the panel)."""
+following the release live), roll back, read pod logs. Exit 0 when done, 1 when the
+release failed or the panel could not be reached, 2 for bad input (one line per problem),
+130 when interrupted (the release goes on in the panel)."""
 
 import argparse
 import getpass
 import json
 import re
 import sys
+import time
 
 from helmdeck_cli import __version__, config
 from helmdeck_cli.client import ApiError, Client
@@ -16,6 +17,7 @@ from helmdeck_cli.client import ApiError, Client
 # build log could rewrite the screen or the window title), except tab
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 BAD_INPUT = (400, 401, 403, 404, 422)
+FOLLOW_EVERY = 2.0  # seconds between two reads of `logs -f`
 
 
 class Output:
@@ -215,6 +217,34 @@ def _follow(out, client, release):
     return client.call("GET", f"/releases/{release['id']}")
 
 
+def cmd_logs(args, out, client):
+    """The log (a component's pods merged, or one pod); -f asks again every FOLLOW_EVERY
+    seconds for what came after the last answer, until Ctrl-C."""
+    params = {"tail": args.tail}
+    if args.component:
+        params["component"] = args.component
+    if args.pod:
+        params["pod"] = args.pod
+    if args.previous:
+        params["previous"] = "true"
+    path = f"/profiles/{_path(args.name)}/logs"
+    try:
+        while True:
+            body = client.call("GET", path, params=params)
+            for line in body["lines"]:
+                if out.json:
+                    print(json.dumps(line), flush=True)
+                else:
+                    merged = not args.pod
+                    out.line(safe(f"{line['pod']} {line['text']}" if merged else line["text"]))
+            if not args.follow:
+                return 0
+            params["after"] = body["after"]
+            time.sleep(FOLLOW_EVERY)
+    except KeyboardInterrupt:
+        return 0
+
+
 # ---- plumbing -------------------------------------------------------------------------------
 
 
@@ -278,10 +308,18 @@ def parser():
         "--revision", type=int, help="the helm revision (default: the one before)"
     )
     rollback.add_argument("--wait", action="store_true", help="follow it until it ends")
+    logs = sub.add_parser("logs", parents=[common], help="pod logs of a profile")
+    logs.add_argument("name")
+    logs.add_argument("--component", "-c", help="every pod of it (default: the first)")
+    logs.add_argument("--pod", help="one pod")
+    logs.add_argument("--tail", type=int, default=200, help="lines to start with (1-10000)")
+    logs.add_argument("--previous", action="store_true", help="before the last restart")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
     return top
 
 
 COMMANDS = {
+    "logs": cmd_logs,
     "profiles": cmd_profiles,
     "status": cmd_status,
     "deploy": cmd_deploy,

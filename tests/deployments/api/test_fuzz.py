@@ -19,12 +19,16 @@ schema.app = get_wsgi_application()
 
 
 @pytest.fixture
-def world(todo_app, monkeypatch):
+def world(todo_app, monkeypatch, unreachable_kubeconfig):
     from deployments.api import clusters, profiles
 
     monkeypatch.setattr(profiles, "release_enqueue", lambda release: None)
     report = [{"name": "helm", "ok": True, "detail": "v4.3.1", "fix": ""}]
     monkeypatch.setattr(clusters, "doctor_request", lambda cluster: report)
+    # pod logs ask the cluster: here one that answers nothing at once (503, documented)
+    type(todo_app.cluster).objects.filter(pk=todo_app.cluster_id).update(
+        kubeconfig_path=str(unreachable_kubeconfig)
+    )
     make_release(todo_app, "succeeded", revision=1, log=["one", "two"])
     make_release(todo_app, "succeeded", revision=2)
     return {"token": token_for("admin")[1]}

@@ -108,6 +108,12 @@ OPERATIONS = {
         "profile",
         lambda w: (f"/api/v1/releases/{w['first'].pk}/events", None),
     ),
+    ("GET", "/api/v1/profiles/{name}/logs"): (
+        VIEWER,
+        False,
+        "profile",
+        lambda w: ("/api/v1/profiles/todo-app/logs", None),
+    ),
     ("GET", "/api/v1/clusters"): (VIEWER, False, "cluster", lambda w: ("/api/v1/clusters", None)),
     # no token needed, none enough: only the webhook's signature (unsigned here) opens it
     ("POST", "/api/v1/hooks/{public_id}"): (
@@ -142,11 +148,14 @@ def test_every_operation_has_a_row():
 
 
 @pytest.fixture
-def world(todo_app, monkeypatch):
+def world(todo_app, monkeypatch, unreachable_kubeconfig):
     from deployments.api import clusters, profiles
 
     monkeypatch.setattr(profiles, "release_enqueue", lambda release: None)
     monkeypatch.setattr(clusters, "doctor_request", lambda cluster: None)
+    type(todo_app.cluster).objects.filter(pk=todo_app.cluster_id).update(
+        kubeconfig_path=str(unreachable_kubeconfig)
+    )
     first = make_release(todo_app, "succeeded", revision=1)
     make_release(todo_app, "succeeded", revision=2)
     other = ProfileFactory(name="other", namespace="other")
@@ -208,6 +217,8 @@ def _expected(operation, role, read_only, narrowed):
         return {403}
     if narrowed and kind == "profile":
         return {404}
+    if operation[1].endswith("/logs"):  # the cluster answers nothing here: 503, after the checks
+        return {503}
     return {200, 201, 202, 204}
 
 

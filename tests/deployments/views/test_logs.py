@@ -31,7 +31,9 @@ def shop():
 def cluster(monkeypatch):
     """The fake cluster every view talks to (pods web-1, web-2 of web; db-1 of db)."""
     fake = FakeCluster(**{"web-1": "web", "web-2": "web", "db-1": "db"})
+    # the stream opens its client itself; the page and the download through pod_log_query
     monkeypatch.setattr("deployments.views.logs.Kube", lambda _cluster: fake)
+    monkeypatch.setattr("deployments.services.pod_log_query.Kube", lambda _cluster: fake)
     return fake
 
 
@@ -132,6 +134,7 @@ def test_an_unreachable_cluster_reads_as_a_message_not_a_500(login, shop, monkey
                         permanent=False)  # fmt: skip
 
     monkeypatch.setattr("deployments.views.logs.Kube", unreachable)
+    monkeypatch.setattr("deployments.services.pod_log_query.Kube", unreachable)
     client = login("viewer")
     response = client.get("/profiles/shop/logs/?pod=web-1")
     assert response.status_code == 503
