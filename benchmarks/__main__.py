@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from benchmarks import report
 
 BENCHMARKS = {
-    "deploy_user": "Deploy as a user runs it: browser Confirm and manage.py deploy --wait",
+    "deploy_user": "Deploy as a user runs it: browser Confirm, manage.py deploy --wait and the "
+    "remote CLI's helmdeck deploy --wait",
     "deploy_user_real": "The same on the real node (kubelet, containerd, real probes)",
     "deploy": "Deploy overhead: todo-app through Helmdeck vs bare helm upgrade --install",
     "deploy_real": "Deploy overhead on the real node (kubelet, containerd, real probes)",
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "logs": "Log streaming: lines/s and first line, vs kubectl logs -f",
     "connections": "Connections: idle SSE clients on one uvicorn process",
     "render": "Chart render + validation per profile, vs bare helm template",
+    "api_deploy": "API deploy call: POST -> release row and 202, vs GET /health",
 }
 RESULTS = report.__file__.rsplit("/", 1)[0] + "/results/last.json"
 

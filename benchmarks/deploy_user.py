@@ -1,5 +1,6 @@
-"""Deploy as a user runs it: the browser's Confirm click and `manage.py deploy --wait`, each
-against bare `helm upgrade --install --wait` of the same chart, values and flags.
+"""Deploy as a user runs it: the browser's Confirm click, `manage.py deploy --wait` and the
+remote CLI's `helmdeck deploy --wait`, each against bare `helm upgrade --install --wait` of
+the same chart, values and flags.
 
 The `deploy` benchmark times the pipeline from inside (a release row queued in-process ->
 its finished_at). A user pays more than that: the browser's POST, the redirect and the
@@ -13,9 +14,12 @@ Django, the imports a deploy needs), then the stages in that process and the exi
   after verify saw every pod Ready), both times taken in the page by the browser's clock;
 - CLI: `python manage.py deploy todo-app --wait --no-build` from its start to its exit: the
   running worker takes the release and the command follows its stream (its log lines live);
+- remote: `helmdeck deploy todo-app --no-build --wait` (cli/, through the API with a token)
+  from its start to its exit: the API queues the release, the same worker runs it, the
+  command follows the API's event stream;
 - bare: helm with the values Helmdeck writes and Helm.upgrade_install_argv's flags.
 
-Fresh installs, the three alternated in a rotating order, uninstalled untimed between runs;
+Fresh installs, the four alternated in a rotating order, uninstalled untimed between runs;
 kwok nodes (pods Ready after the profile's 10 s readiness delay); `deploy_user_real` runs
 the same measurement (measure_user) on the real node. As in `deploy`, a watch of
 the namespace times the cluster's part (first pod created -> last pod Ready) and the goal's
@@ -24,6 +28,7 @@ rows put the median of all runs' cluster parts in place of each run's own.
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,14 +39,16 @@ from benchmarks.report import Goal, Result, median
 
 NAME = "deploy_user"
 TITLE = (
-    "Deploy as a user runs it: browser Confirm -> succeeded shown, and manage.py deploy "
-    "--wait, vs bare helm upgrade --install"
+    "Deploy as a user runs it: browser Confirm -> succeeded shown, manage.py deploy --wait "
+    "and helmdeck deploy --wait (remote CLI), vs bare helm upgrade --install"
 )
 BROWSER_GOAL = Goal("<=", 1.02, on="ratio")
 CLI_GOAL = Goal("<=", 1.05, on="ratio")
+REMOTE_GOAL = Goal("<=", 1.05, on="ratio")  # vs manage.py deploy --wait (issue: API + CLI)
 CHROMIUM = "/usr/bin/chromium"  # Debian's; never a downloaded browser
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-sync"]
-TOOLS = ("browser", "cli", "bare")
+TOOLS = ("browser", "cli", "remote", "bare")
+HELMDECK = Path(sys.executable).with_name("helmdeck")  # the remote CLI's console script
 # Marks, in the page, the moment the Confirm form is submitted (kept in sessionStorage: the
 # page navigates) and the moment the succeeded badge appears: Playwright's click waits for
 # the button to be actionable and its wait polls (at up to 500 ms intervals once a wait is
@@ -117,6 +124,19 @@ def _cli_once(profile):
     return _release_figures(_new_release(profile, after), started, ended)
 
 
+def _remote_once(profile, url, token):
+    after = _last_pk(profile)
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+    env.update(HELMDECK_URL=url, HELMDECK_TOKEN=token)
+    argv = [str(HELMDECK), "deploy", profile.name, "--no-build", "--wait"]
+    started = time.time()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=420)  # noqa: S603
+    ended = time.time()
+    if done.returncode != 0:
+        raise harness.BenchError(f"helmdeck deploy exited {done.returncode}: {done.stderr[-800:]}")
+    return _release_figures(_new_release(profile, after), started, ended)
+
+
 class Browser:
     """One signed-in Chromium page on the panel."""
 
@@ -170,8 +190,8 @@ def run(*, quick=False):
 
 
 def measure_user(result, variant, *, quick=False):
-    """Rounds of the three (browser, CLI, bare) on `variant`'s nodes and profile; the rows
-    and notes go into `result`, which is returned."""
+    """Rounds of the four (browser, CLI, remote CLI, bare) on `variant`'s nodes and
+    profile; the rows and notes go into `result`, which is returned."""
     rounds = 2 if quick else 5
     core, _ = cluster.kube()
     runs = {tool: [] for tool in TOOLS}
@@ -193,10 +213,12 @@ def measure_user(result, variant, *, quick=False):
                 harness.web_server() as (url, _server),
             ):
                 browser = Browser(url)
+                token = harness.api_token()
                 try:
                     deploys = {
                         "browser": lambda: browser.deploy_once(profile),
                         "cli": lambda: _cli_once(profile),
+                        "remote": lambda: _remote_once(profile, url, token),
                         "bare": lambda: bare_once(argv),
                     }
 
@@ -214,7 +236,7 @@ def measure_user(result, variant, *, quick=False):
                     first = [f"{tool} {once(tool, timed=False)['total']:.2f}s" for tool in TOOLS]
                     print(f"   untimed round: {', '.join(first)}", flush=True)
                     for i in range(rounds):
-                        order = TOOLS[i % 3 :] + TOOLS[: i % 3]
+                        order = TOOLS[i % len(TOOLS) :] + TOOLS[: i % len(TOOLS)]
                         for tool in order:
                             once(tool)
                         print(
@@ -241,6 +263,7 @@ def _report(result, runs, cleanups, rounds, variant):
     for tool, label, goal in (
         ("browser", "browser: Confirm click -> succeeded shown", BROWSER_GOAL),
         ("cli", "CLI: manage.py deploy --wait, start -> exit", CLI_GOAL),
+        ("remote", "remote CLI: helmdeck deploy --wait, start -> exit", CLI_GOAL),
     ):
         result.add(
             f"{label}, the cluster's part shared",
@@ -255,6 +278,8 @@ def _report(result, runs, cleanups, rounds, variant):
         )
         if tool == "browser":
             before, after = "click -> release row (POST)", "finished -> shown on the page (SSE)"
+        elif tool == "remote":
+            before, after = "start -> release row (the API call)", "finished -> exit (SSE)"
         else:
             before, after = "start -> release row (Python, Django, imports)", "finished -> exit"
         result.add(f"  {tool}: {before}", med(tool, "before") * 1000)
@@ -267,15 +292,23 @@ def _report(result, runs, cleanups, rounds, variant):
         )
         result.add(f"  {tool}: verify step", med(tool, "verify"), unit="s")
         result.add(f"  {tool}: {after}", med(tool, "after") * 1000)
+    result.add(
+        "remote CLI ÷ manage.py deploy --wait (its 'bare' is manage.py), the cluster's part shared",
+        own["remote"] + shared,
+        unit="s",
+        bare=own["cli"] + shared,
+        goal=REMOTE_GOAL,
+    )
     where = "kwok nodes" if variant.simulated else "the real node"
     result.notes.append(
-        f"{rounds} rounds of the three (browser, CLI, bare) in a rotating order after one "
-        f"untimed round, fresh install each (uninstalled untimed between runs, "
+        f"{rounds} rounds of the four (browser, CLI, remote CLI, bare) in a rotating order "
+        f"after one untimed round, fresh install each (uninstalled untimed between runs, "
         f"{median(cleanups):.1f} s each); {where}, {variant.pods}; browser: Chromium "
         "(Playwright) on uvicorn with one Celery worker (solo pool), the times taken in the "
         "page (the form's submit event -> a MutationObserver seeing the badge); CLI: that "
         "worker runs the release, the command follows the release's stream (`--wait`) and "
-        "prints its log"
+        "prints its log; remote CLI: the same through the API and its event stream, with a "
+        "token"
     )
     result.notes.append(
         "runs (s): "

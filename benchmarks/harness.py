@@ -226,6 +226,14 @@ def session_cookie():
     return {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
 
 
+def api_token():
+    """A fresh API token of the benchmarks' user (the remote CLI's and the API's clients)."""
+    from deployments.services.api_tokens import api_token_create
+
+    _, raw = api_token_create(user=bench_user(), name=f"bench {time.monotonic_ns()}")
+    return raw
+
+
 def todo_spec(*, name, namespace, node_port=None):
     """The todo-app profile document (examples/profiles/todo-app.yaml), renamed, in
     `namespace`, with another nodePort (30000 may be held by a test beside us)."""
