@@ -65,7 +65,8 @@ DELIVERY_DOC = {
 @router.post(
     "/hooks/{public_id}",
     auth=None,
-    response=schemas.answers(schemas.ReleaseOut, 202) | {200: schemas.ReleaseOut},
+    response=schemas.answers(schemas.ReleaseOut, 202)
+    | {200: schemas.ReleaseOut, 503: schemas.Errors},
     openapi_extra=DELIVERY_DOC,
     summary="A deploy webhook's delivery (signed; 200 with the same release for a retry)",
 )

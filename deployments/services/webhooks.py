@@ -38,8 +38,9 @@ NAME_MAX = 100
 
 
 class WebhookRefused(Exception):
-    """A delivery that is not taken: `status` 404 (no such webhook) or 401 (not signed by
-    it, or too old). The message says why without echoing what was sent."""
+    """A delivery that is not taken: `status` 404 (no such webhook), 401 (not signed by
+    it, or too old) or 503 (its secret unreadable with the panel's keys). The message says
+    why without echoing what was sent."""
 
     def __init__(self, status, message):
         super().__init__(message)
@@ -104,17 +105,26 @@ def _refuse(hook, reason, address):
 
 
 def _verified(hook, *, body, timestamp, signature, address):
-    try:
-        sent_at = int(timestamp or "")
-    except ValueError:
+    stamp = (timestamp or "").strip()
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
         _refuse(hook, f"no {TIMESTAMP_HEADER} (unix seconds)", address)
+    sent_at = int(stamp)
     if abs(time.time() - sent_at) > TOLERANCE:
         _refuse(
             hook,
             f"timestamp more than {TOLERANCE} s from now (a replay, or a wrong clock)",
             address,
         )
-    expected = webhook_signature(crypto.decrypt(hook.ciphertext), sent_at, body)
+    try:
+        secret = crypto.decrypt(hook.ciphertext)
+    except crypto.SecretDecryptError:
+        # the panel's keys changed without rotate_secrets: the operator's problem to fix
+        raise WebhookRefused(
+            503,
+            "this webhook's secret cannot be read with the panel's keys; an admin "
+            "must create a new webhook (or restore the old key)",
+        ) from None
+    expected = webhook_signature(secret, sent_at, body)
     if not hmac.compare_digest(expected.encode(), (signature or "").encode()):
         _refuse(hook, "the signature does not match this webhook's secret", address)
 

@@ -125,3 +125,25 @@ def test_a_call_while_a_release_runs_is_409_and_can_be_retried(client, hook, enq
     assert busy.status_code == 409 and not WebhookDelivery.objects.exists()
     Release.objects.filter(pk=active.pk).update(status=Release.Status.SUCCEEDED)
     assert call(client, hook, key="k1").status_code == 202  # the retry is taken
+
+
+@pytest.mark.parametrize("stamp", ["9" * 400, "1e9", "-5", " ", "١٢٣"])
+def test_an_odd_timestamp_is_401_not_a_500(client, hook, stamp):
+    webhook, secret = hook
+    response = client.post(
+        f"/api/v1/hooks/{webhook.public_id}",
+        b"{}",
+        content_type="application/json",
+        headers={"X-Helmdeck-Timestamp": stamp, "X-Helmdeck-Signature": "sha256=00"},
+    )
+    assert response.status_code == 401
+
+
+def test_a_secret_the_panels_keys_cannot_read_is_503_and_says_what_to_do(client, hook, settings):
+    from cryptography.fernet import Fernet
+
+    settings.HELMDECK_SECRET_KEYS = [Fernet.generate_key().decode()]  # the old key is gone
+    response = call(client, hook)
+    assert response.status_code == 503
+    assert "create a new webhook" in response.json()["errors"][0]["message"]
+    assert not Release.objects.exists()
