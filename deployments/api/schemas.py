@@ -89,7 +89,10 @@ class RollbackIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     revision: int | None = Field(
-        None, ge=1, description="the helm revision to return to; default: the one before now"
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="the helm revision to return to; default: the one before now",
     )
 
 

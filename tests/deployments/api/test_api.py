@@ -237,3 +237,10 @@ def test_the_event_stream_replays_log_and_status_as_json(todo_app, api_as):
     status = [b for b in blocks if b.startswith("event: status")]
     assert json.loads(status[0].split("data: ", 1)[1])["status"] == "succeeded"
     assert blocks[-1] == "event: done\ndata: succeeded"
+
+
+@pytest.mark.parametrize("revision", [2**31, 2**63, 10**30])
+def test_a_revision_past_any_database_integer_is_422_not_a_500(todo_app, api_as, revision):
+    response = api_as("deployer").post("/api/v1/profiles/todo-app/rollback", {"revision": revision})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["path"] == "revision"
