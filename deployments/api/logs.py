@@ -9,10 +9,9 @@ from pydantic import Field
 from deployments.api import schemas
 from deployments.api.auth import VIEW, profile_or_404
 from deployments.integrations import IntegrationError
-from deployments.integrations.kube import Kube
 from deployments.models import Profile
 from deployments.services import pod_logs
-from deployments.services.pod_log_query import BadParams, log_target, parse_params
+from deployments.services.pod_log_query import BadParams, log_target, parse_params, read_now
 from deployments.services.pod_logs import PodNotFound
 
 router = Router(tags=["logs"])
@@ -60,19 +59,8 @@ def pod_log(request, name: str, query: Query[LogQuery]):
         params = parse_params({**given, "component": component.name if component else ""})
     components = list(profile.components.values_list("name", flat=True))
     target = log_target(profile, params, components)
-    positions = pod_logs.decode_token(query.after)
     try:
-        with Kube(profile.cluster) as kube:
-            pods = pod_logs.resolve_pods(kube, target)
-            tail = pod_logs.read_tail(
-                kube,
-                target,
-                pods,
-                tail=params.tail,
-                positions=positions,
-                previous=params.previous,
-                q=params.q,
-            )
+        _pods, tail = read_now(profile, target, params, pod_logs.decode_token(query.after))
     except PodNotFound as exc:
         raise Http404(str(exc)) from None
     except IntegrationError as exc:

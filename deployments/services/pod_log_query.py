@@ -71,10 +71,17 @@ def log_target(profile, params, component_names):
     return LogTarget(profile.namespace, profile.name, params.pod, params.component)
 
 
-def read_now(profile, target, params):
-    """(pods, tail) of the target as the page and the download show it, read now."""
+def read_now(profile, target, params, positions=None):
+    """(pods, tail) of the target as the page, the download and the API show it, read now
+    (after `positions`, a resume token's, when given)."""
     with Kube(profile.cluster) as kube:
         pods = pod_logs.resolve_pods(kube, target)
         return pods, pod_logs.read_tail(
-            kube, target, pods, tail=params.tail, previous=params.previous, q=params.q
+            kube,
+            target,
+            pods,
+            tail=params.tail,
+            positions=positions,
+            previous=params.previous,
+            q=params.q,
         )

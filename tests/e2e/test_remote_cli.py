@@ -17,6 +17,7 @@ import pytest
 
 from deployments.models import Release
 from deployments.services.api_tokens import api_token_create
+from tests.deployments.services.conftest import SECRETS
 from tests.factories import UserFactory
 from tests.faults.conftest import (  # noqa: F401  (fault_env, fault_profile: fixtures)
     assert_helm_settled,
@@ -87,6 +88,9 @@ def test_it_deploys_with_a_tag_then_rolls_back(cli_env, fault_profile):
     assert rollback.kind == "rollback" and rollback.rollback_of_id == release.pk
     assert rollback.snapshot["components"]["backend"]["tag"] == "1.0.1"
     assert_helm_settled(fault_profile, revisions=3)
+    # the secrets the worker read (fromEnv) reached the cluster, and none of the CLI's output
+    printed = "".join(run.stdout + run.stderr for run in (first, second, shown, back))
+    assert SECRETS and not [key for key, value in SECRETS.items() if value in printed]
 
 
 def test_ctrl_c_while_following_leaves_the_release_going(cli_env, fault_profile):
