@@ -409,6 +409,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "name",
         "prefix",
         "read_only",
+        "narrowed",
         "profiles",
         "created_at",
         "expires_at",

@@ -3,6 +3,8 @@ acting with its user's role (deployments.roles), narrowed by the token (read-onl
 profiles). Throttled per token and per address; wrong tokens per address too, before any
 is looked up."""
 
+import re
+
 from django.conf import settings
 from django.core.cache import cache
 from django.shortcuts import get_object_or_404
@@ -12,6 +14,7 @@ from ninja.throttling import SimpleRateThrottle
 
 from deployments.services.api_tokens import api_token_allows, api_token_authenticate
 from deployments.services.logins import login_client_address
+from deployments.services.profiles import audit_record
 
 VIEW, DEPLOY = "deployments.view_profile", "deployments.deploy_profile"
 ADD, CHANGE, DELETE = (
@@ -28,6 +31,16 @@ WHAT = {
     "deployments.view_cluster": "see clusters",
 }
 FAILURE_WINDOW = 60  # seconds
+# what a name in a path may be (profiles, clusters: DNS labels; webhook ids: URL-safe
+# base64): anything else is a 404 before a query (PostgreSQL refuses a NUL in text)
+NAME = re.compile(r"[-A-Za-z0-9_]{1,253}")
+
+
+def named(value):
+    """404 unless `value` can be a name at all."""
+    if not NAME.fullmatch(value):
+        raise HttpError(404, "Not Found")
+    return value
 
 
 def _failures_key(address):
@@ -64,10 +77,20 @@ def profile_or_404(request, queryset, name, permission, *, write=False):
     """The profile `name` if the token may reach it (404 if not: a narrowed token does not
     learn which other profiles exist), after `require`."""
     require(request, permission, write=write)
-    profile = get_object_or_404(queryset, name=name)
+    profile = get_object_or_404(queryset, name=named(name))
     if not api_token_allows(request.auth, profile):
         raise HttpError(404, "Not Found")
     return profile
+
+
+def token_used(request, profile, what):
+    """The audit event of a change made with a token: which token, what it did."""
+    audit_record(
+        actor=request.user,
+        action="api_token.used",
+        profile=profile,
+        target=f"token {request.auth.name}: {what}",
+    )
 
 
 class _Rate(SimpleRateThrottle):

@@ -3,8 +3,9 @@ it is signed). No token: the signature is the credential."""
 
 from ninja import Router, Status
 
-from deployments import selectors
 from deployments.api import schemas
+from deployments.api.auth import named
+from deployments.api.releases import release_or_404
 from deployments.services.logins import login_client_address
 from deployments.services.webhooks import (
     IDEMPOTENCY_HEADER,
@@ -74,7 +75,7 @@ def deliver(request, public_id: str):
     headers = request.headers
     try:
         release, again = webhook_deliver(
-            public_id=public_id,
+            public_id=named(public_id),
             body=request.body,
             timestamp=headers.get(TIMESTAMP_HEADER),
             signature=headers.get(SIGNATURE_HEADER),
@@ -83,5 +84,4 @@ def deliver(request, public_id: str):
         )
     except WebhookRefused as exc:
         return Status(exc.status, {"errors": [{"path": "", "message": str(exc)}]})
-    release = selectors.release_detail_queryset().get(pk=release.pk)
-    return Status(200 if again else 202, schemas.release_out(release))
+    return Status(200 if again else 202, schemas.release_out(release_or_404(release.pk)))

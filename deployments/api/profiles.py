@@ -10,11 +10,20 @@ from pydantic import Field
 
 from deployments import profile_yaml, selectors
 from deployments.api import schemas
-from deployments.api.auth import ADD, CHANGE, DELETE, DEPLOY, VIEW, profile_or_404, require
+from deployments.api.auth import (
+    ADD,
+    CHANGE,
+    DELETE,
+    DEPLOY,
+    VIEW,
+    profile_or_404,
+    require,
+    token_used,
+)
+from deployments.api.releases import release_or_404
 from deployments.models import Profile
 from deployments.services.api_tokens import api_token_profiles
 from deployments.services.profiles import (
-    audit_record,
     cluster_names,
     profile_apply_spec,
     profile_delete,
@@ -110,12 +119,13 @@ def _document(request):
 )
 def create_profile(request):
     require(request, ADD, write=True)
-    if request.auth.profiles.exists():
+    if request.auth.narrowed:
         raise HttpError(403, "this token is narrowed to some profiles and cannot create one")
     spec = parse_spec(_document(request), cluster_names=cluster_names())
     if Profile.objects.filter(name=spec["name"]).exists():
         raise SpecError([FieldError("name", f"a profile named {spec['name']} already exists")])
     profile = profile_apply_spec(spec=spec, actor=request.user)
+    token_used(request, profile, f"create profile {profile.name}")
     return Status(201, schemas.profile_out(profile))
 
 
@@ -137,12 +147,14 @@ def replace_profile(request, name: str):
             ]
         )
     profile = profile_apply_spec(spec=spec, profile=profile, actor=request.user)
+    token_used(request, profile, f"replace profile {profile.name}")
     return schemas.profile_out(profile)
 
 
 @router.delete("/profiles/{name}", response=schemas.answers(None, 204), summary="Delete a profile")
 def delete_profile(request, name: str):
     profile = profile_or_404(request, Profile.objects.all(), name, DELETE, write=True)
+    token_used(request, None, f"delete profile {profile.name}")
     profile_delete(profile=profile, actor=request.user)
     return Status(204, None)
 
@@ -152,14 +164,8 @@ def delete_profile(request, name: str):
 
 def _accepted(request, release, action):
     release_enqueue(release)
-    audit_record(
-        actor=request.user,
-        action="api_token.used",
-        profile=release.profile,
-        target=f"token {request.auth.name}: {action} release #{release.pk}",
-    )
-    release = selectors.release_detail_queryset().get(pk=release.pk)
-    return Status(202, schemas.release_out(release))
+    token_used(request, release.profile, f"{action} release #{release.pk}")
+    return Status(202, schemas.release_out(release_or_404(release.pk)))
 
 
 @router.post(

@@ -3,10 +3,11 @@ cancel."""
 
 from asgiref.sync import sync_to_async
 from ninja import Query, Router
+from ninja.errors import HttpError
 
 from deployments import selectors
 from deployments.api import schemas
-from deployments.api.auth import DEPLOY, VIEW, profile_or_404
+from deployments.api.auth import DEPLOY, VIEW, profile_or_404, token_used
 from deployments.models import LogLine, Profile, Release
 from deployments.services.api_tokens import api_token_active
 from deployments.services.releases import release_cancel
@@ -33,7 +34,15 @@ def _release(request, pk, permission, *, write=False):
         name = Profile.objects.filter(pk=profile_id).values_list("name", flat=True).first()
     # the profile's rules decide (role, read-only, narrowed token); a missing one is a 404
     profile_or_404(request, Profile.objects.all(), name or "", permission, write=write)
-    return selectors.release_detail_queryset().get(pk=pk)
+    return release_or_404(pk)
+
+
+def release_or_404(pk):
+    """The release with its steps; 404 when it is gone (its profile deleted meanwhile)."""
+    release = selectors.release_detail_queryset().filter(pk=pk).first()
+    if release is None:
+        raise HttpError(404, "Not Found")
+    return release
 
 
 @router.get(
@@ -51,7 +60,8 @@ def get_release(request, pk: int):
 def cancel(request, pk: int):
     release = _release(request, pk, DEPLOY, write=True)
     cancelled = release_cancel(release=release, actor=request.user)
-    release = selectors.release_detail_queryset().get(pk=pk)
+    token_used(request, release.profile, f"cancel release #{pk}")
+    release = release_or_404(pk)
     return {"cancelled": cancelled, "release": schemas.release_out(release)}
 
 

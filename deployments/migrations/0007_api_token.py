@@ -25,6 +25,7 @@ class Migration(migrations.Migration):
                 ("prefix", models.CharField(max_length=16)),
                 ("digest", models.CharField(max_length=64, unique=True)),
                 ("read_only", models.BooleanField(default=False)),
+                ("narrowed", models.BooleanField(default=False)),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
                 ("expires_at", models.DateTimeField(blank=True, null=True)),
                 ("last_used_at", models.DateTimeField(blank=True, null=True)),

@@ -18,7 +18,9 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=16)  # the token's first characters, shown in lists
     digest = models.CharField(max_length=64, unique=True)  # sha256 hex of the whole token
     read_only = models.BooleanField(default=False)
-    # empty: every profile its user may see
+    # narrowed: only `profiles` (none left, once they are deleted: nothing); else every
+    # profile its user may see. Set once, at creation: an emptied list never widens it.
+    narrowed = models.BooleanField(default=False)
     profiles = models.ManyToManyField(Profile, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -33,12 +33,17 @@ class DeployWebhook(models.Model):
 class WebhookDelivery(models.Model):
     webhook = models.ForeignKey(DeployWebhook, on_delete=models.CASCADE, related_name="deliveries")
     key = models.CharField(max_length=200)  # Idempotency-Key, or the signature when none
+    signature = models.CharField(max_length=100)  # the same signed call again is a replay
+    body_digest = models.CharField(max_length=64)  # one key, one body
     release = models.ForeignKey(Release, null=True, on_delete=models.SET_NULL, related_name="+")
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["webhook", "key"], name="webhook_delivery_once")
+            models.UniqueConstraint(fields=["webhook", "key"], name="webhook_delivery_once"),
+            models.UniqueConstraint(
+                fields=["webhook", "signature"], name="webhook_delivery_signature_once"
+            ),
         ]
 
     def __str__(self):

@@ -54,6 +54,7 @@ def api_token_create(*, user, name, read_only=False, profiles=(), expires_in_day
                 prefix=raw[: len(TOKEN_PREFIX) + 6],
                 digest=_digest(raw),
                 read_only=read_only,
+                narrowed=bool(profiles),
                 expires_at=expires_at,
             )
             token.profiles.set(profiles)
@@ -118,10 +119,13 @@ def api_token_profiles(token, profiles):
 
 
 def _allowed_ids(token):
-    cached = getattr(token, "_allowed_ids", False)
-    if cached is False:
-        ids = set(token.profiles.values_list("pk", flat=True))
-        cached = token._allowed_ids = ids or None
+    """None (every profile) or the ids a narrowed token reaches (maybe none: its profiles
+    were deleted)."""
+    if not token.narrowed:
+        return None
+    cached = getattr(token, "_allowed_ids", None)
+    if cached is None:
+        cached = token._allowed_ids = set(token.profiles.values_list("pk", flat=True))
     return cached
 
 

@@ -76,7 +76,7 @@ def split_line(raw):
     stamp, _, text = raw.partition(" ")
     try:
         return normalize_ts(stamp), text
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a date at the calendar's edge
         return "", raw
 
 
@@ -161,7 +161,7 @@ def decode_token(token):
             if not pod or not ts or len(pod) > 253:
                 return None
             positions[pod] = (normalize_ts(ts), int(k))
-    except ValueError:
+    except (ValueError, OverflowError):  # a hostile token: 0001-01-01T00:00:00+05:00
         return None
     return positions
 

@@ -8,8 +8,10 @@ tag}, "build": bool}, both optional), signed:
     Idempotency-Key: <any id of this call>   (optional)
 
 A timestamp more than TOLERANCE seconds away from now is refused (a captured call cannot be
-replayed later); within that window the same call is recognised by its Idempotency-Key, or
-by its signature when it has none, and answered with the release it already started.
+replayed later); within that window the same signed call is recognised by its signature
+(whatever Idempotency-Key it carries, or none), and a retry by its Idempotency-Key with the
+same body; both are answered with the release they started. A key reused with another body
+is refused (409).
 """
 
 import hashlib
@@ -19,6 +21,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -34,6 +37,7 @@ SIGNATURE_HEADER = "X-Helmdeck-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 TOLERANCE = 300  # seconds a delivery's timestamp may differ from now
 KEY_MAX = 200
+REFUSALS_AUDITED_EVERY = 60  # seconds
 NAME_MAX = 100
 
 
@@ -95,12 +99,16 @@ def webhook_revoke(*, webhook, actor):
 
 
 def _refuse(hook, reason, address):
-    audit_record(
-        actor=WebhookActor(f"webhook {hook.name}"),
-        action="webhook.refused",
-        profile=hook.profile,
-        target=f"webhook {hook.name}: {reason} (from {address or 'unknown'})",
-    )
+    """401, and an audit event: the first refusal of a webhook per REFUSALS_AUDITED_EVERY
+    seconds (a flood of bad calls does not bury the profile's audit trail)."""
+    if cache.add(f"helmdeck:webhook-refused:{hook.pk}", 1, REFUSALS_AUDITED_EVERY):
+        audit_record(
+            actor=WebhookActor(f"webhook {hook.name}"),
+            action="webhook.refused",
+            profile=hook.profile,
+            target=f"webhook {hook.name}: {reason} (from {address or 'unknown'}; "
+            f"more refusals within {REFUSALS_AUDITED_EVERY} s are not recorded)",
+        )
     raise WebhookRefused(401, reason)
 
 
@@ -149,8 +157,8 @@ def _request(body, hook):
 
 def webhook_deliver(*, public_id, body, timestamp, signature, key, address):
     """Take a delivery: (the release it started, or the one the same call started before;
-    whether it is that earlier one). Raises WebhookRefused, SpecError (a bad body) or
-    ReleaseRefused (one is active)."""
+    whether it is that earlier one). Raises WebhookRefused (404, 401, 409 for a key reused
+    with another body, 503), SpecError (a bad body) or ReleaseRefused (one is active)."""
     hook = (
         DeployWebhook.objects.select_related("profile__cluster")
         .filter(public_id=public_id, revoked_at__isnull=True)
@@ -162,27 +170,47 @@ def webhook_deliver(*, public_id, body, timestamp, signature, key, address):
     key = (key or "").strip()
     if len(key) > KEY_MAX or not key.isprintable():
         raise SpecError([FieldError(IDEMPOTENCY_HEADER, f"at most {KEY_MAX} printable characters")])
-    key = key or f"signature:{signature}"
-    earlier = (
-        WebhookDelivery.objects.filter(webhook=hook, key=key).select_related("release").first()
-    )
+    digest = hashlib.sha256(body).hexdigest()
+    earlier = _earlier(hook, signature=signature, key=key, digest=digest)
     if earlier is not None:
         return earlier.release, True
     tags, build = _request(body, hook)
     actor = WebhookActor(f"webhook {hook.name}")
     try:
         with transaction.atomic():
-            # the delivery row first: of two calls with one key, the second waits here
-            # and then fails the unique constraint instead of starting a second release
-            delivery = WebhookDelivery.objects.create(webhook=hook, key=key)
+            # the delivery row first: of two calls with one key (or one signature), the
+            # second waits here and then fails a unique constraint instead of deploying
+            delivery = WebhookDelivery.objects.create(
+                webhook=hook,
+                key=key or f"signature:{signature}",
+                signature=signature,
+                body_digest=digest,
+            )
             release = release_request(profile=hook.profile, actor=actor, build=build, tags=tags)
             delivery.release = release
             delivery.save(update_fields=["release"])
             DeployWebhook.objects.filter(pk=hook.pk).update(last_delivery_at=timezone.now())
             release_enqueue(release)
     except IntegrityError:
-        earlier = WebhookDelivery.objects.filter(webhook=hook, key=key).first()
+        earlier = _earlier(hook, signature=signature, key=key, digest=digest)
         if earlier is None:
             raise
         return earlier.release, True
     return release, False
+
+
+def _earlier(hook, *, signature, key, digest):
+    """The delivery this call repeats: the same signed call (a replay, whatever its key),
+    or an earlier call with the same Idempotency-Key and body. WebhookRefused (409) for the
+    key with another body: a new deploy needs a new key."""
+    deliveries = WebhookDelivery.objects.filter(webhook=hook).select_related("release")
+    same = deliveries.filter(signature=signature).first()
+    if same is None and key:
+        same = deliveries.filter(key=key).first()
+        if same is not None and same.body_digest != digest:
+            raise WebhookRefused(
+                409,
+                f"this {IDEMPOTENCY_HEADER} came with another body before; a new deploy "
+                "needs a new key",
+            )
+    return same

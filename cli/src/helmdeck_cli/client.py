@@ -1,6 +1,7 @@
 """Helmdeck's API over HTTP: JSON calls, and a release's server-sent events (resumed with
 Last-Event-ID after a dropped connection or a retry hint). The standard library only."""
 
+import http.client
 import json
 import time
 import urllib.error
@@ -26,6 +27,20 @@ class ApiError(Exception):
         super().__init__("; ".join(f"{p}: {m}" if p else m for p, m in problems))
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib would follow a redirect with every header, the token too, to wherever it
+    points (another host, plain http) and turn a POST into a GET: refuse it instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise ApiError(
+            0,
+            [("", f"the panel redirected to {newurl}; log in with that address instead")],
+        )
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 class Client:
     def __init__(self, url, token):
         self.base = url.rstrip("/") + "/api/v1"
@@ -47,14 +62,19 @@ class Client:
             path += "?" + urllib.parse.urlencode(params)
         request = self._request(method, path, body, {"Accept": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=CALL_TIMEOUT) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=CALL_TIMEOUT) as response:
                 text = response.read()
         except urllib.error.HTTPError as exc:
             raise _refusal(exc) from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise ApiError(0, [("", f"cannot reach {self.base}: {reason}")]) from None
-        return json.loads(text) if text else None
+        try:
+            return json.loads(text) if text else None
+        except ValueError:
+            raise ApiError(
+                0, [("", f"{self.base} did not answer as Helmdeck's API does (not JSON)")]
+            ) from None
 
     def events(self, release_id, after=0):
         """(event, id, data) of a release's stream from `after` until its `done` event,
@@ -68,7 +88,7 @@ class Client:
             )
             wait = 1.0
             try:
-                with urllib.request.urlopen(request, timeout=STREAM_TIMEOUT) as response:  # noqa: S310
+                with _OPENER.open(request, timeout=STREAM_TIMEOUT) as response:
                     for event, event_id, data, retry in _messages(response):
                         failures = 0
                         if retry is not None:
@@ -81,7 +101,7 @@ class Client:
                             return
             except urllib.error.HTTPError as exc:
                 raise _refusal(exc) from None
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 failures += 1
                 if failures > RECONNECTS:
                     reason = getattr(exc, "reason", exc)

@@ -6,6 +6,7 @@ release failed or the panel could not be reached, 2 for bad input (one line per 
 import argparse
 import getpass
 import json
+import os
 import re
 import sys
 import time
@@ -65,6 +66,12 @@ def safe(text):
 
 def cmd_login(args, out):
     url = config.check_url(args.url)
+    if config.plain_http_elsewhere(url):
+        out.line(
+            f"helmdeck: warning: {url} is plain http: the token crosses the network "
+            "unencrypted; use https",
+            err=True,
+        )
     if args.token_stdin:
         token = sys.stdin.readline().strip()
     else:
@@ -242,7 +249,7 @@ def cmd_logs(args, out, client):
             params["after"] = body["after"]
             time.sleep(FOLLOW_EVERY)
     except KeyboardInterrupt:
-        return 0
+        return 130
 
 
 # ---- plumbing -------------------------------------------------------------------------------
@@ -347,6 +354,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         out.line("", err=True)
         return 130
+    except BrokenPipeError:  # `helmdeck logs x | head`: the reader is gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

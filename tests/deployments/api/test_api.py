@@ -244,3 +244,55 @@ def test_a_revision_past_any_database_integer_is_422_not_a_500(todo_app, api_as,
     response = api_as("deployer").post("/api/v1/profiles/todo-app/rollback", {"revision": revision})
     assert response.status_code == 422
     assert response.json()["errors"][0]["path"] == "revision"
+
+
+def test_a_narrowed_token_whose_profiles_are_deleted_reaches_nothing(todo_app, api_as, enqueued):
+    from tests.factories import ProfileFactory
+
+    other = ProfileFactory(name="staging", namespace="staging")
+    client = api_as("admin", profiles=[other])
+    assert client.get("/api/v1/profiles/todo-app").status_code == 404
+    assert client.delete("/api/v1/profiles/staging").status_code == 204
+    # its only profile is gone: still narrowed, to nothing (never widened to all)
+    assert client.get("/api/v1/profiles/todo-app").status_code == 404
+    assert client.post("/api/v1/profiles/todo-app/releases", {}).status_code == 404
+    assert client.get("/api/v1/profiles").json()["count"] == 0
+    assert client.post("/api/v1/profiles", {"name": "new"}).status_code == 403
+    assert [c["profiles"] for c in client.get("/api/v1/clusters").json()] == [0]
+    assert enqueued == []
+
+
+@pytest.mark.parametrize("odd", ["%00", "a%00b", "%C3%A9t%C3%A9", "x" * 300, "a.b"])
+def test_an_odd_name_in_a_path_is_404_not_a_500(todo_app, api_as, odd):
+    client = api_as("admin")
+    for url in (
+        f"/api/v1/profiles/{odd}",
+        f"/api/v1/profiles/{odd}/status",
+        f"/api/v1/clusters/{odd}/doctor",
+    ):
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert response.json()["errors"][0]["message"] == "Not Found"
+
+
+def test_a_hostile_log_position_is_not_a_500(todo_app, api_as, monkeypatch, unreachable_kubeconfig):
+    from deployments.models import Cluster
+
+    Cluster.objects.filter(pk=todo_app.cluster_id).update(
+        kubeconfig_path=str(unreachable_kubeconfig)
+    )
+    response = api_as("viewer").get(
+        "/api/v1/profiles/todo-app/logs", {"after": "x@0001-01-01T00:00:00+05:00#0"}
+    )
+    assert response.status_code == 503  # read as "from the start"; the cluster answers nothing
+
+
+def test_every_change_made_with_a_token_names_it_in_the_audit(todo_app, api_as, enqueued):
+    client = api_as("admin")
+    make_release(todo_app, "queued")
+    release = Release.objects.get()
+    assert client.post(f"/api/v1/releases/{release.pk}/cancel").status_code == 200
+    document = client.get("/api/v1/profiles/todo-app").json()["document"]
+    assert client.put("/api/v1/profiles/todo-app", document).status_code == 200
+    used = list(AuditEvent.objects.filter(action="api_token.used").values_list("target", flat=True))
+    assert any("cancel release" in t for t in used) and any("replace profile" in t for t in used)

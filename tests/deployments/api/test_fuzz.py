@@ -19,7 +19,22 @@ schema.app = get_wsgi_application()
 
 
 @pytest.fixture
-def world(todo_app, monkeypatch, unreachable_kubeconfig):
+def same_connection():
+    """The WSGI app is called in this process, inside the test's transaction: like Django's
+    test Client, keep the end of a request from closing that database connection (SQLite in
+    memory never closes; PostgreSQL, as in CI, would)."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def world(todo_app, monkeypatch, unreachable_kubeconfig, same_connection):
     from deployments.api import clusters, profiles
 
     monkeypatch.setattr(profiles, "release_enqueue", lambda release: None)

@@ -15,7 +15,11 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def hook(todo_app, enqueued_hooks):
-    return webhook_create(profile=todo_app, name="registry", build=False, actor=None)
+    from django.core.cache import cache
+
+    made = webhook_create(profile=todo_app, name="registry", build=False, actor=None)
+    cache.delete(f"helmdeck:webhook-refused:{made[0].pk}")  # the cache outlives a test's rows
+    return made
 
 
 @pytest.fixture
@@ -60,12 +64,30 @@ def test_a_retry_with_the_same_key_gets_the_same_release(client, hook, enqueued_
     assert Release.objects.count() == 1 and len(enqueued_hooks) == 1
 
 
-def test_the_same_signed_call_replayed_starts_nothing_new(client, hook, enqueued_hooks):
+@pytest.mark.parametrize("replayed_key", [None, "another-key", "build-77"])
+def test_the_same_signed_call_replayed_starts_nothing_new(
+    client, hook, enqueued_hooks, replayed_key
+):
     at = int(time.time())
-    first = call(client, hook, {"tags": {"backend": "2.0.1"}}, at=at)
-    replay = call(client, hook, {"tags": {"backend": "2.0.1"}}, at=at)
+    first = call(client, hook, {"tags": {"backend": "2.0.1"}}, at=at, key="build-77")
+    # a captured call sent again, its Idempotency-Key dropped or changed (it is not signed)
+    replay = call(client, hook, {"tags": {"backend": "2.0.1"}}, at=at, key=replayed_key)
     assert (first.status_code, replay.status_code) == (202, 200)
+    assert replay.json()["id"] == first.json()["id"]
+    assert Release.objects.count() == 1 and len(enqueued_hooks) == 1
+
+
+def test_a_key_reused_with_another_body_is_409_and_deploys_nothing(client, hook, enqueued_hooks):
+    assert call(client, hook, {"tags": {"backend": "2.0.1"}}, key="k").status_code == 202
+    other = call(client, hook, {"tags": {"backend": "3.0.0"}}, key="k")
+    assert other.status_code == 409 and "new key" in other.json()["errors"][0]["message"]
     assert Release.objects.count() == 1
+
+
+def test_a_flood_of_bad_calls_is_audited_once_a_minute(client, hook):
+    for _ in range(5):
+        assert call(client, hook, secret="whsec_wrong").status_code == 401
+    assert AuditEvent.objects.filter(action="webhook.refused").count() == 1
 
 
 @pytest.mark.parametrize(
@@ -95,7 +117,9 @@ def test_a_call_without_a_timestamp_or_signature_is_401(client, hook):
 def test_an_unknown_or_revoked_webhook_is_404(client, hook):
     webhook_revoke(webhook=hook[0], actor=None)
     assert call(client, hook).status_code == 404
-    assert client.post("/api/v1/hooks/nope", {}, content_type="application/json").status_code == 404
+    for odd in ("nope", "%00", "a%00b", "%C3%A9", "x" * 300):
+        response = client.post(f"/api/v1/hooks/{odd}", {}, content_type="application/json")
+        assert response.status_code == 404, odd
     assert not Release.objects.exists()
 
 

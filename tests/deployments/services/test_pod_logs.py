@@ -159,6 +159,10 @@ def test_it_round_trips_tokens_and_rejects_garbage():
     assert decode_token("") is None and decode_token(None) is None
     assert decode_token("web-1@notatime#1") is None
     assert decode_token("web-1@" + ts(1) + "#x") is None
+    # dates at the calendar's edges overflow when moved to UTC: unreadable, not a 500
+    assert decode_token("x@0001-01-01T00:00:00+05:00#0") is None
+    assert decode_token("x@9999-12-31T23:59:59.5-05:00#0") is None
+    assert split_line("0001-01-01T00:00:00+05:00 hello") == ("", "0001-01-01T00:00:00+05:00 hello")
     assert decode_token("@" + ts(1) + "#1") is None
 
 

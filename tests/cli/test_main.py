@@ -1,0 +1,96 @@
+"""The remote CLI's own behaviour, against small loopback HTTP servers made here (the
+end-to-end runs against the real panel are tests/e2e/test_remote_cli.py): what it does
+with a redirect, an answer that is not the API's, a bad URL, half a configuration."""
+
+import contextlib
+import http.server
+import threading
+
+import pytest
+from helmdeck_cli.main import main
+
+
+@contextlib.contextmanager
+def server(respond):
+    """A loopback HTTP server; `respond(handler)` answers each request. Yields (url, seen),
+    seen being [(method, path, headers)]."""
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            seen.append((self.command, self.path, dict(self.headers)))
+            respond(self)
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def no_config(monkeypatch, tmp_path):
+    monkeypatch.setenv("HELMDECK_CONFIG", str(tmp_path / "config.json"))
+    monkeypatch.delenv("HELMDECK_URL", raising=False)
+    monkeypatch.delenv("HELMDECK_TOKEN", raising=False)
+
+
+def test_a_redirect_is_refused_and_the_token_goes_nowhere_else(no_config, monkeypatch, capsys):
+    with server(lambda h: (h.send_response(200), h.end_headers())) as (elsewhere, hit):
+
+        def redirect(handler):
+            handler.send_response(301)
+            handler.send_header("Location", f"{elsewhere}/api/v1/profiles")
+            handler.end_headers()
+
+        with server(redirect) as (panel, seen):
+            monkeypatch.setenv("HELMDECK_URL", panel)
+            monkeypatch.setenv("HELMDECK_TOKEN", "hd_secret-token")
+            assert main(["deploy", "todo-app"]) == 1
+    err = capsys.readouterr().err
+    assert f"redirected to {elsewhere}" in err and "log in with that address" in err
+    assert [m for m, _, _ in seen] == ["POST"] and hit == []  # followed nowhere
+
+
+def test_an_answer_that_is_not_the_apis_is_one_line_not_a_traceback(no_config, monkeypatch, capsys):
+    def portal(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.end_headers()
+        handler.wfile.write(b"<html>Sign in to the Wi-Fi</html>")
+
+    with server(portal) as (url, _):
+        monkeypatch.setenv("HELMDECK_URL", url)
+        monkeypatch.setenv("HELMDECK_TOKEN", "hd_x")
+        assert main(["profiles"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did not answer as Helmdeck's API does" in err[0]
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "ftp://example.org", "http://h:99999", "x"])
+def test_a_bad_url_is_exit_2_with_one_line(no_config, capsys, url):
+    assert main(["login", url, "--token-stdin"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("helmdeck: ")
+
+
+def test_half_a_configuration_in_the_environment_is_refused(no_config, monkeypatch, capsys):
+    monkeypatch.setenv("HELMDECK_URL", "https://staging.example.org")
+    assert main(["profiles"]) == 2
+    assert "set both HELMDECK_URL and HELMDECK_TOKEN" in capsys.readouterr().err
+
+
+def test_a_tag_without_a_component_is_exit_2_before_any_request(no_config, monkeypatch, capsys):
+    with server(lambda h: (h.send_response(500), h.end_headers())) as (url, seen):
+        monkeypatch.setenv("HELMDECK_URL", url)
+        monkeypatch.setenv("HELMDECK_TOKEN", "hd_x")
+        assert main(["deploy", "todo-app", "--tag", "1.2.3", "--tag", "=x"]) == 2
+    assert seen == [] and capsys.readouterr().err.count("expected COMPONENT=TAG") == 2
