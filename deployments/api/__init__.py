@@ -13,7 +13,7 @@ from ninja.errors import AuthenticationError, HttpError, Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 
 from deployments.api import clusters, hooks, logs, profiles, releases
-from deployments.api.auth import PerAddress, PerToken, TokenAuth
+from deployments.api.auth import Rates, TokenAuth
 from deployments.services.releases import ReleaseRefused
 from deployments.spec import SpecError
 
@@ -24,7 +24,7 @@ api = NinjaAPI(
     "Bearer <token>` (create one on your Tokens page). Errors: "
     '`{"errors": [{"path": "...", "message": "..."}]}`.',
     auth=TokenAuth(),
-    throttle=[PerToken(), PerAddress()],
+    throttle=[Rates()],
     docs_decorator=login_required,
     urls_namespace="api",
 )

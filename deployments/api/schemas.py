@@ -78,7 +78,9 @@ class ReleaseList(Schema):
 class DeployIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    build: bool = Field(True, description="build the images first (false: deploy existing ones)")
+    build: bool = Field(
+        True, strict=True, description="build the images first (false: deploy existing ones)"
+    )
     tags: dict[str, str] = Field(
         default_factory=dict,
         description="component -> image tag, for this release only (the profile keeps its own)",
@@ -90,6 +92,7 @@ class RollbackIn(Schema):
 
     revision: int | None = Field(
         None,
+        strict=True,
         ge=1,
         le=2**31 - 1,
         description="the helm revision to return to; default: the one before now",

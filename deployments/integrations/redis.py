@@ -27,6 +27,17 @@ def app_client():
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
 
 
+def shared_client():
+    """One client (a connection pool) per process for the app's Redis, for what runs on
+    every request (the API's rate limits): no connection set up per call."""
+    return _client_for(settings.REDIS_URL)
+
+
+@functools.lru_cache(maxsize=4)
+def _client_for(url):
+    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+
+
 def broker_client():
     """The Celery broker's Redis (CELERY_BROKER_URL), answering within two seconds."""
     return redis.Redis.from_url(

@@ -64,19 +64,19 @@ def enqueued(monkeypatch):
 @pytest.fixture(autouse=True)
 def fresh_address_limits():
     """The test client's address (127.0.0.1) starts each test with no wrong-token count
-    and no requests counted (they live in the cache, which outlives a test's database)."""
+    and no requests counted (they live in Redis, which outlives a test's database)."""
     from django.core.cache import cache
 
-    from deployments.api.auth import PerAddress, _failures_key
+    from deployments.api.auth import _failures_key
+    from deployments.integrations.redis import shared_client
 
-    address = "127.0.0.1"
-    keys = [
-        _failures_key(address),
-        PerAddress.cache_format % {"scope": PerAddress.scope, "ident": address},
-    ]
-    cache.delete_many(keys)
+    def clear():
+        cache.delete(_failures_key("127.0.0.1"))
+        shared_client().delete("helmdeck:api-rate:address:127.0.0.1")
+
+    clear()
     yield
-    cache.delete_many(keys)
+    clear()
 
 
 @pytest.fixture(autouse=True)
