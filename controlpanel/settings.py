@@ -82,10 +82,15 @@ DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 # the pool off.
 DB_POOL_SIZE = env.int("HELMDECK_DB_POOL_SIZE", default=10)
 if DATABASES["default"]["ENGINE"].endswith("postgresql") and DB_POOL_SIZE > 0:
+    from psycopg_pool import ConnectionPool
+
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 0,
         "max_size": DB_POOL_SIZE,
         "timeout": 10,
+        # a connection is checked as it leaves the pool (one round trip, ~0.1 ms): after a
+        # PostgreSQL restart the pool's old connections are dropped, not handed out dead
+        "check": ConnectionPool.check_connection,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
