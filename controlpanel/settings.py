@@ -1,6 +1,7 @@
 """Helmdeck settings: everything from the environment (12-factor), with defaults that make
 `make run` work on a bare machine (SQLite, a local Redis). See README "Configuration"."""
 
+import importlib.util
 from pathlib import Path
 
 import environ
@@ -30,7 +31,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "axes",
-    "ninja",  # the API's docs page from its own static files, not a CDN
     "deployments.apps.DeploymentsConfig",
 ]
 
@@ -146,7 +146,12 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Django Ninja's Swagger UI files, for the API's docs page (templates/api_docs.html): Ninja
+# is not an installed app, whose template folder would bring its CDN and inline-script pages
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("ninja", Path(importlib.util.find_spec("ninja").origin).parent / "static" / "ninja"),
+]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(STATE_DIR / "staticfiles"))
 
 # Behind HTTPS (HELMDECK_HTTPS=true): secure cookies, HSTS, redirects; `manage.py check

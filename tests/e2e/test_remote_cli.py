@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +93,12 @@ def test_it_deploys_with_a_tag_then_rolls_back(cli_env, fault_profile):
 
 
 def test_ctrl_c_while_following_leaves_the_release_going(cli_env, fault_profile):
+    from deployments.models import Component
+
+    # Ready only after 8 s: the release is still going when Ctrl-C comes (on a kwok node)
+    Component.objects.filter(profile=fault_profile, name="backend").update(
+        pod_annotations={"helmdeck.dev/ready-delay": "8s"}
+    )
     proc = subprocess.Popen(  # noqa: S603
         [str(HELMDECK), "deploy", "todo-app", "--no-build", "--wait"],
         env=cli_env,
@@ -101,9 +106,12 @@ def test_ctrl_c_while_following_leaves_the_release_going(cli_env, fault_profile)
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for(lambda: Release.objects.exists(), 60, "the CLI's release")
-    time.sleep(0.5)  # following now
-    proc.send_signal(signal.SIGINT)
+    wait_for(
+        lambda: Release.objects.filter(status=Release.Status.UPGRADING).exists(),
+        90,
+        "the CLI's release to reach helm",
+    )
+    proc.send_signal(signal.SIGINT)  # while it follows: helm waits for the pods
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, (out, err)
     release = Release.objects.get()

@@ -31,6 +31,7 @@ def private_db(transactional_db, private_postgres):
     private_postgres.create_database("helmdeck_faults")
     saved = dict(connection.settings_dict)
     connection.close()
+    connection.close_pool()  # the pool holds connections to the old address
     connection.settings_dict.update(
         HOST="127.0.0.1",
         PORT=str(private_postgres.port),
@@ -42,6 +43,7 @@ def private_db(transactional_db, private_postgres):
     call_command("migrate", verbosity=0, interactive=False)
     yield private_postgres.url("helmdeck_faults")
     connection.close()
+    connection.close_pool()
     connection.settings_dict.clear()
     connection.settings_dict.update(saved)
     ContentType.objects.clear_cache()

@@ -76,7 +76,8 @@ class InlineCode(HTMLParser):
         attrs = [(name.lower(), value or "") for name, value in attrs]
         names = dict(attrs)
         where = self.get_starttag_text()[:120]
-        if tag == "script" and not names.get("src"):
+        data_block = names.get("type", "").strip().lower() == "application/json"
+        if tag == "script" and not names.get("src") and not data_block:  # JSON: never run
             self.problems.append(f"inline script: {where}")
         if tag == "style" and (not self.nonce or names.get("nonce") != self.nonce):
             self.problems.append(f"<style> without the nonce: {where}")
@@ -168,6 +169,7 @@ def test_the_parser_finds_what_it_looks_for():
     bad = [
         "<script>alert(1)</script>",
         "<script nonce='x'>alert(1)</script>",
+        "<script type='text/json-ish'>alert(1)</script>",
         "<img src=x onerror=alert(1)>",
         "<body onload='go()'>",
         "<form hx-on::after-request='go()'>",
@@ -221,7 +223,8 @@ def template_problems(text):
     for match in TAG.finditer(text):
         name, attrs = match.group(1).lower(), match.group(2)
         where = match.group(0)[:120]
-        if name == "script" and "src=" not in attrs:
+        data_block = re.search(r"""(?:^|\s)type\s*=\s*["']application/json["']""", attrs)
+        if name == "script" and "src=" not in attrs and not data_block:  # JSON: never run
             problems.append(f"inline script: {where}")
         if name == "style" and "csp_nonce_attr" not in attrs:
             problems.append(f"<style> without {{% csp_nonce_attr %}}: {where}")
@@ -251,8 +254,11 @@ def test_the_template_scan_finds_what_it_looks_for():
         "<style>p{}</style>",
         '<div{% if x %} class="a"{% endif %} style="color:red">',
         "{# a comment #}<script>go()</script>",
+        '<script type="text/javascript">go()</script>',
+        '<script type="module" data-x="application/json">go()</script>',
     ):
         assert template_problems(markup), markup
+    assert template_problems('<script type="application/json" id="s">{"a": 1}</script>') == []
     assert (
         template_problems(
             "<script src=\"{% static 'x.js' %}\"\n {% csp_nonce_attr %} defer></script>"

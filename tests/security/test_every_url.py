@@ -15,7 +15,9 @@ from django.urls import URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
 
 from deployments.models import AuditEvent, Cluster, Profile
+from deployments.services.api_tokens import api_token_create
 from deployments.services.profiles import audit_record
+from deployments.services.webhooks import webhook_create
 from tests.deployments import test_permissions as table
 from tests.deployments.test_permissions import (  # noqa: F401 - fixtures used by name
     client_for,
@@ -32,6 +34,9 @@ ROLE_IDS = {None: "anonymous", "": "no-role"}
 # admin role is refused with 403 by the admin itself); ADMIN_LOGIN the login form of the
 # admin site (a signed-in admin is sent on to the index).
 PUBLIC, LOGIN, STREAM = "public", "login", "stream"
+# TOKEN: the HTTP API, which takes a token (or a webhook's signature), never the session:
+# 401 for every browser, signed in or not (tests/deployments/api/ test it with tokens)
+TOKEN = "token"
 ADMIN_SITE, SUPERUSER, ADMIN_LOGIN = "admin-site", "superuser", "admin-login"
 
 ACCOUNTS = [
@@ -42,6 +47,36 @@ ACCOUNTS = [
     ("get", "/accounts/password_change/", LOGIN, 200),
     ("get", "/accounts/password_change/done/", LOGIN, 200),
     ("post", "/accounts/logout/", LOGIN, 302),
+]
+TOKENS_AND_WEBHOOKS = [
+    ("get", "/tokens/", LOGIN, 200),  # everyone manages their own tokens
+    ("post", "/tokens/", LOGIN, 400),  # no name: the form says so
+    ("get", "/tokens/{apitoken}/revoke/", LOGIN, 404),  # someone else's token
+    ("post", "/tokens/{apitoken}/revoke/", LOGIN, 404),
+    ("get", "/profiles/todo-app/webhooks/", table.EDIT, 200),
+    ("post", "/profiles/todo-app/webhooks/", table.EDIT, 400),
+    ("get", "/profiles/todo-app/webhooks/{webhook_pk}/revoke/", table.EDIT, 200),
+    ("post", "/profiles/todo-app/webhooks/{webhook_pk}/revoke/", table.EDIT, 302),
+]
+API = [
+    ("get", "/api/v1/openapi.json", LOGIN, 200),
+    ("get", "/api/v1/docs", LOGIN, 200),
+    ("get", "/api/v1/", TOKEN, 404),  # the root names no operation
+    ("get", "/api/v1/profiles", TOKEN, 401),
+    ("post", "/api/v1/profiles", TOKEN, 401),
+    ("get", "/api/v1/profiles/todo-app", TOKEN, 401),
+    ("get", "/api/v1/profiles/todo-app/status", TOKEN, 401),
+    ("get", "/api/v1/profiles/todo-app/releases", TOKEN, 401),
+    ("post", "/api/v1/profiles/todo-app/releases", TOKEN, 401),
+    ("post", "/api/v1/profiles/todo-app/rollback", TOKEN, 401),
+    ("get", "/api/v1/profiles/todo-app/logs", TOKEN, 401),
+    ("get", "/api/v1/releases/{queued}", TOKEN, 401),
+    ("post", "/api/v1/releases/{queued}/cancel", TOKEN, 401),
+    ("get", "/api/v1/releases/{queued}/log", TOKEN, 401),
+    ("get", "/api/v1/releases/{queued}/events", TOKEN, 401),
+    ("get", "/api/v1/clusters", TOKEN, 401),
+    ("get", "/api/v1/clusters/minikube/doctor", TOKEN, 401),
+    ("post", "/api/v1/hooks/{webhook}", TOKEN, 401),  # unsigned
 ]
 STREAMS = [
     ("get", "/profiles/todo-app/stream/", STREAM, 200),
@@ -71,6 +106,10 @@ MODEL_PAGES = [  # (suffix, status for the admin role on a model it may change)
 ]
 
 
+READ_ONLY_MODELS = ("auditevent", "apitoken")
+MODEL_POSTS = ("add/", "{pk}/change/", "{pk}/delete/")
+
+
 def admin_rows():
     """The admin site's pages for every registered model, and what the admin role gets."""
     rows = list(ADMIN_SITE_ROWS)
@@ -83,19 +122,21 @@ def admin_rows():
                 needs, status = SUPERUSER, (302 if suffix == "{pk}/" else 403)
             else:
                 needs = ADMIN_SITE
-                if key == "auditevent" and suffix in ("add/", "{pk}/delete/"):
-                    status = 403  # the audit trail is read-only, even for the admin role
+                if key in READ_ONLY_MODELS and suffix in ("add/", "{pk}/delete/"):
+                    status = 403  # the audit trail, API tokens: never added or deleted here
             rows.append(("get", url, needs, status))
         if meta.app_label == "deployments" and key != "auditevent":
-            # an empty POST: the form again (add/change) or the confirmation (delete)
-            for suffix in ("add/", "{pk}/change/", "{pk}/delete/"):
+            # an empty POST: the form again (add/change) or the confirmation (delete); an
+            # API token's change page has nothing to change: saved as it is
+            suffixes = ("{pk}/change/",) if key == "apitoken" else MODEL_POSTS
+            for suffix in suffixes:
                 url = f"/admin/{meta.app_label}/{key}/" + suffix.replace("{pk}", f"{{{key}}}")
-                rows.append(("post", url, ADMIN_SITE, 200))
+                rows.append(("post", url, ADMIN_SITE, 302 if key == "apitoken" else 200))
     rows.append(("get", "/admin/auth/user/{user}/password/", SUPERUSER, 403))
     return rows
 
 
-ROWS = ACCOUNTS + STREAMS + admin_rows()
+ROWS = ACCOUNTS + TOKENS_AND_WEBHOOKS + API + STREAMS + admin_rows()
 
 
 def _routes(patterns, prefix=""):
@@ -146,7 +187,7 @@ def test_the_table_reaches_only_real_pages():
 
 def expected(role, needs, status):
     """The status a role gets; a 302 means "to the login page" unless the row says 302."""
-    if needs == PUBLIC:
+    if needs in (PUBLIC, TOKEN):
         return status
     if needs in (ADMIN_SITE, SUPERUSER):
         return status if role == "admin" else "admin login"
@@ -179,6 +220,9 @@ def world(todo_app, releases):  # noqa: F811 - the fixture imported above
         "accessfailurelog": AccessFailureLog.objects.create(username="x").pk,
         "ct": ContentType.objects.get_for_model(Profile).pk,
     }
+    token, _ = api_token_create(user=User.objects.create_user("token-owner"), name="t")
+    hook, _ = webhook_create(profile=todo_app, name="ci", build=False, actor=None)
+    ids.update(apitoken=token.pk, webhook=hook.public_id, webhook_pk=hook.pk)
     assert AuditEvent.objects.filter(pk=event.pk).exists()
     return ids
 
