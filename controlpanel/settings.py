@@ -148,10 +148,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 # Django Ninja's Swagger UI files, for the API's docs page (templates/api_docs.html): Ninja
 # is not an installed app, whose template folder would bring its CDN and inline-script pages
-STATICFILES_DIRS = [
-    BASE_DIR / "static",
-    ("ninja", Path(importlib.util.find_spec("ninja").origin).parent / "static" / "ninja"),
-]
+_NINJA = importlib.util.find_spec("ninja")
+STATICFILES_DIRS: list = [BASE_DIR / "static"]
+if _NINJA is not None and _NINJA.origin:
+    STATICFILES_DIRS.append(("ninja", Path(_NINJA.origin).parent / "static" / "ninja"))
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(STATE_DIR / "staticfiles"))
 
 # Behind HTTPS (HELMDECK_HTTPS=true): secure cookies, HSTS, redirects; `manage.py check

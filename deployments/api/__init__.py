@@ -20,6 +20,7 @@ from deployments.api.auth import Rates, TokenAuth
 from deployments.services.releases import ReleaseRefused
 from deployments.spec import SpecError
 
+
 class Docs(Swagger):
     """Swagger UI from Ninja's own static files (STATICFILES_DIRS), in our template: no CDN,
     no inline code (the Content-Security-Policy holds here too). Operations take a token,
