@@ -187,7 +187,14 @@ def test_the_openapi_document_needs_a_login_and_names_every_operation(client, ad
     schema = json.loads(client.get("/api/v1/openapi.json").content)
     assert schema["openapi"].startswith("3.")
     assert "/api/v1/profiles/{name}/releases" in schema["paths"]
-    assert client.get("/api/v1/docs").status_code == 200
+    docs = client.get("/api/v1/docs")
+    assert docs.status_code == 200 and b"swagger-ui-bundle.js" in docs.content
+    # its assets are this installation's own files, not a CDN's
+    from django.contrib.staticfiles import finders
+
+    for asset in ("swagger-ui-bundle.js", "swagger-ui-init.js", "swagger-ui.css"):
+        assert finders.find(f"ninja/{asset}"), asset
+    assert b"cdn." not in docs.content and b"https://" not in docs.content
 
 
 def test_wrong_tokens_from_one_address_are_refused_for_a_while(todo_app, api_as, settings):
