@@ -244,6 +244,8 @@ class Stream(threading.Thread):
                 answered = True
                 if self.relist_requested.is_set() or self.stopping():
                     raise Relist
+                if item is None:  # the stream was closed under us (interrupt()): it ended
+                    break
                 if item["type"] == "BOOKMARK":
                     self.resource_version = w.resource_version or self.resource_version
                     continue

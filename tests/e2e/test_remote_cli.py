@@ -105,6 +105,9 @@ def test_ctrl_c_while_following_leaves_the_release_going(cli_env, fault_profile)
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a pytest-xdist worker ignores SIGINT, and a child would inherit that (Python then
+        # keeps ignoring it): the CLI starts as from a terminal, Ctrl-C at its default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     wait_for(
         lambda: Release.objects.filter(status=Release.Status.UPGRADING).exists(),
