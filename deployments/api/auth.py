@@ -1,7 +1,6 @@
 """Who calls the API, and what they may do: `Authorization: Bearer <token>` (an ApiToken),
 acting with its user's role (deployments.roles), narrowed by the token (read-only, some
-profiles). Throttled per token and per address; wrong tokens per address too, before any
-is looked up."""
+profiles). Throttled per token and per address, and wrong tokens per address."""
 
 import logging
 import re
@@ -62,12 +61,16 @@ class TokenAuth(HttpBearer):
         found = api_token_authenticate(raw=token, address=address)
         if found is None:
             key = _failures_key(address)
-            cache.add(key, 0, FAILURE_WINDOW)
             try:
-                failures = cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, FAILURE_WINDOW)
-                failures = 1
+                cache.add(key, 0, FAILURE_WINDOW)
+                try:
+                    failures = cache.incr(key)
+                except ValueError:  # expired between add and incr
+                    cache.set(key, 1, FAILURE_WINDOW)
+                    failures = 1
+            except RedisError as exc:  # not counted, still refused: a 401, not a 500
+                log.warning("wrong API tokens not counted: Redis answered %s", type(exc).__name__)
+                return None
             if failures > settings.HELMDECK_API_AUTH_FAILURES:
                 raise Throttled(FAILURE_WINDOW)
             return None
