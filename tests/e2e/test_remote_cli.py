@@ -109,13 +109,18 @@ def test_ctrl_c_while_following_leaves_the_release_going(cli_env, fault_profile)
         # keeps ignoring it): the CLI starts as from a terminal, Ctrl-C at its default
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    wait_for(
-        lambda: Release.objects.filter(status=Release.Status.UPGRADING).exists(),
-        90,
-        "the CLI's release to reach helm",
-    )
-    proc.send_signal(signal.SIGINT)  # while it follows: helm waits for the pods
-    out, err = proc.communicate(timeout=30)
+    try:
+        wait_for(
+            lambda: Release.objects.filter(status=Release.Status.UPGRADING).exists(),
+            90,
+            "the CLI's release to reach helm",
+        )
+        proc.send_signal(signal.SIGINT)  # while it follows: helm waits for the pods
+        out, err = proc.communicate(timeout=30)
+    except BaseException:
+        proc.kill()  # a failed wait leaves no CLI behind, and shows what it said
+        print("the CLI printed:", *proc.communicate(), sep="\n")
+        raise
     assert proc.returncode == 130, (out, err)
     release = Release.objects.get()
     assert f"release #{release.pk} goes on in the panel" in err

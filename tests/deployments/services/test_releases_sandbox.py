@@ -87,8 +87,13 @@ def test_it_deploys_upgrades_and_rolls_back_the_todo_app(deployable, sandbox, he
 
     rolled = pod_names(sandbox)
     config_set(profile=deployable, key="LOG_LEVEL", value="debug", actor=None)
+    # the new backend pod is Running but not Ready for 6 s, inside its probe's delay: no
+    # probe has run, so the deploy's pod watch (every 2 s) calls nothing failing (issue 18)
+    Component.objects.filter(profile=deployable, name="backend").update(readiness_initial_delay=6)
     third = deploy(deployable, build=False)
     assert third.status == Release.Status.SUCCEEDED, third.reason
+    third_lines = list(third.log_lines.values_list("text", flat=True))
+    assert not [line for line in third_lines if "pod problem" in line], third_lines
     assert third.helm_revision == 3
     assert list(third.steps.values_list("name", flat=True)) == ["render", "upgrade", "verify"]
     assert pod_names(sandbox).isdisjoint(rolled)  # env comes from the ConfigMap: pods rolled
