@@ -14,26 +14,31 @@ ROOT = Path(__file__).parent.parent
 HEAVY = ("kubernetes", "celery", "kombu", "redis", "docker", "kubernetes_validate")
 
 
-def fresh_python(*argv):
-    """`python ARGV` in a process of its own with this project's settings: what it
-    imports starts from nothing."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlpanel.settings"}
+def fresh_python(*argv, env=None):
+    """`python ARGV` in a process of its own with this project's settings (and `env`):
+    what it imports starts from nothing."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlpanel.settings", **(env or {})}
     return subprocess.run(
         [sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
     )
 
 
-def imported_by(*argv):
-    """Top-level packages `python -X importtime manage.py ARGV` imported."""
-    result = fresh_python("-X", "importtime", str(ROOT / "manage.py"), *argv)
-    assert result.returncode == 0, result.stderr[-2000:]
+def modules_of(result):
+    """Every module a `python -X importtime` run imported."""
     modules = {
         line.rsplit("|", 1)[1].strip()
         for line in result.stderr.splitlines()
         if line.startswith("import time:") and line.count("|") == 2
     }
     assert "django" in modules  # the listing is what -X importtime writes
-    return {name.split(".")[0] for name in modules}
+    return modules
+
+
+def imported_by(*argv):
+    """Top-level packages `python -X importtime manage.py ARGV` imported."""
+    result = fresh_python("-X", "importtime", str(ROOT / "manage.py"), *argv)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {name.split(".")[0] for name in modules_of(result)}
 
 
 def test_manage_py_help_imports_no_client_library():
@@ -98,3 +103,28 @@ def test_sending_a_release_imports_the_celery_app_but_not_the_stages():
     stages = ("release_build", "release_render", "release_upgrade", "release_verify")
     assert sent == str([[(f"deployments.tasks.{stage}", True) for stage in stages]])
     assert imported == "False False False", result.stderr[-2000:]
+
+
+EVERYDAY = ("deploy", "rollback", "render", "doctor", "export_profile", "import_profile")
+
+
+@pytest.mark.parametrize("name", EVERYDAY)
+def test_the_everyday_commands_run_the_models_checks_only(name):
+    from django.core.checks import Tags
+    from django.core.management import load_command_class
+
+    assert load_command_class("deployments", name).requires_system_checks == [Tags.models]
+
+
+def test_deploy_leaves_the_url_check_and_the_api_to_manage_py_check(tmp_path):
+    """Django's URL check imports every view and the API's schemas (Ninja, pydantic): ~1.1 s
+    of deploy's start, before its release row. Its checks run before handle(), which here
+    fails at once on a database without tables: what was imported by then is the start."""
+    result = fresh_python(
+        "-X", "importtime", str(ROOT / "manage.py"), "deploy", "no-such-profile",
+        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}"},
+    )  # fmt: skip
+    assert "no such table" in result.stderr, result.stderr[-2000:]  # handle() was reached
+    modules = modules_of(result)
+    assert "deployments.services.releases" in modules  # what the deploy command imports
+    assert {"ninja", "pydantic", "deployments.api", "controlpanel.urls"} & modules == set()

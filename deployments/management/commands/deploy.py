@@ -1,13 +1,13 @@
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from deployments.management import profile_or_exit
+from deployments.management import ProfileCommand, profile_or_exit
 from deployments.models import Release
 from deployments.services.releases import ReleaseRefused, release_request, release_run
 
 
-class Command(BaseCommand):
+class Command(ProfileCommand):
     help = (
         "Deploy a profile: build its images, helm upgrade --install, verify Ready. "
         "Exit 0 only when the release is deployed and Ready, else 1 with the reason."

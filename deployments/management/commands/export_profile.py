@@ -1,10 +1,8 @@
-from django.core.management.base import BaseCommand
-
 from deployments import profile_yaml
-from deployments.management import profile_or_exit
+from deployments.management import ProfileCommand, profile_or_exit
 
 
-class Command(BaseCommand):
+class Command(ProfileCommand):
     help = "Print a profile as YAML. Secret values are never written, only their source."
 
     def add_arguments(self, parser):

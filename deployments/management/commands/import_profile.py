@@ -1,14 +1,15 @@
 import sys
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from deployments import profile_yaml
+from deployments.management import ProfileCommand
 from deployments.services.profiles import profile_import
 from deployments.spec import SpecError
 
 
-class Command(BaseCommand):
+class Command(ProfileCommand):
     help = (
         "Create or replace a profile from a YAML file (README, Profiles). Atomic: a bad file "
         "exits 2, prints one line per bad field on stderr and writes nothing."

@@ -1,13 +1,13 @@
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from deployments.integrations import IntegrationError
-from deployments.management import profile_or_exit
+from deployments.management import ProfileCommand, profile_or_exit
 from deployments.services.rendering import profile_render
 
 
-class Command(BaseCommand):
+class Command(ProfileCommand):
     help = (
         "Print the manifests a deploy of NAME would apply (helm template output, secret "
         "values redacted). Exit 2 with one line per problem when lint or schema checks fail."

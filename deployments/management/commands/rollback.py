@@ -1,11 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from deployments.management import profile_or_exit
+from deployments.management import ProfileCommand, profile_or_exit
 from deployments.management.commands.deploy import report
 from deployments.services.releases import ReleaseRefused, release_rollback_request, release_run
 
 
-class Command(BaseCommand):
+class Command(ProfileCommand):
     help = (
         "Roll a profile back to an earlier successful release (its images and config), "
         "recorded as a new release. Exit 0 only when it is deployed and Ready."
