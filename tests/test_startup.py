@@ -105,7 +105,7 @@ def test_sending_a_release_imports_the_celery_app_but_not_the_stages():
     assert imported == "False False False", result.stderr[-2000:]
 
 
-EVERYDAY = ("deploy", "rollback", "render", "doctor", "export_profile", "import_profile")
+EVERYDAY = ("deploy", "rollback", "render", "export_profile", "import_profile")
 
 
 @pytest.mark.parametrize("name", EVERYDAY)

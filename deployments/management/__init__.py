@@ -3,11 +3,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 
 class ProfileCommand(BaseCommand):
-    """The everyday commands (deploy, rollback, render, doctor, export and import of a
-    profile): Django's system checks before each are the models' only. The URL check
+    """The everyday commands (deploy, rollback, render, export and import of a profile):
+    Django's system checks before each are the models' only. The URL check
     imports every view and the API's schemas, ~1.1 s of a 2.7 s start (`manage.py check
-    --tag urls` against `--tag models`), for commands that serve no URL; `manage.py check`
-    and `migrate` (make run, each deploy of the panel) run them all."""
+    --tag urls` against `--tag models`), for commands that serve no URL; `manage.py check`,
+    `migrate` (make run, each deploy of the panel) and `doctor` run them all."""
 
     requires_system_checks = [Tags.models]
 

@@ -119,7 +119,7 @@ def test_ctrl_c_while_following_leaves_the_release_going(cli_env, fault_profile)
         out, err = proc.communicate(timeout=30)
     except BaseException:
         proc.kill()  # a failed wait leaves no CLI behind, and shows what it said
-        print("the CLI printed:", *proc.communicate(), sep="\n")
+        print("the CLI printed:", *proc.communicate(timeout=10), sep="\n")
         raise
     assert proc.returncode == 130, (out, err)
     release = Release.objects.get()

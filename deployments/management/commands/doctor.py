@@ -1,14 +1,14 @@
 import sys
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
-from deployments.management import ProfileCommand, profile_or_exit
+from deployments.management import profile_or_exit
 from deployments.models import Cluster
 from deployments.services.doctor import cluster_doctor
 from deployments.services.profiles import parse_spec_of
 
 
-class Command(ProfileCommand):
+class Command(BaseCommand):  # every system check first: it diagnoses the set-up
     help = (
         "Check docker, helm, kubectl, the kube context, the cluster's size and addons; "
         "print a fix for each failure. Exit 0 only when all pass."

@@ -87,9 +87,12 @@ def test_it_deploys_upgrades_and_rolls_back_the_todo_app(deployable, sandbox, he
 
     rolled = pod_names(sandbox)
     config_set(profile=deployable, key="LOG_LEVEL", value="debug", actor=None)
-    # the new backend pod is Running but not Ready for 6 s, inside its probe's delay: no
-    # probe has run, so the deploy's pod watch (every 2 s) calls nothing failing (issue 18)
-    Component.objects.filter(profile=deployable, name="backend").update(readiness_initial_delay=6)
+    # the new backend pod is Running but not Ready for 6 s, inside its probe's delay (the
+    # annotation: whatever HELMDECK_SANDBOX_READY_SCALE is): no probe has run, so the
+    # deploy's pod watch (every 2 s) calls nothing failing (issue 18)
+    Component.objects.filter(profile=deployable, name="backend").update(
+        pod_annotations={"helmdeck.dev/ready-delay": "6s"}
+    )
     third = deploy(deployable, build=False)
     assert third.status == Release.Status.SUCCEEDED, third.reason
     third_lines = list(third.log_lines.values_list("text", flat=True))
