@@ -26,6 +26,9 @@ config_exception = lazy("kubernetes.config.config_exception")
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 
+# The pod template annotation `kubectl rollout restart` sets (its value: when, RFC 3339).
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
 TIMEOUT = (3, 10)  # connect, read seconds
 
 
@@ -186,6 +189,41 @@ class Kube:
             namespace,
             label_selector=f"{INSTANCE_LABEL}={release}",
         ).items
+
+    # ---- actions on what runs (services/operations.py) -------------------------------------
+
+    def deployment_restart(self, deployment, *, at):
+        """Roll a Deployment's pods the way `kubectl rollout restart` does: a new
+        `restartedAt` annotation on its pod template. The patch carries the resourceVersion
+        the caller read, so of two restarts raced from one read the second gets 409."""
+        meta = deployment.metadata
+        body = {
+            "metadata": {"resourceVersion": meta.resource_version},
+            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}},
+        }
+        apps = client.AppsV1Api(self._api)
+        _call(
+            f"restarting deployment {meta.namespace}/{meta.name}",
+            apps.patch_namespaced_deployment,
+            meta.name,
+            meta.namespace,
+            body,
+        )
+
+    def deployment_scale(self, namespace, name, replicas):
+        """Set a Deployment's replicas through its scale subresource (`kubectl scale`)."""
+        apps = client.AppsV1Api(self._api)
+        _call(
+            f"scaling deployment {namespace}/{name}",
+            apps.patch_namespaced_deployment_scale,
+            name,
+            namespace,
+            {"spec": {"replicas": replicas}},
+        )
+
+    def pod_delete(self, namespace, name):
+        """Delete one pod (its Deployment's ReplicaSet makes a new one)."""
+        _call(f"deleting pod {namespace}/{name}", self.core.delete_namespaced_pod, name, namespace)
 
     # ---- pod logs (the profile page's log viewer; helpers below the class) ----------------
 

@@ -119,9 +119,15 @@ class Profile(models.Model):
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Sleep (services/operations.py): when it went to sleep, by whom, and the replicas each
+    # component ran with then ({component: n}), which wake restores. A deploy wakes it too.
+    asleep_since = models.DateTimeField(null=True, blank=True, editable=False)
+    asleep_by = models.CharField(max_length=150, blank=True, editable=False)
+    sleep_replicas = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
+        # deployers also restart, scale, delete pods, sleep and wake (services/operations.py)
         permissions = [("deploy_profile", "Can deploy, roll back and cancel releases")]
 
     def __str__(self):
@@ -207,6 +213,9 @@ class Component(models.Model):
     readiness_failure_threshold = models.PositiveIntegerField(
         default=_READY["failureThreshold"], validators=[v.validate_probe_positive]
     )
+    # The replicas a Scale action set on the cluster (services/operations.py), until the next
+    # deploy sets `replicas` again: the pages say when what runs differs from the profile.
+    scaled_replicas = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["profile", "position", "name"]

@@ -29,6 +29,7 @@ from deployments.services.db_retry import db_retry
 from deployments.services.diagnosis import pod_problems
 from deployments.services.helm_undo import undo_pending
 from deployments.services.image_delivery import image_deliver
+from deployments.services.operations import profile_live_reset
 from deployments.services.rendering import spec_render_check
 from deployments.services.stage_run import (
     StageRun,
@@ -331,5 +332,6 @@ def release_verify(release_id, worker="", attempt=0):
     ready = sum(d.status.ready_replicas or 0 for d in deployments)
     run.log(f"{len(deployments)} deployments Ready, {ready} pods")
     run.end()
+    profile_live_reset(profile_id=run.profile.pk)  # helm set the replicas: awake, unscaled
     finish(run, Release.Status.SUCCEEDED)
     return True

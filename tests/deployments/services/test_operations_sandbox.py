@@ -1,0 +1,191 @@
+"""Restart, scale, delete a pod, sleep and wake, against the sandbox: a small two-component
+profile deployed by helm, then each action checked on what the cluster runs afterwards."""
+
+from decimal import Decimal
+
+import pytest
+from kubernetes import client
+
+from deployments.integrations.kube import Kube
+from deployments.models import AuditEvent, Component, Profile, Release
+from deployments.services.capacity import namespace_capacity
+from deployments.services.operations import (
+    ActionRefused,
+    component_restart,
+    component_scale,
+    pod_delete,
+    profile_sleep,
+    profile_wake,
+)
+from deployments.services.releases import release_request, release_run
+from deployments.spec import SpecError
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def deploy(profile):
+    release = release_run(release_request(profile=profile, actor=None, build=False).pk)
+    assert release.status == Release.Status.SUCCEEDED, release.reason
+    return release
+
+
+def replicas(sandbox):
+    return {
+        d.metadata.labels["app.kubernetes.io/component"]: d.spec.replicas
+        for d in sandbox.apps.list_namespaced_deployment(sandbox.namespace).items
+    }
+
+
+def running(sandbox, component):
+    """Names of the component's pods that are Ready and not going away."""
+    pods = sandbox.pods(f"app.kubernetes.io/component={component}")
+    return {
+        p.metadata.name
+        for p in pods
+        if p.metadata.deletion_timestamp is None
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+    }
+
+
+@pytest.fixture
+def deployed(small_app):
+    deploy(small_app)
+    return small_app
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice")
+
+
+def test_it_restarts_a_component_by_rolling_its_pods_once(deployed, sandbox, alice):
+    api = deployed.components.get(name="api")
+    before = running(sandbox, "api")
+    component_restart(profile=deployed, component=api, actor=alice)
+    with pytest.raises(ActionRefused, match=r"restarted \d+ s ago"):  # the double click
+        component_restart(profile=deployed, component=api, actor=alice)
+    after = sandbox.wait_until(
+        lambda: (now := running(sandbox, "api")) and not now & before and now,
+        timeout=60,
+        what="new api pods Ready, the old ones gone",
+    )
+    assert len(after) == 1
+    assert running(sandbox, "web")  # the other component untouched
+    assert list(
+        AuditEvent.objects.filter(action="component.restart").values_list("actor_name", "target")
+    ) == [("alice", "api")]
+
+
+def test_it_scales_until_the_next_deploy_sets_the_profiles_number(deployed, sandbox, alice):
+    api = deployed.components.get(name="api")
+    component_scale(profile=deployed, component=api, replicas=3, actor=alice)
+    assert replicas(sandbox)["api"] == 3
+    assert Component.objects.get(pk=api.pk).scaled_replicas == 3
+    sandbox.wait_until(lambda: len(running(sandbox, "api")) == 3, what="3 api pods")
+    component_scale(profile=deployed, component=api, replicas=0, actor=alice)
+    sandbox.wait_until(
+        lambda: not sandbox.pods("app.kubernetes.io/component=api"), what="no api pod"
+    )
+    with pytest.raises(SpecError) as bad:
+        component_scale(profile=deployed, component=api, replicas=51, actor=alice)
+    assert [e.path for e in bad.value.errors] == ["replicas"]
+    event = AuditEvent.objects.filter(action="component.scale").order_by("at", "id").last()
+    assert (event.before, event.after) == ({"replicas": 3}, {"replicas": 0})
+
+    deploy(deployed)  # the profile says 1
+    assert replicas(sandbox)["api"] == 1
+    assert Component.objects.get(pk=api.pk).scaled_replicas is None
+
+
+def test_sleep_frees_the_cluster_and_wake_restores_what_ran(deployed, sandbox, alice):
+    web = deployed.components.get(name="web")
+    component_scale(profile=deployed, component=web, replicas=2, actor=alice)
+    sandbox.wait_until(lambda: len(running(sandbox, "web")) == 2, what="2 web pods")
+    with Kube(deployed.cluster) as kube:
+        awake = namespace_capacity(kube=kube, namespace=sandbox.namespace).used
+
+    profile_sleep(profile=deployed, actor=alice)
+    profile = Profile.objects.get(pk=deployed.pk)
+    assert profile.asleep_since is not None and profile.asleep_by == "alice"
+    assert profile.sleep_replicas == {"api": 1, "web": 2}
+    assert replicas(sandbox) == {"api": 0, "web": 0}
+    sandbox.wait_until(lambda: not sandbox.pods(), what="every pod gone")
+    with Kube(deployed.cluster) as kube:
+        asleep = namespace_capacity(kube=kube, namespace=sandbox.namespace).used
+    # their requests are free again: api 50m, web 2 x 50m
+    assert awake.cpu - asleep.cpu == Decimal("0.15")
+    with pytest.raises(ActionRefused, match="already asleep"):
+        profile_sleep(profile=profile, actor=alice)
+    with pytest.raises(ActionRefused, match="wake it"):
+        component_restart(profile=profile, component=web, actor=alice)
+
+    assert profile_wake(profile=profile, actor=alice) == {"api": 1, "web": 2}
+    with pytest.raises(ActionRefused, match="not asleep"):
+        profile_wake(profile=profile, actor=alice)
+    sandbox.wait_until(
+        lambda: len(running(sandbox, "web")) == 2 and len(running(sandbox, "api")) == 1,
+        what="every pod Ready again",
+    )
+    assert Profile.objects.get(pk=deployed.pk).asleep_since is None
+    assert list(
+        AuditEvent.objects.filter(action__startswith="profile.").values_list("action", flat=True)
+    ) == ["profile.wake", "profile.sleep"]
+
+
+def test_a_deploy_wakes_a_sleeping_profile(deployed, sandbox, alice):
+    profile_sleep(profile=deployed, actor=alice)
+    deploy(Profile.objects.get(pk=deployed.pk))
+    assert replicas(sandbox) == {"api": 1, "web": 1}
+    assert Profile.objects.get(pk=deployed.pk).asleep_since is None
+
+
+def test_it_deletes_only_a_pod_of_its_own_release(deployed, sandbox, alice):
+    stranger = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="stranger", labels={"app": "other"}),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="c:1")]),
+    )
+    sandbox.core.create_namespaced_pod(sandbox.namespace, stranger)
+    with pytest.raises(ActionRefused, match="has no pod stranger") as refused:
+        pod_delete(profile=deployed, pod="stranger", actor=alice)
+    assert refused.value.status == 404
+    assert sandbox.pod("stranger").metadata.deletion_timestamp is None
+
+    (old,) = running(sandbox, "api")
+    pod_delete(profile=deployed, pod=old, actor=alice)
+    sandbox.wait_until(
+        lambda: (now := running(sandbox, "api")) and old not in now,
+        what="a new api pod Ready",
+    )
+    assert AuditEvent.objects.filter(action="pod.delete", target=old).exists()
+
+
+def test_every_action_waits_for_an_active_release(deployed, sandbox, alice):
+    api = deployed.components.get(name="api")
+    release = release_request(profile=deployed, actor=None, build=False)  # queued, not run
+    for act in (
+        lambda: component_restart(profile=deployed, component=api, actor=alice),
+        lambda: component_scale(profile=deployed, component=api, replicas=2, actor=alice),
+        lambda: pod_delete(profile=deployed, pod="x", actor=alice),
+        lambda: profile_sleep(profile=deployed, actor=alice),
+    ):
+        with pytest.raises(ActionRefused, match=f"release #{release.pk} .* is queued"):
+            act()
+    assert replicas(sandbox) == {"api": 1, "web": 1}
+    assert not AuditEvent.objects.filter(
+        action__regex=r"^(component|pod|profile\.(sleep|wake))"
+    ).exists()
+
+
+def test_a_cluster_that_does_not_answer_is_a_reason_not_a_crash(
+    deployed, sandbox, alice, unreachable_kubeconfig
+):
+    deployed.cluster.kubeconfig_path = str(unreachable_kubeconfig)
+    deployed.cluster.save()
+    api = deployed.components.get(name="api")
+    with pytest.raises(ActionRefused, match="unreachable") as refused:
+        component_scale(profile=deployed, component=api, replicas=2, actor=alice)
+    assert refused.value.status == 502
+    with pytest.raises(ActionRefused, match="unreachable"):
+        profile_sleep(profile=deployed, actor=alice)
+    assert Profile.objects.get(pk=deployed.pk).asleep_since is None
