@@ -114,7 +114,9 @@ def component_restart(*, profile, component, actor):
             kube.deployment_restart(deployment, at=now.isoformat().replace("+00:00", "Z"))
     except KubeError as exc:
         if exc.status == 409:  # another restart changed it since we read it
-            raise ActionRefused(f"{component.name} was restarted just now; its pods are rolling")
+            raise ActionRefused(
+                f"{component.name} was restarted just now; its pods are rolling"
+            ) from None
         raise _failed(exc, doing) from None
     audit_record(actor=actor, action="component.restart", profile=profile, target=component.name)
     _announce(profile, "restart")
