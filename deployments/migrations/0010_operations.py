@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('deployments', '0009_deploy_webhooks'),
+        ("deployments", "0009_deploy_webhooks"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='component',
-            name='scaled_replicas',
+            model_name="component",
+            name="scaled_replicas",
             field=models.PositiveSmallIntegerField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='profile',
-            name='asleep_by',
+            model_name="profile",
+            name="asleep_by",
             field=models.CharField(blank=True, editable=False, max_length=150),
         ),
         migrations.AddField(
-            model_name='profile',
-            name='asleep_since',
+            model_name="profile",
+            name="asleep_since",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='profile',
-            name='sleep_replicas',
+            model_name="profile",
+            name="sleep_replicas",
             field=models.JSONField(blank=True, editable=False, null=True),
         ),
     ]
