@@ -107,6 +107,19 @@ def profile_pods(*, profile):
     return [(row, pod_state_problem(row)) for row in rows]
 
 
+def profile_live_state(*, profile):
+    """(profile row, components scaled apart from the profile) as the database has them now:
+    what the pods partial says beside the pods (asleep since when and by whom, scaled
+    components). Read afresh: a stream re-renders with the profile it started with."""
+    fresh = (
+        Profile.objects.only("asleep_since", "asleep_by", "sleep_replicas")
+        .filter(pk=profile.pk)
+        .first()
+    )
+    scaled = Component.objects.filter(profile_id=profile.pk, scaled_replicas__isnull=False)
+    return fresh, list(scaled.order_by("position", "name"))
+
+
 def profile_page_queryset():
     """Profiles for their page: profile_detail_queryset() plus the last release."""
     return profile_detail_queryset().prefetch_related(_latest_release_prefetch())
@@ -286,15 +299,21 @@ def _status_health(profiles):
             n_problems=Count("pods", filter=problem_q(prefix="pods__", now=timezone.now())),
         )
         .order_by("name")
-        .values_list("pk", "last_status", "n_live", "n_ready", "n_problems")
+        .values_list("pk", "last_status", "n_live", "n_ready", "n_problems", "asleep_since")
     )
     return {
         pk: Health(
-            health_status(release_status=status, live=live, ready=ready, problems=problems),
+            health_status(
+                release_status=status,
+                live=live,
+                ready=ready,
+                problems=problems,
+                asleep=asleep_since is not None,
+            ),
             ready,
             live,
         )
-        for pk, status, live, ready, problems in rows
+        for pk, status, live, ready, problems, asleep_since in rows
     }
 
 

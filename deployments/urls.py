@@ -1,6 +1,16 @@
 from django.urls import path
 
-from deployments.views import actions, clusters, logs, pages, releases, streams, tokens, webhooks
+from deployments.views import (
+    actions,
+    clusters,
+    logs,
+    operations,
+    pages,
+    releases,
+    streams,
+    tokens,
+    webhooks,
+)
 from deployments.views import usage as usage_views
 from deployments.views.status_stream import status_stream
 
@@ -21,6 +31,23 @@ urlpatterns = [
     path("profiles/<slug:name>/deploy/", releases.profile_deploy, name="profile_deploy"),
     path("profiles/<slug:name>/releases/", releases.profile_releases, name="profile_releases"),
     path("profiles/<slug:name>/stream/", streams.profile_stream, name="profile_stream"),
+    path(
+        "profiles/<slug:name>/components/<slug:component>/restart/",
+        operations.component_restart_view,
+        name="component_restart",
+    ),
+    path(
+        "profiles/<slug:name>/components/<slug:component>/scale/",
+        operations.component_scale_view,
+        name="component_scale",
+    ),
+    path(
+        "profiles/<slug:name>/pods/<str:pod>/delete/",
+        operations.pod_delete_view,
+        name="pod_delete",
+    ),
+    path("profiles/<slug:name>/sleep/", operations.profile_sleep_view, name="profile_sleep"),
+    path("profiles/<slug:name>/wake/", operations.profile_wake_view, name="profile_wake"),
     path("releases/<int:pk>/", releases.release_detail, name="release_detail"),
     path("releases/<int:pk>/cancel/", releases.release_cancel_view, name="release_cancel"),
     path("releases/<int:pk>/rollback/", releases.release_rollback, name="release_rollback"),

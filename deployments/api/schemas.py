@@ -260,7 +260,9 @@ def profile_summary(row):
 def profile_status(profile):
     pods = selectors.profile_pods(profile=profile)
     last = selectors.last_release(profile)
-    health = profile_health(pods=[pod for pod, _ in pods], last_release=last)
+    health = profile_health(
+        pods=[pod for pod, _ in pods], last_release=last, asleep=profile.asleep_since is not None
+    )
     return {
         "name": profile.name,
         "health": health.status,

@@ -6,7 +6,7 @@ Every rule comes from deployments/validators.py (attached from the model fields)
 spec parser; nothing here re-implements one.
 """
 
-from deployments.forms.actions import CloneForm, DeployForm, ImportForm
+from deployments.forms.actions import ActionForm, CloneForm, DeployForm, ImportForm, ScaleForm
 from deployments.forms.fields import LiveValidationMixin, MappingField, marked_deleted, model_fields
 from deployments.forms.profile import (
     COMPONENT_FIELDS,
@@ -20,6 +20,8 @@ from deployments.forms.profile_edit import COMPONENT_PATHS, ProfileForms, profil
 from deployments.forms.tokens import ApiTokenForm, WebhookForm
 
 __all__ = [
+    "ActionForm",
+    "ScaleForm",
     "ApiTokenForm",
     "COMPONENT_FIELDS",
     "COMPONENT_LABELS",

@@ -1,10 +1,12 @@
-"""Forms of the one-step actions: import a profile file, clone a profile, confirm a deploy."""
+"""Forms of the one-step actions: import a profile file, clone a profile, confirm a deploy,
+confirm an action on what runs (restart, scale, delete a pod, sleep, wake)."""
 
 from django import forms
 from django.conf import settings
 
 from deployments.forms.fields import model_fields
 from deployments.models import Profile
+from deployments.validators import REPLICAS_MAX, validate_replicas
 
 
 class ImportForm(forms.Form):
@@ -43,3 +45,22 @@ class DeployForm(forms.Form):
     )
     token = forms.CharField(widget=forms.HiddenInput, max_length=64)
     fingerprint = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
+
+
+class ActionForm(forms.Form):
+    """The confirm form of an action on what runs (views/operations.py): `token` makes a
+    resubmitted form act once; `confirmed` is set by the confirmation page of an action that
+    stops pods, so that its form acts rather than asking again."""
+
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    confirmed = forms.BooleanField(widget=forms.HiddenInput, required=False)
+
+
+class ScaleForm(ActionForm):
+    replicas = forms.IntegerField(
+        label="Replicas",
+        min_value=0,
+        max_value=REPLICAS_MAX,
+        validators=[validate_replicas],
+        help_text="Until the next deploy, which sets the profile's number again.",
+    )

@@ -7,9 +7,9 @@ from deployments.models import Release
 from deployments.services.diagnosis import pod_state_problem
 
 HEALTHY, PROGRESSING, DEGRADED, FAILED = "healthy", "progressing", "degraded", "failed"
-NOT_DEPLOYED, UNKNOWN = "not_deployed", "unknown"
+NOT_DEPLOYED, UNKNOWN, ASLEEP = "not_deployed", "unknown", "asleep"
 # The order of the status page's health filter (worst first).
-ORDER = (FAILED, DEGRADED, PROGRESSING, UNKNOWN, HEALTHY, NOT_DEPLOYED)
+ORDER = (FAILED, DEGRADED, PROGRESSING, UNKNOWN, HEALTHY, ASLEEP, NOT_DEPLOYED)
 LABELS = {
     HEALTHY: "Healthy",
     PROGRESSING: "Progressing",
@@ -17,6 +17,7 @@ LABELS = {
     FAILED: "Failed",
     NOT_DEPLOYED: "Not deployed",
     UNKNOWN: "Unknown",
+    ASLEEP: "Asleep",
 }
 FAILED_RELEASES = (Release.Status.FAILED, Release.Status.ROLLED_BACK)
 
@@ -36,14 +37,17 @@ class Health:
         return f"{self.ready}/{self.total}"
 
 
-def health_status(*, release_status, live, ready, problems):
+def health_status(*, release_status, live, ready, problems, asleep=False):
     """The badge from counts: the last release's status (or None), live pods, Ready pods and
-    not-Ready pods with a problem. The status page computes these counts in SQL for every
-    profile (selectors.status_page) and the row from the pods; both land here."""
+    not-Ready pods with a problem, and whether the profile was put to sleep. The status page
+    computes these counts in SQL for every profile (selectors.status_page) and the row from
+    the pods; both land here."""
     if release_status is None and not live:
         return NOT_DEPLOYED
     if release_status in Release.ACTIVE:
         return PROGRESSING
+    if asleep:  # its pods stopping are not a problem: they were asked to
+        return ASLEEP
     if release_status in FAILED_RELEASES and ready == 0:
         return FAILED
     if not live:
@@ -55,11 +59,12 @@ def health_status(*, release_status, live, ready, problems):
     return PROGRESSING
 
 
-def profile_health(*, pods, last_release, now=None):
+def profile_health(*, pods, last_release, asleep=False, now=None):
     """Healthy (all pods Ready), Progressing (an active release, or pods starting), Degraded
     (some pods not Ready with a problem), Failed (last release failed or rolled back and no
     Ready pod), Not deployed (no release and no pods); Unknown when a release is there but
-    no pod is known (the watcher has not reported any yet).
+    no pod is known (the watcher has not reported any yet); Asleep when put to sleep
+    (services/operations.py) and no release is running.
 
     `pods` are PodState rows (deleted ones are ignored), `last_release` a Release or None.
     """
@@ -71,5 +76,6 @@ def profile_health(*, pods, last_release, now=None):
         live=len(live),
         ready=ready,
         problems=problems,
+        asleep=asleep,
     )
     return Health(status, ready, len(live))

@@ -67,20 +67,25 @@ def profile_detail(request, name):
         "audit": selectors.profile_audit(profile=profile),
         "last_release": selectors.last_release(profile),
         "findings": selectors.profile_findings(profile=profile),
-        **pods_context(profile, can_edit=role_of(request.user).can_edit),
+        **pods_context(profile, role=role_of(request.user)),
     }
     return render_page_or_partial(request, "deployments/profile_detail.html", "pods", context)
 
 
-def pods_context(profile, *, can_edit=False):
-    """What the `#pods` partial of the profile page needs (the page and its SSE stream);
-    `can_edit` adds the link to the form field a diagnosis names."""
+def pods_context(profile, *, role):
+    """What the `#pods` partial of the profile page needs (the page and its SSE stream):
+    `role.can_edit` adds the link to the form field a diagnosis names, `role.can_deploy`
+    the pods' Delete links and Wake."""
     pods = selectors.profile_pods(profile=profile)
+    live, scaled = selectors.profile_live_state(profile=profile)
     return {
         "profile": profile,
         "pods": pods,
         "pods_waiting": any(not r.ready for r, _ in pods),
-        "can_edit": can_edit,
+        "can_edit": role.can_edit,
+        "can_deploy": role.can_deploy,
+        "live": live,
+        "scaled": scaled,
     }
 
 

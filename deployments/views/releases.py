@@ -5,8 +5,6 @@ Full pages render without JavaScript; htmx asks for one partial, named by the el
 targets (HX-Target). Writes go through deployments.services, reads through selectors.
 """
 
-import secrets
-
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import Http404
@@ -14,7 +12,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
-from django_htmx.http import HttpResponseClientRedirect
 
 from deployments import selectors
 from deployments.forms import DeployForm
@@ -27,10 +24,10 @@ from deployments.services.releases import (
     release_request,
     release_rollback_request,
 )
+from deployments.views import once
 
 VIEW, DEPLOY = "deployments.view_profile", "deployments.deploy_profile"
 HISTORY_PAGE = 50
-TOKENS_KEPT = 20
 SLOW_PREVIEW_POLLS = 30  # polls (about seconds) before the page asks whether a worker runs
 
 
@@ -48,25 +45,11 @@ def render_page(request, template, context, *, partials=None, status=200):
     return response
 
 
-def _redirect(request, url):
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-
-
 def _release_url(release):
     return reverse("deployments:release_detail", args=[release.pk])
 
 
 # ---- deploy ---------------------------------------------------------------------------------
-
-
-def _started_by(request, token):
-    return request.session.get("deploy_tokens", {}).get(token)
-
-
-def _remember(request, token, release):
-    tokens = request.session.get("deploy_tokens", {})
-    tokens[token] = release.pk
-    request.session["deploy_tokens"] = dict(list(tokens.items())[-TOKENS_KEPT:])
 
 
 @require_http_methods(["GET", "POST"])
@@ -83,7 +66,7 @@ def profile_deploy(request, name):
         if form.is_valid():
             data = form.cleaned_data
             build = data["build"]
-            started = _started_by(request, data["token"])
+            started = once.acted(request, "deploy", data["token"])
             if started is not None:
                 return redirect("deployments:release_detail", pk=started)
             if data["fingerprint"] and data["fingerprint"] != current:
@@ -95,14 +78,12 @@ def profile_deploy(request, name):
                     refused, status = str(exc), 409
                 else:
                     release_enqueue(release)
-                    _remember(request, data["token"], release)
+                    once.remember(request, "deploy", data["token"], release.pk)
                     messages.success(request, f"Release #{release.pk} of {profile.name} queued.")
                     return redirect(_release_url(release))
         else:  # a tampered or truncated confirmation: say so instead of a silent re-render
             refused, status = _form_problem(form), 400
-    form = DeployForm(
-        initial={"build": build, "token": secrets.token_urlsafe(16), "fingerprint": current}
-    )
+    form = DeployForm(initial={"build": build, "token": once.new_token(), "fingerprint": current})
     context = {
         "profile": profile,
         "form": form,
@@ -207,7 +188,7 @@ def release_cancel_view(request, pk):
             messages.success(request, f"Release #{release.pk}: cancel requested.")
         else:
             messages.info(request, f"Release #{release.pk} had already finished.")
-        return _redirect(request, _release_url(release))
+        return once.redirect_after_post(request, _release_url(release))
     if not release.is_active:
         messages.info(request, f"Release #{release.pk} has finished: nothing to cancel.")
         return redirect(_release_url(release))
@@ -296,7 +277,7 @@ def release_rollback(request, pk):
                 f"Release #{release.pk}: rolling {profile.name} back to "
                 f"release #{target.pk} (revision {target.helm_revision}).",
             )
-            return _redirect(request, _release_url(release))
+            return once.redirect_after_post(request, _release_url(release))
     current = selectors.current_release(profile=profile)
     context = {
         "target": target,

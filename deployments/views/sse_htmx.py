@@ -44,18 +44,20 @@ def render_page_or_partial(request, name, partial, context):
 
 class Role(NamedTuple):
     """What a page's rows vary by between the users who may see it: the link to the
-    profile form (can_edit) and the invitation to add one (can_add). A page and its stream
-    render with the same Role; a stream whose user's Role changes is sent to reconnect
-    (`revocable`)."""
+    profile form (can_edit), the invitation to add one (can_add) and the actions on what
+    runs (can_deploy). A page and its stream render with the same Role; a stream whose
+    user's Role changes is sent to reconnect (`revocable`)."""
 
     can_edit: bool = False
     can_add: bool = False
+    can_deploy: bool = False
 
 
 def role_of(user):
     return Role(
         can_edit=user.has_perm("deployments.change_profile"),
         can_add=user.has_perm("deployments.add_profile"),
+        can_deploy=user.has_perm("deployments.deploy_profile"),
     )
 
 

@@ -181,28 +181,27 @@ async def profile_stream(request, name):
     profile = await reader(request)(Profile.objects.filter(name=name).first)()
     if profile is None:
         raise Http404("no such profile")
-    can_edit = request.role.can_edit
-    return stream_response(_pod_events(profile, can_edit, follow=follows(request)))
+    return stream_response(_pod_events(profile, request.role, follow=follows(request)))
 
 
-def _pods_html(profile, can_edit):
-    context = pods_context(profile, can_edit=can_edit)
+def _pods_html(profile, role):
+    context = pods_context(profile, role=role)
     return render_to_string("deployments/profile_detail.html#pods", context).strip()
 
 
-async def _pod_events(profile, can_edit, *, follow=True):
+async def _pod_events(profile, role, *, follow=True):
     if not follow:
-        yield sse("pods", await sync_to_async(_pods_html)(profile, can_edit))
+        yield sse("pods", await sync_to_async(_pods_html)(profile, role))
         yield NO_FOLLOW_RETRY
         return
     await request_db_done()
     render = db(_pods_html)
     hub = get_hub()
     heartbeat = heartbeat_seconds()
-    key = ("pods", profile.pk, can_edit)
+    key = ("pods", profile.pk, role)
     channel = events.channel("profile", profile.pk)
     async with hub.listen(channels=[channel], events={"pod"}) as listener:
-        yield sse("pods", await hub.shared(key, hub.seq, lambda: render(profile, can_edit)))
+        yield sse("pods", await hub.shared(key, hub.seq, lambda: render(profile, role)))
         while True:
             item = await listener.get(heartbeat)
             if item is None:
@@ -212,5 +211,5 @@ async def _pod_events(profile, can_edit, *, follow=True):
                 return
             else:
                 seq = hub.seq if item is RESET else item.seq
-                html = await hub.shared(key, seq, lambda: render(profile, can_edit))
+                html = await hub.shared(key, seq, lambda: render(profile, role))
                 yield sse("pods", html, None if item is RESET else item.id)

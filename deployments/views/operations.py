@@ -1,0 +1,220 @@
+"""Actions on what runs, from the profile page: restart or scale a component, delete a pod,
+put the profile to sleep and wake it (deployments.services.operations does them).
+
+Each is a small form on the profile page that POSTs here. An action that stops pods
+(deleting one, scaling to 0, sleep) first answers with a page that says what will stop;
+its form acts. A GET shows the same page, so every action also works from a link without
+JavaScript. Every form carries a token: the same form sent twice acts once.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from deployments.forms import ActionForm, ScaleForm
+from deployments.models import Profile
+from deployments.services import operations as ops
+from deployments.spec import SpecError
+from deployments.views import once
+
+DEPLOY = "deployments.deploy_profile"
+
+
+@dataclass
+class Action:
+    """What the confirmation page says of one action, and how to run it."""
+
+    title: str
+    explain: str
+    button: str
+    run: Any  # cleaned form data -> the success message
+    stops: Any = None  # cleaned form data -> True when it stops pods (asks first)
+    form_class: type = ActionForm
+    danger: bool = False
+
+
+def _profile(name):
+    return get_object_or_404(Profile.objects.select_related("cluster"), name=name)
+
+
+def _act(request, profile, action, *, component=None):
+    back = reverse("deployments:profile_detail", args=[profile.name])
+    form = action.form_class(
+        request.POST if request.method == "POST" else None,
+        initial={"token": once.new_token(), **_initial(component)},
+    )
+    refused, status = "", 200
+    if request.method == "POST":
+        if not form.is_valid():
+            status = 400
+        elif once.acted(request, "action", form.cleaned_data["token"]) is not None:
+            return once.redirect_after_post(request, back)  # the same form again: it acted already
+        elif (
+            action.stops and action.stops(form.cleaned_data) and not form.cleaned_data["confirmed"]
+        ):
+            form = action.form_class(initial={**form.cleaned_data, "confirmed": True})
+        else:
+            try:
+                message = action.run(form.cleaned_data)
+            except ops.ActionRefused as exc:
+                refused, status = str(exc), exc.status
+            except SpecError as exc:
+                for error in exc.errors:
+                    form.add_error(error.path if error.path in form.fields else None, error.message)
+                status = 400
+            else:
+                once.remember(request, "action", form.cleaned_data["token"], message)
+                messages.success(request, message)
+                return once.redirect_after_post(request, back)
+    context = {
+        "profile": profile,
+        "action": action,
+        "form": form,
+        "refused": refused,
+        "back": back,
+        "component": component,
+    }
+    return render(request, "deployments/operation_confirm.html", context, status=status)
+
+
+def _initial(component):
+    if component is None:
+        return {}
+    return {
+        "replicas": component.scaled_replicas
+        if component.scaled_replicas is not None
+        else component.replicas
+    }
+
+
+def _replicas_text(numbers):
+    return ", ".join(f"{name} {n}" for name, n in sorted(numbers.items())) or "nothing"
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(DEPLOY, raise_exception=True)
+def component_restart_view(request, name, component):
+    profile = _profile(name)
+    component = get_object_or_404(profile.components, name=component)
+
+    def run(data):
+        ops.component_restart(profile=profile, component=component, actor=request.user)
+        return (
+            f"Restarting {component.name}: new pods replace the old ones, each old one going "
+            "when a new one is Ready."
+        )
+
+    action = Action(
+        title=f"Restart {component.name} of {profile.name}",
+        explain=(
+            "A rolling restart, as kubectl rollout restart does: new pods start with the same "
+            "image and config, and each old pod stops only when a new one is Ready."
+        ),
+        button=f"Restart {component.name}",
+        run=run,
+    )
+    return _act(request, profile, action)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(DEPLOY, raise_exception=True)
+def component_scale_view(request, name, component):
+    profile = _profile(name)
+    component = get_object_or_404(profile.components, name=component)
+
+    def run(data):
+        n = data["replicas"]
+        ops.component_scale(profile=profile, component=component, replicas=n, actor=request.user)
+        note = (
+            ""
+            if n == component.replicas
+            else f" The profile says {component.replicas}: the next deploy sets that again."
+        )
+        return f"Scaled {component.name} to {n} pod{'s' if n != 1 else ''}.{note}"
+
+    action = Action(
+        title=f"Scale {component.name} of {profile.name}",
+        explain=(
+            f"The profile says {component.replicas}. Scaling changes what runs now; the next "
+            "deploy sets the profile's number again. At 0 every pod of the component stops "
+            "and what it holds in memory is lost."
+        ),
+        button=f"Scale {component.name}",
+        run=run,
+        stops=lambda data: data.get("replicas") == 0,
+        form_class=ScaleForm,
+    )
+    return _act(request, profile, action, component=component)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(DEPLOY, raise_exception=True)
+def pod_delete_view(request, name, pod):
+    profile = _profile(name)
+
+    def run(data):
+        ops.pod_delete(profile=profile, pod=pod, actor=request.user)
+        return f"Deleted pod {pod}; its Deployment starts a new one."
+
+    action = Action(
+        title=f"Delete pod {pod}",
+        explain=(
+            "The pod stops (what it holds in memory is lost) and its Deployment starts a new "
+            "one in its place: the usual cure for a pod stuck in a bad state."
+        ),
+        button=f"Delete pod {pod}",
+        run=run,
+        stops=lambda data: True,
+        danger=True,
+    )
+    return _act(request, profile, action)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(DEPLOY, raise_exception=True)
+def profile_sleep_view(request, name):
+    profile = _profile(name)
+
+    def run(data):
+        ops.profile_sleep(profile=profile, actor=request.user)
+        return (
+            f"{profile.name} is asleep: every component is scaled to 0. Wake restores "
+            f"{_replicas_text(profile.sleep_replicas or {})}."
+        )
+
+    action = Action(
+        title=f"Put {profile.name} to sleep",
+        explain=(
+            "Every component is scaled to 0 pods, which frees the cluster's CPU and memory "
+            "for something else. Helmdeck remembers how many pods each ran; Wake (or the next "
+            "deploy) brings them back. What the pods hold in memory is lost."
+        ),
+        button=f"Put {profile.name} to sleep",
+        run=run,
+        stops=lambda data: True,
+        danger=True,
+    )
+    return _act(request, profile, action)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(DEPLOY, raise_exception=True)
+def profile_wake_view(request, name):
+    profile = _profile(name)
+
+    def run(data):
+        wanted = ops.profile_wake(profile=profile, actor=request.user)
+        return f"Waking {profile.name}: {_replicas_text(wanted)}. The pods table shows them start."
+
+    action = Action(
+        title=f"Wake {profile.name}",
+        explain="Every component is scaled back to the pods it ran when it went to sleep.",
+        button=f"Wake {profile.name}",
+        run=run,
+    )
+    return _act(request, profile, action)
