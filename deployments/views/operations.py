@@ -33,7 +33,9 @@ class Action:
     explain: str
     button: str
     run: Any  # cleaned form data -> the success message
-    stops: Any = None  # cleaned form data -> True when it stops pods (asks first)
+    # True: it stops pods (its page is a confirmation); or, for an action that stops pods
+    # only with some input (scale to 0), cleaned form data -> True when it does
+    stops: Any = False
     form_class: type = ActionForm
     danger: bool = False
 
@@ -46,7 +48,11 @@ def _act(request, profile, action, *, component=None):
     back = reverse("deployments:profile_detail", args=[profile.name])
     form = action.form_class(
         request.POST if request.method == "POST" else None,
-        initial={"token": once.new_token(), **_initial(component)},
+        initial={
+            "token": once.new_token(),
+            "confirmed": action.stops is True,
+            **_initial(component),
+        },
     )
     refused, status = "", 200
     if request.method == "POST":
@@ -54,9 +60,7 @@ def _act(request, profile, action, *, component=None):
             status = 400
         elif once.acted(request, "action", form.cleaned_data["token"]) is not None:
             return once.redirect_after_post(request, back)  # the same form again: it acted already
-        elif (
-            action.stops and action.stops(form.cleaned_data) and not form.cleaned_data["confirmed"]
-        ):
+        elif _asks_first(action, form.cleaned_data):
             form = action.form_class(initial={**form.cleaned_data, "confirmed": True})
         else:
             try:
@@ -82,14 +86,17 @@ def _act(request, profile, action, *, component=None):
     return render(request, "deployments/operation_confirm.html", context, status=status)
 
 
+def _asks_first(action, data):
+    """An action that stops pods, not yet confirmed on its page: show the page first."""
+    stops = action.stops(data) if callable(action.stops) else action.stops
+    return bool(stops and not data["confirmed"])
+
+
 def _initial(component):
     if component is None:
         return {}
-    return {
-        "replicas": component.scaled_replicas
-        if component.scaled_replicas is not None
-        else component.replicas
-    }
+    scaled = component.scaled_replicas
+    return {"replicas": component.replicas if scaled is None else scaled}
 
 
 def _replicas_text(numbers):
@@ -169,7 +176,7 @@ def pod_delete_view(request, name, pod):
         ),
         button=f"Delete pod {pod}",
         run=run,
-        stops=lambda data: True,
+        stops=True,
         danger=True,
     )
     return _act(request, profile, action)
@@ -196,7 +203,7 @@ def profile_sleep_view(request, name):
         ),
         button=f"Put {profile.name} to sleep",
         run=run,
-        stops=lambda data: True,
+        stops=True,
         danger=True,
     )
     return _act(request, profile, action)
