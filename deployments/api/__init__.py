@@ -15,8 +15,9 @@ from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 
-from deployments.api import clusters, hooks, logs, profiles, releases
+from deployments.api import clusters, hooks, logs, operations, profiles, releases
 from deployments.api.auth import Rates, TokenAuth
+from deployments.services.operations import ActionRefused
 from deployments.services.releases import ReleaseRefused
 from deployments.spec import SpecError
 
@@ -49,6 +50,7 @@ api.add_router("", releases.router)
 api.add_router("", clusters.router)
 api.add_router("", hooks.router)
 api.add_router("", logs.router)
+api.add_router("", operations.router)
 
 
 def errors(request, problems, status):
@@ -82,6 +84,11 @@ def _bad_spec(request, exc):
 @api.exception_handler(ReleaseRefused)
 def _refused(request, exc):
     return errors(request, [("", str(exc))], 409)
+
+
+@api.exception_handler(ActionRefused)
+def _action_refused(request, exc):
+    return errors(request, [("", str(exc))], exc.status)
 
 
 @api.exception_handler(Http404)

@@ -28,7 +28,7 @@ ADD, CHANGE, DELETE = (
 )
 WHAT = {
     VIEW: "see profiles",
-    DEPLOY: "deploy, roll back or cancel",
+    DEPLOY: "deploy, roll back, cancel, restart, scale or sleep",
     ADD: "create profiles",
     CHANGE: "change profiles",
     DELETE: "delete profiles",

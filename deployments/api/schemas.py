@@ -24,7 +24,7 @@ class Errors(Schema):
     errors: list[Problem]
 
 
-ERROR_STATUSES = (400, 401, 403, 404, 409, 422, 429)
+ERROR_STATUSES = (400, 401, 403, 404, 409, 422, 429, 502)
 
 
 def answers(ok, status=200):

@@ -12,6 +12,7 @@ again, which also wakes a sleeping profile (`profile_live_reset`, called when a 
 succeeds).
 """
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
@@ -38,6 +39,19 @@ class ActionRefused(Exception):
     def __init__(self, message, *, status=409):
         super().__init__(message)
         self.status = status
+
+
+@dataclass(frozen=True)
+class Done:
+    """What an action did, in a sentence for the page's message and the API's answer, and
+    the replicas it set ({component: n}; sleep: what wake restores)."""
+
+    message: str
+    replicas: dict = field(default_factory=dict)
+
+
+def _replicas_text(numbers):
+    return ", ".join(f"{name} {n}" for name, n in sorted(numbers.items())) or "nothing"
 
 
 def _actor_name(actor):
@@ -120,6 +134,10 @@ def component_restart(*, profile, component, actor):
         raise _failed(exc, doing) from None
     audit_record(actor=actor, action="component.restart", profile=profile, target=component.name)
     _announce(profile, "restart")
+    return Done(
+        f"Restarting {component.name}: new pods replace the old ones, each old one going when "
+        "a new one is Ready."
+    )
 
 
 def component_scale(*, profile, component, replicas, actor):
@@ -150,6 +168,15 @@ def component_scale(*, profile, component, replicas, actor):
         after={"replicas": replicas},
     )
     _announce(profile, "scale")
+    note = (
+        ""
+        if scaled is None
+        else f" The profile says {component.replicas}: the next deploy sets that again."
+    )
+    return Done(
+        f"Scaled {component.name} to {replicas} pod{'s' if replicas != 1 else ''}.{note}",
+        {component.name: replicas},
+    )
 
 
 def pod_delete(*, profile, pod, actor):
@@ -169,6 +196,7 @@ def pod_delete(*, profile, pod, actor):
         raise _failed(exc, f"deleting pod {pod}") from None
     audit_record(actor=actor, action="pod.delete", profile=profile, target=pod)
     _announce(profile, "delete")
+    return Done(f"Deleted pod {pod}; its Deployment starts a new one.")
 
 
 def profile_sleep(*, profile, actor):
@@ -203,12 +231,17 @@ def profile_sleep(*, profile, actor):
         actor=actor, action="profile.sleep", profile=profile, target=profile.name, before=replicas
     )
     _announce(profile, "sleep")
+    return Done(
+        f"{profile.name} is asleep: every component is scaled to 0. Wake restores "
+        f"{_replicas_text(replicas)}.",
+        replicas,
+    )
 
 
 def profile_wake(*, profile, actor):
     """Scale every component back to the replicas it ran with when it went to sleep (a
-    component added since then: the profile's number). Returns {component: replicas}; the
-    pods then start, and the pages show them become Ready."""
+    component added since then: the profile's number). The pods then start, and the pages
+    show them become Ready."""
     with transaction.atomic():
         row = Profile.objects.select_for_update().filter(pk=profile.pk).first()
         if row is None or row.asleep_since is None:
@@ -241,7 +274,10 @@ def profile_wake(*, profile, actor):
         actor=actor, action="profile.wake", profile=profile, target=profile.name, after=wanted
     )
     _announce(profile, "wake")
-    return wanted
+    return Done(
+        f"Waking {profile.name}: {_replicas_text(wanted)}. The pods table shows them start.",
+        wanted,
+    )
 
 
 def profile_live_reset(*, profile_id):

@@ -32,7 +32,7 @@ class Action:
     title: str
     explain: str
     button: str
-    run: Any  # cleaned form data -> the success message
+    run: Any  # cleaned form data -> services.operations.Done
     # True: it stops pods (its page is a confirmation); or, for an action that stops pods
     # only with some input (scale to 0), cleaned form data -> True when it does
     stops: Any = False
@@ -64,7 +64,7 @@ def _act(request, profile, action, *, component=None):
             form = action.form_class(initial={**form.cleaned_data, "confirmed": True})
         else:
             try:
-                message = action.run(form.cleaned_data)
+                message = action.run(form.cleaned_data).message
             except ops.ActionRefused as exc:
                 refused, status = str(exc), exc.status
             except SpecError as exc:
@@ -99,10 +99,6 @@ def _initial(component):
     return {"replicas": component.replicas if scaled is None else scaled}
 
 
-def _replicas_text(numbers):
-    return ", ".join(f"{name} {n}" for name, n in sorted(numbers.items())) or "nothing"
-
-
 @require_http_methods(["GET", "POST"])
 @permission_required(DEPLOY, raise_exception=True)
 def component_restart_view(request, name, component):
@@ -110,11 +106,7 @@ def component_restart_view(request, name, component):
     component = get_object_or_404(profile.components, name=component)
 
     def run(data):
-        ops.component_restart(profile=profile, component=component, actor=request.user)
-        return (
-            f"Restarting {component.name}: new pods replace the old ones, each old one going "
-            "when a new one is Ready."
-        )
+        return ops.component_restart(profile=profile, component=component, actor=request.user)
 
     action = Action(
         title=f"Restart {component.name} of {profile.name}",
@@ -135,14 +127,9 @@ def component_scale_view(request, name, component):
     component = get_object_or_404(profile.components, name=component)
 
     def run(data):
-        n = data["replicas"]
-        ops.component_scale(profile=profile, component=component, replicas=n, actor=request.user)
-        note = (
-            ""
-            if n == component.replicas
-            else f" The profile says {component.replicas}: the next deploy sets that again."
+        return ops.component_scale(
+            profile=profile, component=component, replicas=data["replicas"], actor=request.user
         )
-        return f"Scaled {component.name} to {n} pod{'s' if n != 1 else ''}.{note}"
 
     action = Action(
         title=f"Scale {component.name} of {profile.name}",
@@ -165,8 +152,7 @@ def pod_delete_view(request, name, pod):
     profile = _profile(name)
 
     def run(data):
-        ops.pod_delete(profile=profile, pod=pod, actor=request.user)
-        return f"Deleted pod {pod}; its Deployment starts a new one."
+        return ops.pod_delete(profile=profile, pod=pod, actor=request.user)
 
     action = Action(
         title=f"Delete pod {pod}",
@@ -188,11 +174,7 @@ def profile_sleep_view(request, name):
     profile = _profile(name)
 
     def run(data):
-        ops.profile_sleep(profile=profile, actor=request.user)
-        return (
-            f"{profile.name} is asleep: every component is scaled to 0. Wake restores "
-            f"{_replicas_text(profile.sleep_replicas or {})}."
-        )
+        return ops.profile_sleep(profile=profile, actor=request.user)
 
     action = Action(
         title=f"Put {profile.name} to sleep",
@@ -215,8 +197,7 @@ def profile_wake_view(request, name):
     profile = _profile(name)
 
     def run(data):
-        wanted = ops.profile_wake(profile=profile, actor=request.user)
-        return f"Waking {profile.name}: {_replicas_text(wanted)}. The pods table shows them start."
+        return ops.profile_wake(profile=profile, actor=request.user)
 
     action = Action(
         title=f"Wake {profile.name}",

@@ -96,6 +96,10 @@ def test_no_operation_answers_5xx_or_off_its_document(case, world):
         ("post", "/api/v1/profiles/todo-app/releases", {"surprise": 1}),
         ("post", "/api/v1/profiles/todo-app/rollback", {"revision": 0}),
         ("post", "/api/v1/profiles/todo-app/rollback", {"revision": "two"}),
+        ("post", "/api/v1/profiles/todo-app/components/backend/scale", {"replicas": 51}),
+        ("post", "/api/v1/profiles/todo-app/components/backend/scale", {"replicas": -1}),
+        ("post", "/api/v1/profiles/todo-app/components/backend/scale", {"replicas": "2"}),
+        ("post", "/api/v1/profiles/todo-app/components/backend/scale", {}),
     ],
 )
 def test_out_of_range_is_422(world, method, url, body):

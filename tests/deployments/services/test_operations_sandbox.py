@@ -120,7 +120,7 @@ def test_sleep_frees_the_cluster_and_wake_restores_what_ran(deployed, sandbox, a
     with pytest.raises(ActionRefused, match="wake it"):
         component_restart(profile=profile, component=web, actor=alice)
 
-    assert profile_wake(profile=profile, actor=alice) == {"api": 1, "web": 2}
+    assert profile_wake(profile=profile, actor=alice).replicas == {"api": 1, "web": 2}
     with pytest.raises(ActionRefused, match="not asleep"):
         profile_wake(profile=profile, actor=alice)
     sandbox.wait_until(

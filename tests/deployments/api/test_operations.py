@@ -1,0 +1,85 @@
+"""/api/v1 actions on what runs: who may, what a bad body gets, and (on the sandbox) what the
+cluster runs afterwards."""
+
+import pytest
+
+from deployments.models import AuditEvent
+from deployments.services.releases import release_request, release_run
+
+BASE = "/api/v1/profiles/small"
+
+
+@pytest.fixture
+def deployed(small_app):
+    release = release_run(release_request(profile=small_app, actor=None, build=False).pk)
+    assert release.status == "succeeded", release.reason
+    return small_app
+
+
+def replicas(sandbox):
+    return {
+        d.metadata.labels["app.kubernetes.io/component"]: d.spec.replicas
+        for d in sandbox.apps.list_namespaced_deployment(sandbox.namespace).items
+    }
+
+
+CALLS = [
+    ("post", f"{BASE}/components/web/restart", None),
+    ("post", f"{BASE}/components/web/scale", {"replicas": 2}),
+    ("delete", f"{BASE}/pods/small-web-1", None),
+    ("post", f"{BASE}/sleep", None),
+    ("post", f"{BASE}/wake", None),
+]
+
+
+def call(client, method, url, body):
+    return client.delete(url) if method == "delete" else client.post(url, body)
+
+
+@pytest.mark.django_db
+def test_viewers_read_only_tokens_and_other_profiles_tokens_are_refused(api_as, todo_app):
+    from tests.factories import ComponentFactory, ProfileFactory
+
+    profile = ProfileFactory(name="small")
+    ComponentFactory(profile=profile, name="web")
+    clients = {
+        403: [api_as("viewer"), api_as("deployer", read_only=True)],
+        404: [api_as("deployer", profiles=[todo_app])],
+    }
+    for status, group in clients.items():
+        for client in group:
+            for method, url, body in CALLS:
+                response = call(client, method, url, body)
+                assert response.status_code == status, (url, response.content)
+                assert response.json()["errors"][0]["message"]
+    assert not AuditEvent.objects.filter(action__regex=r"^(component|pod)\.").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_deployer_token_scales_sleeps_and_wakes(api_as, deployed, sandbox):
+    client = api_as("deployer")
+    response = client.post(f"{BASE}/components/web/scale", {"replicas": 2})
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "message": "Scaled web to 2 pods. The profile says 1: the next deploy sets that again.",
+        "replicas": {"web": 2},
+    }
+    assert replicas(sandbox) == {"api": 1, "web": 2}
+
+    response = client.post(f"{BASE}/components/nope/restart")
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["message"] == "small has no component nope"
+
+    assert client.post(f"{BASE}/sleep").json()["replicas"] == {"api": 1, "web": 2}
+    again = client.post(f"{BASE}/sleep")
+    assert again.status_code == 409
+    assert again.json()["errors"] == [{"path": "", "message": "small is already asleep"}]
+    assert replicas(sandbox) == {"api": 0, "web": 0}
+    response = client.post(f"{BASE}/components/web/scale", {"replicas": 1})
+    assert response.status_code == 409 and "wake it" in response.json()["errors"][0]["message"]
+
+    assert client.post(f"{BASE}/wake").json()["replicas"] == {"api": 1, "web": 2}
+    assert replicas(sandbox) == {"api": 1, "web": 2}
+    used = AuditEvent.objects.filter(action="api_token.used").values_list("target", flat=True)
+    assert {t.split(": ", 1)[1] for t in used} == {"scale web to 2", "sleep", "wake"}
