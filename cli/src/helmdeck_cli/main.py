@@ -1,7 +1,8 @@
 """helmdeck: log in, list profiles, show a profile's status, deploy (with tag overrides,
-following the release live), roll back, read pod logs. Exit 0 when done, 1 when the
-release failed or the panel could not be reached, 2 for bad input (one line per problem),
-130 when interrupted (the release goes on in the panel)."""
+following the release live), roll back, read pod logs, restart or scale a component, delete
+a pod, put a profile to sleep and wake it. Exit 0 when done, 1 when the release failed, the
+action was refused or the panel could not be reached, 2 for bad input (one line per
+problem), 130 when interrupted (the release goes on in the panel)."""
 
 import argparse
 import getpass
@@ -19,6 +20,7 @@ from helmdeck_cli.client import ApiError, Client
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 BAD_INPUT = (400, 401, 403, 404, 422)
 FOLLOW_EVERY = 2.0  # seconds between two reads of `logs -f`
+WAKE_EVERY = 1.0  # seconds between two reads of the status by `wake --wait`
 
 
 class Output:
@@ -252,6 +254,66 @@ def cmd_logs(args, out, client):
         return 130
 
 
+def cmd_restart(args, out, client):
+    path = f"/profiles/{_path(args.name)}/components/{_path(args.component)}/restart"
+    return _acted(out, client.call("POST", path))
+
+
+def cmd_scale(args, out, client):
+    path = f"/profiles/{_path(args.name)}/components/{_path(args.component)}/scale"
+    return _acted(out, client.call("POST", path, {"replicas": args.replicas}))
+
+
+def cmd_delete_pod(args, out, client):
+    path = f"/profiles/{_path(args.name)}/pods/{_path(args.pod)}"
+    return _acted(out, client.call("DELETE", path))
+
+
+def cmd_sleep(args, out, client):
+    return _acted(out, client.call("POST", f"/profiles/{_path(args.name)}/sleep"))
+
+
+def cmd_wake(args, out, client):
+    done = client.call("POST", f"/profiles/{_path(args.name)}/wake")
+    if not args.wait:
+        return _acted(out, done)
+    if not out.json:
+        out.line(done["message"], err=True)
+    wanted = sum(done["replicas"].values())
+    deadline = time.monotonic() + args.timeout
+    try:
+        while True:
+            status = client.call("GET", f"/profiles/{_path(args.name)}/status")
+            out.bar(min(status["ready"], wanted), wanted, "pods Ready")
+            if status["ready"] >= wanted and status["health"] == "healthy":
+                break
+            if time.monotonic() > deadline:
+                out.clear_bar()
+                out.line(
+                    f"helmdeck: {args.name}: {status['ready']} of {wanted} pods Ready after "
+                    f"{args.timeout}s ({status['health']}); helmdeck status {args.name} says why",
+                    err=True,
+                )
+                return 1
+            time.sleep(WAKE_EVERY)
+    except KeyboardInterrupt:
+        return 130
+    out.clear_bar()
+    if out.json:
+        out.data({**done, "ready": status["ready"]})
+    else:
+        out.line(f"{args.name} is awake: {status['ready']} pods Ready")
+    return 0
+
+
+def _acted(out, done):
+    if out.json:
+        out.data(done)
+    else:
+        out.line(safe(done["message"]))
+    return 0
+
+
 # ---- plumbing -------------------------------------------------------------------------------
 
 
@@ -322,6 +384,22 @@ def parser():
     logs.add_argument("--tail", type=int, default=200, help="lines to start with (1-10000)")
     logs.add_argument("--previous", action="store_true", help="before the last restart")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    restart = sub.add_parser("restart", parents=[common], help="rolling restart of a component")
+    restart.add_argument("name")
+    restart.add_argument("component")
+    scale = sub.add_parser("scale", parents=[common], help="scale a component until next deploy")
+    scale.add_argument("name")
+    scale.add_argument("component")
+    scale.add_argument("replicas", type=int, help="0-50")
+    delete_pod = sub.add_parser("delete-pod", parents=[common], help="delete one pod")
+    delete_pod.add_argument("name")
+    delete_pod.add_argument("pod")
+    sleep = sub.add_parser("sleep", parents=[common], help="scale every component to 0")
+    sleep.add_argument("name")
+    wake = sub.add_parser("wake", parents=[common], help="bring a sleeping profile back")
+    wake.add_argument("name")
+    wake.add_argument("--wait", action="store_true", help="until every pod is Ready")
+    wake.add_argument("--timeout", type=int, default=300, help="seconds --wait waits (default 300)")
     return top
 
 
@@ -331,6 +409,11 @@ COMMANDS = {
     "status": cmd_status,
     "deploy": cmd_deploy,
     "rollback": cmd_rollback,
+    "restart": cmd_restart,
+    "scale": cmd_scale,
+    "delete-pod": cmd_delete_pod,
+    "sleep": cmd_sleep,
+    "wake": cmd_wake,
 }
 
 

@@ -128,7 +128,40 @@ OPERATIONS = {
         "cluster",
         lambda w: ("/api/v1/clusters/minikube/doctor", None),
     ),
+    ("POST", "/api/v1/profiles/{name}/components/{component}/restart"): (
+        DEPLOYER,
+        True,
+        "profile",
+        lambda w: ("/api/v1/profiles/todo-app/components/backend/restart", None),
+    ),
+    ("POST", "/api/v1/profiles/{name}/components/{component}/scale"): (
+        DEPLOYER,
+        True,
+        "profile",
+        lambda w: ("/api/v1/profiles/todo-app/components/backend/scale", {"replicas": 2}),
+    ),
+    ("DELETE", "/api/v1/profiles/{name}/pods/{pod}"): (
+        DEPLOYER,
+        True,
+        "profile",
+        lambda w: ("/api/v1/profiles/todo-app/pods/todo-app-backend-1", None),
+    ),
+    ("POST", "/api/v1/profiles/{name}/sleep"): (
+        DEPLOYER,
+        True,
+        "profile",
+        lambda w: ("/api/v1/profiles/todo-app/sleep", None),
+    ),
+    ("POST", "/api/v1/profiles/{name}/wake"): (
+        DEPLOYER,
+        True,
+        "profile",
+        lambda w: ("/api/v1/profiles/todo-app/wake", None),
+    ),
 }
+# actions on what runs, past the checks of who may: the cluster answers nothing here (502);
+# waking a profile that is not asleep is refused before the cluster is asked (409)
+ACTED = {"restart": {502}, "scale": {502}, "{pod}": {502}, "sleep": {502}, "wake": {409}}
 
 
 def _operations_in_the_document():
@@ -219,6 +252,8 @@ def _expected(operation, role, read_only, narrowed):
         return {404}
     if operation[1].endswith("/logs"):  # the cluster answers nothing here: 503, after the checks
         return {503}
+    if (last := operation[1].rsplit("/", 1)[1]) in ACTED:
+        return ACTED[last]
     return {200, 201, 202, 204}
 
 
