@@ -143,6 +143,11 @@ class Hub:
                     new.append(key)
                     self.confirmed.setdefault(key, asyncio.Event())
                 groups.setdefault(listener.events, set()).add(listener)
+            if new:
+                # Nothing was heard on these keys until now, so a render made before may
+                # be stale (the last listener left, then a change came unheard): count a
+                # message, and the listener's first shared render is a fresh one.
+                self.seq += 1
             if new and self._pubsub is not None:
                 try:
                     await self._subscribe(new)

@@ -209,3 +209,27 @@ def test_it_skips_a_message_it_cannot_read_and_keeps_going(redis_url):
             assert (await listener.get(30)).id == 3
 
     in_own_loop(scenario)
+
+
+def test_a_render_made_before_a_gap_without_listeners_is_not_reused(redis_url):
+    """The last listener of a channel leaves (the hub unsubscribes), a change is published
+    unheard, a new listener comes: its first render must be fresh, not the one cached
+    before the gap (a profile page opened after Sleep showed the pods from before it)."""
+    channel = f"helmdeck:test:{time.monotonic_ns()}"
+
+    async def scenario():
+        hub = Hub(redis_url)
+        state = {"pods": "3 pods"}
+
+        async def render():
+            return state["pods"]
+
+        async with hub.listen(channels=[channel]):
+            assert await hub.shared("pods", hub.seq, render) == "3 pods"
+        await until(lambda: redis.Redis.from_url(redis_url).pubsub_numsub(channel)[0][1] == 0)
+        state["pods"] = "no pods"
+        assert publish(redis_url, channel, "pod") == 0  # nobody heard it
+        async with hub.listen(channels=[channel]):
+            assert await hub.shared("pods", hub.seq, render) == "no pods"
+
+    in_own_loop(scenario)
