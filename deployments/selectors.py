@@ -153,12 +153,14 @@ def profile_releases(*, profile):
 
 
 def current_release(*, profile):
-    """The release whose snapshot runs now: the newest that succeeded."""
-    return (
+    """The release whose snapshot runs now: the newest that succeeded (None when that was a
+    teardown: nothing runs)."""
+    newest = (
         profile.releases.filter(status=Release.Status.SUCCEEDED)
         .order_by("-created_at", "-id")
         .first()
     )
+    return None if newest is None or newest.kind == Release.Kind.TEARDOWN else newest
 
 
 def release_images(release):
@@ -294,12 +296,15 @@ def _status_health(profiles):
     rows = (
         profiles.annotate(
             last_status=Subquery(latest.values("status")[:1]),
+            last_kind=Subquery(latest.values("kind")[:1]),
             n_live=Count("pods", filter=live),
             n_ready=Count("pods", filter=live & Q(pods__ready=True)),
             n_problems=Count("pods", filter=problem_q(prefix="pods__", now=timezone.now())),
         )
         .order_by("name")
-        .values_list("pk", "last_status", "n_live", "n_ready", "n_problems", "asleep_since")
+        .values_list(
+            "pk", "last_status", "last_kind", "n_live", "n_ready", "n_problems", "asleep_since"
+        )
     )
     return {
         pk: Health(
@@ -309,11 +314,12 @@ def _status_health(profiles):
                 ready=ready,
                 problems=problems,
                 asleep=asleep_since is not None,
+                torn_down=kind == Release.Kind.TEARDOWN,
             ),
             ready,
             live,
         )
-        for pk, status, live, ready, problems, asleep_since in rows
+        for pk, status, kind, live, ready, problems, asleep_since in rows
     }
 
 
@@ -325,7 +331,7 @@ def _status_rows(ids, health):
     current = (
         Release.objects.filter(status=Release.Status.SUCCEEDED)
         .order_by("-created_at", "-id")
-        .only("id", "profile_id", "helm_revision", "snapshot", "created_at")
+        .only("id", "profile_id", "kind", "helm_revision", "snapshot", "created_at")
     )
     profiles = (
         Profile.objects.filter(pk__in=ids)
@@ -352,7 +358,8 @@ def _status_rows(ids, health):
             continue
         profile.health = health[pk]
         profile.last = last_release(profile)
-        profile.current = profile.current_releases[0] if profile.current_releases else None
+        newest = profile.current_releases[0] if profile.current_releases else None
+        profile.current = None if newest and newest.kind == Release.Kind.TEARDOWN else newest
         deployed = dict(release_images(profile.current)) if profile.current else {}
         profile.component_rows = [(c, deployed.get(c.name)) for c in profile.components.all()]
         problems = [p for pod in profile.problem_pods if (p := pod_state_problem(pod, now=now))]

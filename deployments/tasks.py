@@ -9,7 +9,7 @@ from django.conf import settings
 import controlpanel.celery  # noqa: F401  (this project's app: the tasks are sent through it)
 from deployments import heartbeat
 from deployments.models import Cluster, Profile
-from deployments.services import release_stages
+from deployments.services import release_stages, teardown
 from deployments.services.doctor import doctor_store
 from deployments.services.preview import preview_store
 from deployments.services.release_queue import STAGES, release_stage_task_name
@@ -98,3 +98,4 @@ def _attempt(stage, release_id, attempt):
 build_release, render_release, upgrade_release, verify_release = (
     _stage_task(getattr(release_stages, stage)) for stage in STAGES
 )
+teardown_release = _stage_task(teardown.release_teardown)

@@ -48,6 +48,9 @@ urlpatterns = [
     ),
     path("profiles/<slug:name>/sleep/", operations.profile_sleep_view, name="profile_sleep"),
     path("profiles/<slug:name>/wake/", operations.profile_wake_view, name="profile_wake"),
+    path(
+        "profiles/<slug:name>/teardown/", operations.profile_teardown_view, name="profile_teardown"
+    ),
     path("releases/<int:pk>/", releases.release_detail, name="release_detail"),
     path("releases/<int:pk>/cancel/", releases.release_cancel_view, name="release_cancel"),
     path("releases/<int:pk>/rollback/", releases.release_rollback, name="release_rollback"),

@@ -1,16 +1,20 @@
 """/api/v1/profiles/{name}/...: actions on what runs, as the profile page has them (restart
 or scale a component, delete a pod, sleep, wake). Each answers 200 with what it did; a
 state that forbids it is 409 with the reason (a release running, asleep, ...), something
-not running 404, a cluster that did not do it 502."""
+not running 404, a cluster that did not do it 502. Teardown is a release: 202, as deploy."""
 
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import ConfigDict, Field
 
 from deployments.api import schemas
-from deployments.api.auth import DEPLOY, named, profile_or_404, token_used
+from deployments.api.auth import DELETE, DEPLOY, named, profile_or_404, token_used
+from deployments.api.releases import release_or_404
 from deployments.models import Profile
 from deployments.services import operations as ops
+from deployments.services.release_queue import release_enqueue
+from deployments.services.releases import release_teardown_request
+from deployments.spec import FieldError, SpecError
 from deployments.validators import REPLICAS_MAX
 
 router = Router(tags=["operate"])
@@ -109,3 +113,28 @@ def wake(request, name: str):
     profile = _profile(request, name)
     done = ops.profile_wake(profile=profile, actor=request.user)
     return _done(request, profile, done, "wake")
+
+
+class TeardownIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    confirm: str = Field(
+        max_length=253, description="the profile's name, typed: what the page asks for too"
+    )
+
+
+@router.post(
+    "/profiles/{name}/teardown",
+    response=schemas.answers(schemas.ReleaseOut, 202),
+    summary="Tear down: helm uninstall (and the namespace when Helmdeck created it); admins",
+)
+def teardown(request, name: str, body: TeardownIn):
+    profile = profile_or_404(
+        request, Profile.objects.select_related("cluster"), name, DELETE, write=True
+    )
+    if body.confirm != profile.name:
+        raise SpecError([FieldError("confirm", f"type {profile.name} exactly to tear it down")])
+    release = release_teardown_request(profile=profile, actor=request.user)
+    release_enqueue(release)
+    token_used(request, profile, f"teardown release #{release.pk}")
+    return Status(202, schemas.release_out(release_or_404(release.pk)))

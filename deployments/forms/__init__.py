@@ -6,7 +6,14 @@ Every rule comes from deployments/validators.py (attached from the model fields)
 spec parser; nothing here re-implements one.
 """
 
-from deployments.forms.actions import ActionForm, CloneForm, DeployForm, ImportForm, ScaleForm
+from deployments.forms.actions import (
+    ActionForm,
+    CloneForm,
+    DeployForm,
+    ImportForm,
+    ScaleForm,
+    TeardownForm,
+)
 from deployments.forms.fields import LiveValidationMixin, MappingField, marked_deleted, model_fields
 from deployments.forms.profile import (
     COMPONENT_FIELDS,
@@ -22,6 +29,7 @@ from deployments.forms.tokens import ApiTokenForm, WebhookForm
 __all__ = [
     "ActionForm",
     "ScaleForm",
+    "TeardownForm",
     "ApiTokenForm",
     "COMPONENT_FIELDS",
     "COMPONENT_LABELS",

@@ -64,3 +64,21 @@ class ScaleForm(ActionForm):
         validators=[validate_replicas],
         help_text="Until the next deploy, which sets the profile's number again.",
     )
+
+
+class TeardownForm(forms.Form):
+    """Teardown's confirmation: the profile's name, typed (views/operations.py)."""
+
+    name = forms.CharField(label="Type the profile's name to confirm", max_length=253)
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args, profile_name, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.profile_name = profile_name
+        self.fields["name"].widget.attrs.update(autocomplete="off", autofocus=True)
+
+    def clean_name(self):
+        typed = self.cleaned_data["name"].strip()
+        if typed != self.profile_name:
+            raise forms.ValidationError(f"type {self.profile_name} exactly to tear it down")
+        return typed

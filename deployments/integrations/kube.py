@@ -115,6 +115,18 @@ class Kube:
                 return None
             raise
 
+    def namespace_annotate(self, name, annotations):
+        _call(
+            f"annotating namespace {name}",
+            self.core.patch_namespace,
+            name,
+            {"metadata": {"annotations": annotations}},
+        )
+
+    def namespace_delete(self, name):
+        """Delete a namespace (everything in it goes with it, in the background)."""
+        _call(f"deleting namespace {name}", self.core.delete_namespace, name)
+
     def active_pods(self):
         """Pods of every namespace that hold resources (not Succeeded or Failed)."""
         return _call(

@@ -33,7 +33,8 @@ TERMINAL_RELEASE_STATUSES = tuple(s for s in ReleaseStatus if s not in ACTIVE_RE
 
 
 class Release(models.Model):
-    """One deploy or rollback run of a profile: what was asked, what happened, how it ended."""
+    """One deploy, rollback or teardown run of a profile: what was asked, what happened, how
+    it ended."""
 
     Status = ReleaseStatus
     ACTIVE, TERMINAL = ACTIVE_RELEASE_STATUSES, TERMINAL_RELEASE_STATUSES
@@ -41,6 +42,7 @@ class Release(models.Model):
     class Kind(models.TextChoices):
         DEPLOY = "deploy", "deploy"
         ROLLBACK = "rollback", "rollback"
+        TEARDOWN = "teardown", "teardown"  # helm uninstall (services/teardown.py)
 
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="releases")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.DEPLOY)

@@ -37,12 +37,13 @@ class Health:
         return f"{self.ready}/{self.total}"
 
 
-def health_status(*, release_status, live, ready, problems, asleep=False):
+def health_status(*, release_status, live, ready, problems, asleep=False, torn_down=False):
     """The badge from counts: the last release's status (or None), live pods, Ready pods and
     not-Ready pods with a problem, and whether the profile was put to sleep. The status page
     computes these counts in SQL for every profile (selectors.status_page) and the row from
-    the pods; both land here."""
-    if release_status is None and not live:
+    the pods; both land here. A profile whose last release was a teardown is Not deployed
+    once its pods are gone."""
+    if (release_status is None or (torn_down and release_status in Release.TERMINAL)) and not live:
         return NOT_DEPLOYED
     if release_status in Release.ACTIVE:
         return PROGRESSING
@@ -77,5 +78,6 @@ def profile_health(*, pods, last_release, asleep=False, now=None):
         ready=ready,
         problems=problems,
         asleep=asleep,
+        torn_down=last_release is not None and last_release.kind == Release.Kind.TEARDOWN,
     )
     return Health(status, ready, len(live))

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 
 from deployments.integrations.redis import broker_client
+from deployments.models import Release
 from deployments.services.reaper import release_requeue
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ QUEUED_KEY = "helmdeck:queued:"
 # The stages in order, by the names of their functions in services/release_stages.py: the
 # chain sent to the workers, the tasks that run them and `deploy --wait --here` follow it
 STAGES = ("release_build", "release_render", "release_upgrade", "release_verify")
+# a teardown's one stage (services/teardown.py)
+TEARDOWN_STAGES = ("release_teardown",)
 
 
 def release_stage_task_name(stage):
@@ -39,6 +42,8 @@ def release_send(release_id):
 
     from controlpanel.celery import app
 
+    kind = Release.objects.filter(pk=release_id).values_list("kind", flat=True).first()
+    names = TEARDOWN_STAGES if kind == Release.Kind.TEARDOWN else STAGES
     # Sent by name: the sender (the web process, `deploy --wait`) needs the Celery app, not
     # the workers' side (deployments.tasks imports every stage's libraries: ~0.2 s more at
     # a CLI deploy's start, or at the web process's first deploy).
@@ -48,7 +53,7 @@ def release_send(release_id):
             app.signature(
                 release_stage_task_name(stage), (release_id,), immutable=True, ignore_result=True
             )
-            for stage in STAGES
+            for stage in names
         )
     )
     try:

@@ -39,6 +39,7 @@ from deployments.services.stage_run import (
     helm_timeout,
     retry_or_fail,
 )
+from deployments.services.teardown import namespace_absent, namespace_mark_created
 from deployments.services.upgrade_pod_watch import PodWatcher
 from deployments.services.values import (
     CHART_DIR,
@@ -213,6 +214,7 @@ def release_upgrade(release_id, worker="", attempt=0):
         return False
     helm, spec = run.helm(), run.spec
     watcher = PodWatcher(run)
+    creates_namespace = namespace_absent(run)  # helm creates it: then it is Helmdeck's
     with values_file(values_for(spec)) as values_path, secrets_file(secrets) as secrets_path:
         run.log(
             f"helm upgrade --install {spec['name']} (helm v{helm.major}, "
@@ -242,6 +244,8 @@ def release_upgrade(release_id, worker="", attempt=0):
         except IntegrationError as exc:
             fail(run, str(exc))
             return False
+    if creates_namespace:
+        namespace_mark_created(run)
     if code != 0:
         timed_out = time.monotonic() - started >= helm_timeout()
         return _settle_failed_upgrade(run, helm, watcher, attempt, timed_out=timed_out)

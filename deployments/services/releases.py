@@ -69,6 +69,8 @@ def release_request(
                 for name in ([f"build {c}", f"load {c}"] if load else [f"build {c}"])
             ]
             names += ["render", "upgrade", "verify"]
+            if kind == Release.Kind.TEARDOWN:
+                names = ["uninstall"]
             Step.objects.bulk_create(
                 Step(release=release, position=i, name=name) for i, name in enumerate(names)
             )
@@ -118,6 +120,12 @@ def _with_tags(snapshot, tags):
 def release_rollback_request(*, profile, actor, revision=None, target=None):
     """Queue a rollback to an earlier successful release: `target` (a Release of this
     profile), the one with helm `revision`, or by default the one before now."""
+    last = profile.releases.filter(status=Release.Status.SUCCEEDED).first()
+    if last is not None and last.kind == Release.Kind.TEARDOWN:
+        raise ReleaseRefused(
+            f"{profile.name} was torn down (release #{last.pk}): helm keeps no revision to "
+            "return to; deploy it again"
+        )
     done = profile.releases.filter(status=Release.Status.SUCCEEDED, helm_revision__isnull=False)
     if target is not None:
         if not done.filter(pk=target.pk).exists():
@@ -146,6 +154,15 @@ def release_rollback_request(*, profile, actor, revision=None, target=None):
         snapshot=target.snapshot,
         rollback_of=target,
     )
+
+
+def release_teardown_request(*, profile, actor):
+    """Queue a teardown: `helm uninstall` of the profile's release, and its namespace when
+    Helmdeck created it (services/teardown.py). The profile stays and can be deployed again;
+    the release history records the teardown."""
+    if not profile.releases.filter(helm_revision__isnull=False).exists():
+        raise ReleaseRefused(f"{profile.name} was never installed: there is nothing to tear down")
+    return release_request(profile=profile, actor=actor, build=False, kind=Release.Kind.TEARDOWN)
 
 
 def release_cancel(*, release, actor):

@@ -1,5 +1,6 @@
 """Actions on what runs, from the profile page: restart or scale a component, delete a pod,
-put the profile to sleep and wake it (deployments.services.operations does them).
+put the profile to sleep and wake it (deployments.services.operations does them), and
+tear it down (a release of kind teardown: services/teardown.py).
 
 Each is a small form on the profile page that POSTs here. An action that stops pods
 (deleting one, scaling to 0, sleep) first answers with a page that says what will stop;
@@ -16,9 +17,11 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from deployments.forms import ActionForm, ScaleForm
+from deployments.forms import ActionForm, ScaleForm, TeardownForm
 from deployments.models import Profile
 from deployments.services import operations as ops
+from deployments.services.release_queue import release_enqueue
+from deployments.services.releases import ReleaseRefused, release_teardown_request
 from deployments.spec import SpecError
 from deployments.views import once
 
@@ -38,6 +41,10 @@ class Action:
     stops: Any = False
     form_class: type = ActionForm
     danger: bool = False
+
+
+def _release_url(pk):
+    return reverse("deployments:release_detail", args=[pk])
 
 
 def _profile(name):
@@ -206,3 +213,39 @@ def profile_wake_view(request, name):
         run=run,
     )
     return _act(request, profile, action)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("deployments.delete_profile", raise_exception=True)
+def profile_teardown_view(request, name):
+    """Admins: `helm uninstall` of the profile's release (and its namespace when Helmdeck
+    created it), after the profile's name is typed. The answer is the teardown's release
+    page, live like a deploy's."""
+    profile = _profile(name)
+    data = request.POST if request.method == "POST" else None
+    form = TeardownForm(data, profile_name=profile.name, initial={"token": once.new_token()})
+    refused, status = "", 200
+    if request.method == "POST":
+        started = once.acted(request, "action", request.POST.get("token", ""))
+        if started is not None:
+            return once.redirect_after_post(
+                request, reverse("deployments:release_detail", args=[started])
+            )
+        if form.is_valid():
+            try:
+                release = release_teardown_request(profile=profile, actor=request.user)
+            except ReleaseRefused as exc:
+                refused, status = str(exc), 409
+            else:
+                release_enqueue(release)
+                once.remember(request, "action", form.cleaned_data["token"], release.pk)
+                messages.success(
+                    request, f"Teardown of {profile.name} queued (release #{release.pk})."
+                )
+                return once.redirect_after_post(
+                    request, reverse("deployments:release_detail", args=[release.pk])
+                )
+        else:
+            status = 400
+    context = {"profile": profile, "form": form, "refused": refused}
+    return render(request, "deployments/profile_teardown.html", context, status=status)

@@ -36,12 +36,13 @@ def same_connection():
 
 @pytest.fixture
 def world(todo_app, monkeypatch, unreachable_kubeconfig, same_connection, settings):
-    from deployments.api import clusters, profiles
+    from deployments.api import clusters, operations, profiles
 
     # the run sends many wrong tokens on purpose (schemathesis' auth check); the wrong-token
     # limit has tests of its own (test_api.py)
     settings.HELMDECK_API_AUTH_FAILURES = 10**6
     monkeypatch.setattr(profiles, "release_enqueue", lambda release: None)
+    monkeypatch.setattr(operations, "release_enqueue", lambda release: None)
     report = [{"name": "helm", "ok": True, "detail": "v4.3.1", "fix": ""}]
     monkeypatch.setattr(clusters, "doctor_request", lambda cluster: report)
     # pod logs ask the cluster: here one that answers nothing at once (503, documented)

@@ -83,3 +83,27 @@ def test_a_deployer_token_scales_sleeps_and_wakes(api_as, deployed, sandbox):
     assert replicas(sandbox) == {"api": 1, "web": 2}
     used = AuditEvent.objects.filter(action="api_token.used").values_list("target", flat=True)
     assert {t.split(": ", 1)[1] for t in used} == {"scale web to 2", "sleep", "wake"}
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_token_tears_down_through_a_worker(api_as, deployed, sandbox, celery_worker):
+    from deployments.models import Release
+    from tests.faults.conftest import wait_for
+
+    client = api_as("admin")
+    wrong = client.post(f"{BASE}/teardown", {"confirm": "smal"})
+    assert wrong.status_code == 400
+    assert wrong.json()["errors"] == [
+        {"path": "confirm", "message": "type small exactly to tear it down"}
+    ]
+    assert api_as("deployer").post(f"{BASE}/teardown", {"confirm": "small"}).status_code == 403
+
+    response = client.post(f"{BASE}/teardown", {"confirm": "small"})
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["kind"] == "teardown" and [s["name"] for s in body["steps"]] == ["uninstall"]
+    wait_for(lambda: Release.objects.get(pk=body["id"]).status in Release.TERMINAL, 120, "teardown")
+    release = Release.objects.get(pk=body["id"])
+    assert release.status == "succeeded", release.reason
+    assert not sandbox.apps.list_namespaced_deployment(sandbox.namespace).items

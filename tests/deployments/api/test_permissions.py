@@ -152,6 +152,12 @@ OPERATIONS = {
         "profile",
         lambda w: ("/api/v1/profiles/todo-app/sleep", None),
     ),
+    ("POST", "/api/v1/profiles/{name}/teardown"): (
+        ADMIN,
+        True,
+        "profile",
+        lambda w: ("/api/v1/profiles/todo-app/teardown", {"confirm": "todo-app"}),
+    ),
     ("POST", "/api/v1/profiles/{name}/wake"): (
         DEPLOYER,
         True,
@@ -182,9 +188,10 @@ def test_every_operation_has_a_row():
 
 @pytest.fixture
 def world(todo_app, monkeypatch, unreachable_kubeconfig):
-    from deployments.api import clusters, profiles
+    from deployments.api import clusters, operations, profiles
 
     monkeypatch.setattr(profiles, "release_enqueue", lambda release: None)
+    monkeypatch.setattr(operations, "release_enqueue", lambda release: None)
     monkeypatch.setattr(clusters, "doctor_request", lambda cluster: None)
     type(todo_app.cluster).objects.filter(pk=todo_app.cluster_id).update(
         kubeconfig_path=str(unreachable_kubeconfig)

@@ -172,3 +172,35 @@ def test_a_pod_is_deleted_after_its_confirmation(login, deployed, sandbox):
         {"token": "d2", "confirmed": "True"},
     )
     assert response.status_code == 404 and "has no pod kube-apiserver" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_teardown_is_for_admins_and_asks_for_the_name(client, login, shop, monkeypatch):
+    from deployments.models import Release
+    from deployments.views import operations
+    from tests.factories import make_release
+
+    sent = []
+    monkeypatch.setattr(operations, "release_enqueue", lambda release: sent.append(release.pk))
+    url = reverse("deployments:profile_teardown", args=[shop.name])
+    deployer = login("deployer")
+    assert deployer.get(url).status_code == 403
+    assert deployer.post(url, {"token": "t", "name": "shop"}).status_code == 403
+    client.logout()
+
+    admin = login("admin")
+    page = admin.get(url).content.decode()
+    assert "Type the profile&#x27;s name to confirm" in page and "helm uninstall shop" in page
+    response = admin.post(url, {"token": "t1", "name": "Shop"})
+    assert response.status_code == 400
+    assert "type shop exactly to tear it down" in response.content.decode()
+    response = admin.post(url, {"token": "t1", "name": "shop"})
+    assert response.status_code == 409 and "never installed" in response.content.decode()
+    assert not Release.objects.filter(kind="teardown").exists()
+
+    make_release(shop, "succeeded", revision=1)
+    first, again = (admin.post(url, {"token": "t2", "name": "shop"}) for _ in range(2))
+    (teardown,) = Release.objects.filter(kind="teardown")
+    assert first["Location"] == again["Location"] == f"/releases/{teardown.pk}/"
+    assert sent == [teardown.pk]
+    assert [s.name for s in teardown.steps.all()] == ["uninstall"]
