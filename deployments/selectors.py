@@ -22,6 +22,7 @@ from deployments.models import (
     SecretEntry,
     Step,
 )
+from deployments.services.app_links import component_links
 from deployments.services.checks import profile_checks
 from deployments.services.diagnosis import pod_state_problem, problem_q
 from deployments.services.profile_health import LABELS as HEALTH_LABELS
@@ -105,6 +106,11 @@ def profile_pods(*, profile):
     problem or None: [(PodState, Problem | None)]."""
     rows = PodState.objects.filter(profile=profile, deleted=False).order_by("component", "name")
     return [(row, pod_state_problem(row)) for row in rows]
+
+
+def profile_links(*, profile, pods):
+    """[AppLink] of the profile's NodePort components (`pods`: its live PodState rows)."""
+    return component_links(list(profile.components.all()), pods)
 
 
 def profile_live_state(*, profile):
@@ -325,8 +331,8 @@ def _status_health(profiles):
 
 def _status_rows(ids, health):
     """The profiles `ids` (in that order) with what a status row shows: components, last
-    release, current release (newest succeeded: revision and image tags) and the problems
-    of its pods. Five queries whatever the number of ids."""
+    release, current release (newest succeeded: revision and image tags), the problems of
+    its pods and where its NodePorts answer. Six queries whatever the number of ids."""
     now = timezone.now()
     current = (
         Release.objects.filter(status=Release.Status.SUCCEEDED)
@@ -347,6 +353,14 @@ def _status_rows(ids, health):
                 queryset=PodState.objects.filter(problem_q(now=now)).order_by("component", "name"),
                 to_attr="problem_pods",
             ),
+            # where each NodePort component answers (services/app_links.py)
+            Prefetch(
+                "pods",
+                queryset=PodState.objects.filter(deleted=False)
+                .exclude(host_ip="")
+                .only("profile_id", "name", "component", "ready", "host_ip", "deleted"),
+                to_attr="placed_pods",
+            ),
         )
     )
     # the rows carry what the template shows beside the model's fields (attributes set here)
@@ -361,7 +375,9 @@ def _status_rows(ids, health):
         newest = profile.current_releases[0] if profile.current_releases else None
         profile.current = None if newest and newest.kind == Release.Kind.TEARDOWN else newest
         deployed = dict(release_images(profile.current)) if profile.current else {}
-        profile.component_rows = [(c, deployed.get(c.name)) for c in profile.components.all()]
+        components = list(profile.components.all())
+        links = {link.component: link for link in component_links(components, profile.placed_pods)}
+        profile.component_rows = [(c, deployed.get(c.name), links.get(c.name)) for c in components]
         problems = [p for pod in profile.problem_pods if (p := pod_state_problem(pod, now=now))]
         problems.sort(key=lambda p: PROBLEM_ORDER.index(p.kind))
         profile.problems = problems

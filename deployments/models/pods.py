@@ -23,6 +23,8 @@ class PodState(models.Model):
     message = models.TextField(blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     node = models.CharField(max_length=253, blank=True)
+    # the node's address as the pod sees it (status.hostIP): where a NodePort answers
+    host_ip = models.CharField(max_length=45, blank=True)
     image = models.CharField(max_length=512, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     last_event = models.TextField(blank=True)

@@ -119,6 +119,7 @@ def pod_state_fields(pod):
         "message": (message or "")[:MESSAGE_MAX],
         "exit_code": exit_code,
         "node": (spec.node_name if spec else None) or "",
+        "host_ip": ((status.host_ip if status else None) or "")[:45],
         "image": (containers[0].image if containers else "") or "",
         "started_at": status.start_time if status else None,
         "resource_version": meta.resource_version or "",

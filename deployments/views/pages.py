@@ -78,7 +78,9 @@ def pods_context(profile, *, role):
     the pods' Delete links and Wake."""
     pods = selectors.profile_pods(profile=profile)
     live, scaled = selectors.profile_live_state(profile=profile)
+    links = selectors.profile_links(profile=profile, pods=[pod for pod, _ in pods])
     return {
+        "links": links,
         "profile": profile,
         "pods": pods,
         "pods_waiting": any(not r.ready for r, _ in pods),

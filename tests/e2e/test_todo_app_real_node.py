@@ -19,6 +19,7 @@ from kubernetes import watch
 
 from deployments.integrations.helm import Helm
 from deployments.models import Cluster, Component, Profile, Release
+from deployments.services.app_links import HOST_ONLY
 from deployments.services.profiles import config_set
 from deployments.services.releases import release_request, release_run
 from tests.conftest import SSE_OPENED_SCRIPT, wait_for_js
@@ -156,6 +157,11 @@ def test_the_todo_app_runs_for_real_on_the_node(
     page.wait_for_function(
         "row => document.querySelector(row).innerText.includes('2/2 pods ready')", arg=row
     )
+    # the row links the frontend where its NodePort answers: the node's address, as NOTES says
+    link = page.locator(f"{row} a.app-link")
+    assert link.get_attribute("href") == FRONTEND and link.inner_text() == "open frontend"
+    assert link.get_attribute("title") == HOST_ONLY  # 198.18.0.0/15: from this machine only
+    assert _footer(_frontend()) == "staging"  # FRONTEND answers (the link, fetched)
     page.evaluate(  # when the row first says one pod is not ready, by the page's clock
         """row => { window.notReadyAt = null; new MutationObserver(() => {
              if (!window.notReadyAt

@@ -87,6 +87,7 @@ def pod(
         status=client.V1PodStatus(
             phase=phase,
             reason=reason,
+            host_ip="198.18.0.1" if phase != "Pending" else None,
             start_time=STARTED,
             conditions=conds,
             container_statuses=list(statuses),
@@ -115,6 +116,7 @@ def test_it_reads_a_ready_pod():
         "message": "",
         "exit_code": None,
         "node": "helmdeck",
+        "host_ip": "198.18.0.1",
         "image": "todo-app:1.0.0",
         "started_at": STARTED,
         "resource_version": "4711",
