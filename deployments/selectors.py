@@ -376,8 +376,11 @@ def _status_rows(ids, health):
         profile.current = None if newest and newest.kind == Release.Kind.TEARDOWN else newest
         deployed = dict(release_images(profile.current)) if profile.current else {}
         components = list(profile.components.all())
-        links = {link.component: link for link in component_links(components, profile.placed_pods)}
-        profile.component_rows = [(c, deployed.get(c.name), links.get(c.name)) for c in components]
+        links = component_links(components, profile.placed_pods)
+        profile.component_rows = [
+            (c, deployed.get(c.name), [link for link in links if link.component == c.name])
+            for c in components
+        ]
         problems = [p for pod in profile.problem_pods if (p := pod_state_problem(pod, now=now))]
         problems.sort(key=lambda p: PROBLEM_ORDER.index(p.kind))
         profile.problems = problems

@@ -34,10 +34,16 @@ COMPONENT_KEYS = {
     "resources",
     "probes",
     "podAnnotations",
+    "ingress",
 }
 BUILD_KEYS = {"context", "dockerfile", "args"}
 MAX_BUILD_ARGS = 20
 SERVICE_KEYS = {"type", "nodePort"}
+INGRESS_KEYS = {"host", "path", "className", "tlsSecret"}
+# Minikube's ingress addon (`minikube addons enable ingress`, research section 8) registers
+# the IngressClass "nginx"
+DEFAULT_INGRESS_CLASS = "nginx"
+DEFAULT_INGRESS_PATH = "/"
 PROBE_KEYS = {"path", "initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold"}
 ENVIRONMENTS = ("dev", "prod")
 CLUSTER_IP, NODE_PORT = SERVICE_TYPES = ("ClusterIP", "NodePort")
@@ -191,6 +197,7 @@ def _components(c, raw):
         return []
     result: list[dict] = []
     node_ports: dict[int, str] = {}
+    routes: dict[tuple[str, str], str] = {}
     for name, body in components.items():
         base = key_path("components", name)
         c.check(base, v.validate_component_name, name)
@@ -202,6 +209,15 @@ def _components(c, raw):
                 f"{port} is already used by component {node_ports[port]}",
             )
         node_ports.setdefault(port, name)
+        ingress = comp["ingress"]
+        if ingress and ingress["host"]:
+            route = (ingress["host"], ingress["path"])
+            if route in routes:
+                c.add(
+                    f"{base}.ingress.path",
+                    f"{route[0]}{route[1]} is already routed to component {routes[route]}",
+                )
+            routes.setdefault(route, name)
         result.append(comp)
     return result
 
@@ -234,6 +250,7 @@ def _component(c, base, name, body):
         "resources": _resources(c, f"{base}.resources", body.get("resources")),
         "probes": _probes(c, f"{base}.probes", body.get("probes")),
         "podAnnotations": _annotations(c, f"{base}.podAnnotations", body.get("podAnnotations")),
+        "ingress": _ingress(c, f"{base}.ingress", body.get("ingress")),
     }
     c.check(f"{base}.image", v.validate_image_repository, comp["image"])
     c.check(f"{base}.tag", v.validate_image_tag, comp["tag"])
@@ -251,6 +268,29 @@ def _component(c, base, name, body):
         else:
             c.check(f"{base}.service.nodePort", v.validate_node_port, node_port)
     return comp
+
+
+def _ingress(c, base, raw):
+    """An Ingress in front of the component's Service, or None: host (required), path,
+    IngressClass and the name of a TLS Secret (optional)."""
+    if raw is None:
+        return None
+    body = c.mapping(base, raw, INGRESS_KEYS, required=True)
+    ingress = {
+        "host": body.get("host"),
+        "path": body.get("path", DEFAULT_INGRESS_PATH),
+        "className": body.get("className", DEFAULT_INGRESS_CLASS),
+        "tlsSecret": body.get("tlsSecret"),
+    }
+    if ingress["host"] is None:
+        c.add(f"{base}.host", "is required: the hostname it answers, e.g. todo.example.test")
+    else:
+        c.check(f"{base}.host", v.validate_ingress_host, ingress["host"])
+    c.check(f"{base}.path", v.validate_ingress_path, ingress["path"])
+    c.check(f"{base}.className", v.validate_dns1123_subdomain, ingress["className"])
+    if ingress["tlsSecret"] is not None:
+        c.check(f"{base}.tlsSecret", v.validate_dns1123_subdomain, ingress["tlsSecret"])
+    return ingress
 
 
 def _build_args(c, path, raw):

@@ -4,7 +4,12 @@ or a form's cleaned data), and `spec_from_profile` is a saved profile's export d
 writes secret keys and their source, never a value.
 """
 
-from deployments.spec import DEFAULT_DOCKERFILE, DEFAULT_PROBES
+from deployments.spec import (
+    DEFAULT_DOCKERFILE,
+    DEFAULT_INGRESS_CLASS,
+    DEFAULT_INGRESS_PATH,
+    DEFAULT_PROBES,
+)
 
 
 def component_fields(comp):
@@ -26,6 +31,7 @@ def component_fields(comp):
         "cpu_limit": res["limits"]["cpu"],
         "memory_request": res["requests"]["memory"],
         "memory_limit": res["limits"]["memory"],
+        **_ingress_fields(comp.get("ingress")),
     }
     for kind in DEFAULT_PROBES:
         p = probes[kind]
@@ -39,6 +45,22 @@ def component_fields(comp):
             }
         )
     return fields
+
+
+def _ingress_fields(ingress):
+    if not ingress:
+        return {
+            "ingress_host": "",
+            "ingress_path": DEFAULT_INGRESS_PATH,
+            "ingress_class": DEFAULT_INGRESS_CLASS,
+            "ingress_tls_secret": "",
+        }
+    return {
+        "ingress_host": ingress["host"],
+        "ingress_path": ingress["path"],
+        "ingress_class": ingress["className"],
+        "ingress_tls_secret": ingress["tlsSecret"] or "",
+    }
 
 
 def component_spec(fields):
@@ -81,6 +103,14 @@ def component_spec(fields):
             ),
         }
     )
+    if fields.get("ingress_host"):
+        comp["ingress"] = {
+            "host": fields["ingress_host"],
+            "path": fields.get("ingress_path") or DEFAULT_INGRESS_PATH,
+            "className": fields.get("ingress_class") or DEFAULT_INGRESS_CLASS,
+        }
+        if fields.get("ingress_tls_secret"):
+            comp["ingress"]["tlsSecret"] = fields["ingress_tls_secret"]
     return comp
 
 

@@ -246,6 +246,34 @@ def validate_probe_path(value):
         raise ValidationError("must be an HTTP path starting with '/', e.g. /health or /ready")
 
 
+def validate_dns1123_subdomain(value, *, example="todo.example.test"):
+    """Lowercase DNS labels joined by dots, at most 253 characters (a hostname, a Secret's or
+    an IngressClass's name)."""
+    _require_text(value, example)
+    if len(value) > 253:
+        raise ValidationError(f"must be at most 253 characters (it has {len(value)})")
+    if not all(_DNS1123_LABEL.match(label) and len(label) <= 63 for label in value.split(".")):
+        raise ValidationError(
+            "must be lowercase letters, digits, '-' and '.', each part starting and ending "
+            f"with a letter or digit, e.g. {example}"
+        )
+
+
+def validate_ingress_host(value):
+    validate_dns1123_subdomain(value, example="todo.example.test")
+    if "." not in value:
+        raise ValidationError("must be a full hostname with a dot, e.g. todo.example.test")
+
+
+_INGRESS_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+
+
+def validate_ingress_path(value):
+    _require_text(value, "/")
+    if len(value) > 1024 or not _INGRESS_PATH.match(value):
+        raise ValidationError("must be a URL path starting with '/' (no query), e.g. / or /api")
+
+
 def validate_probe_delay(value):
     _require_int(value, 10)
     if not 0 <= value <= 3600:

@@ -26,6 +26,10 @@ COMPONENT_FIELDS = (
     "cpu_limit",
     "memory_request",
     "memory_limit",
+    "ingress_host",
+    "ingress_path",
+    "ingress_class",
+    "ingress_tls_secret",
     *(
         f"{kind}_{part}"
         for kind in DEFAULT_PROBES
@@ -75,6 +79,10 @@ COMPONENT_LABELS = {
     "dockerfile": "Dockerfile",
     "build_args": "Build arguments (JSON)",
     "pod_annotations": "Pod annotations (JSON)",
+    "ingress_host": "Ingress host",
+    "ingress_path": "Ingress path",
+    "ingress_class": "Ingress class",
+    "ingress_tls_secret": "TLS Secret",
     **{
         f"{kind}_{part}": label
         for kind in DEFAULT_PROBES
@@ -108,6 +116,18 @@ class ComponentFormBase(LiveValidationMixin, forms.Form):
             self.fields[name].required = False
             self.fields[name].widget.attrs["rows"] = 1
             self.fields[name].help_text = f"Optional, e.g. {example}"
+
+        self.fields["ingress_host"].required = False
+        self.fields["ingress_host"].help_text = (
+            "Optional: a hostname routed to this component, e.g. todo.example.test "
+            "(map it to `minikube ip` in /etc/hosts)."
+        )
+        self.fields["ingress_path"].help_text = "Path prefix, e.g. / or /api."
+        self.fields["ingress_class"].help_text = "nginx: Minikube's ingress addon."
+        self.fields["ingress_tls_secret"].required = False
+        self.fields[
+            "ingress_tls_secret"
+        ].help_text = "Optional: a kubernetes.io/tls Secret in the namespace, for https."
 
     def clean(self):
         data = super().clean() or {}

@@ -213,6 +213,21 @@ class Component(models.Model):
     readiness_failure_threshold = models.PositiveIntegerField(
         default=_READY["failureThreshold"], validators=[v.validate_probe_positive]
     )
+    # An Ingress in front of the Service (none while `ingress_host` is empty)
+    ingress_host = models.CharField(
+        max_length=253, blank=True, validators=[v.validate_ingress_host]
+    )
+    ingress_path = models.CharField(
+        max_length=1024, default=spec.DEFAULT_INGRESS_PATH, validators=[v.validate_ingress_path]
+    )
+    ingress_class = models.CharField(
+        max_length=253,
+        default=spec.DEFAULT_INGRESS_CLASS,
+        validators=[v.validate_dns1123_subdomain],
+    )
+    ingress_tls_secret = models.CharField(
+        max_length=253, blank=True, validators=[v.validate_dns1123_subdomain]
+    )
     # The replicas a Scale action set on the cluster (services/operations.py), until the next
     # deploy sets `replicas` again: the pages say when what runs differs from the profile.
     scaled_replicas = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)

@@ -1,5 +1,6 @@
-"""Where to open a profile's app: a link per component with a fixed NodePort, to the
-address of a node one of its pods runs on (the pod's hostIP: the node's InternalIP, which
+"""Where to open a profile's app: a link per component with an Ingress, to its host and
+path (https with a TLS Secret), and per component with a fixed NodePort, to the address
+of a node one of its pods runs on (the pod's hostIP: the node's InternalIP, which
 for a Minikube cluster is `minikube ip`, the address NOTES.txt prints), as the watcher
 last saw it. A pure function of rows the pages already read.
 
@@ -13,6 +14,7 @@ import ipaddress
 from dataclasses import dataclass
 
 HOST_ONLY = "from the machine the cluster runs on"
+RESOLVE = "when {host} resolves to the ingress controller (e.g. /etc/hosts: minikube ip)"
 
 
 @dataclass(frozen=True)
@@ -36,10 +38,15 @@ def _url(address, port):
 
 
 def component_links(components, pods):
-    """[AppLink] for each NodePort component with a nodePort whose pods the watcher saw on
-    a node; `pods` are PodState rows (deleted ones are skipped)."""
+    """[AppLink]: each component's Ingress, and each NodePort component with a nodePort
+    whose pods the watcher saw on a node; `pods` are PodState rows (deleted ones skipped)."""
     links = []
     for component in components:
+        host = getattr(component, "ingress_host", "")
+        if host:
+            scheme = "https" if component.ingress_tls_secret else "http"
+            url = f"{scheme}://{host}{component.ingress_path or '/'}"
+            links.append(AppLink(component.name, url, RESOLVE.format(host=host)))
         if component.service_type != "NodePort" or not component.node_port:
             continue
         placed = sorted(

@@ -62,6 +62,7 @@ def profile_checks(*, spec, cluster, profile=None, kube=None):
     for comp in spec["components"]:
         findings += _component_findings(comp)
     findings += _node_port_findings(spec, cluster, profile, kube)
+    findings += _ingress_findings(spec, cluster, profile)
     capacity = capacity_fit(spec=spec, cluster=cluster, kube=kube)
     if not capacity.fits:
         findings.append(
@@ -222,6 +223,36 @@ def node_port_conflicts(*, spec, cluster, profile=None, kube=None):
             if port in wanted and service not in release_services:
                 owners.setdefault(port, f"service {service}")
     return [(port, wanted[port], owner) for port, owner in sorted(owners.items())]
+
+
+def ingress_conflicts(*, spec, cluster, profile=None):
+    """[(host, component, owner)] for each Ingress host of `spec` that another profile's
+    component on `cluster` already uses ("shop/web"): one ingress controller routes a host
+    to one place. The save path (profiles.profile_check_conflicts) and the deploy check."""
+    wanted = {c["ingress"]["host"]: c["name"] for c in spec["components"] if c.get("ingress")}
+    if not wanted:
+        return []
+    taken = Component.objects.filter(profile__cluster=cluster, ingress_host__in=wanted)
+    if profile is not None:
+        taken = taken.exclude(profile=profile)
+    owners = {}
+    for c in taken.select_related("profile").order_by("profile__name", "name"):
+        owners.setdefault(c.ingress_host, f"{c.profile.name}/{c.name}")
+    return [(host, wanted[host], owner) for host, owner in sorted(owners.items())]
+
+
+def _ingress_findings(spec, cluster, profile):
+    return [
+        Finding(
+            "ingress-host-taken",
+            ERROR,
+            component,
+            f"Ingress host {host} is already used by {owner}",
+            "The ingress controller routes a host to one place: two profiles cannot share it.",
+            "Pick another host (or a path under the other profile's host, in that profile).",
+        )
+        for host, component, owner in ingress_conflicts(spec=spec, cluster=cluster, profile=profile)
+    ]
 
 
 def _node_port_findings(spec, cluster, profile, kube):

@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 
 from deployments import build_sources, crypto
 from deployments.models import AuditEvent, Cluster, Component, ConfigEntry, Profile, SecretEntry
-from deployments.services.checks import node_port_conflicts
+from deployments.services.checks import ingress_conflicts, node_port_conflicts
 from deployments.spec import FieldError, SpecError, key_path, parse_spec
 from deployments.spec_rows import component_fields, spec_from_profile
 from deployments.validators import NODE_PORT_MAX, NODE_PORT_MIN
@@ -88,8 +88,8 @@ def profile_apply_spec(*, spec, actor, profile=None):
 
 
 def profile_check_conflicts(*, spec, cluster, profile=None):
-    """Rules that need the database or the filesystem: name taken, nodePort used on the
-    cluster, a {stored: true} secret with nothing stored, a build context or Dockerfile
+    """Rules that need the database or the filesystem: name taken, nodePort or Ingress host
+    used on the cluster, a {stored: true} secret with nothing stored, a build context or Dockerfile
     outside the source roots. Raises SpecError; reads only."""
     errors = profile_build_source_errors(spec=spec)
     renamed = profile is None or profile.name != spec["name"]
@@ -101,6 +101,13 @@ def profile_check_conflicts(*, spec, cluster, profile=None):
                 f"components.{component}.service.nodePort",
                 f"{port} is already used on cluster {cluster.name} by {owner}; "
                 f"pick another port in {NODE_PORT_MIN}-{NODE_PORT_MAX}",
+            )
+        )
+    for host, component, owner in ingress_conflicts(spec=spec, cluster=cluster, profile=profile):
+        errors.append(
+            FieldError(
+                f"components.{component}.ingress.host",
+                f"{host} is already routed on cluster {cluster.name} to {owner}; pick another host",
             )
         )
     stored = set()

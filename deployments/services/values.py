@@ -39,6 +39,10 @@ def values_for(spec):
         }
         if comp.get("podAnnotations"):
             components[comp["name"]]["podAnnotations"] = dict(comp["podAnnotations"])
+        if comp.get("ingress"):
+            components[comp["name"]]["ingress"] = {
+                key: value for key, value in comp["ingress"].items() if value is not None
+            }
     return {"config": dict(spec["config"]), "components": components}
 
 

@@ -201,3 +201,45 @@ def test_it_renders_from_the_cli_with_secret_values_redacted(todo_app, helm_bin,
     assert docs["Secret/todo-app-secrets"]["data"]["JWT_SECRET"] == REDACTED
     assert "cli-canary-secret" not in out.getvalue()
     assert "Y2xpLWNhbmFyeS1zZWNyZXQ" not in out.getvalue()  # nor its base64
+
+
+@BOTH_HELMS
+def test_it_renders_an_ingress_per_component_that_asks_for_one(helm_bin, db):
+    from tests.factories import ClusterFactory
+
+    ClusterFactory()
+    profile = profile_import(
+        data={
+            "name": "shop",
+            "components": {
+                "web": {
+                    "port": 3000,
+                    "ingress": {"host": "shop.example.test", "tlsSecret": "shop-tls"},
+                },
+                "api": {"port": 8000, "ingress": {"host": "shop.example.test", "path": "/api"}},
+                "worker": {"port": 9000},
+            },
+        },
+        actor=None,
+    )
+    rendered = profile_render(profile=profile, helm=Helm(binary=helm_bin))
+    assert rendered.problems == []  # lint and the strict schemas of every version we check
+    docs = by_id(rendered)
+    assert sorted(rid for rid in docs if rid.startswith("Ingress/")) == [
+        "Ingress/shop-api",
+        "Ingress/shop-web",
+    ]
+    web = docs["Ingress/shop-web"]
+    assert web["metadata"]["labels"]["app.kubernetes.io/component"] == "web"
+    assert web["spec"]["ingressClassName"] == "nginx"
+    assert web["spec"]["tls"] == [{"hosts": ["shop.example.test"], "secretName": "shop-tls"}]
+    (rule,) = docs["Ingress/shop-api"]["spec"]["rules"]
+    assert rule["host"] == "shop.example.test"
+    assert rule["http"]["paths"] == [
+        {
+            "path": "/api",
+            "pathType": "Prefix",
+            "backend": {"service": {"name": "api-service", "port": {"name": "http"}}},
+        }
+    ]
+    assert "tls" not in docs["Ingress/shop-api"]["spec"]

@@ -265,3 +265,98 @@ def test_it_imports_from_the_real_cli_with_exit_codes(tmp_path):
     exported = manage("export_profile", "todo-app")
     assert exported.returncode == 0
     assert yaml.safe_load(exported.stdout)["components"]["backend"]["port"] == 8000
+
+
+def _with_ingress(doc, name, **ingress):
+    doc = {**doc, "name": name, "namespace": name}
+    doc["components"] = {**doc["components"]}
+    doc["components"]["frontend"] = {
+        **doc["components"]["frontend"],
+        "service": {"type": "ClusterIP"},
+        "ingress": ingress,
+    }
+    return doc
+
+
+def test_an_ingress_round_trips_and_a_host_another_profile_uses_is_refused(todo_app, tmp_path):
+    base = profile_yaml.load(EXAMPLE.read_bytes())
+    shop = profile_import(
+        data=_with_ingress(base, "shop", host="shop.example.test", path="/", tlsSecret="shop-tls"),
+        actor=None,
+    )
+    front = shop.components.get(name="frontend")
+    assert (front.ingress_host, front.ingress_path, front.ingress_class) == (
+        "shop.example.test",
+        "/",
+        "nginx",
+    )
+    exported = spec_from_profile(shop)
+    assert exported["components"]["frontend"]["ingress"] == {
+        "host": "shop.example.test",
+        "path": "/",
+        "className": "nginx",
+        "tlsSecret": "shop-tls",
+    }
+    assert "ingress" not in exported["components"]["backend"]
+
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(_with_ingress(base, "other", host="shop.example.test")))
+    before = counts()
+    code, _, err = run("import_profile", str(path))
+    assert code == 2
+    assert (
+        "components.frontend.ingress.host: shop.example.test is already routed on cluster "
+        "minikube to shop/frontend; pick another host" in err
+    )
+    assert counts() == before
+
+
+@pytest.mark.parametrize(
+    ("ingress", "path", "message"),
+    [
+        ({}, "components.frontend.ingress.host", "is required"),
+        ({"host": "Shop.example.test"}, "components.frontend.ingress.host", "lowercase"),
+        ({"host": "localhost"}, "components.frontend.ingress.host", "a full hostname"),
+        ({"host": "a." * 130 + "test"}, "components.frontend.ingress.host", "at most 253"),
+        ({"host": "s.example.test", "path": "api"}, "components.frontend.ingress.path", "'/'"),
+        ({"host": "s.example.test", "path": "/a?b"}, "components.frontend.ingress.path", "'/'"),
+        (
+            {"host": "s.example.test", "className": "Nginx"},
+            "components.frontend.ingress.className",
+            "lowercase",
+        ),
+        (
+            {"host": "s.example.test", "tlsSecret": "a b"},
+            "components.frontend.ingress.tlsSecret",
+            "spaces",
+        ),
+        (
+            {"host": "s.example.test", "port": 80},
+            "components.frontend.ingress.port",
+            "not a known key",
+        ),
+    ],
+)
+def test_a_bad_ingress_is_one_line_with_its_field_path(todo_app, ingress, path, message):
+    doc = _with_ingress(profile_yaml.load(EXAMPLE.read_bytes()), "shop", **ingress)
+    with pytest.raises(SpecError) as info:
+        profile_import(data=doc, actor=None)
+    found = {e.path: e.message for e in info.value.errors}
+    assert message in found.get(path, ""), found
+    assert not Profile.objects.filter(name="shop").exists()
+
+
+def test_two_components_cannot_route_the_same_host_and_path(todo_app):
+    doc = _with_ingress(profile_yaml.load(EXAMPLE.read_bytes()), "shop", host="s.example.test")
+    doc["components"]["backend"] = {
+        **doc["components"]["backend"],
+        "ingress": {"host": "s.example.test"},
+    }
+    with pytest.raises(SpecError) as info:
+        profile_import(data=doc, actor=None)
+    assert [(e.path, e.message) for e in info.value.errors] == [
+        (
+            "components.frontend.ingress.path",
+            "s.example.test/ is already routed to component backend",
+        )
+    ]

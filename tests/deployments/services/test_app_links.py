@@ -42,3 +42,19 @@ def test_no_link_without_a_placed_pod_or_a_fixed_node_port():
     # the sandbox's real node (198.18.0.0/15) and Minikube's docker network: host only
     (link,) = component_links([component("web")], [pod("w", "web", "198.18.0.1")])
     assert link.note == HOST_ONLY
+
+
+def test_an_ingress_links_to_its_host_and_path_https_with_tls():
+    web = Row(
+        name="web",
+        service_type="ClusterIP",
+        node_port=None,
+        ingress_host="todo.example.test",
+        ingress_path="/app",
+        ingress_tls_secret="",
+    )
+    (link,) = component_links([web], [])
+    assert link.url == "http://todo.example.test/app"
+    assert "todo.example.test resolves to the ingress controller" in link.note
+    secure = Row(**{**vars(web), "ingress_tls_secret": "todo-tls", "ingress_path": "/"})
+    assert component_links([secure], [])[0].url == "https://todo.example.test/"
