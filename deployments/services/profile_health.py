@@ -47,7 +47,7 @@ def health_status(*, release_status, live, ready, problems, asleep=False, torn_d
         return NOT_DEPLOYED
     if release_status in Release.ACTIVE:
         return PROGRESSING
-    if asleep:  # its pods stopping are not a problem: they were asked to
+    if asleep and not ready:  # its pods stopping are not a problem: they were asked to
         return ASLEEP
     if release_status in FAILED_RELEASES and ready == 0:
         return FAILED

@@ -46,6 +46,8 @@ def release_abandon(*, release, reason):
     run = StageRun(release)
     spec, helm = run.spec, run.helm()
     final = Release.Status.FAILED
+    if release.kind == Release.Kind.TEARDOWN:  # an uninstall half done is not undone
+        return _end(run, release, final, f"{reason}; run the teardown again to finish it")
     try:
         status = _settled_status(helm, spec["name"], spec["namespace"])
         state = ((status or {}).get("info") or {}).get("status", "")
@@ -64,6 +66,10 @@ def release_abandon(*, release, reason):
             reason += "; the previous revision was restored"
     except IntegrationError as exc:
         reason, final = f"{reason}; helm status failed: {exc}", Release.Status.FAILED
+    return _end(run, release, final, reason)
+
+
+def _end(run, release, final, reason):
     reason = run.redact(reason)
     updated = db_retry(
         lambda: Release.objects.filter(pk=release.pk, status__in=Release.ACTIVE).update(

@@ -246,6 +246,9 @@ def release_upgrade(release_id, worker="", attempt=0):
             return False
     if creates_namespace:
         namespace_mark_created(run)
+    # helm applied the chart's replicas (or, failing, rolled back to a revision's): the
+    # profile is awake and unscaled now, whatever the upgrade's outcome
+    db_retry(lambda: profile_live_reset(profile_id=run.profile.pk))
     if code != 0:
         timed_out = time.monotonic() - started >= helm_timeout()
         return _settle_failed_upgrade(run, helm, watcher, attempt, timed_out=timed_out)
@@ -336,6 +339,5 @@ def release_verify(release_id, worker="", attempt=0):
     ready = sum(d.status.ready_replicas or 0 for d in deployments)
     run.log(f"{len(deployments)} deployments Ready, {ready} pods")
     run.end()
-    profile_live_reset(profile_id=run.profile.pk)  # helm set the replicas: awake, unscaled
     finish(run, Release.Status.SUCCEEDED)
     return True

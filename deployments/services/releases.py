@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from deployments.models import Release, Step
+from deployments.models import Profile, Release, Step
 from deployments.services.db_retry import db_retry
 from deployments.services.profiles import audit_record, cluster_names
 from deployments.services.reaper import release_abandon
@@ -49,6 +49,9 @@ def release_request(
         snapshot = _with_tags(snapshot, tags)
     try:
         with transaction.atomic():
+            # the lock every action on what runs takes (services/operations.py): a deploy
+            # is requested before or after one, never in the middle of it
+            Profile.objects.select_for_update().filter(pk=profile.pk).exists()
             release = Release.objects.create(
                 profile=profile,
                 kind=kind,
@@ -157,12 +160,20 @@ def release_rollback_request(*, profile, actor, revision=None, target=None):
 
 
 def release_teardown_request(*, profile, actor):
-    """Queue a teardown: `helm uninstall` of the profile's release, and its namespace when
-    Helmdeck created it (services/teardown.py). The profile stays and can be deployed again;
-    the release history records the teardown."""
-    if not profile.releases.filter(helm_revision__isnull=False).exists():
-        raise ReleaseRefused(f"{profile.name} was never installed: there is nothing to tear down")
-    return release_request(profile=profile, actor=actor, build=False, kind=Release.Kind.TEARDOWN)
+    """Queue a teardown of what runs: `helm uninstall` of the profile's release in the
+    namespace it was deployed to (the current release's snapshot: the profile may have been
+    edited since), and that namespace when Helmdeck created it (services/teardown.py). The
+    profile stays and can be deployed again; the release history records the teardown."""
+    current = profile.releases.filter(status=Release.Status.SUCCEEDED).first()
+    if current is None or current.kind == Release.Kind.TEARDOWN:
+        raise ReleaseRefused(f"{profile.name} is not deployed: there is nothing to tear down")
+    return release_request(
+        profile=profile,
+        actor=actor,
+        build=False,
+        kind=Release.Kind.TEARDOWN,
+        snapshot=current.snapshot,
+    )
 
 
 def release_cancel(*, release, actor):

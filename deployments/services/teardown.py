@@ -4,15 +4,15 @@ profile's release, then deletes its namespace when Helmdeck created it. The prof
 
 Which namespaces are Helmdeck's: a deploy that finds the profile's namespace absent lets
 helm create it (`--create-namespace`) and then annotates it `helmdeck.dev/created-for:
-<profile>`. A namespace that was there before, or that carries another profile's name, is
-never deleted.
+<profile>`. A namespace that was there before, that carries another profile's name, that
+another profile deploys into or where helm has another release, is never deleted.
 """
 
 from django.utils import timezone
 
 from deployments.integrations import IntegrationError
 from deployments.integrations.kube import Kube
-from deployments.models import Release
+from deployments.models import Profile, Release
 from deployments.services.operations import profile_live_reset
 from deployments.services.stage_run import (
     StageRun,
@@ -48,6 +48,25 @@ def namespace_mark_created(run):
         run.log(f"namespace {namespace} not marked as Helmdeck's ({exc}); teardown keeps it")
 
 
+def _shared(run, namespace):
+    """Who else uses the namespace ("profile shop, helm release x"), or "": another profile
+    of the cluster deploys into it, or helm has another release there."""
+    profiles = (
+        Profile.objects.filter(cluster=run.cluster, namespace=namespace)
+        .exclude(pk=run.profile.pk)
+        .values_list("name", flat=True)
+    )
+    releases = [
+        line.strip()
+        for line in run.helm()
+        .run("list", "--namespace", namespace, "--all", "--short")
+        .splitlines()
+        if line.strip() and line.strip() != run.spec["name"]
+    ]
+    users = [f"profile {p}" for p in profiles] + [f"helm release {r}" for r in releases]
+    return ", ".join(users)
+
+
 def release_teardown(release_id, worker="", attempt=0):
     release = claim(
         release_id,
@@ -74,6 +93,8 @@ def release_teardown(release_id, worker="", attempt=0):
             owner = ((found.metadata.annotations or {}) if found else {}).get(CREATED_FOR)
             if found is None:
                 run.log(f"namespace {namespace} is already gone")
+            elif owner == run.profile.name and (shared := _shared(run, namespace)):
+                run.log(f"namespace {namespace} kept: {shared} still use it")
             elif owner == run.profile.name:
                 kube.namespace_delete(namespace)
                 run.log(f"namespace {namespace} deleted: Helmdeck created it for {name}")

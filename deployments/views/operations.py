@@ -13,6 +13,8 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
@@ -23,6 +25,7 @@ from deployments.services import operations as ops
 from deployments.services.release_queue import release_enqueue
 from deployments.services.releases import ReleaseRefused, release_teardown_request
 from deployments.spec import SpecError
+from deployments.validators import validate_dns1123_subdomain
 from deployments.views import once
 
 DEPLOY = "deployments.deploy_profile"
@@ -69,12 +72,16 @@ def _act(request, profile, action, *, component=None):
             return once.redirect_after_post(request, back)  # the same form again: it acted already
         elif _asks_first(action, form.cleaned_data):
             form = action.form_class(initial={**form.cleaned_data, "confirmed": True})
+        elif not once.claim(request, "action", form.cleaned_data["token"]):
+            return once.redirect_after_post(request, back)  # the same form, sent meanwhile
         else:
             try:
                 message = action.run(form.cleaned_data).message
             except ops.ActionRefused as exc:
+                once.release(request, "action", form.cleaned_data["token"])
                 refused, status = str(exc), exc.status
             except SpecError as exc:
+                once.release(request, "action", form.cleaned_data["token"])
                 for error in exc.errors:
                     form.add_error(error.path if error.path in form.fields else None, error.message)
                 status = 400
@@ -157,6 +164,10 @@ def component_scale_view(request, name, component):
 @permission_required(DEPLOY, raise_exception=True)
 def pod_delete_view(request, name, pod):
     profile = _profile(name)
+    try:  # a pod's name is a DNS subdomain: anything else names no pod (and reaches no page)
+        validate_dns1123_subdomain(pod)
+    except ValidationError:
+        raise Http404("no such pod") from None
 
     def run(data):
         return ops.pod_delete(profile=profile, pod=pod, actor=request.user)
@@ -226,26 +237,24 @@ def profile_teardown_view(request, name):
     form = TeardownForm(data, profile_name=profile.name, initial={"token": once.new_token()})
     refused, status = "", 200
     if request.method == "POST":
-        started = once.acted(request, "action", request.POST.get("token", ""))
-        if started is not None:
-            return once.redirect_after_post(
-                request, reverse("deployments:release_detail", args=[started])
-            )
-        if form.is_valid():
+        started = once.acted(request, "teardown", request.POST.get("token", ""))
+        if started is not None:  # the same form again: its release's page
+            return once.redirect_after_post(request, _release_url(started))
+        if not form.is_valid():
+            status = 400
+        elif not once.claim(request, "teardown", form.cleaned_data["token"]):
+            back = reverse("deployments:profile_detail", args=[profile.name])
+            return once.redirect_after_post(request, back)  # the same form, sent meanwhile
+        else:
             try:
                 release = release_teardown_request(profile=profile, actor=request.user)
             except ReleaseRefused as exc:
+                once.release(request, "teardown", form.cleaned_data["token"])
                 refused, status = str(exc), 409
             else:
                 release_enqueue(release)
-                once.remember(request, "action", form.cleaned_data["token"], release.pk)
-                messages.success(
-                    request, f"Teardown of {profile.name} queued (release #{release.pk})."
-                )
-                return once.redirect_after_post(
-                    request, reverse("deployments:release_detail", args=[release.pk])
-                )
-        else:
-            status = 400
+                once.remember(request, "teardown", form.cleaned_data["token"], release.pk)
+                messages.success(request, f"Teardown of {profile.name} queued: #{release.pk}.")
+                return once.redirect_after_post(request, _release_url(release.pk))
     context = {"profile": profile, "form": form, "refused": refused}
     return render(request, "deployments/profile_teardown.html", context, status=status)

@@ -66,6 +66,8 @@ def profile_detail(request, name):
         "profile": profile,
         "audit": selectors.profile_audit(profile=profile),
         "last_release": selectors.last_release(profile),
+        # what runs (None before the first deploy and after a teardown): the actions need it
+        "current": selectors.current_release(profile=profile),
         "findings": selectors.profile_findings(profile=profile),
         **pods_context(profile, role=role_of(request.user)),
     }

@@ -71,7 +71,8 @@ def _row(pk, role):
     profile = selectors.status_row(pk)
     if profile is None:
         return None, None
-    context = {"p": profile, "can_edit": role.can_edit}
+    # `changed`: the row flashes once in the page (a class the CSS animates)
+    context = {"p": profile, "can_edit": role.can_edit, "changed": True}
     html = render_to_string("deployments/status.html#row", context).strip()
     return html, profile.health.status
 

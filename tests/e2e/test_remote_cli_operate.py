@@ -92,6 +92,8 @@ def test_bad_input_is_exit_2_with_one_line_per_problem(cli_env, sandbox):
         assert result.returncode == 2, (args, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(expected), (args, lines)
+    confirm = helmdeck(cli_env, "teardown", "small", "--confirm", "smal")
+    assert confirm.returncode == 2 and "--confirm: type the profile's name" in confirm.stderr
     typo = helmdeck(cli_env, "scale", "small", "web", "two")
     assert typo.returncode == 2 and "invalid int value: 'two'" in typo.stderr
     assert replicas(sandbox) == {"api": 1, "web": 1}

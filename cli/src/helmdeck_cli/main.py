@@ -1,8 +1,8 @@
 """helmdeck: log in, list profiles, show a profile's status, deploy (with tag overrides,
 following the release live), roll back, read pod logs, restart or scale a component, delete
-a pod, put a profile to sleep and wake it. Exit 0 when done, 1 when the release failed, the
-action was refused or the panel could not be reached, 2 for bad input (one line per
-problem), 130 when interrupted (the release goes on in the panel)."""
+a pod, put a profile to sleep, wake it, tear it down. Exit 0 when done, 1 when the release
+failed, the action was refused or the panel could not be reached, 2 for bad input (one
+line per problem), 130 when interrupted (the release goes on in the panel)."""
 
 import argparse
 import getpass
@@ -195,10 +195,13 @@ def _started(args, out, client, release):
         took = f" in {_seconds(final['started_at'], final['finished_at']):.0f}s"
     if final["status"] == "succeeded":
         if not out.json:
-            out.line(
-                out.colour(f"release #{final['id']} of {final['profile']} succeeded{took}", "32")
-                + f": helm revision {final['helm_revision']}, every pod Ready"
+            what = (
+                "uninstalled"
+                if final.get("kind") == "teardown"
+                else f"helm revision {final['helm_revision']}, every pod Ready"
             )
+            headline = f"release #{final['id']} of {final['profile']} succeeded{took}"
+            out.line(out.colour(headline, "32") + f": {what}")
         return 0
     ended = final["status"].replace("_", " ")
     headline = f"release #{final['id']} of {final['profile']} {ended}{took}"
@@ -275,11 +278,11 @@ def cmd_sleep(args, out, client):
 
 def cmd_wake(args, out, client):
     done = client.call("POST", f"/profiles/{_path(args.name)}/wake")
-    if not args.wait:
+    wanted = sum(done["replicas"].values())
+    if not args.wait or not wanted:  # nothing to wait for: every component ran 0 pods
         return _acted(out, done)
     if not out.json:
-        out.line(done["message"], err=True)
-    wanted = sum(done["replicas"].values())
+        out.line(safe(done["message"]), err=True)
     deadline = time.monotonic() + args.timeout
     try:
         while True:
@@ -304,6 +307,18 @@ def cmd_wake(args, out, client):
     else:
         out.line(f"{args.name} is awake: {status['ready']} pods Ready")
     return 0
+
+
+def cmd_teardown(args, out, client):
+    if args.confirm != args.name:
+        out.line(
+            f"helmdeck: --confirm: type the profile's name ({args.name}) to tear it down",
+            err=True,
+        )
+        return 2
+    body = {"confirm": args.confirm}
+    release = client.call("POST", f"/profiles/{_path(args.name)}/teardown", body)
+    return _started(args, out, client, release)
 
 
 def _acted(out, done):
@@ -396,6 +411,14 @@ def parser():
     delete_pod.add_argument("pod")
     sleep = sub.add_parser("sleep", parents=[common], help="scale every component to 0")
     sleep.add_argument("name")
+    teardown = sub.add_parser(
+        "teardown", parents=[common], help="helm uninstall (admins); the profile stays"
+    )
+    teardown.add_argument("name")
+    teardown.add_argument(
+        "--confirm", required=True, metavar="NAME", help="the profile's name again, to confirm"
+    )
+    teardown.add_argument("--wait", action="store_true", help="follow it until it ends")
     wake = sub.add_parser("wake", parents=[common], help="bring a sleeping profile back")
     wake.add_argument("name")
     wake.add_argument("--wait", action="store_true", help="until every pod is Ready")
@@ -414,6 +437,7 @@ COMMANDS = {
     "delete-pod": cmd_delete_pod,
     "sleep": cmd_sleep,
     "wake": cmd_wake,
+    "teardown": cmd_teardown,
 }
 
 

@@ -115,7 +115,7 @@ def test_sleep_frees_the_cluster_and_wake_restores_what_ran(deployed, sandbox, a
         asleep = namespace_capacity(kube=kube, namespace=sandbox.namespace).used
     # their requests are free again: api 50m, web 2 x 50m
     assert awake.cpu - asleep.cpu == Decimal("0.15")
-    with pytest.raises(ActionRefused, match="already asleep"):
+    with pytest.raises(ActionRefused, match="small is asleep: wake it first"):
         profile_sleep(profile=profile, actor=alice)
     with pytest.raises(ActionRefused, match="wake it"):
         component_restart(profile=profile, component=web, actor=alice)
@@ -168,6 +168,7 @@ def test_every_action_waits_for_an_active_release(deployed, sandbox, alice):
         lambda: component_scale(profile=deployed, component=api, replicas=2, actor=alice),
         lambda: pod_delete(profile=deployed, pod="x", actor=alice),
         lambda: profile_sleep(profile=deployed, actor=alice),
+        lambda: profile_wake(profile=deployed, actor=alice),
     ):
         with pytest.raises(ActionRefused, match=f"release #{release.pk} .* is queued"):
             act()
@@ -186,6 +187,30 @@ def test_a_cluster_that_does_not_answer_is_a_reason_not_a_crash(
     with pytest.raises(ActionRefused, match="unreachable") as refused:
         component_scale(profile=deployed, component=api, replicas=2, actor=alice)
     assert refused.value.status == 502
+    with pytest.raises(ActionRefused, match="unreachable") as refused:
+        component_restart(profile=deployed, component=api, actor=alice)
+    assert refused.value.status == 502
     with pytest.raises(ActionRefused, match="unreachable"):
         profile_sleep(profile=deployed, actor=alice)
     assert Profile.objects.get(pk=deployed.pk).asleep_since is None
+
+
+def test_nothing_deployed_is_a_refusal_not_a_crash(small_app, alice):
+    web = small_app.components.get(name="web")
+    for act in (
+        lambda: component_restart(profile=small_app, component=web, actor=alice),
+        lambda: component_scale(profile=small_app, component=web, replicas=2, actor=alice),
+        lambda: profile_sleep(profile=small_app, actor=alice),
+    ):
+        with pytest.raises(ActionRefused, match="small is not deployed: deploy it first") as no:
+            act()
+        assert no.value.status == 409
+
+
+def test_actions_follow_the_release_to_the_namespace_it_runs_in(deployed, sandbox, alice):
+    """The profile's namespace edited after the deploy: what runs is still where it was."""
+    Profile.objects.filter(pk=deployed.pk).update(namespace="somewhere-else")
+    deployed.refresh_from_db()
+    web = deployed.components.get(name="web")
+    component_scale(profile=deployed, component=web, replicas=2, actor=alice)
+    assert replicas(sandbox) == {"api": 1, "web": 2}

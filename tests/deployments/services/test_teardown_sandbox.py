@@ -39,10 +39,12 @@ def tear_down(profile):
 def test_it_uninstalls_keeps_a_namespace_it_did_not_create_and_deploys_again(
     small_app, sandbox, helm_bin
 ):
-    with pytest.raises(ReleaseRefused, match="never installed"):
+    with pytest.raises(ReleaseRefused, match="small is not deployed"):
         release_teardown_request(profile=small_app, actor=None)
     deploy(small_app)
-    release, log = tear_down(small_app)
+    # the namespace edited since the deploy: the teardown goes where the release runs
+    Profile.objects.filter(pk=small_app.pk).update(namespace="edited-since")
+    release, log = tear_down(Profile.objects.get(pk=small_app.pk))
     assert f"namespace {sandbox.namespace} kept: it was there before small's first deploy" in log
     helm = Helm(binary=helm_bin, kubeconfig=str(sandbox.kubeconfig))
     assert helm.run("list", "--namespace", sandbox.namespace, "--short").strip() == ""
@@ -53,7 +55,10 @@ def test_it_uninstalls_keeps_a_namespace_it_did_not_create_and_deploys_again(
     assert status_row(small_app.pk).health.status == "not_deployed"
     with pytest.raises(ReleaseRefused, match="was torn down"):
         release_rollback_request(profile=small_app, actor=None)
+    with pytest.raises(ReleaseRefused, match="small is not deployed"):
+        release_teardown_request(profile=small_app, actor=None)
 
+    Profile.objects.filter(pk=small_app.pk).update(namespace=sandbox.namespace)
     again = deploy(Profile.objects.get(pk=small_app.pk))
     assert again.helm_revision == 1  # a fresh install
     assert current_release(profile=small_app).pk == again.pk
@@ -69,7 +74,14 @@ def test_it_deletes_the_namespace_it_created(small_app, sandbox, helm_bin):
         deploy(small_app)
         created = sandbox.core.read_namespace(namespace)
         assert created.metadata.annotations[teardown.CREATED_FOR] == "small"
+        # another profile deploys into it too: kept
+        other = Profile.objects.create(name="other", namespace=namespace, cluster=small_app.cluster)
         _, log = tear_down(small_app)
+        assert f"namespace {namespace} kept: profile other still use it" in log
+        assert sandbox.core.read_namespace(namespace).metadata.deletion_timestamp is None
+        other.delete()
+        deploy(Profile.objects.get(pk=small_app.pk))
+        _, log = tear_down(Profile.objects.get(pk=small_app.pk))
         assert f"namespace {namespace} deleted: Helmdeck created it for small" in log
 
         def gone():

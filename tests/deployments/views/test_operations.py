@@ -76,13 +76,22 @@ def test_an_unknown_component_or_profile_is_404(login, shop):
 
 @pytest.mark.django_db
 def test_an_action_refused_says_why_and_does_nothing(login, shop):
+    from tests.factories import make_release
+
     client = login("deployer")
+    response = client.post(urls(shop)["restart"], {"token": "t0"})
+    assert response.status_code == 409 and "shop is not deployed" in response.content.decode()
+    make_release(shop, "succeeded", revision=1)
     release = release_request(profile=shop, actor=None, build=False)
     response = client.post(urls(shop)["restart"], {"token": "t"})
     assert response.status_code == 409
     assert f"release #{release.pk} of shop is queued" in response.content.decode()
+    release.delete()
     response = client.post(urls(shop)["wake"], {"token": "t2"})
     assert response.status_code == 409 and "shop is not asleep" in response.content.decode()
+    # a pod name no pod can have: 404 before anything is asked
+    bad = reverse("deployments:pod_delete", args=["shop", "Not_A_Pod"])
+    assert client.get(bad).status_code == 404
 
 
 # ---- on the sandbox ------------------------------------------------------------------------
@@ -113,10 +122,16 @@ def test_the_profile_page_restarts_scales_and_sleeps_each_once(login, deployed, 
     links = urls(deployed)
     back = reverse("deployments:profile_detail", args=[deployed.name])
 
+    template = sandbox.apps.read_namespaced_deployment("small-web", sandbox.namespace)
+    assert "kubectl.kubernetes.io/restartedAt" not in (
+        template.spec.template.metadata.annotations or {}
+    )
     for _ in range(2):  # a double click: the same form twice
         response = client.post(links["restart"], {"token": "r1"})
         assert response.status_code == 302 and response["Location"] == back
     assert AuditEvent.objects.filter(action="component.restart").count() == 1
+    restarted = sandbox.apps.read_namespaced_deployment("small-web", sandbox.namespace)
+    assert restarted.spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]
 
     response = client.post(links["scale"], {"token": "s1", "replicas": "3"}, follow=True)
     assert "Scaled web to 3 pods. The profile says 1" in response.content.decode()
@@ -195,7 +210,7 @@ def test_teardown_is_for_admins_and_asks_for_the_name(client, login, shop, monke
     assert response.status_code == 400
     assert "type shop exactly to tear it down" in response.content.decode()
     response = admin.post(url, {"token": "t1", "name": "shop"})
-    assert response.status_code == 409 and "never installed" in response.content.decode()
+    assert response.status_code == 409 and "shop is not deployed" in response.content.decode()
     assert not Release.objects.filter(kind="teardown").exists()
 
     make_release(shop, "succeeded", revision=1)

@@ -1,0 +1,129 @@
+"""services.operations without a cluster: a fake adapter (unit tests), for what a real
+cluster will not do on demand: a component that refuses to scale halfway through a sleep or
+a wake, a restartedAt annotation without a timezone, a Deployment changed under a restart."""
+
+from datetime import UTC, datetime
+from types import SimpleNamespace as Obj
+
+import pytest
+
+from deployments.integrations.kube import RESTARTED_AT, KubeError
+from deployments.models import AuditEvent, Profile
+from deployments.services import operations
+from deployments.services.operations import ActionRefused
+from tests.factories import ComponentFactory, ProfileFactory, make_release
+
+pytestmark = pytest.mark.django_db
+
+
+def deployment(component, replicas=1, restarted=None):
+    annotations = {RESTARTED_AT: restarted} if restarted else {}
+    return Obj(
+        metadata=Obj(
+            name=f"shop-{component}",
+            namespace="shop",
+            resource_version="1",
+            labels={"app.kubernetes.io/component": component},
+        ),
+        spec=Obj(replicas=replicas, template=Obj(metadata=Obj(annotations=annotations))),
+    )
+
+
+class FakeKube:
+    """Deployments `web` (2 replicas) and `api` (1); scaling `failing` raises."""
+
+    failing: set = set()
+    conflicts = 0
+    restarted_at = None
+    scaled: list = []
+
+    def __init__(self, cluster):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def release_deployments(self, namespace, release):
+        return [deployment("web", 2, FakeKube.restarted_at), deployment("api", 1)]
+
+    def deployment_scale(self, namespace, name, replicas):
+        if name.removeprefix("shop-") in FakeKube.failing:
+            raise KubeError("the API answered 500 Internal Server Error", permanent=False)
+        FakeKube.scaled.append((name, replicas))
+
+    def deployment_restart(self, deployment, *, at):
+        if FakeKube.conflicts:
+            FakeKube.conflicts -= 1
+            raise KubeError("the API answered 409 Conflict", permanent=True, status=409)
+        FakeKube.scaled.append((deployment.metadata.name, "restart"))
+
+
+@pytest.fixture
+def shop(monkeypatch):
+    monkeypatch.setattr(operations, "Kube", FakeKube)
+    monkeypatch.setattr(FakeKube, "failing", set())
+    monkeypatch.setattr(FakeKube, "scaled", [])
+    monkeypatch.setattr(FakeKube, "conflicts", 0)
+    monkeypatch.setattr(FakeKube, "restarted_at", None)
+    profile = ProfileFactory(name="shop")
+    ComponentFactory(profile=profile, name="web", replicas=2)
+    ComponentFactory(profile=profile, name="api")
+    make_release(profile, "succeeded", revision=1)
+    return profile
+
+
+def test_a_sleep_that_fails_halfway_is_asleep_and_says_which(shop):
+    FakeKube.failing = {"api"}
+    with pytest.raises(ActionRefused) as refused:
+        operations.profile_sleep(profile=shop, actor=None)
+    assert refused.value.status == 502
+    assert str(refused.value).startswith("shop is only partly asleep: api (the API answered 500")
+    assert "Wake brings back the others" in str(refused.value)
+    assert FakeKube.scaled == [("shop-web", 0)]
+    row = Profile.objects.get(pk=shop.pk)
+    assert row.asleep_since is not None and row.sleep_replicas == {"api": 1, "web": 2}
+
+
+def test_a_sleep_where_nothing_scales_changes_nothing(shop):
+    FakeKube.failing = {"api", "web"}
+    with pytest.raises(ActionRefused, match="shop could not be put to sleep"):
+        operations.profile_sleep(profile=shop, actor=None)
+    assert Profile.objects.get(pk=shop.pk).asleep_since is None
+    assert not AuditEvent.objects.filter(action="profile.sleep").exists()
+
+
+def test_a_wake_that_fails_halfway_stays_asleep_for_the_next_wake(shop):
+    operations.profile_sleep(profile=shop, actor=None)
+    FakeKube.failing, FakeKube.scaled = {"web"}, []
+    with pytest.raises(ActionRefused, match="shop is only partly awake: web .* Wake again"):
+        operations.profile_wake(profile=shop, actor=None)
+    assert FakeKube.scaled == [("shop-api", 1)]
+    assert Profile.objects.get(pk=shop.pk).sleep_replicas == {"api": 1, "web": 2}
+    FakeKube.failing, FakeKube.scaled = set(), []
+    assert operations.profile_wake(profile=shop, actor=None).replicas == {"api": 1, "web": 2}
+    assert Profile.objects.get(pk=shop.pk).asleep_since is None
+
+
+def test_a_restarted_at_without_a_timezone_is_read_as_utc(shop):
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    FakeKube.restarted_at = now.isoformat()  # as another tool may have written it
+    web = shop.components.get(name="web")
+    with pytest.raises(ActionRefused, match=r"web was restarted \d+ s ago"):
+        operations.component_restart(profile=shop, component=web, actor=None)
+    FakeKube.restarted_at = "yesterday"  # not a time at all: no guard
+    operations.component_restart(profile=shop, component=web, actor=None)
+    assert FakeKube.scaled == [("shop-web", "restart")]
+
+
+def test_a_restart_racing_a_status_update_reads_again_and_restarts_once(shop):
+    FakeKube.conflicts = 2  # the Deployment's status moved twice between read and patch
+    web = shop.components.get(name="web")
+    operations.component_restart(profile=shop, component=web, actor=None)
+    assert FakeKube.scaled == [("shop-web", "restart")]
+    FakeKube.conflicts, FakeKube.scaled = 3, []  # it keeps moving: said, not hidden
+    with pytest.raises(ActionRefused, match="409 Conflict") as refused:
+        operations.component_restart(profile=shop, component=web, actor=None)
+    assert refused.value.status == 502 and FakeKube.scaled == []
