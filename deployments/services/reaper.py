@@ -130,6 +130,6 @@ def release_requeue(*, is_queued, enqueue, grace, now=None):
         if is_queued(release.pk):
             continue
         StageRun(release).log("its queued task was lost (Redis restarted?): queued again")
-        enqueue(release.pk)
+        enqueue(release.pk, release.kind)
         requeued.append(release.pk)
     return requeued

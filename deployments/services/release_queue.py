@@ -32,17 +32,17 @@ def release_stage_task_name(stage):
 
 def release_enqueue(release):
     """Start a requested release's chain once its row is committed."""
-    transaction.on_commit(functools.partial(release_send, release.pk))
+    transaction.on_commit(functools.partial(release_send, release.pk, release.kind))
 
 
-def release_send(release_id):
-    """Send a release's chain, then mark it sent. A broker that is down now only delays the
-    release: it stays queued, unmarked, and is sent once Redis is back."""
+def release_send(release_id, kind=Release.Kind.DEPLOY):
+    """Send a release's chain (a teardown's, or a deploy's and a rollback's), then mark it
+    sent. A broker that is down now only delays the release: it stays queued, unmarked, and
+    is sent once Redis is back."""
     from celery import chain
 
     from controlpanel.celery import app
 
-    kind = Release.objects.filter(pk=release_id).values_list("kind", flat=True).first()
     names = TEARDOWN_STAGES if kind == Release.Kind.TEARDOWN else STAGES
     # Sent by name: the sender (the web process, `deploy --wait`) needs the Celery app, not
     # the workers' side (deployments.tasks imports every stage's libraries: ~0.2 s more at

@@ -18,7 +18,7 @@ def requeue(*, queued, grace=10, later=60):
     sent = []
     requeued = release_requeue(
         is_queued=lambda pk: queued,
-        enqueue=sent.append,
+        enqueue=lambda pk, kind: sent.append(pk if kind == "deploy" else (pk, kind)),
         grace=grace,
         now=timezone.now() + timedelta(seconds=later),
     )
@@ -42,3 +42,14 @@ def test_it_leaves_a_release_a_cli_process_runs(todo_app):
     release = release_request(profile=todo_app, actor=None, build=False)
     Release.objects.filter(pk=release.pk).update(worker="cli")
     assert requeue(queued=False) == ([], [])
+
+
+def test_it_sends_a_lost_teardown_as_a_teardown(todo_app):
+    from tests.factories import make_release
+
+    make_release(todo_app, "succeeded", revision=1)
+    from deployments.services.releases import release_teardown_request
+
+    release = release_teardown_request(profile=todo_app, actor=None)
+    requeued, sent = requeue(queued=False)
+    assert requeued == [release.pk] and sent == [(release.pk, "teardown")]
