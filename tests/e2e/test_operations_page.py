@@ -10,7 +10,6 @@ import pytest
 
 from deployments.models import AuditEvent, PodState
 from deployments.services.operations import component_scale
-from deployments.services.releases import release_request, release_run
 from tests.conftest import SSE_OPENED_SCRIPT, wait_for_js
 from tests.factories import UserFactory
 
@@ -34,11 +33,9 @@ LIVE = 1.0  # seconds from the watcher's row to the page
 
 
 @pytest.fixture
-def deployed(small_app, watcher):
-    release = release_run(release_request(profile=small_app, actor=None, build=False).pk)
-    assert release.status == "succeeded", release.reason
+def deployed(small_deployed, watcher):
     watcher()
-    return small_app
+    return small_deployed
 
 
 def watch_rows(profile, component, until, timeout=60):

@@ -13,19 +13,17 @@ import pytest
 
 from deployments.models import AuditEvent
 from deployments.services.api_tokens import api_token_create
-from deployments.services.releases import release_request, release_run
 from tests.e2e.test_remote_cli import HELMDECK
 from tests.factories import UserFactory
 from tests.faults.conftest import fault_env  # noqa: F401 - a fixture
 from tests.fixtures.faults import start_web, stop
+from tests.fixtures.profiles import replicas_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def cli_env(fault_env, small_app, watcher, tmp_path):
-    release = release_run(release_request(profile=small_app, actor=None, build=False).pk)
-    assert release.status == "succeeded", release.reason
+def cli_env(fault_env, small_deployed, watcher, tmp_path):
     watcher()
     web, url = start_web(fault_env)
     _, token = api_token_create(user=UserFactory(role="deployer"), name="e2e")
@@ -44,25 +42,18 @@ def helmdeck(env, *args, timeout=120):
     )
 
 
-def replicas(sandbox):
-    return {
-        d.metadata.labels["app.kubernetes.io/component"]: d.spec.replicas
-        for d in sandbox.apps.list_namespaced_deployment(sandbox.namespace).items
-    }
-
-
 def test_scale_sleep_and_wake_from_the_command_line(cli_env, sandbox):
     scaled = helmdeck(cli_env, "scale", "small", "web", "2")
     assert scaled.returncode == 0, scaled.stderr
     assert scaled.stdout.startswith("Scaled web to 2 pods.")
-    assert replicas(sandbox) == {"api": 1, "web": 2}
+    assert replicas_of(sandbox) == {"api": 1, "web": 2}
 
     slept = helmdeck(cli_env, "sleep", "small", "-o", "json")
     assert slept.returncode == 0, slept.stderr
     assert json.loads(slept.stdout)["replicas"] == {"api": 1, "web": 2}
     again = helmdeck(cli_env, "sleep", "small")
-    assert (again.returncode, again.stderr) == (1, "helmdeck: small is already asleep\n")
-    assert replicas(sandbox) == {"api": 0, "web": 0}
+    assert (again.returncode, again.stderr) == (1, "helmdeck: small is asleep: wake it first\n")
+    assert replicas_of(sandbox) == {"api": 0, "web": 0}
 
     woke = helmdeck(cli_env, "wake", "small", "--wait", "--timeout", "60")
     assert woke.returncode == 0, woke.stderr
@@ -96,4 +87,4 @@ def test_bad_input_is_exit_2_with_one_line_per_problem(cli_env, sandbox):
     assert confirm.returncode == 2 and "--confirm: type the profile's name" in confirm.stderr
     typo = helmdeck(cli_env, "scale", "small", "web", "two")
     assert typo.returncode == 2 and "invalid int value: 'two'" in typo.stderr
-    assert replicas(sandbox) == {"api": 1, "web": 1}
+    assert replicas_of(sandbox) == {"api": 1, "web": 1}

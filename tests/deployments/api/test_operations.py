@@ -4,23 +4,14 @@ cluster runs afterwards."""
 import pytest
 
 from deployments.models import AuditEvent
-from deployments.services.releases import release_request, release_run
+from tests.fixtures.profiles import replicas_of
 
 BASE = "/api/v1/profiles/small"
 
 
 @pytest.fixture
-def deployed(small_app):
-    release = release_run(release_request(profile=small_app, actor=None, build=False).pk)
-    assert release.status == "succeeded", release.reason
-    return small_app
-
-
-def replicas(sandbox):
-    return {
-        d.metadata.labels["app.kubernetes.io/component"]: d.spec.replicas
-        for d in sandbox.apps.list_namespaced_deployment(sandbox.namespace).items
-    }
+def deployed(small_deployed):
+    return small_deployed
 
 
 CALLS = [
@@ -65,7 +56,7 @@ def test_a_deployer_token_scales_sleeps_and_wakes(api_as, deployed, sandbox):
         "message": "Scaled web to 2 pods. The profile says 1: the next deploy sets that again.",
         "replicas": {"web": 2},
     }
-    assert replicas(sandbox) == {"api": 1, "web": 2}
+    assert replicas_of(sandbox) == {"api": 1, "web": 2}
 
     response = client.post(f"{BASE}/components/nope/restart")
     assert response.status_code == 404
@@ -74,13 +65,13 @@ def test_a_deployer_token_scales_sleeps_and_wakes(api_as, deployed, sandbox):
     assert client.post(f"{BASE}/sleep").json()["replicas"] == {"api": 1, "web": 2}
     again = client.post(f"{BASE}/sleep")
     assert again.status_code == 409
-    assert again.json()["errors"] == [{"path": "", "message": "small is already asleep"}]
-    assert replicas(sandbox) == {"api": 0, "web": 0}
+    assert again.json()["errors"] == [{"path": "", "message": "small is asleep: wake it first"}]
+    assert replicas_of(sandbox) == {"api": 0, "web": 0}
     response = client.post(f"{BASE}/components/web/scale", {"replicas": 1})
     assert response.status_code == 409 and "wake it" in response.json()["errors"][0]["message"]
 
     assert client.post(f"{BASE}/wake").json()["replicas"] == {"api": 1, "web": 2}
-    assert replicas(sandbox) == {"api": 1, "web": 2}
+    assert replicas_of(sandbox) == {"api": 1, "web": 2}
     used = AuditEvent.objects.filter(action="api_token.used").values_list("target", flat=True)
     assert {t.split(": ", 1)[1] for t in used} == {"scale web to 2", "sleep", "wake"}
 

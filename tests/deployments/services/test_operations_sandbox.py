@@ -20,6 +20,7 @@ from deployments.services.operations import (
 from deployments.services.releases import release_request, release_run
 from deployments.spec import SpecError
 from tests.factories import UserFactory
+from tests.fixtures.profiles import replicas_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -28,13 +29,6 @@ def deploy(profile):
     release = release_run(release_request(profile=profile, actor=None, build=False).pk)
     assert release.status == Release.Status.SUCCEEDED, release.reason
     return release
-
-
-def replicas(sandbox):
-    return {
-        d.metadata.labels["app.kubernetes.io/component"]: d.spec.replicas
-        for d in sandbox.apps.list_namespaced_deployment(sandbox.namespace).items
-    }
 
 
 def running(sandbox, component):
@@ -49,9 +43,8 @@ def running(sandbox, component):
 
 
 @pytest.fixture
-def deployed(small_app):
-    deploy(small_app)
-    return small_app
+def deployed(small_deployed):
+    return small_deployed
 
 
 @pytest.fixture
@@ -80,7 +73,7 @@ def test_it_restarts_a_component_by_rolling_its_pods_once(deployed, sandbox, ali
 def test_it_scales_until_the_next_deploy_sets_the_profiles_number(deployed, sandbox, alice):
     api = deployed.components.get(name="api")
     component_scale(profile=deployed, component=api, replicas=3, actor=alice)
-    assert replicas(sandbox)["api"] == 3
+    assert replicas_of(sandbox)["api"] == 3
     assert Component.objects.get(pk=api.pk).scaled_replicas == 3
     sandbox.wait_until(lambda: len(running(sandbox, "api")) == 3, what="3 api pods")
     component_scale(profile=deployed, component=api, replicas=0, actor=alice)
@@ -94,7 +87,7 @@ def test_it_scales_until_the_next_deploy_sets_the_profiles_number(deployed, sand
     assert (event.before, event.after) == ({"replicas": 3}, {"replicas": 0})
 
     deploy(deployed)  # the profile says 1
-    assert replicas(sandbox)["api"] == 1
+    assert replicas_of(sandbox)["api"] == 1
     assert Component.objects.get(pk=api.pk).scaled_replicas is None
 
 
@@ -109,7 +102,7 @@ def test_sleep_frees_the_cluster_and_wake_restores_what_ran(deployed, sandbox, a
     profile = Profile.objects.get(pk=deployed.pk)
     assert profile.asleep_since is not None and profile.asleep_by == "alice"
     assert profile.sleep_replicas == {"api": 1, "web": 2}
-    assert replicas(sandbox) == {"api": 0, "web": 0}
+    assert replicas_of(sandbox) == {"api": 0, "web": 0}
     sandbox.wait_until(lambda: not sandbox.pods(), what="every pod gone")
     with Kube(deployed.cluster) as kube:
         asleep = namespace_capacity(kube=kube, namespace=sandbox.namespace).used
@@ -136,7 +129,7 @@ def test_sleep_frees_the_cluster_and_wake_restores_what_ran(deployed, sandbox, a
 def test_a_deploy_wakes_a_sleeping_profile(deployed, sandbox, alice):
     profile_sleep(profile=deployed, actor=alice)
     deploy(Profile.objects.get(pk=deployed.pk))
-    assert replicas(sandbox) == {"api": 1, "web": 1}
+    assert replicas_of(sandbox) == {"api": 1, "web": 1}
     assert Profile.objects.get(pk=deployed.pk).asleep_since is None
 
 
@@ -172,7 +165,7 @@ def test_every_action_waits_for_an_active_release(deployed, sandbox, alice):
     ):
         with pytest.raises(ActionRefused, match=f"release #{release.pk} .* is queued"):
             act()
-    assert replicas(sandbox) == {"api": 1, "web": 1}
+    assert replicas_of(sandbox) == {"api": 1, "web": 1}
     assert not AuditEvent.objects.filter(
         action__regex=r"^(component|pod|profile\.(sleep|wake))"
     ).exists()
@@ -213,4 +206,4 @@ def test_actions_follow_the_release_to_the_namespace_it_runs_in(deployed, sandbo
     deployed.refresh_from_db()
     web = deployed.components.get(name="web")
     component_scale(profile=deployed, component=web, replicas=2, actor=alice)
-    assert replicas(sandbox) == {"api": 1, "web": 2}
+    assert replicas_of(sandbox) == {"api": 1, "web": 2}

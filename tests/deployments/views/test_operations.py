@@ -8,8 +8,9 @@ import pytest
 from django.urls import reverse
 
 from deployments.models import AuditEvent, Profile
-from deployments.services.releases import release_request, release_run
+from deployments.services.releases import release_request
 from tests.factories import ComponentFactory, ProfileFactory
+from tests.fixtures.profiles import replicas_of
 
 
 def urls(profile, component="web", pod="small-web-1"):
@@ -98,17 +99,8 @@ def test_an_action_refused_says_why_and_does_nothing(login, shop):
 
 
 @pytest.fixture
-def deployed(small_app):
-    release = release_run(release_request(profile=small_app, actor=None, build=False).pk)
-    assert release.status == "succeeded", release.reason
-    return small_app
-
-
-def replicas(sandbox):
-    return {
-        d.metadata.labels["app.kubernetes.io/component"]: d.spec.replicas
-        for d in sandbox.apps.list_namespaced_deployment(sandbox.namespace).items
-    }
+def deployed(small_deployed):
+    return small_deployed
 
 
 @pytest.mark.integration
@@ -135,12 +127,12 @@ def test_the_profile_page_restarts_scales_and_sleeps_each_once(login, deployed, 
 
     response = client.post(links["scale"], {"token": "s1", "replicas": "3"}, follow=True)
     assert "Scaled web to 3 pods. The profile says 1" in response.content.decode()
-    assert replicas(sandbox)["web"] == 3
+    assert replicas_of(sandbox)["web"] == 3
     assert "web is scaled to 3 pods; the profile says 1" in response.content.decode()
 
     response = client.post(links["sleep"], {"token": "z1"})
     assert response.status_code == 200 and "Put small to sleep?" in response.content.decode()
-    assert replicas(sandbox) == {"api": 1, "web": 3}  # asked, not yet done
+    assert replicas_of(sandbox) == {"api": 1, "web": 3}  # asked, not yet done
     first, again = (
         client.post(links["sleep"], {"token": "z1", "confirmed": "True"}, follow=True)
         for _ in range(2)
@@ -148,7 +140,7 @@ def test_the_profile_page_restarts_scales_and_sleeps_each_once(login, deployed, 
     html = first.content.decode()
     assert again.status_code == 200 and "Not done" not in again.content.decode()
     assert "small is asleep: every component is scaled to 0. Wake restores api 1, web 3." in html
-    assert replicas(sandbox) == {"api": 0, "web": 0}
+    assert replicas_of(sandbox) == {"api": 0, "web": 0}
     assert "Wake…" in html and "put to sleep by" in html
     assert AuditEvent.objects.filter(action="profile.sleep").count() == 1
 
@@ -157,7 +149,7 @@ def test_the_profile_page_restarts_scales_and_sleeps_each_once(login, deployed, 
 
     response = client.post(links["wake"], {"token": "w1"}, follow=True)
     assert "Waking small: api 1, web 3." in response.content.decode()
-    assert replicas(sandbox) == {"api": 1, "web": 3}
+    assert replicas_of(sandbox) == {"api": 1, "web": 3}
     assert Profile.objects.get(pk=deployed.pk).asleep_since is None
 
 
