@@ -98,3 +98,6 @@ def test_an_admin_token_tears_down_through_a_worker(api_as, deployed, sandbox, c
     release = Release.objects.get(pk=body["id"])
     assert release.status == "succeeded", release.reason
     assert not sandbox.apps.list_namespaced_deployment(sandbox.namespace).items
+    # the sandbox made the namespace, not Helmdeck: kept, and the log says why
+    assert sandbox.core.read_namespace(sandbox.namespace).metadata.deletion_timestamp is None
+    assert release.log_lines.filter(text__contains="kept: it was there before").exists()
