@@ -211,6 +211,16 @@ class ComponentInline(admin.StackedInline):
             },
         ),
         (
+            "Ingress",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    ("ingress_host", "ingress_path"),
+                    ("ingress_class", "ingress_tls_secret"),
+                ],
+            },
+        ),
+        (
             "Probes",
             {
                 "classes": ["collapse"],

@@ -287,9 +287,9 @@ def _ingress(c, base, raw):
     else:
         c.check(f"{base}.host", v.validate_ingress_host, ingress["host"])
     c.check(f"{base}.path", v.validate_ingress_path, ingress["path"])
-    c.check(f"{base}.className", v.validate_dns1123_subdomain, ingress["className"])
+    c.check(f"{base}.className", v.validate_ingress_class, ingress["className"])
     if ingress["tlsSecret"] is not None:
-        c.check(f"{base}.tlsSecret", v.validate_dns1123_subdomain, ingress["tlsSecret"])
+        c.check(f"{base}.tlsSecret", v.validate_tls_secret_name, ingress["tlsSecret"])
     return ingress
 
 

@@ -265,6 +265,14 @@ def validate_ingress_host(value):
         raise ValidationError("must be a full hostname with a dot, e.g. todo.example.test")
 
 
+def validate_ingress_class(value):
+    validate_dns1123_subdomain(value, example="nginx")
+
+
+def validate_tls_secret_name(value):
+    validate_dns1123_subdomain(value, example="todo-tls")
+
+
 _INGRESS_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 
 

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 default="nginx",
                 max_length=253,
-                validators=[deployments.validators.validate_dns1123_subdomain],
+                validators=[deployments.validators.validate_ingress_class],
             ),
         ),
         migrations.AddField(
@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 blank=True,
                 max_length=253,
-                validators=[deployments.validators.validate_dns1123_subdomain],
+                validators=[deployments.validators.validate_tls_secret_name],
             ),
         ),
         migrations.AddField(

@@ -223,10 +223,10 @@ class Component(models.Model):
     ingress_class = models.CharField(
         max_length=253,
         default=spec.DEFAULT_INGRESS_CLASS,
-        validators=[v.validate_dns1123_subdomain],
+        validators=[v.validate_ingress_class],
     )
     ingress_tls_secret = models.CharField(
-        max_length=253, blank=True, validators=[v.validate_dns1123_subdomain]
+        max_length=253, blank=True, validators=[v.validate_tls_secret_name]
     )
     # The replicas a Scale action set on the cluster (services/operations.py), until the next
     # deploy sets `replicas` again: the pages say when what runs differs from the profile.

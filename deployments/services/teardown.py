@@ -56,13 +56,9 @@ def _shared(run, namespace):
         .exclude(pk=run.profile.pk)
         .values_list("name", flat=True)
     )
-    releases = [
-        line.strip()
-        for line in run.helm()
-        .run("list", "--namespace", namespace, "--all", "--short")
-        .splitlines()
-        if line.strip() and line.strip() != run.spec["name"]
-    ]
+    states = ("--deployed", "--failed", "--pending", "--superseded")  # helm 3 and 4 alike
+    listed = run.helm().run("list", "--namespace", namespace, *states, "--short")
+    releases = [r for r in map(str.strip, listed.splitlines()) if r and r != run.spec["name"]]
     users = [f"profile {p}" for p in profiles] + [f"helm release {r}" for r in releases]
     return ", ".join(users)
 

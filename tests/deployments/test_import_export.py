@@ -323,12 +323,12 @@ def test_an_ingress_round_trips_and_a_host_another_profile_uses_is_refused(todo_
         (
             {"host": "s.example.test", "className": "Nginx"},
             "components.frontend.ingress.className",
-            "lowercase",
+            "e.g. nginx",
         ),
         (
             {"host": "s.example.test", "tlsSecret": "a b"},
             "components.frontend.ingress.tlsSecret",
-            "spaces",
+            "e.g. todo-tls",
         ),
         (
             {"host": "s.example.test", "port": 80},
@@ -356,7 +356,7 @@ def test_two_components_cannot_route_the_same_host_and_path(todo_app):
         profile_import(data=doc, actor=None)
     assert [(e.path, e.message) for e in info.value.errors] == [
         (
-            "components.frontend.ingress.path",
-            "s.example.test/ is already routed to component backend",
+            "components.backend.ingress.path",
+            "s.example.test/ is already routed to component frontend",
         )
     ]

@@ -47,6 +47,19 @@ RELEASE_PAGES = [
     ("get", "/clusters/", None, VIEW, 200),
     ("get", "/clusters/minikube/", None, VIEW, 200),
     ("post", "/clusters/minikube/check/", {}, DEPLOY, 302),
+    # actions on what runs: each page shows its form; a POST without one is a 400
+    ("get", "/profiles/todo-app/components/backend/restart/", None, DEPLOY, 200),
+    ("post", "/profiles/todo-app/components/backend/restart/", {}, DEPLOY, 400),
+    ("get", "/profiles/todo-app/components/backend/scale/", None, DEPLOY, 200),
+    ("post", "/profiles/todo-app/components/backend/scale/", {}, DEPLOY, 400),
+    ("get", "/profiles/todo-app/pods/todo-app-backend-1/delete/", None, DEPLOY, 200),
+    ("post", "/profiles/todo-app/pods/todo-app-backend-1/delete/", {}, DEPLOY, 400),
+    ("get", "/profiles/todo-app/sleep/", None, DEPLOY, 200),
+    ("post", "/profiles/todo-app/sleep/", {}, DEPLOY, 400),
+    ("get", "/profiles/todo-app/wake/", None, DEPLOY, 200),
+    ("post", "/profiles/todo-app/wake/", {}, DEPLOY, 400),
+    ("get", "/profiles/todo-app/teardown/", None, EDIT, 200),  # admins
+    ("post", "/profiles/todo-app/teardown/", {}, EDIT, 400),
 ]
 ADMIN_PAGES = [
     "/admin/",

@@ -77,6 +77,12 @@ API = [
     ("get", "/api/v1/clusters", TOKEN, 401),
     ("get", "/api/v1/clusters/minikube/doctor", TOKEN, 401),
     ("post", "/api/v1/hooks/{webhook}", TOKEN, 401),  # unsigned
+    ("post", "/api/v1/profiles/todo-app/components/backend/restart", TOKEN, 401),
+    ("post", "/api/v1/profiles/todo-app/components/backend/scale", TOKEN, 401),
+    ("delete", "/api/v1/profiles/todo-app/pods/todo-app-backend-1", TOKEN, 401),
+    ("post", "/api/v1/profiles/todo-app/sleep", TOKEN, 401),
+    ("post", "/api/v1/profiles/todo-app/wake", TOKEN, 401),
+    ("post", "/api/v1/profiles/todo-app/teardown", TOKEN, 401),
 ]
 STREAMS = [
     ("get", "/profiles/todo-app/stream/", STREAM, 200),
@@ -265,7 +271,7 @@ def test_it_enforces_the_permission_matrix_everywhere(world, method, url, needs,
     url = url.format(**world)
     for role in ROLES:
         client = client_for(role)
-        response = getattr(client, method)(url, {}) if method == "post" else client.get(url)
+        response = getattr(client, method)(url, {}) if method != "get" else client.get(url)
         want = expected(role, needs, status)
         check(response, want, f"{ROLE_IDS.get(role, role)}: {method} {url}")
         content = body(response)
