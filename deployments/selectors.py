@@ -22,7 +22,7 @@ from deployments.models import (
     SecretEntry,
     Step,
 )
-from deployments.services.app_links import component_links
+from deployments.services.app_links import component_links, deployed_ingresses
 from deployments.services.checks import profile_checks
 from deployments.services.diagnosis import pod_state_problem, problem_q
 from deployments.services.profile_health import LABELS as HEALTH_LABELS
@@ -109,8 +109,11 @@ def profile_pods(*, profile):
 
 
 def profile_links(*, profile, pods):
-    """[AppLink] of the profile's NodePort components (`pods`: its live PodState rows)."""
-    return component_links(list(profile.components.all()), pods)
+    """[AppLink] of the profile's deployed Ingresses and NodePort components (`pods`: its
+    live PodState rows)."""
+    current = current_release(profile=profile)
+    running = deployed_ingresses(current.snapshot) if current else {}
+    return component_links(list(profile.components.all()), pods, running)
 
 
 def profile_live_state(*, profile):
@@ -376,7 +379,8 @@ def _status_rows(ids, health):
         profile.current = None if newest and newest.kind == Release.Kind.TEARDOWN else newest
         deployed = dict(release_images(profile.current)) if profile.current else {}
         components = list(profile.components.all())
-        links = component_links(components, profile.placed_pods)
+        running = deployed_ingresses(profile.current.snapshot) if profile.current else {}
+        links = component_links(components, profile.placed_pods, running)
         profile.component_rows = [
             (c, deployed.get(c.name), [link for link in links if link.component == c.name])
             for c in components

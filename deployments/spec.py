@@ -210,8 +210,9 @@ def _components(c, raw):
             )
         node_ports.setdefault(port, name)
         ingress = comp["ingress"]
-        if ingress and ingress["host"]:
-            route = (ingress["host"], ingress["path"])
+        if ingress and isinstance(ingress["host"], str) and isinstance(ingress["path"], str):
+            # /api and /api/ are one route to the controller
+            route = (ingress["host"], ingress["path"].rstrip("/") or "/")
             if route in routes:
                 c.add(
                     f"{base}.ingress.path",

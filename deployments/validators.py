@@ -263,6 +263,8 @@ def validate_ingress_host(value):
     validate_dns1123_subdomain(value, example="todo.example.test")
     if "." not in value:
         raise ValidationError("must be a full hostname with a dot, e.g. todo.example.test")
+    if all(part.isdigit() for part in value.split(".")):
+        raise ValidationError("must be a DNS name, not an IP address, e.g. todo.example.test")
 
 
 def validate_ingress_class(value):
@@ -273,13 +275,17 @@ def validate_tls_secret_name(value):
     validate_dns1123_subdomain(value, example="todo-tls")
 
 
-_INGRESS_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+# What ingress-nginx's strict path check takes for pathType Prefix (its default since 1.12)
+_INGRESS_PATH = re.compile(r"^/[A-Za-z0-9/_-]*$")
 
 
 def validate_ingress_path(value):
     _require_text(value, "/")
-    if len(value) > 1024 or not _INGRESS_PATH.match(value):
-        raise ValidationError("must be a URL path starting with '/' (no query), e.g. / or /api")
+    if len(value) > 1024 or not _INGRESS_PATH.match(value) or "//" in value:
+        raise ValidationError(
+            "must be a path starting with '/' of letters, digits, '/', '_' and '-' "
+            "(what ingress-nginx accepts), e.g. / or /api"
+        )
 
 
 def validate_probe_delay(value):

@@ -8,7 +8,7 @@ from django import forms
 from deployments import validators as v
 from deployments.forms.fields import LiveValidationMixin, marked_deleted, model_fields
 from deployments.models import Component, ConfigEntry, Profile, SecretEntry
-from deployments.spec import DEFAULT_PROBES
+from deployments.spec import DEFAULT_INGRESS_CLASS, DEFAULT_INGRESS_PATH, DEFAULT_PROBES
 
 COMPONENT_FIELDS = (
     "name",
@@ -97,6 +97,9 @@ COMPONENT_LABELS = {
 }
 
 
+INGRESS_DEFAULTS = {"ingress_path": DEFAULT_INGRESS_PATH, "ingress_class": DEFAULT_INGRESS_CLASS}
+
+
 class ComponentFormBase(LiveValidationMixin, forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -122,8 +125,10 @@ class ComponentFormBase(LiveValidationMixin, forms.Form):
             "Optional: a hostname routed to this component, e.g. todo.example.test "
             "(map it to `minikube ip` in /etc/hosts)."
         )
-        self.fields["ingress_path"].help_text = "Path prefix, e.g. / or /api."
-        self.fields["ingress_class"].help_text = "nginx: Minikube's ingress addon."
+        self.fields["ingress_path"].help_text = "Path prefix, e.g. / or /api (default /)."
+        self.fields["ingress_class"].help_text = "Default nginx: Minikube's ingress addon."
+        for name in ("ingress_path", "ingress_class"):  # their defaults fill in when empty
+            self.fields[name].required = False
         self.fields["ingress_tls_secret"].required = False
         self.fields[
             "ingress_tls_secret"
@@ -131,11 +136,28 @@ class ComponentFormBase(LiveValidationMixin, forms.Form):
 
     def clean(self):
         data = super().clean() or {}
+        self._clean_ingress(data)
         requests = {"cpu": data.get("cpu_request"), "memory": data.get("memory_request")}
         limits = {"cpu": data.get("cpu_limit"), "memory": data.get("memory_limit")}
         for resource, message in v.limit_errors(requests, limits).items():
             self.add_error(f"{resource}_limit", message)
         return data
+
+    def _clean_ingress(self, data):
+        """Empty path and class take their defaults; without a host, a path, class or TLS
+        Secret typed would be dropped unseen: said instead."""
+        for name, default in INGRESS_DEFAULTS.items():
+            if name in data and not data[name]:
+                data[name] = default
+        if data.get("ingress_host") or "ingress_host" in self.errors:
+            return
+        typed = [
+            name
+            for name in ("ingress_path", "ingress_class", "ingress_tls_secret")
+            if data.get(name) and data[name] != INGRESS_DEFAULTS.get(name)
+        ]
+        if typed:
+            self.add_error("ingress_host", "set a host for the Ingress, or clear its other fields")
 
 
 ComponentForm = type(

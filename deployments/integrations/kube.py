@@ -123,6 +123,30 @@ class Kube:
             {"metadata": {"annotations": annotations}},
         )
 
+    def namespace_foreign(self, namespace):
+        """["Secret x", ...]: the Secrets, ConfigMaps and PersistentVolumeClaims of a
+        namespace that helm does not manage (a TLS Secret made by hand, a data volume):
+        what deleting the namespace would lose besides releases' own objects."""
+        found = []
+        for kind, method in (
+            ("Secret", self.core.list_namespaced_secret),
+            ("ConfigMap", self.core.list_namespaced_config_map),
+            ("PersistentVolumeClaim", self.core.list_namespaced_persistent_volume_claim),
+        ):
+            for item in _call(f"listing {kind}s of {namespace}", method, namespace).items:
+                labels = item.metadata.labels or {}
+                if (
+                    labels.get("app.kubernetes.io/managed-by") == "Helm"
+                    or labels.get("owner") == "helm"
+                ):
+                    continue
+                if kind == "ConfigMap" and item.metadata.name == "kube-root-ca.crt":
+                    continue  # every namespace has it
+                if kind == "Secret" and item.type == "kubernetes.io/service-account-token":
+                    continue
+                found.append(f"{kind} {item.metadata.name}")
+        return found
+
     def namespace_delete(self, name):
         """Delete a namespace (everything in it goes with it, in the background)."""
         _call(f"deleting namespace {name}", self.core.delete_namespace, name)
@@ -180,6 +204,17 @@ class Kube:
             for svc in services
             for port in (svc.spec.ports or [])
             if port.node_port
+        }
+
+    def ingress_hosts(self):
+        """{host: "namespace/name"} of every Ingress rule in the cluster."""
+        api = client.NetworkingV1Api(self._api)
+        ingresses = _call("listing ingresses", api.list_ingress_for_all_namespaces).items
+        return {
+            rule.host: f"{ing.metadata.namespace}/{ing.metadata.name}"
+            for ing in ingresses
+            for rule in (ing.spec.rules or [])
+            if rule.host
         }
 
     def release_pods(self, namespace, release):

@@ -1,5 +1,5 @@
-"""Where to open a profile's app: a link per component with an Ingress, to its host and
-path (https with a TLS Secret), and per component with a fixed NodePort, to the address
+"""Where to open a profile's app: a link per component with a deployed Ingress, to its host
+and path (https with a TLS Secret), and per component with a fixed NodePort, to the address
 of a node one of its pods runs on (the pod's hostIP: the node's InternalIP, which
 for a Minikube cluster is `minikube ip`, the address NOTES.txt prints), as the watcher
 last saw it. A pure function of rows the pages already read.
@@ -37,16 +37,25 @@ def _url(address, port):
     return f"http://{host}:{port}"
 
 
-def component_links(components, pods):
-    """[AppLink]: each component's Ingress, and each NodePort component with a nodePort
-    whose pods the watcher saw on a node; `pods` are PodState rows (deleted ones skipped)."""
+def deployed_ingresses(snapshot):
+    """{component: ingress} of a release's snapshot (the export document's shape)."""
+    components = (snapshot or {}).get("components") or {}
+    return {name: body["ingress"] for name, body in components.items() if body.get("ingress")}
+
+
+def component_links(components, pods, ingresses=None):
+    """[AppLink]: each deployed Ingress (`ingresses`: deployed_ingresses of the release that
+    runs: not what the profile says until it is deployed), and each NodePort component with
+    a nodePort whose pods the watcher saw on a node; `pods` are PodState rows (deleted ones
+    skipped)."""
     links = []
+    ingresses = ingresses or {}
     for component in components:
-        host = getattr(component, "ingress_host", "")
-        if host:
-            scheme = "https" if component.ingress_tls_secret else "http"
-            url = f"{scheme}://{host}{component.ingress_path or '/'}"
-            links.append(AppLink(component.name, url, RESOLVE.format(host=host)))
+        ingress = ingresses.get(component.name)
+        if ingress:
+            scheme = "https" if ingress.get("tlsSecret") else "http"
+            url = f"{scheme}://{ingress['host']}{ingress.get('path') or '/'}"
+            links.append(AppLink(component.name, url, RESOLVE.format(host=ingress["host"])))
         if component.service_type != "NodePort" or not component.node_port:
             continue
         placed = sorted(

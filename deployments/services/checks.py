@@ -62,7 +62,7 @@ def profile_checks(*, spec, cluster, profile=None, kube=None):
     for comp in spec["components"]:
         findings += _component_findings(comp)
     findings += _node_port_findings(spec, cluster, profile, kube)
-    findings += _ingress_findings(spec, cluster, profile)
+    findings += _ingress_findings(spec, cluster, profile, kube)
     capacity = capacity_fit(spec=spec, cluster=cluster, kube=kube)
     if not capacity.fits:
         findings.append(
@@ -225,23 +225,34 @@ def node_port_conflicts(*, spec, cluster, profile=None, kube=None):
     return [(port, wanted[port], owner) for port, owner in sorted(owners.items())]
 
 
-def ingress_conflicts(*, spec, cluster, profile=None):
+def ingress_conflicts(*, spec, cluster, profile=None, kube=None):
     """[(host, component, owner)] for each Ingress host of `spec` that another profile's
-    component on `cluster` already uses ("shop/web"): one ingress controller routes a host
-    to one place. The save path (profiles.profile_check_conflicts) and the deploy check."""
+    component on `cluster` already uses ("shop/web"), and, when `kube` is given and
+    answers, an Ingress of another release in the cluster ("Ingress ns/name"): one ingress
+    controller routes a host to one place. The save path (profiles.profile_check_conflicts)
+    and the deploy check."""
     wanted = {c["ingress"]["host"]: c["name"] for c in spec["components"] if c.get("ingress")}
     if not wanted:
         return []
     taken = Component.objects.filter(profile__cluster=cluster, ingress_host__in=wanted)
     if profile is not None:
         taken = taken.exclude(profile=profile)
-    owners = {}
+    owners: dict[str, str] = {}
     for c in taken.select_related("profile").order_by("profile__name", "name"):
         owners.setdefault(c.ingress_host, f"{c.profile.name}/{c.name}")
+    if kube is not None:
+        try:
+            in_cluster = kube.ingress_hosts()
+        except IntegrationError:
+            in_cluster = {}
+        ours = {f"{spec['namespace']}/{spec['name']}-{c['name']}" for c in spec["components"]}
+        for host, ingress in in_cluster.items():
+            if host in wanted and ingress not in ours:
+                owners.setdefault(host, f"Ingress {ingress}")
     return [(host, wanted[host], owner) for host, owner in sorted(owners.items())]
 
 
-def _ingress_findings(spec, cluster, profile):
+def _ingress_findings(spec, cluster, profile, kube):
     return [
         Finding(
             "ingress-host-taken",
@@ -251,7 +262,9 @@ def _ingress_findings(spec, cluster, profile):
             "The ingress controller routes a host to one place: two profiles cannot share it.",
             "Pick another host (or a path under the other profile's host, in that profile).",
         )
-        for host, component, owner in ingress_conflicts(spec=spec, cluster=cluster, profile=profile)
+        for host, component, owner in ingress_conflicts(
+            spec=spec, cluster=cluster, profile=profile, kube=kube
+        )
     ]
 
 

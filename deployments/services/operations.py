@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from deployments import events
 from deployments.integrations.kube import COMPONENT_LABEL, RESTARTED_AT, Kube, KubeError
 from deployments.models import Component, Profile, Release
 from deployments.services.profiles import audit_record
+from deployments.services.releases import release_installed
 from deployments.spec import FieldError, SpecError
 from deployments.validators import validate_replicas
 
@@ -69,28 +70,30 @@ class _Target:
 
 
 @contextlib.contextmanager
-def _locked(profile, *, asleep_ok=False):
-    """The profile's row, locked until the block ends, after the checks every action makes:
-    no active release, something deployed, and (unless `asleep_ok`) not asleep."""
-    with transaction.atomic():
-        row = Profile.objects.select_for_update().select_related("cluster").get(pk=profile.pk)
+def _locked(profile, *, asleep_ok=False, asleep_refusal="{name} is asleep: wake it first"):
+    """The profile's row, locked until the block ends (PostgreSQL: FOR NO KEY UPDATE, which
+    the watcher's inserts of pod rows do not wait for; SQLite has no row locks, and holding
+    its one write lock across cluster calls would stall the watcher: no lock there), after
+    the checks every action makes: no active release, something installed, and (unless
+    `asleep_ok`) not asleep."""
+    locks = connection.features.has_select_for_update
+    with transaction.atomic() if locks else contextlib.nullcontext():
+        rows = Profile.objects.filter(pk=profile.pk)
+        row = (rows.select_for_update(no_key=True) if locks else rows).first()
+        if row is None:
+            raise ActionRefused(f"{profile.name} no longer exists", status=404)
         active = row.releases.filter(status__in=Release.ACTIVE).first()
         if active is not None:
             raise ActionRefused(
                 f"release #{active.pk} of {row.name} is {active.status}; "
                 "wait for it to end or cancel it first"
             )
-        current = (
-            row.releases.filter(status=Release.Status.SUCCEEDED)
-            .order_by("-created_at", "-id")
-            .values_list("kind", "snapshot__namespace")
-            .first()
-        )
-        if current is None or current[0] == Release.Kind.TEARDOWN:
+        installed = release_installed(profile=row)
+        if installed is None:
             raise ActionRefused(f"{row.name} is not deployed: deploy it first")
         if row.asleep_since is not None and not asleep_ok:
-            raise ActionRefused(f"{row.name} is asleep: wake it first")
-        yield _Target(row, current[1] or row.namespace)
+            raise ActionRefused(asleep_refusal.format(name=row.name))
+        yield _Target(row, installed.snapshot.get("namespace") or row.namespace)
 
 
 def _cluster_failed(exc, doing):
@@ -247,7 +250,7 @@ def profile_sleep(*, profile, actor):
     shows the profile asleep; the cluster's capacity is free again (no pods, no requests).
     When some component cannot be scaled, the profile is still asleep (Wake brings back
     every one) and the refusal says which."""
-    with _locked(profile) as target:
+    with _locked(profile, asleep_refusal="{name} is already asleep") as target:
         try:
             with Kube(target.profile.cluster) as kube:
                 deployments = _deployments(kube, target)

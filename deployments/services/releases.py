@@ -51,7 +51,7 @@ def release_request(
         with transaction.atomic():
             # the lock every action on what runs takes (services/operations.py): a deploy
             # is requested before or after one, never in the middle of it
-            Profile.objects.select_for_update().filter(pk=profile.pk).exists()
+            Profile.objects.select_for_update(no_key=True).filter(pk=profile.pk).exists()
             release = Release.objects.create(
                 profile=profile,
                 kind=kind,
@@ -159,20 +159,36 @@ def release_rollback_request(*, profile, actor, revision=None, target=None):
     )
 
 
+def release_installed(*, profile):
+    """The release whose install runs now: the newest that installed a helm revision (a
+    deploy or a rollback, one whose verify failed included), unless a teardown succeeded
+    after it; None when nothing is installed. Teardown and the actions on what runs act on
+    it, in the namespace its snapshot names (the profile's may have been edited since)."""
+    releases = profile.releases.order_by("-created_at", "-id")
+    torn_down = (
+        releases.filter(kind=Release.Kind.TEARDOWN, status=Release.Status.SUCCEEDED)
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    installed = releases.filter(helm_revision__isnull=False).exclude(kind=Release.Kind.TEARDOWN)
+    if torn_down is not None:
+        installed = installed.filter(created_at__gt=torn_down)
+    return installed.first()
+
+
 def release_teardown_request(*, profile, actor):
-    """Queue a teardown of what runs: `helm uninstall` of the profile's release in the
-    namespace it was deployed to (the current release's snapshot: the profile may have been
-    edited since), and that namespace when Helmdeck created it (services/teardown.py). The
-    profile stays and can be deployed again; the release history records the teardown."""
-    current = profile.releases.filter(status=Release.Status.SUCCEEDED).first()
-    if current is None or current.kind == Release.Kind.TEARDOWN:
+    """Queue a teardown of what runs: `helm uninstall` of the installed release in the
+    namespace it went to, and that namespace when Helmdeck created it (services/teardown.py).
+    The profile stays and can be deployed again; the release history records the teardown."""
+    installed = release_installed(profile=profile)
+    if installed is None:
         raise ReleaseRefused(f"{profile.name} is not deployed: there is nothing to tear down")
     return release_request(
         profile=profile,
         actor=actor,
         build=False,
         kind=Release.Kind.TEARDOWN,
-        snapshot=current.snapshot,
+        snapshot=installed.snapshot,
     )
 
 

@@ -5,7 +5,8 @@ profile's release, then deletes its namespace when Helmdeck created it. The prof
 Which namespaces are Helmdeck's: a deploy that finds the profile's namespace absent lets
 helm create it (`--create-namespace`) and then annotates it `helmdeck.dev/created-for:
 <profile>`. A namespace that was there before, that carries another profile's name, that
-another profile deploys into or where helm has another release, is never deleted.
+another profile deploys into, where helm has another release, or that holds Secrets,
+ConfigMaps or volume claims helm does not manage (a TLS Secret made by hand), is kept.
 """
 
 from django.utils import timezone
@@ -91,6 +92,11 @@ def release_teardown(release_id, worker="", attempt=0):
                 run.log(f"namespace {namespace} is already gone")
             elif owner == run.profile.name and (shared := _shared(run, namespace)):
                 run.log(f"namespace {namespace} kept: {shared} still use it")
+            elif owner == run.profile.name and (foreign := kube.namespace_foreign(namespace)):
+                run.log(
+                    f"namespace {namespace} kept: it holds what helm does not manage "
+                    f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''})"
+                )
             elif owner == run.profile.name:
                 kube.namespace_delete(namespace)
                 run.log(f"namespace {namespace} deleted: Helmdeck created it for {name}")

@@ -85,6 +85,9 @@ def _act(request, profile, action, *, component=None):
                 for error in exc.errors:
                     form.add_error(error.path if error.path in form.fields else None, error.message)
                 status = 400
+            except Exception:  # not acted: the same form may be sent again
+                once.release(request, "action", form.cleaned_data["token"])
+                raise
             else:
                 once.remember(request, "action", form.cleaned_data["token"], message)
                 messages.success(request, message)

@@ -17,6 +17,7 @@ from deployments import selectors
 from deployments.forms import ProfileForms, profile_initial
 from deployments.services.profile_health import DEGRADED, PROGRESSING
 from deployments.services.profiles import profile_apply_spec
+from deployments.services.releases import release_installed
 from deployments.spec import MAX_COMPONENTS, MAX_ENTRIES, SpecError, parse_spec
 from deployments.views.sse_htmx import render_page_or_partial, role_of
 
@@ -66,8 +67,9 @@ def profile_detail(request, name):
         "profile": profile,
         "audit": selectors.profile_audit(profile=profile),
         "last_release": selectors.last_release(profile),
-        # what runs (None before the first deploy and after a teardown): the actions need it
-        "current": selectors.current_release(profile=profile),
+        # what is installed (None before the first deploy and after a teardown): the actions
+        # on what runs need it
+        "current": release_installed(profile=profile),
         "findings": selectors.profile_findings(profile=profile),
         **pods_context(profile, role=role_of(request.user)),
     }

@@ -202,3 +202,27 @@ def test_it_reports_an_undecodable_json_number_as_a_field_error():
     form = ComponentForm(data={"build_args": "9" * 5000})
     assert not form.is_valid()
     assert "build_args" in form.errors
+
+
+def test_an_ingress_from_the_form_needs_a_host_and_loses_nothing_typed():
+    typed = ComponentForm(component_data(ingress_host="", ingress_path="/shop"))
+    assert not typed.is_valid()
+    assert typed.errors["ingress_host"] == ["set a host for the Ingress, or clear its other fields"]
+    empty = ComponentForm(component_data(ingress_host="", ingress_path="", ingress_class=""))
+    assert empty.is_valid(), empty.errors  # no Ingress; the defaults fill in
+    assert (empty.cleaned_data["ingress_path"], empty.cleaned_data["ingress_class"]) == (
+        "/",
+        "nginx",
+    )
+    data = form_data(
+        components=[
+            component_data(ingress_host="shop.example.test", ingress_path="", ingress_class="")
+        ]
+    )
+    forms, valid = bound(data)
+    assert valid, [f.errors for f in forms.all_forms()]
+    assert forms.spec_document()["components"]["web"]["ingress"] == {
+        "host": "shop.example.test",
+        "path": "/",
+        "className": "nginx",
+    }

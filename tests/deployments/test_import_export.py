@@ -320,6 +320,11 @@ def test_an_ingress_round_trips_and_a_host_another_profile_uses_is_refused(todo_
         ({"host": "a." * 130 + "test"}, "components.frontend.ingress.host", "at most 253"),
         ({"host": "s.example.test", "path": "api"}, "components.frontend.ingress.path", "'/'"),
         ({"host": "s.example.test", "path": "/a?b"}, "components.frontend.ingress.path", "'/'"),
+        ({"host": "10.0.0.1"}, "components.frontend.ingress.host", "not an IP address"),
+        ({"host": "s.example.test", "path": "/v1.0"}, "components.frontend.ingress.path", "'_'"),
+        ({"host": "s.example.test", "path": "/a//b"}, "components.frontend.ingress.path", "'_'"),
+        ({"host": ["a"]}, "components.frontend.ingress.host", "is required"),
+        ({"host": {"a": 1}, "path": ["/"]}, "components.frontend.ingress.host", "is required"),
         (
             {"host": "s.example.test", "className": "Nginx"},
             "components.frontend.ingress.className",
@@ -347,7 +352,9 @@ def test_a_bad_ingress_is_one_line_with_its_field_path(todo_app, ingress, path, 
 
 
 def test_two_components_cannot_route_the_same_host_and_path(todo_app):
-    doc = _with_ingress(profile_yaml.load(EXAMPLE.read_bytes()), "shop", host="s.example.test")
+    doc = _with_ingress(
+        profile_yaml.load(EXAMPLE.read_bytes()), "shop", host="s.example.test", path="/"
+    )
     doc["components"]["backend"] = {
         **doc["components"]["backend"],
         "ingress": {"host": "s.example.test"},

@@ -52,7 +52,7 @@ def test_scale_sleep_and_wake_from_the_command_line(cli_env, sandbox):
     assert slept.returncode == 0, slept.stderr
     assert json.loads(slept.stdout)["replicas"] == {"api": 1, "web": 2}
     again = helmdeck(cli_env, "sleep", "small")
-    assert (again.returncode, again.stderr) == (1, "helmdeck: small is asleep: wake it first\n")
+    assert (again.returncode, again.stderr) == (1, "helmdeck: small is already asleep\n")
     assert replicas_of(sandbox) == {"api": 0, "web": 0}
 
     woke = helmdeck(cli_env, "wake", "small", "--wait", "--timeout", "60")

@@ -65,7 +65,7 @@ def test_a_deployer_token_scales_sleeps_and_wakes(api_as, deployed, sandbox):
     assert client.post(f"{BASE}/sleep").json()["replicas"] == {"api": 1, "web": 2}
     again = client.post(f"{BASE}/sleep")
     assert again.status_code == 409
-    assert again.json()["errors"] == [{"path": "", "message": "small is asleep: wake it first"}]
+    assert again.json()["errors"] == [{"path": "", "message": "small is already asleep"}]
     assert replicas_of(sandbox) == {"api": 0, "web": 0}
     response = client.post(f"{BASE}/components/web/scale", {"replicas": 1})
     assert response.status_code == 409 and "wake it" in response.json()["errors"][0]["message"]

@@ -2,7 +2,12 @@
 
 from types import SimpleNamespace as Row
 
-from deployments.services.app_links import HOST_ONLY, AppLink, component_links
+from deployments.services.app_links import (
+    HOST_ONLY,
+    AppLink,
+    component_links,
+    deployed_ingresses,
+)
 
 
 def component(name, service_type="NodePort", node_port=30000):
@@ -44,17 +49,18 @@ def test_no_link_without_a_placed_pod_or_a_fixed_node_port():
     assert link.note == HOST_ONLY
 
 
-def test_an_ingress_links_to_its_host_and_path_https_with_tls():
-    web = Row(
-        name="web",
-        service_type="ClusterIP",
-        node_port=None,
-        ingress_host="todo.example.test",
-        ingress_path="/app",
-        ingress_tls_secret="",
-    )
-    (link,) = component_links([web], [])
+def test_a_deployed_ingress_links_to_its_host_and_path_https_with_tls():
+    web = component("web", "ClusterIP", None)
+    snapshot = {
+        "components": {
+            "web": {"ingress": {"host": "todo.example.test", "path": "/app"}},
+            "api": {"port": 8000},
+        }
+    }
+    (link,) = component_links([web], [], deployed_ingresses(snapshot))
     assert link.url == "http://todo.example.test/app"
     assert "todo.example.test resolves to the ingress controller" in link.note
-    secure = Row(**{**vars(web), "ingress_tls_secret": "todo-tls", "ingress_path": "/"})
-    assert component_links([secure], [])[0].url == "https://todo.example.test/"
+    secure = {"web": {"host": "todo.example.test", "path": "/", "tlsSecret": "todo-tls"}}
+    assert component_links([web], [], secure)[0].url == "https://todo.example.test/"
+    # configured but not deployed (no release runs it): no link
+    assert component_links([web], [], {}) == []

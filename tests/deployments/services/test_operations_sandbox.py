@@ -115,7 +115,7 @@ def test_sleep_frees_the_cluster_and_wake_restores_what_ran(deployed, sandbox, a
     sandbox.wait_until(lambda: not sandbox.pods(), what="every pod gone")
     # nothing of it holds requests now: what the next deploy's capacity check counts
     assert requested(deployed, sandbox) == 0
-    with pytest.raises(ActionRefused, match="small is asleep: wake it first"):
+    with pytest.raises(ActionRefused, match="small is already asleep"):
         profile_sleep(profile=profile, actor=alice)
     with pytest.raises(ActionRefused, match="wake it"):
         component_restart(profile=profile, component=web, actor=alice)

@@ -94,3 +94,30 @@ def test_it_deletes_the_namespace_it_created(small_app, sandbox, helm_bin):
     finally:
         with contextlib.suppress(ApiException):
             sandbox.core.delete_namespace(namespace)
+
+
+def test_it_keeps_a_namespace_holding_what_helm_does_not_manage(small_app, sandbox):
+    from kubernetes import client
+
+    namespace = f"{sandbox.namespace[:50]}-tls"
+    Profile.objects.filter(pk=small_app.pk).update(namespace=namespace)
+    Component.objects.filter(profile=small_app).update(replicas=0)
+    small_app.refresh_from_db()
+    try:
+        deploy(small_app)
+        secret = client.V1Secret(
+            metadata=client.V1ObjectMeta(name="shop-tls"),
+            type="kubernetes.io/tls",
+            string_data={"tls.crt": "x", "tls.key": "y"},
+        )
+        sandbox.core.create_namespaced_secret(namespace, secret)  # made by hand, as README says
+        _, log = tear_down(small_app)
+        assert any(
+            line.startswith(f"namespace {namespace} kept: it holds what helm does not manage")
+            and "Secret shop-tls" in line
+            for line in log
+        ), log
+        assert sandbox.core.read_namespace(namespace).metadata.deletion_timestamp is None
+    finally:
+        with contextlib.suppress(ApiException):
+            sandbox.core.delete_namespace(namespace)
