@@ -37,6 +37,7 @@ POD_FIELDS = (
     "message",
     "exit_code",
     "node",
+    "host_ip",
     "image",
     "started_at",
 )

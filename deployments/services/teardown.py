@@ -91,7 +91,7 @@ def release_teardown(release_id, worker="", attempt=0):
             if found is None:
                 run.log(f"namespace {namespace} is already gone")
             elif owner == run.profile.name and (shared := _shared(run, namespace)):
-                run.log(f"namespace {namespace} kept: {shared} still use it")
+                run.log(f"namespace {namespace} kept: in use by {shared}")
             elif owner == run.profile.name and (foreign := kube.namespace_foreign(namespace)):
                 run.log(
                     f"namespace {namespace} kept: it holds what helm does not manage "

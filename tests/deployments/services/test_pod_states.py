@@ -265,6 +265,7 @@ def test_it_writes_a_row_only_when_something_changed():
         profile_id=profile.pk, fields=watcher.pod_state_fields(ready)
     )
     assert changed and row.profile_id == profile.pk and row.ready_label == "1/1"
+    assert PodState.objects.get().host_ip == "198.18.0.1"  # where its NodePorts answer
     stamp = row.updated_at
 
     ready.metadata.resource_version = "4712"  # a new resourceVersion alone is no news

@@ -77,7 +77,7 @@ def test_it_deletes_the_namespace_it_created(small_app, sandbox, helm_bin):
         # another profile deploys into it too: kept
         other = Profile.objects.create(name="other", namespace=namespace, cluster=small_app.cluster)
         _, log = tear_down(small_app)
-        assert f"namespace {namespace} kept: profile other still use it" in log
+        assert f"namespace {namespace} kept: in use by profile other" in log
         assert sandbox.core.read_namespace(namespace).metadata.deletion_timestamp is None
         other.delete()
         deploy(Profile.objects.get(pk=small_app.pk))
