@@ -139,6 +139,15 @@ NINJA_NUM_PROXIES = 0
 # Live pages (SSE): a heartbeat comment after this many idle seconds, and a re-check of the
 # stream's session, user and role this often (a revoked stream ends with `login-required`).
 HELMDECK_SSE_HEARTBEAT_SECONDS = env.float("HELMDECK_SSE_HEARTBEAT_SECONDS", default=15.0)
+# The pod terminal (a shell in a container, in the browser): off unless HELMDECK_POD_EXEC is
+# set, and then for admins only. A session ends after this many seconds without a keystroke,
+# and its user, session and role are checked again this often (sign-out, role removal). The
+# keystrokes are kept in the session's audit row only when HELMDECK_POD_EXEC_RECORD_INPUT is
+# set (what is typed there, passwords included, is then stored: say so to the team).
+HELMDECK_POD_EXEC = env.bool("HELMDECK_POD_EXEC", default=False)
+HELMDECK_POD_EXEC_IDLE_SECONDS = env.float("HELMDECK_POD_EXEC_IDLE_SECONDS", default=900.0)
+HELMDECK_POD_EXEC_RECHECK_SECONDS = env.float("HELMDECK_POD_EXEC_RECHECK_SECONDS", default=5.0)
+HELMDECK_POD_EXEC_RECORD_INPUT = env.bool("HELMDECK_POD_EXEC_RECORD_INPUT", default=False)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

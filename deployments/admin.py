@@ -32,6 +32,7 @@ from deployments.models import (
     ConfigEntry,
     Profile,
     SecretEntry,
+    TerminalSession,
 )
 from deployments.services import profiles as services
 from deployments.services.api_tokens import api_token_revoke
@@ -385,6 +386,35 @@ class AuditEventAdmin(admin.ModelAdmin):
         "before",
         "after",
     )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TerminalSession)
+class TerminalSessionAdmin(admin.ModelAdmin):
+    """Every pod terminal session (services/terminals.py): read-only, for admins."""
+
+    list_display = (
+        "started_at",
+        "user_name",
+        "profile_name",
+        "pod",
+        "container",
+        "ended_at",
+        "end_reason",
+        "address",
+    )
+    list_filter = ("profile_name", "user_name")
+    search_fields = ("pod", "user_name", "profile_name", "address")
+    date_hierarchy = "started_at"
+    readonly_fields = [f.name for f in TerminalSession._meta.fields]
 
     def has_add_permission(self, request):
         return False

@@ -15,7 +15,9 @@ ROLE_PERMISSIONS = {
         if model != "auditevent"
         for action in ("add", "change", "delete", "view")
     ]
-    + ["view_auditevent", "deploy_profile"]
+    + ["view_auditevent", "deploy_profile", "exec_pod"]
+    # ... and their terminal sessions' records (services/terminals.py), read-only
+    + ["view_terminalsession"]
     # everyone's API tokens in the admin site: see them, revoke them (never create them)
     + ["view_apitoken", "change_apitoken"],
 }

@@ -8,6 +8,7 @@ from deployments.views import (
     pages,
     releases,
     streams,
+    terminal,
     tokens,
     webhooks,
 )
@@ -45,6 +46,11 @@ urlpatterns = [
         "profiles/<slug:name>/pods/<str:pod>/delete/",
         operations.pod_delete_view,
         name="pod_delete",
+    ),
+    path(
+        "profiles/<slug:name>/pods/<str:pod>/terminal/",
+        terminal.pod_terminal,
+        name="pod_terminal",
     ),
     path("profiles/<slug:name>/sleep/", operations.profile_sleep_view, name="profile_sleep"),
     path("profiles/<slug:name>/wake/", operations.profile_wake_view, name="profile_wake"),

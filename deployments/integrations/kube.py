@@ -225,6 +225,21 @@ class Kube:
             label_selector=f"{INSTANCE_LABEL}={release}",
         ).items
 
+    def pod(self, namespace, name):
+        """The Pod, or None when there is none."""
+        try:
+            return _call(f"reading pod {name}", self.core.read_namespaced_pod, name, namespace)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def pod_exec(self, namespace, pod, *, container):
+        """A shell in the container, with a terminal (integrations/kube_exec.py)."""
+        from deployments.integrations.kube_exec import ExecStream
+
+        return ExecStream.open(self._api, namespace, pod, container=container)
+
     def events(self, namespace):
         return _call("listing events", self.core.list_namespaced_event, namespace).items
 

@@ -1,6 +1,7 @@
 """The app's models, by what they hold: profiles.py (clusters, profiles and their parts, the
 audit trail), releases.py (releases, steps, log lines), pods.py (the watcher's pod rows),
-tokens.py (API tokens), webhooks.py (deploy webhooks and their deliveries)."""
+tokens.py (API tokens), webhooks.py (deploy webhooks and their deliveries), terminals.py (pod
+terminal sessions)."""
 
 from deployments.models.pods import PodState
 from deployments.models.profiles import (
@@ -19,6 +20,7 @@ from deployments.models.releases import (
     ReleaseStatus,
     Step,
 )
+from deployments.models.terminals import TerminalSession
 from deployments.models.tokens import ApiToken
 from deployments.models.webhooks import DeployWebhook, WebhookDelivery
 
@@ -38,5 +40,6 @@ __all__ = [
     "ReleaseStatus",
     "SecretEntry",
     "Step",
+    "TerminalSession",
     "WebhookDelivery",
 ]

@@ -128,7 +128,11 @@ class Profile(models.Model):
     class Meta:
         ordering = ["name"]
         # deployers also restart, scale, delete pods, sleep and wake (services/operations.py)
-        permissions = [("deploy_profile", "Can deploy, roll back and cancel releases")]
+        permissions = [
+            ("deploy_profile", "Can deploy, roll back and cancel releases"),
+            # admins: a shell in a pod's container, when HELMDECK_POD_EXEC is on
+            ("exec_pod", "Can open a terminal in a pod"),
+        ]
 
     def __str__(self):
         return self.name

@@ -79,7 +79,7 @@ def profile_detail(request, name):
 def pods_context(profile, *, role):
     """What the `#pods` partial of the profile page needs (the page and its SSE stream):
     `role.can_edit` adds the link to the form field a diagnosis names, `role.can_deploy`
-    the pods' Delete links and Wake."""
+    the pods' Delete links and Wake, `role.can_exec` their Terminal links."""
     pods = selectors.profile_pods(profile=profile)
     live, scaled = selectors.profile_live_state(profile=profile)
     links = selectors.profile_links(profile=profile, pods=[pod for pod, _ in pods])
@@ -90,6 +90,7 @@ def pods_context(profile, *, role):
         "pods_waiting": any(not r.ready for r, _ in pods),
         "can_edit": role.can_edit,
         "can_deploy": role.can_deploy,
+        "can_exec": role.can_exec,
         "live": live,
         "scaled": scaled,
     }

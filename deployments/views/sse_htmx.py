@@ -29,6 +29,8 @@ from django.shortcuts import render, resolve_url
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from deployments.services.terminals import terminal_allowed
+
 log = logging.getLogger(__name__)
 
 
@@ -51,6 +53,7 @@ class Role(NamedTuple):
     can_edit: bool = False
     can_add: bool = False
     can_deploy: bool = False
+    can_exec: bool = False  # the pods' Terminal links (services/terminals.py)
 
 
 def role_of(user):
@@ -58,6 +61,7 @@ def role_of(user):
         can_edit=user.has_perm("deployments.change_profile"),
         can_add=user.has_perm("deployments.add_profile"),
         can_deploy=user.has_perm("deployments.deploy_profile"),
+        can_exec=terminal_allowed(user),
     )
 
 
@@ -123,16 +127,25 @@ class _SessionProbe(dict):
         pass
 
 
-def stream_verdict(session_key, user_pk, role):
-    """ALLOWED, REVOKED or ROLE_CHANGED for a stream opened by `user_pk` in session
-    `session_key`, read from the database now, by Django's own rules for the next request
-    of that browser (the session row, unexpired; its user, active, with the same password
-    hash), then the role."""
+def session_user(session_key, user_pk):
+    """The user `session_key` still signs in, read from the database now, by Django's own
+    rules for the next request of that browser (the session row, unexpired; its user,
+    active, with the same password hash), or None when that is no longer `user_pk`.
+    Open streams and the pod terminal's socket ask this while they stay open."""
     probe = HttpRequest()
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     probe.session = _SessionProbe(store.load())  # type: ignore[assignment]  # a dict suffices
     user = auth.get_user(probe)
     if not user.is_authenticated or user.pk != user_pk:
+        return None
+    return user
+
+
+def stream_verdict(session_key, user_pk, role):
+    """ALLOWED, REVOKED or ROLE_CHANGED for a stream opened by `user_pk` in session
+    `session_key`: its session's user (`session_user`), then the role."""
+    user = session_user(session_key, user_pk)
+    if user is None:
         return REVOKED
     allowed, now = _grant(user)
     if not allowed:
