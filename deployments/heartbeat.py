@@ -65,8 +65,9 @@ def live_workers(conn):
 
 
 def reap_if_due(conn):
-    """Settle releases whose worker died, and queue again those whose queued task Redis
-    lost; at most once every HELMDECK_REAP_SECONDS across all workers (a Redis lock)."""
+    """Settle releases whose worker died, queue again those whose queued task Redis lost,
+    and send the sleep schedule's round; at most once every HELMDECK_REAP_SECONDS across
+    all workers (a Redis lock)."""
     from django.db import close_old_connections
 
     from deployments.services.reaper import release_reap
@@ -78,9 +79,21 @@ def reap_if_due(conn):
     try:
         settled = release_reap(live_workers=live_workers(conn))
         release_requeue_lost()
+        _send_sleep_round()
         return settled
     finally:
         close_old_connections()
+
+
+def _send_sleep_round():
+    """The sleep schedule's round (services/operations.profiles_sleep_idle) as a task of its
+    own: it calls the cluster, which must never hold up this thread's heartbeat. Sent only
+    when some awake profile has a schedule."""
+    from deployments.models import Profile
+    from deployments.tasks import sleep_idle_profiles
+
+    if Profile.objects.filter(sleep_after_hours__isnull=False, asleep_since=None).exists():
+        sleep_idle_profiles.delay()
 
 
 def _run(identity):

@@ -9,7 +9,7 @@ from django.conf import settings
 import controlpanel.celery  # noqa: F401  (this project's app: the tasks are sent through it)
 from deployments import heartbeat
 from deployments.models import Cluster, Profile
-from deployments.services import release_stages, teardown
+from deployments.services import operations, release_stages, teardown
 from deployments.services.doctor import doctor_store
 from deployments.services.preview import preview_store
 from deployments.services.release_queue import STAGES, release_stage_task_name
@@ -29,6 +29,12 @@ def render_preview(profile_id, print_):
 def run_doctor(cluster_id, key):
     """The environment doctor for a cluster, in the worker (it runs docker, helm, kubectl)."""
     doctor_store(cluster=Cluster.objects.filter(pk=cluster_id).first(), key=key)
+
+
+@shared_task(time_limit=600, soft_time_limit=540, ignore_result=True)
+def sleep_idle_profiles():
+    """Profiles whose sleep schedule is due go to sleep (heartbeat.reap_if_due sends it)."""
+    operations.profiles_sleep_idle()
 
 
 # ---- releases: one task per stage, chained; each claims its row, so a redelivery is a no-op

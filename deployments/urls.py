@@ -53,6 +53,11 @@ urlpatterns = [
         name="pod_terminal",
     ),
     path("profiles/<slug:name>/sleep/", operations.profile_sleep_view, name="profile_sleep"),
+    path(
+        "profiles/<slug:name>/sleep/schedule/",
+        operations.profile_sleep_schedule_view,
+        name="profile_sleep_schedule",
+    ),
     path("profiles/<slug:name>/wake/", operations.profile_wake_view, name="profile_wake"),
     path(
         "profiles/<slug:name>/teardown/", operations.profile_teardown_view, name="profile_teardown"

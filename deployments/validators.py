@@ -240,6 +240,20 @@ def validate_replicas(value):
         raise ValidationError(f"must be between 0 and {REPLICAS_MAX} (got {value}), e.g. 1")
 
 
+SLEEP_AFTER_MAX = 720  # hours (30 days): a profile's sleep schedule
+
+
+def validate_sleep_after_hours(value):
+    """A sleep schedule: whole hours without a deploy, an action or a visit (None: never)."""
+    if value is None:
+        return
+    _require_int(value, 8)
+    if not 1 <= value <= SLEEP_AFTER_MAX:
+        raise ValidationError(
+            f"must be between 1 and {SLEEP_AFTER_MAX} hours (got {value}), e.g. 8; empty for never"
+        )
+
+
 def validate_probe_path(value):
     _require_text(value, "/health")
     if len(value) > 1024 or not _PROBE_PATH.match(value):

@@ -1,6 +1,6 @@
 """/api/v1/profiles/{name}/...: actions on what runs, as the profile page has them (restart
-or scale a component, delete a pod, sleep, wake). Each answers 200 with what it did; a
-state that forbids it is 409 with the reason (a release running, asleep, nothing deployed,
+or scale a component, delete a pod, sleep, wake, the sleep schedule). Each answers 200 with
+what it did; a state that forbids it is 409 with the reason (a release running, asleep, nothing deployed,
 ...), a component or pod that does not exist 404, a cluster that did not do it 502.
 Teardown is a release: 202, as deploy."""
 
@@ -16,7 +16,7 @@ from deployments.services import operations as ops
 from deployments.services.release_queue import release_enqueue
 from deployments.services.releases import release_teardown_request
 from deployments.spec import FieldError, SpecError
-from deployments.validators import REPLICAS_MAX
+from deployments.validators import REPLICAS_MAX, SLEEP_AFTER_MAX
 
 router = Router(tags=["operate"])
 
@@ -114,6 +114,37 @@ def wake(request, name: str):
     profile = _profile(request, name)
     done = ops.profile_wake(profile=profile, actor=request.user)
     return _done(request, profile, done, "wake")
+
+
+class SleepScheduleIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    hours: int | None = Field(
+        strict=True,
+        ge=1,
+        le=SLEEP_AFTER_MAX,
+        description=(
+            "sleep after this many hours without a deploy, an action or a visit of the "
+            "profile's page; null: never"
+        ),
+    )
+
+
+class SleepScheduleOut(Schema):
+    message: str = Field(description="what is set now, in a sentence")
+    hours: int | None = Field(description="the schedule's hours; null: never")
+
+
+@router.put(
+    "/profiles/{name}/sleep-schedule",
+    response=schemas.answers(SleepScheduleOut),
+    summary="Set (or turn off) a profile's sleep schedule",
+)
+def sleep_schedule(request, name: str, body: SleepScheduleIn):
+    profile = _profile(request, name)
+    done = ops.profile_sleep_schedule(profile=profile, hours=body.hours, actor=request.user)
+    token_used(request, profile, f"sleep schedule {body.hours or 'off'}")
+    return {"message": done.message, "hours": profile.sleep_after_hours}
 
 
 class TeardownIn(Schema):

@@ -12,6 +12,7 @@ from deployments.forms.actions import (
     DeployForm,
     ImportForm,
     ScaleForm,
+    SleepScheduleForm,
     TeardownForm,
 )
 from deployments.forms.fields import LiveValidationMixin, MappingField, marked_deleted, model_fields
@@ -29,6 +30,7 @@ from deployments.forms.tokens import ApiTokenForm, WebhookForm
 __all__ = [
     "ActionForm",
     "ScaleForm",
+    "SleepScheduleForm",
     "TeardownForm",
     "ApiTokenForm",
     "COMPONENT_FIELDS",

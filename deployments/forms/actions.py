@@ -6,7 +6,12 @@ from django.conf import settings
 
 from deployments.forms.fields import model_fields
 from deployments.models import Profile
-from deployments.validators import REPLICAS_MAX, validate_replicas
+from deployments.validators import (
+    REPLICAS_MAX,
+    SLEEP_AFTER_MAX,
+    validate_replicas,
+    validate_sleep_after_hours,
+)
 
 
 class ImportForm(forms.Form):
@@ -64,6 +69,26 @@ class ScaleForm(ActionForm):
         validators=[validate_replicas],
         help_text="Until the next deploy, which sets the profile's number again.",
     )
+
+
+class SleepScheduleForm(forms.Form):
+    """A profile's sleep schedule (views/operations.py; the rule: validators)."""
+
+    hours = forms.IntegerField(
+        label="Sleep on its own after (hours)",
+        required=False,
+        min_value=1,
+        max_value=SLEEP_AFTER_MAX,
+        validators=[validate_sleep_after_hours],
+        help_text=(
+            "Hours without a deploy, an action on what runs or a visit of the profile's page; "
+            "empty: never. Wake (or a deploy) brings it back."
+        ),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["hours"].widget.attrs.update(inputmode="numeric", autofocus=True)
 
 
 class TeardownForm(forms.Form):

@@ -124,6 +124,11 @@ class Profile(models.Model):
     asleep_since = models.DateTimeField(null=True, blank=True, editable=False)
     asleep_by = models.CharField(max_length=150, blank=True, editable=False)
     sleep_replicas = models.JSONField(null=True, blank=True, editable=False)
+    # Sleep on a schedule (services/operations.profiles_sleep_idle): after this many hours
+    # without a deploy, an action on what runs or a visit of the profile's page (active_at,
+    # kept only while a schedule is set); None: never, the default.
+    sleep_after_hours = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    active_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -12,9 +12,14 @@ at once; the pods' own changes follow from the watcher.
 
 The profile stays the source of truth: a deploy sets every component's replicas from it
 again, which also wakes a sleeping profile (`profile_live_reset`, called once helm has run).
+
+A profile may also sleep on a schedule (`profile_sleep_schedule`, off by default): after N
+hours without a deploy, an action or a visit of its page (`profiles_sleep_idle`, sent by the
+workers' reaper round).
 """
 
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -25,10 +30,12 @@ from django.utils import timezone
 from deployments import events
 from deployments.integrations.kube import COMPONENT_LABEL, RESTARTED_AT, Kube, KubeError
 from deployments.models import Component, Profile, Release
-from deployments.services.profiles import audit_record
+from deployments.services.profiles import audit_record, profile_touch
 from deployments.services.releases import release_installed
 from deployments.spec import FieldError, SpecError
-from deployments.validators import validate_replicas
+from deployments.validators import validate_replicas, validate_sleep_after_hours
+
+log = logging.getLogger(__name__)
 
 # A second restart of a component this soon after one is a double click (or two people
 # pressing at once), not a wish for two rollouts: it is refused, with the first one's age.
@@ -93,6 +100,7 @@ def _locked(profile, *, asleep_ok=False, asleep_refusal="{name} is asleep: wake 
             raise ActionRefused(f"{row.name} is not deployed: deploy it first")
         if row.asleep_since is not None and not asleep_ok:
             raise ActionRefused(asleep_refusal.format(name=row.name))
+        profile_touch(profile_id=row.pk)  # an action: the sleep schedule counts from now
         yield _Target(row, installed.snapshot.get("namespace") or row.namespace)
 
 
@@ -245,11 +253,12 @@ def _scale_all(kube, target, deployments, wanted):
     return scaled, failed
 
 
-def profile_sleep(*, profile, actor):
+def profile_sleep(*, profile, actor, schedule=""):
     """Scale every component to 0 and remember the replicas each ran with. The status page
     shows the profile asleep; the cluster's capacity is free again (no pods, no requests).
     When some component cannot be scaled, the profile is still asleep (Wake brings back
-    every one) and the refusal says which."""
+    every one) and the refusal says which. `schedule`: why the sleep schedule put it to
+    sleep (profiles_sleep_idle), recorded as who and in the audit event."""
     with _locked(profile, asleep_refusal="{name} is already asleep") as target:
         try:
             with Kube(target.profile.cluster) as kube:
@@ -265,7 +274,9 @@ def profile_sleep(*, profile, actor):
             raise _cluster_failed(exc, f"putting {target.profile.name} to sleep") from None
         if scaled:
             Profile.objects.filter(pk=profile.pk).update(
-                asleep_since=timezone.now(), asleep_by=_actor_name(actor), sleep_replicas=replicas
+                asleep_since=timezone.now(),
+                asleep_by="the sleep schedule" if schedule else _actor_name(actor),
+                sleep_replicas=replicas,
             )
             audit_record(
                 actor=actor,
@@ -273,6 +284,7 @@ def profile_sleep(*, profile, actor):
                 profile=target.profile,
                 target=profile.name,
                 before=replicas,
+                after={"schedule": schedule} if schedule else None,
             )
     if scaled:
         _announce(profile, "sleep")
@@ -334,6 +346,64 @@ def profile_wake(*, profile, actor):
         f"Waking {profile.name}: {_replicas_text(wanted)}. The pods table shows them start.",
         wanted,
     )
+
+
+def profile_sleep_schedule(*, profile, hours, actor):
+    """Put the profile to sleep after `hours` without a deploy, an action on what runs or a
+    visit of its page (None: never, the default). SpecError (path `hours`) for anything but
+    a whole number from 1 to 720 (validators.validate_sleep_after_hours). The hours count
+    from now."""
+    try:
+        validate_sleep_after_hours(hours)
+    except ValidationError as exc:
+        raise SpecError([FieldError("hours", " ".join(exc.messages))]) from None
+    before = Profile.objects.filter(pk=profile.pk).values_list("sleep_after_hours", flat=True)
+    was = before.first()
+    Profile.objects.filter(pk=profile.pk).update(
+        sleep_after_hours=hours, active_at=timezone.now() if hours else None
+    )
+    if was != hours:
+        audit_record(
+            actor=actor,
+            action="profile.sleep_schedule",
+            profile=profile,
+            target=profile.name,
+            before={"hours": was},
+            after={"hours": hours},
+        )
+    profile.refresh_from_db()
+    if hours is None:
+        return Done(f"{profile.name} no longer goes to sleep on its own.")
+    return Done(
+        f"{profile.name} goes to sleep after {hours} hour{'' if hours == 1 else 's'} without "
+        "a deploy, an action or a visit of its page."
+    )
+
+
+def profiles_sleep_idle(*, now=None):
+    """Put to sleep every profile whose schedule is due: awake, and no deploy, action or
+    visit of its page for its sleep_after_hours. One that cannot sleep now (a release
+    running, nothing deployed or running, the cluster away) is left for the next round,
+    with the reason in the log. Returns the names put to sleep. The worker's reaper round
+    sends this as a task (heartbeat.reap_if_due), once every HELMDECK_REAP_SECONDS."""
+    now = now or timezone.now()
+    slept = []
+    scheduled = Profile.objects.filter(
+        sleep_after_hours__isnull=False, asleep_since=None, active_at__isnull=False
+    ).select_related("cluster")
+    for profile in scheduled:
+        assert profile.active_at is not None and profile.sleep_after_hours is not None
+        if profile.active_at > now - timedelta(hours=profile.sleep_after_hours):
+            continue
+        hours = profile.sleep_after_hours
+        why = f"no deploy, action or visit for {hours} hour{'' if hours == 1 else 's'}"
+        try:
+            profile_sleep(profile=profile, actor=None, schedule=why)
+        except ActionRefused as exc:
+            log.info("sleep schedule: %s not put to sleep: %s", profile.name, exc)
+            continue
+        slept.append(profile.name)
+    return slept
 
 
 def profile_live_reset(*, profile_id):

@@ -1,8 +1,12 @@
 """Writes to profiles. Every path (form, admin, import, clone) ends here, inside one
 transaction, and every change leaves an AuditEvent."""
 
+from datetime import timedelta
+
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from deployments import build_sources, crypto
 from deployments.models import AuditEvent, Cluster, Component, ConfigEntry, Profile, SecretEntry
@@ -25,6 +29,21 @@ def audit_record(*, actor, action, profile=None, target="", before=None, after=N
         before=before,
         after=after,
     )
+
+
+# How often a profile's activity is written for its sleep schedule: a busy page is one
+# UPDATE per profile in this time, not one per visit.
+TOUCH_EVERY = timedelta(minutes=5)
+
+
+def profile_touch(*, profile_id, now=None):
+    """A deploy, an action on what runs or a visit of the profile's page happened: the sleep
+    schedule counts from now (services/operations.profiles_sleep_idle). One UPDATE, and
+    none for a profile without a schedule or touched within TOUCH_EVERY."""
+    now = now or timezone.now()
+    Profile.objects.filter(pk=profile_id, sleep_after_hours__isnull=False).filter(
+        Q(active_at=None) | Q(active_at__lt=now - TOUCH_EVERY)
+    ).update(active_at=now)
 
 
 def cluster_names():

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from deployments.models import Profile, Release, Step
 from deployments.services.db_retry import db_retry
-from deployments.services.profiles import audit_record, cluster_names
+from deployments.services.profiles import audit_record, cluster_names, profile_touch
 from deployments.services.reaper import release_abandon
 from deployments.services.stage_run import RetryLater, release_publish_status
 from deployments.spec import FieldError, SpecError, key_path, parse_spec
@@ -52,6 +52,7 @@ def release_request(
             # the lock every action on what runs takes (services/operations.py): a deploy
             # is requested before or after one, never in the middle of it
             Profile.objects.select_for_update(no_key=True).filter(pk=profile.pk).exists()
+            profile_touch(profile_id=profile.pk)  # a deploy: the sleep schedule counts from now
             release = Release.objects.create(
                 profile=profile,
                 kind=kind,

@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from deployments.forms import ActionForm, ScaleForm, TeardownForm
+from deployments.forms import ActionForm, ScaleForm, SleepScheduleForm, TeardownForm
 from deployments.models import Profile
 from deployments.services import operations as ops
 from deployments.services.release_queue import release_enqueue
@@ -227,6 +227,33 @@ def profile_wake_view(request, name):
         run=run,
     )
     return _act(request, profile, action)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(DEPLOY, raise_exception=True)
+def profile_sleep_schedule_view(request, name):
+    """Deployers: sleep the profile after N hours without a deploy, an action or a visit
+    of its page (or never). Setting a number twice is harmless: no token needed."""
+    profile = _profile(name)
+    back = reverse("deployments:profile_detail", args=[profile.name])
+    data = request.POST if request.method == "POST" else None
+    form = SleepScheduleForm(data, initial={"hours": profile.sleep_after_hours})
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                done = ops.profile_sleep_schedule(
+                    profile=profile, hours=form.cleaned_data["hours"], actor=request.user
+                )
+            except SpecError as exc:
+                for error in exc.errors:
+                    form.add_error("hours", error.message)
+            else:
+                messages.success(request, done.message)
+                return once.redirect_after_post(request, back)
+        status = 400
+    context = {"profile": profile, "form": form, "back": back}
+    return render(request, "deployments/profile_sleep_schedule.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])

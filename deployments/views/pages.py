@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from deployments import selectors
 from deployments.forms import ProfileForms, profile_initial
 from deployments.services.profile_health import DEGRADED, PROGRESSING
-from deployments.services.profiles import profile_apply_spec
+from deployments.services.profiles import profile_apply_spec, profile_touch
 from deployments.services.releases import release_installed
 from deployments.spec import MAX_COMPONENTS, MAX_ENTRIES, SpecError, parse_spec
 from deployments.views.sse_htmx import render_page_or_partial, role_of
@@ -63,6 +63,8 @@ def profile_list(request):
 @permission_required("deployments.view_profile", raise_exception=True)
 def profile_detail(request, name):
     profile = get_object_or_404(selectors.profile_page_queryset(), name=name)
+    if profile.sleep_after_hours and not request.htmx:
+        profile_touch(profile_id=profile.pk)  # a visit: its sleep schedule counts from now
     context = {
         "profile": profile,
         "audit": selectors.profile_audit(profile=profile),

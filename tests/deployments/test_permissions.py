@@ -56,8 +56,12 @@ RELEASE_PAGES = [
     ("post", "/profiles/todo-app/pods/todo-app-backend-1/delete/", {}, DEPLOY, 400),
     ("get", "/profiles/todo-app/sleep/", None, DEPLOY, 200),
     ("post", "/profiles/todo-app/sleep/", {}, DEPLOY, 400),
+    ("get", "/profiles/todo-app/sleep/schedule/", None, DEPLOY, 200),
+    ("post", "/profiles/todo-app/sleep/schedule/", {"hours": "0"}, DEPLOY, 400),
     ("get", "/profiles/todo-app/wake/", None, DEPLOY, 200),
     ("post", "/profiles/todo-app/wake/", {}, DEPLOY, 400),
+    # the pod terminal: admins only; off by default, where its page says how to turn it on
+    ("get", "/profiles/todo-app/pods/todo-app-backend-1/terminal/", None, EDIT, 404),
     ("get", "/profiles/todo-app/teardown/", None, EDIT, 200),  # admins
     ("post", "/profiles/todo-app/teardown/", {}, EDIT, 400),
 ]

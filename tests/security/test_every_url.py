@@ -14,7 +14,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
 
-from deployments.models import AuditEvent, Cluster, Profile
+from deployments.models import AuditEvent, Cluster, Profile, TerminalSession
 from deployments.services.api_tokens import api_token_create
 from deployments.services.profiles import audit_record
 from deployments.services.webhooks import webhook_create
@@ -82,6 +82,7 @@ API = [
     ("delete", "/api/v1/profiles/todo-app/pods/todo-app-backend-1", TOKEN, 401),
     ("post", "/api/v1/profiles/todo-app/sleep", TOKEN, 401),
     ("post", "/api/v1/profiles/todo-app/wake", TOKEN, 401),
+    ("put", "/api/v1/profiles/todo-app/sleep-schedule", TOKEN, 401),
     ("post", "/api/v1/profiles/todo-app/teardown", TOKEN, 401),
 ]
 STREAMS = [
@@ -112,7 +113,8 @@ MODEL_PAGES = [  # (suffix, status for the admin role on a model it may change)
 ]
 
 
-READ_ONLY_MODELS = ("auditevent", "apitoken")
+READ_ONLY_MODELS = ("auditevent", "apitoken", "terminalsession")
+NO_POSTS = ("auditevent", "terminalsession")  # nothing to change, add or delete
 MODEL_POSTS = ("add/", "{pk}/change/", "{pk}/delete/")
 
 
@@ -131,7 +133,7 @@ def admin_rows():
                 if key in READ_ONLY_MODELS and suffix in ("add/", "{pk}/delete/"):
                     status = 403  # the audit trail, API tokens: never added or deleted here
             rows.append(("get", url, needs, status))
-        if meta.app_label == "deployments" and key != "auditevent":
+        if meta.app_label == "deployments" and key not in NO_POSTS:
             # an empty POST: the form again (add/change) or the confirmation (delete); an
             # API token's change page has nothing to change: saved as it is
             suffixes = ("{pk}/change/",) if key == "apitoken" else MODEL_POSTS
@@ -226,6 +228,9 @@ def world(todo_app, releases):  # noqa: F811 - the fixture imported above
         "accessfailurelog": AccessFailureLog.objects.create(username="x").pk,
         "ct": ContentType.objects.get_for_model(Profile).pk,
     }
+    ids["terminalsession"] = TerminalSession.objects.create(
+        user_name="someone", profile_name="todo-app", namespace="todo", pod="p", container="c"
+    ).pk
     token, _ = api_token_create(user=User.objects.create_user("token-owner"), name="t")
     hook, _ = webhook_create(profile=todo_app, name="ci", build=False, actor=None)
     ids.update(apitoken=token.pk, webhook=hook.public_id, webhook_pk=hook.pk)

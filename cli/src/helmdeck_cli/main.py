@@ -273,7 +273,19 @@ def cmd_delete_pod(args, out, client):
 
 
 def cmd_sleep(args, out, client):
+    if args.after is not None:  # the schedule, not a sleep now
+        hours = None if args.after == "never" else args.after
+        path = f"/profiles/{_path(args.name)}/sleep-schedule"
+        return _acted(out, client.call("PUT", path, {"hours": hours}))
     return _acted(out, client.call("POST", f"/profiles/{_path(args.name)}/sleep"))
+
+
+def _hours_or_never(text):
+    if text in ("never", "off"):
+        return "never"
+    if not text.isdigit() or not 1 <= int(text) <= 720:
+        raise argparse.ArgumentTypeError(f"{text!r}: hours from 1 to 720, or never")
+    return int(text)
 
 
 def cmd_wake(args, out, client):
@@ -411,6 +423,12 @@ def parser():
     delete_pod.add_argument("pod")
     sleep = sub.add_parser("sleep", parents=[common], help="scale every component to 0")
     sleep.add_argument("name")
+    sleep.add_argument(
+        "--after",
+        type=_hours_or_never,
+        metavar="HOURS|never",
+        help="instead: sleep on its own after HOURS without a deploy, action or visit",
+    )
     teardown = sub.add_parser(
         "teardown", parents=[common], help="helm uninstall (admins); the profile stays"
     )

@@ -3,7 +3,7 @@ cluster runs afterwards."""
 
 import pytest
 
-from deployments.models import AuditEvent
+from deployments.models import AuditEvent, Profile
 from tests.fixtures.profiles import replicas_of
 
 BASE = "/api/v1/profiles/small"
@@ -101,3 +101,28 @@ def test_an_admin_token_tears_down_through_a_worker(api_as, deployed, sandbox, c
     # the sandbox made the namespace, not Helmdeck: kept, and the log says why
     assert sandbox.core.read_namespace(sandbox.namespace).metadata.deletion_timestamp is None
     assert release.log_lines.filter(text__contains="kept: it was there before").exists()
+
+
+@pytest.mark.django_db
+def test_the_api_sets_it_with_a_token_and_says_which_field_is_wrong(api_as):
+    from tests.factories import ProfileFactory
+
+    shop = ProfileFactory(name="shop")
+    client = api_as("deployer")
+    url = "/api/v1/profiles/shop/sleep-schedule"
+    ok = client.put(url, {"hours": 12})
+    assert ok.status_code == 200, ok.content
+    assert ok.json() == {
+        "message": "shop goes to sleep after 12 hours without a deploy, an action or a visit "
+        "of its page.",
+        "hours": 12,
+    }
+    for body in ({"hours": 0}, {"hours": "12"}, {"hours": 12, "at": 1}, {}):
+        bad = client.put(url, body)
+        assert bad.status_code == 422, (body, bad.content)
+        assert bad.json()["errors"][0]["path"].startswith("body"), bad.json()
+    off = client.put(url, {"hours": None})
+    assert off.json()["hours"] is None
+    viewer = api_as("viewer").put(url, {"hours": 1})
+    assert viewer.status_code == 403
+    assert Profile.objects.get(pk=shop.pk).sleep_after_hours is None

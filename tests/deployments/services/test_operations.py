@@ -127,3 +127,102 @@ def test_a_restart_racing_a_status_update_reads_again_and_restarts_once(shop):
     with pytest.raises(ActionRefused, match="409 Conflict") as refused:
         operations.component_restart(profile=shop, component=web, actor=None)
     assert refused.value.status == 502 and FakeKube.scaled == []
+
+
+# ---- the sleep schedule -----------------------------------------------------------------
+
+
+def test_the_sleep_schedule_puts_a_profile_to_sleep_once_it_has_been_idle_long_enough(shop):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    done = operations.profile_sleep_schedule(profile=shop, hours=8, actor=None)
+    assert done.message == (
+        "shop goes to sleep after 8 hours without a deploy, an action or a visit of its page."
+    )
+    start = Profile.objects.get(pk=shop.pk).active_at
+    assert start is not None
+    assert operations.profiles_sleep_idle(now=start + timedelta(hours=7, minutes=59)) == []
+    assert FakeKube.scaled == []
+    assert operations.profiles_sleep_idle(now=start + timedelta(hours=8)) == ["shop"]
+    assert sorted(FakeKube.scaled) == [("shop-api", 0), ("shop-web", 0)]
+    row = Profile.objects.get(pk=shop.pk)
+    assert row.asleep_since is not None and row.asleep_by == "the sleep schedule"
+    event = AuditEvent.objects.get(action="profile.sleep")
+    assert event.after == {"schedule": "no deploy, action or visit for 8 hours"}
+    assert event.actor_name == "system"
+    # asleep: the next rounds leave it alone
+    assert operations.profiles_sleep_idle(now=timezone.now() + timedelta(days=9)) == []
+
+
+def test_activity_moves_the_schedule_and_off_means_never(shop):
+    from datetime import timedelta
+
+    from deployments.services.profiles import profile_touch
+
+    operations.profile_sleep_schedule(profile=shop, hours=1, actor=None)
+    start = Profile.objects.get(pk=shop.pk).active_at
+    later = start + timedelta(minutes=50)
+    profile_touch(profile_id=shop.pk, now=later)  # a visit, 50 minutes in
+    assert Profile.objects.get(pk=shop.pk).active_at == later
+    profile_touch(profile_id=shop.pk, now=later + timedelta(minutes=4))  # within 5: no write
+    assert Profile.objects.get(pk=shop.pk).active_at == later
+    assert operations.profiles_sleep_idle(now=start + timedelta(minutes=61)) == []
+    assert operations.profiles_sleep_idle(now=later + timedelta(minutes=60)) == ["shop"]
+
+    other = ProfileFactory(name="other")
+    profile_touch(profile_id=other.pk)  # no schedule: nothing is written
+    assert Profile.objects.get(pk=other.pk).active_at is None
+
+    operations.profile_wake(profile=shop, actor=None)
+    done = operations.profile_sleep_schedule(profile=shop, hours=None, actor=None)
+    assert done.message == "shop no longer goes to sleep on its own."
+    row = Profile.objects.get(pk=shop.pk)
+    assert (row.sleep_after_hours, row.active_at) == (None, None)
+    assert operations.profiles_sleep_idle(now=later + timedelta(days=99)) == []
+    changes = AuditEvent.objects.filter(action="profile.sleep_schedule").order_by("id")
+    assert [(e.before, e.after) for e in changes] == [
+        ({"hours": None}, {"hours": 1}),
+        ({"hours": 1}, {"hours": None}),
+    ]
+
+
+@pytest.mark.parametrize("hours", [0, 721, -1, "8", 8.5, True])
+def test_a_schedule_out_of_range_is_a_field_error_and_changes_nothing(shop, hours):
+    from deployments.spec import SpecError
+
+    with pytest.raises(SpecError) as refused:
+        operations.profile_sleep_schedule(profile=shop, hours=hours, actor=None)
+    assert [e.path for e in refused.value.errors] == ["hours"]
+    assert Profile.objects.get(pk=shop.pk).sleep_after_hours is None
+    assert not AuditEvent.objects.filter(action="profile.sleep_schedule").exists()
+
+
+def test_a_due_profile_that_cannot_sleep_now_is_left_for_the_next_round(shop, caplog):
+    from datetime import timedelta
+
+    from tests.factories import make_release
+
+    operations.profile_sleep_schedule(profile=shop, hours=1, actor=None)
+    make_release(shop, "upgrading")  # a deploy is running: helm owns the Deployments
+    start = Profile.objects.get(pk=shop.pk).active_at
+    with caplog.at_level("INFO", logger="deployments.services.operations"):
+        assert operations.profiles_sleep_idle(now=start + timedelta(hours=2)) == []
+    assert "shop not put to sleep: release #" in caplog.text
+    assert FakeKube.scaled == []
+
+
+def test_the_reaper_round_sends_the_sleep_round_only_when_a_schedule_is_set(shop, monkeypatch):
+    from deployments import heartbeat, tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.sleep_idle_profiles, "delay", lambda: sent.append(1))
+    heartbeat._send_sleep_round()
+    assert sent == []
+    operations.profile_sleep_schedule(profile=shop, hours=3, actor=None)
+    heartbeat._send_sleep_round()
+    assert sent == [1]
+    operations.profile_sleep(profile=shop, actor=None)  # asleep: nothing to do
+    heartbeat._send_sleep_round()
+    assert sent == [1]

@@ -75,5 +75,15 @@ class Migration(migrations.Migration):
                 "default_permissions": ("view",),
             },
         ),
+        migrations.AddField(
+            model_name="profile",
+            name="active_at",
+            field=models.DateTimeField(blank=True, editable=False, null=True),
+        ),
+        migrations.AddField(
+            model_name="profile",
+            name="sleep_after_hours",
+            field=models.PositiveSmallIntegerField(blank=True, editable=False, null=True),
+        ),
         migrations.RunPython(create_roles, migrations.RunPython.noop),
     ]
