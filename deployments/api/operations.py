@@ -1,7 +1,8 @@
 """/api/v1/profiles/{name}/...: actions on what runs, as the profile page has them (restart
 or scale a component, delete a pod, sleep, wake, the sleep schedule). Each answers 200 with
-what it did; a state that forbids it is 409 with the reason (a release running, asleep, nothing deployed,
-...), a component or pod that does not exist 404, a cluster that did not do it 502.
+what it did; a state that forbids it is 409 with the reason (a release running, asleep,
+nothing deployed, ...), a component or pod that does not exist 404, a cluster that did not
+do it 502.
 Teardown is a release: 202, as deploy."""
 
 from ninja import Router, Schema, Status
