@@ -87,4 +87,21 @@ def test_bad_input_is_exit_2_with_one_line_per_problem(cli_env, sandbox):
     assert confirm.returncode == 2 and "--confirm: type the profile's name" in confirm.stderr
     typo = helmdeck(cli_env, "scale", "small", "web", "two")
     assert typo.returncode == 2 and "invalid int value: 'two'" in typo.stderr
+    hours = helmdeck(cli_env, "sleep", "small", "--after", "0")
+    assert hours.returncode == 2 and "'0': hours from 1 to 720, or never" in hours.stderr
     assert replicas_of(sandbox) == {"api": 1, "web": 1}
+
+
+def test_the_sleep_schedule_from_the_command_line(cli_env, sandbox):
+    from deployments.models import Profile
+
+    scheduled = helmdeck(cli_env, "sleep", "small", "--after", "6")
+    assert scheduled.returncode == 0, scheduled.stderr
+    assert scheduled.stdout == (
+        "small goes to sleep after 6 hours without a deploy, an action or a visit of its page.\n"
+    )
+    assert Profile.objects.get(name="small").sleep_after_hours == 6
+    assert replicas_of(sandbox) == {"api": 1, "web": 1}  # a schedule, not a sleep now
+    off = helmdeck(cli_env, "sleep", "small", "--after", "never", "-o", "json")
+    assert json.loads(off.stdout)["hours"] is None
+    assert Profile.objects.get(name="small").sleep_after_hours is None
