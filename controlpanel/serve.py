@@ -14,6 +14,7 @@ import os
 import sys
 
 APP = "controlpanel.asgi:application"
+WS_MAX_SIZE = 128 * 1024
 OWNED = ("--proxy-headers", "--no-proxy-headers", "--forwarded-allow-ips")
 
 
@@ -47,8 +48,11 @@ def main(argv: list[str]) -> None:
             raise SystemExit(f"helmdeck: {arg} is not accepted here; set HELMDECK_TRUSTED_PROXIES")
     import uvicorn.main
 
+    # WebSocket frames (the pod terminal's) of at most 128 KiB, not uvicorn's 16 MiB: the
+    # terminal takes 64 KiB of input at a time (static/terminal.js splits a longer paste)
     uvicorn.main.main(
-        [APP, *argv, *proxy_options(trusted_proxies())], prog_name="controlpanel.serve"
+        [APP, "--ws-max-size", str(WS_MAX_SIZE), *argv, *proxy_options(trusted_proxies())],
+        prog_name="controlpanel.serve",
     )
 
 

@@ -93,7 +93,8 @@ def _send_sleep_round():
     from deployments.tasks import sleep_idle_profiles
 
     if Profile.objects.filter(sleep_after_hours__isnull=False, asleep_since=None).exists():
-        sleep_idle_profiles.delay()
+        # expires: a round nobody ran before the next one is sent is dropped, not piled up
+        sleep_idle_profiles.apply_async(expires=settings.HELMDECK_REAP_SECONDS, retry=False)
 
 
 def _run(identity):

@@ -33,6 +33,25 @@
       }
     }
 
+    // the Clipboard API exists only on https:// and localhost pages; elsewhere (a panel
+    // reached over plain HTTP on a LAN) the older copy command still works
+    function copy(text) {
+      if (!text) return;
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text);
+        return;
+      }
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "visually-hidden";
+      document.body.appendChild(area);
+      area.select();
+      document.execCommand("copy");
+      area.remove();
+      term.focus();
+    }
+
     function send(bytes) {
       if (socket && socket.readyState === WebSocket.OPEN) socket.send(bytes);
     }
@@ -67,7 +86,12 @@
       });
     }
 
-    term.onData((data) => send(encoder.encode(data)));
+    // a long paste goes in pieces: the server takes 64 KiB in one message at most
+    const PIECE = 16 * 1024;
+    term.onData((data) => {
+      const bytes = encoder.encode(data);
+      for (let at = 0; at < bytes.length; at += PIECE) send(bytes.subarray(at, at + PIECE));
+    });
     // mouse reports in some programs: bytes given as a string of char codes
     term.onBinary((data) => send(Uint8Array.from(data, (c) => c.charCodeAt(0))));
     term.onResize(sendSize);
@@ -75,8 +99,7 @@
     term.attachCustomKeyEventHandler((event) => {
       if (event.type !== "keydown" || !event.ctrlKey || !event.shiftKey) return true;
       if (event.code === "KeyC") {
-        const selected = term.getSelection();
-        if (selected && navigator.clipboard) navigator.clipboard.writeText(selected);
+        copy(term.getSelection());
         event.preventDefault();
         return false;
       }

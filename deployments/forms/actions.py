@@ -77,9 +77,7 @@ class SleepScheduleForm(forms.Form):
     hours = forms.IntegerField(
         label="Sleep on its own after (hours)",
         required=False,
-        min_value=1,
-        max_value=SLEEP_AFTER_MAX,
-        validators=[validate_sleep_after_hours],
+        validators=[validate_sleep_after_hours],  # the one rule (its message alone)
         help_text=(
             "Hours without a deploy, an action on what runs or a visit of the profile's page; "
             "empty: never. Wake (or a deploy) brings it back."
@@ -88,7 +86,9 @@ class SleepScheduleForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["hours"].widget.attrs.update(inputmode="numeric", autofocus=True)
+        self.fields["hours"].widget.attrs.update(
+            min=1, max=SLEEP_AFTER_MAX, step=1, inputmode="numeric", autofocus=True
+        )
 
 
 class TeardownForm(forms.Form):

@@ -77,7 +77,9 @@ class _Target:
 
 
 @contextlib.contextmanager
-def _locked(profile, *, asleep_ok=False, asleep_refusal="{name} is asleep: wake it first"):
+def _locked(
+    profile, *, asleep_ok=False, asleep_refusal="{name} is asleep: wake it first", touch=True
+):
     """The profile's row, locked until the block ends (PostgreSQL: FOR NO KEY UPDATE, which
     the watcher's inserts of pod rows do not wait for; SQLite has no row locks, and holding
     its one write lock across cluster calls would stall the watcher: no lock there), after
@@ -100,7 +102,8 @@ def _locked(profile, *, asleep_ok=False, asleep_refusal="{name} is asleep: wake 
             raise ActionRefused(f"{row.name} is not deployed: deploy it first")
         if row.asleep_since is not None and not asleep_ok:
             raise ActionRefused(asleep_refusal.format(name=row.name))
-        profile_touch(profile_id=row.pk)  # an action: the sleep schedule counts from now
+        if touch:
+            profile_touch(profile_id=row.pk)  # an action: the sleep schedule counts from now
         yield _Target(row, installed.snapshot.get("namespace") or row.namespace)
 
 
@@ -253,13 +256,18 @@ def _scale_all(kube, target, deployments, wanted):
     return scaled, failed
 
 
-def profile_sleep(*, profile, actor, schedule=""):
+def profile_sleep(*, profile, actor, schedule="", idle_before=None):
     """Scale every component to 0 and remember the replicas each ran with. The status page
     shows the profile asleep; the cluster's capacity is free again (no pods, no requests).
     When some component cannot be scaled, the profile is still asleep (Wake brings back
     every one) and the refusal says which. `schedule`: why the sleep schedule put it to
-    sleep (profiles_sleep_idle), recorded as who and in the audit event."""
-    with _locked(profile, asleep_refusal="{name} is already asleep") as target:
+    sleep (profiles_sleep_idle), recorded as who and in the audit event; it does so only if
+    the profile, read under the lock, has been idle since `idle_before`."""
+    scheduled = {"touch": False} if schedule else {}
+    with _locked(profile, asleep_refusal="{name} is already asleep", **scheduled) as target:
+        active = target.profile.active_at
+        if idle_before is not None and (active is None or active > idle_before):
+            raise ActionRefused(f"{profile.name} was used since the round began")
         try:
             with Kube(target.profile.cluster) as kube:
                 deployments = _deployments(kube, target)
@@ -392,15 +400,18 @@ def profiles_sleep_idle(*, now=None):
         sleep_after_hours__isnull=False, asleep_since=None, active_at__isnull=False
     ).select_related("cluster")
     for profile in scheduled:
-        assert profile.active_at is not None and profile.sleep_after_hours is not None
-        if profile.active_at > now - timedelta(hours=profile.sleep_after_hours):
+        hours = profile.sleep_after_hours or 0
+        cutoff = now - timedelta(hours=hours)
+        if profile.active_at is None or profile.active_at > cutoff:
             continue
-        hours = profile.sleep_after_hours
         why = f"no deploy, action or visit for {hours} hour{'' if hours == 1 else 's'}"
         try:
-            profile_sleep(profile=profile, actor=None, schedule=why)
+            profile_sleep(profile=profile, actor=None, schedule=why, idle_before=cutoff)
         except ActionRefused as exc:
             log.info("sleep schedule: %s not put to sleep: %s", profile.name, exc)
+            continue
+        except Exception:  # one profile's failure is not the others'
+            log.exception("sleep schedule: putting %s to sleep failed", profile.name)
             continue
         slept.append(profile.name)
     return slept

@@ -36,11 +36,17 @@ def audit_record(*, actor, action, profile=None, target="", before=None, after=N
 TOUCH_EVERY = timedelta(minutes=5)
 
 
-def profile_touch(*, profile_id, now=None):
+_UNREAD = object()
+
+
+def profile_touch(*, profile_id, now=None, active_at=_UNREAD):
     """A deploy, an action on what runs or a visit of the profile's page happened: the sleep
     schedule counts from now (services/operations.profiles_sleep_idle). One UPDATE, and
-    none for a profile without a schedule or touched within TOUCH_EVERY."""
+    none for a profile without a schedule or touched within TOUCH_EVERY; no query at all
+    when the caller passes the `active_at` it read and that is recent."""
     now = now or timezone.now()
+    if active_at is not _UNREAD and active_at is not None and active_at >= now - TOUCH_EVERY:
+        return
     Profile.objects.filter(pk=profile_id, sleep_after_hours__isnull=False).filter(
         Q(active_at=None) | Q(active_at__lt=now - TOUCH_EVERY)
     ).update(active_at=now)

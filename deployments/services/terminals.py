@@ -92,7 +92,7 @@ def terminal_session_start(*, user, target, address):
         namespace=target.namespace,
         pod=target.pod,
         container=target.container,
-        address=address or "",
+        address=(address or "")[:45],  # a zoned IPv6 address may be longer: kept in part
     )
     audit_record(
         actor=user,

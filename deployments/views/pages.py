@@ -63,8 +63,8 @@ def profile_list(request):
 @permission_required("deployments.view_profile", raise_exception=True)
 def profile_detail(request, name):
     profile = get_object_or_404(selectors.profile_page_queryset(), name=name)
-    if profile.sleep_after_hours and not request.htmx:
-        profile_touch(profile_id=profile.pk)  # a visit: its sleep schedule counts from now
+    if profile.sleep_after_hours and not request.htmx:  # a visit: its schedule counts anew
+        profile_touch(profile_id=profile.pk, active_at=profile.active_at)
     context = {
         "profile": profile,
         "audit": selectors.profile_audit(profile=profile),

@@ -26,6 +26,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.decorators import permission_required
+from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, re_path
@@ -41,9 +42,10 @@ from deployments.views.sse_htmx import db, session_user
 
 log = logging.getLogger(__name__)
 
-OPEN_TIMEOUT = 20  # seconds for the API server to open the shell
+OPEN_TIMEOUT = 25  # seconds for the API server to open the shell (its handshake: 20)
 READ_WAIT = 0.25  # the reading thread's poll: also how soon it sees a stop
 MAX_INPUT = 64 * 1024  # bytes in one frame from the browser (a paste); larger ones close it
+MAX_CONTROL = 200  # characters of a text (control) frame: {"resize": ...} is ~40
 MAX_COLS, MAX_ROWS = 1000, 500
 
 # xterm.js writes its measurements and theme into <style> elements it makes itself, with no
@@ -131,6 +133,46 @@ def _open(target):
         return kube.pod_exec(target.namespace, target.pod, container=target.container)
 
 
+def _closing(fn):
+    """`fn` for a thread of its own: its database connection goes back when it returns."""
+
+    def run(*args):
+        try:
+            return fn(*args)
+        finally:
+            close_old_connections()
+
+    return run
+
+
+class _Opening:
+    """A shell being opened in a thread of its own, which the socket may stop waiting for
+    (the timeout, the browser gone): one that opens after that is closed, unused, by
+    whichever of the two comes second."""
+
+    def __init__(self, target):
+        self.target = target
+        self._lock = threading.Lock()
+        self._stream = None
+        self._abandoned = False
+
+    def run(self):
+        stream = _open(self.target)
+        with self._lock:
+            if not self._abandoned:
+                self._stream = stream
+                return stream
+        stream.close()
+        return None
+
+    def abandon(self):
+        with self._lock:
+            self._abandoned = True
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+
+
 def _start(user, target, address):
     return terminals.terminal_session_start(user=user, target=target, address=address).pk
 
@@ -141,7 +183,7 @@ def _end(session_id, reason, bytes_in, bytes_out, typed):
     )
 
 
-# close codes the page reads (4000-4999 are the application's own)
+# close codes (4000-4999 are the application's own); the page shows the reason sent before
 CLOSE_SHELL_ENDED = 1000
 CLOSE_REFUSED = 4003
 CLOSE_NOT_FOUND = 4004
@@ -158,6 +200,7 @@ class TerminalSocket(AsyncWebsocketConsumer):
         self.bytes_in = self.bytes_out = 0
         self.typed = bytearray()
         self.watching = None
+        self.reading = False  # the reading thread runs: it closes the stream
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="terminal-write")
         user = self.scope.get("user")
         if (
@@ -171,24 +214,50 @@ class TerminalSocket(AsyncWebsocketConsumer):
         self.user = user
         self.session_key = self.scope["session"].session_key
         await self.accept()
+        try:
+            await self._open_shell()
+        except asyncio.CancelledError:
+            await asyncio.shield(self._end("the terminal stopped while opening", CLOSE_CLUSTER))
+            raise
+        except Exception as exc:  # the browser left meanwhile (the send failed), the database
+            log.info("pod terminal: ended while opening (%s)", type(exc).__name__)
+            await self._end(
+                f"the terminal stopped while opening ({type(exc).__name__})", CLOSE_CLUSTER
+            )
 
+    async def _open_shell(self):
+        """Where, then the audit row, then the shell (a shell is never open without its
+        row), then "open" to the browser and the reading thread."""
         route = self.scope["url_route"]["kwargs"]
         container = _query(self.scope).get("container", "")
-        try:
-            target = await db(_target)(route["name"], route["pod"], container)
+        try:  # database reads and a cluster call: not on the live pages' database threads
+            target = await asyncio.to_thread(
+                _closing(_target), route["name"], route["pod"], container
+            )
         except ActionRefused as exc:
-            code = CLOSE_NOT_FOUND if exc.status == 404 else CLOSE_REFUSED
-            await self._end(str(exc), code if exc.status != 502 else CLOSE_CLUSTER)
+            code = {404: CLOSE_NOT_FOUND, 502: CLOSE_CLUSTER}.get(exc.status, CLOSE_REFUSED)
+            await self._end(str(exc), code)
             return
+        client = self.scope.get("client") or ("", 0)
+        self.session_id = await db(_start)(self.user, target, client[0])
+        opening = _Opening(target)
         try:
-            self.stream = await asyncio.wait_for(asyncio.to_thread(_open, target), OPEN_TIMEOUT)
+            self.stream = await asyncio.wait_for(asyncio.to_thread(opening.run), OPEN_TIMEOUT)
         except (KubeError, TimeoutError) as exc:
+            opening.abandon()  # should it open after all, it is closed
             reason = str(exc) or f"the cluster did not open a shell within {OPEN_TIMEOUT}s"
             await self._end(reason, CLOSE_CLUSTER)
             return
-        client = self.scope.get("client") or ("", 0)
-        self.session_id = await db(_start)(user, target, client[0])
+        except asyncio.CancelledError:
+            opening.abandon()
+            raise
         self.last_input = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        threading.Thread(
+            target=self._read, args=(self.stream, loop), daemon=True, name="terminal-read"
+        ).start()
+        self.reading = True
+        self.watching = asyncio.ensure_future(self._watch())
         await self.send(
             text_data=json.dumps(
                 {
@@ -199,21 +268,18 @@ class TerminalSocket(AsyncWebsocketConsumer):
                 }
             )
         )
-        loop = asyncio.get_running_loop()
-        threading.Thread(
-            target=self._read, args=(self.stream, loop), daemon=True, name="terminal-read"
-        ).start()
-        self.watching = asyncio.ensure_future(self._watch())
 
     # -- the shell's output, in a thread of its own ----------------------------------------
 
     def _read(self, stream, loop):
-        reason = "the connection to the pod closed"
+        reason, code = "the connection to the pod closed", CLOSE_CLUSTER
         try:
             while True:
                 out = stream.read(READ_WAIT)
                 if out is None:
-                    reason = _ended_reason(stream.end_status())
+                    status = stream.end_status()
+                    reason = _ended_reason(status)
+                    code = CLOSE_SHELL_ENDED if status.startswith("exit code") else CLOSE_CLUSTER
                     break
                 if out:
                     # wait for each send: a flood of output (`yes`) waits for the browser
@@ -225,8 +291,11 @@ class TerminalSocket(AsyncWebsocketConsumer):
             reason = f"the terminal stopped ({type(exc).__name__})"
         finally:
             stream.close()
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to tell
-            asyncio.run_coroutine_threadsafe(self._end(reason, CLOSE_SHELL_ENDED), loop)
+        ending = self._end(reason, code)
+        try:
+            asyncio.run_coroutine_threadsafe(ending, loop)
+        except RuntimeError:  # the loop has closed (the server stopped): nothing to tell
+            ending.close()
 
     async def _output(self, data):
         if self.ended:
@@ -253,7 +322,7 @@ class TerminalSocket(AsyncWebsocketConsumer):
                 self.typed += bytes_data
             await self._in_writer(self.stream.write, bytes_data)
             return
-        size = _resize(text_data)
+        size = _resize(text_data) if len(text_data or "") <= MAX_CONTROL else None
         if size is None:
             log.info("pod terminal: ignored a text message that is not a resize")
             return
@@ -297,7 +366,9 @@ class TerminalSocket(AsyncWebsocketConsumer):
             return
         self.ended = True
         if self.stream is not None:
-            self.stream.stop()  # the reading thread closes it
+            self.stream.stop()
+            if not self.reading:  # else the reading thread closes it, once out of its read
+                self.stream.close()
         if self.watching is not None and self.watching is not asyncio.current_task():
             self.watching.cancel()
         if self.session_id is not None:

@@ -16,6 +16,7 @@ from deployments.models import AuditEvent, PodState, Release, TerminalSession
 from deployments.services.releases import release_request, release_run
 from tests.conftest import wait_for_js
 from tests.factories import UserFactory
+from tests.fixtures.infra import wait_until
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop, as elsewhere
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -42,8 +43,6 @@ def probe_running(probe_profile, watcher):
         nonlocal probe_profile_pod
         probe_profile_pod = pods.values_list("name", flat=True).first()
         return probe_profile_pod
-
-    from tests.fixtures.infra import wait_until
 
     wait_until(ready_pod, timeout=60, what="the watcher to report the probe pod Ready")
     return probe_profile, probe_profile_pod
@@ -163,3 +162,9 @@ def test_a_page_of_another_origin_gets_403_even_with_an_admins_cookie(
     assert socket_status(socket, origin=f"http://127.0.0.1:{port + 1}", cookie=jar) == 403
     assert socket_status(socket, origin=asgi_server) == 403  # no cookie
     assert socket_status(socket, origin=asgi_server, cookie=jar) == 101  # the control
+    wait_until(  # that socket closed at once: its shell is gone and its record ended
+        lambda: TerminalSession.objects.filter(ended_at__isnull=False).count() == 1,
+        timeout=60,
+        what="the control session's record to end",
+    )
+    assert not TerminalSession.objects.filter(ended_at=None).exists()

@@ -213,16 +213,38 @@ def test_a_due_profile_that_cannot_sleep_now_is_left_for_the_next_round(shop, ca
     assert FakeKube.scaled == []
 
 
-def test_the_reaper_round_sends_the_sleep_round_only_when_a_schedule_is_set(shop, monkeypatch):
+def test_the_reaper_round_sends_the_sleep_round_only_when_a_schedule_is_set(
+    shop, monkeypatch, settings
+):
+    settings.HELMDECK_REAP_SECONDS = 60
     from deployments import heartbeat, tasks
 
     sent = []
-    monkeypatch.setattr(tasks.sleep_idle_profiles, "delay", lambda: sent.append(1))
+    monkeypatch.setattr(
+        tasks.sleep_idle_profiles, "apply_async", lambda **options: sent.append(options)
+    )
     heartbeat._send_sleep_round()
     assert sent == []
     operations.profile_sleep_schedule(profile=shop, hours=3, actor=None)
     heartbeat._send_sleep_round()
-    assert sent == [1]
+    assert sent == [{"expires": 60, "retry": False}]  # dropped if not run before the next
     operations.profile_sleep(profile=shop, actor=None)  # asleep: nothing to do
     heartbeat._send_sleep_round()
-    assert sent == [1]
+    assert len(sent) == 1
+
+
+def test_a_profile_used_after_the_round_read_it_is_not_put_to_sleep(shop):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    operations.profile_sleep_schedule(profile=shop, hours=1, actor=None)
+    now = timezone.now()
+    Profile.objects.filter(pk=shop.pk).update(active_at=now - timedelta(hours=2))
+    stale = Profile.objects.get(pk=shop.pk)  # what the round read
+    Profile.objects.filter(pk=shop.pk).update(active_at=now)  # a visit meanwhile
+    with pytest.raises(ActionRefused, match="was used since the round began"):
+        operations.profile_sleep(
+            profile=stale, actor=None, schedule="idle", idle_before=now - timedelta(hours=1)
+        )
+    assert FakeKube.scaled == []

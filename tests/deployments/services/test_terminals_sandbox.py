@@ -58,14 +58,14 @@ def test_only_a_running_pod_of_the_release_and_its_own_containers(small_deployed
     )
     assert refused(profile=small_deployed, pod="stranger")[0] == 404
 
-
-def test_names_that_cannot_be_a_pod_never_reach_the_cluster(small_app, monkeypatch):
     def no_cluster(*args, **kwargs):
         raise AssertionError("the cluster was asked")
 
-    monkeypatch.setattr(kube_module.Kube, "pod", no_cluster)
-    for pod, container in [("../etc", ""), ("ok-pod", "Bad_Name"), ("a" * 254, "")]:
-        assert refused(profile=small_app, pod=pod, container=container)[0] == 404
+    # names that cannot be a pod's or a container's never reach the cluster
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kube_module.Kube, "pod", no_cluster)
+        for name, container in [("../etc", ""), (pod, "Bad_Name"), ("a" * 254, "")]:
+            assert refused(profile=small_deployed, pod=name, container=container)[0] == 404
 
 
 def test_a_profile_that_is_not_deployed_has_no_shell(small_app):

@@ -5,7 +5,7 @@ profile page says what is set, and a visit of it moves the schedule."""
 import pytest
 
 from deployments.models import AuditEvent, Profile
-from tests.factories import ProfileFactory
+from tests.factories import ComponentFactory, ProfileFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +14,9 @@ URL = "/profiles/shop/sleep/schedule/"
 
 @pytest.fixture
 def shop():
-    return ProfileFactory(name="shop")
+    profile = ProfileFactory(name="shop")
+    ComponentFactory(profile=profile, name="web")
+    return profile
 
 
 def test_a_deployer_sets_and_turns_off_the_schedule(login, shop):
@@ -57,4 +59,5 @@ def test_a_visit_of_the_profile_page_moves_the_schedule(login, shop):
     assert Profile.objects.get(pk=shop.pk).active_at == old
     client.get("/profiles/shop/")
     assert Profile.objects.get(pk=shop.pk).active_at > old
-    assert b"Set one" not in client.get("/profiles/shop/").content  # viewers: no link
+    assert b"Sleeps on its own after 4 hours" in client.get("/profiles/shop/").content
+    assert URL.encode() not in client.get("/profiles/shop/").content  # viewers: no link

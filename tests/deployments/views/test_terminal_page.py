@@ -5,7 +5,7 @@ lets xterm.js's own <style> elements in on this page and nowhere else."""
 import pytest
 
 from deployments.models import TerminalSession
-from tests.factories import ProfileFactory, pod_state
+from tests.factories import ComponentFactory, ProfileFactory, pod_state
 
 pytestmark = pytest.mark.django_db
 
@@ -15,6 +15,7 @@ URL = "/profiles/shop/pods/shop-web-1/terminal/"
 @pytest.fixture
 def shop():
     profile = ProfileFactory(name="shop")
+    ComponentFactory(profile=profile, name="web")
     pod_state(profile, "shop-web-1", component="web")
     return profile
 

@@ -10,7 +10,7 @@ import queue
 import threading
 
 import pytest
-from channels.testing import WebsocketCommunicator
+from asgiref.testing import ApplicationCommunicator
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
@@ -85,6 +85,38 @@ def shell(monkeypatch, settings):
     return fake
 
 
+class WebsocketCommunicator(ApplicationCommunicator):
+    """A browser's side of one socket, as the ASGI server would deliver it (channels.testing
+    has one too, but importing it needs daphne, a server this project does not use)."""
+
+    def __init__(self, application, path, headers):
+        path, _, query = path.partition("?")
+        scope = {
+            "type": "websocket",
+            "path": path,
+            "query_string": query.encode(),
+            "headers": headers,
+            "subprotocols": [],
+            "scheme": "ws",
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        super().__init__(application, scope)
+
+    async def connect(self, timeout=5):
+        """(accepted, close code)."""
+        await self.send_input({"type": "websocket.connect"})
+        message = await self.receive_output(timeout)
+        return message["type"] == "websocket.accept", message.get("code")
+
+    async def send_to(self, text_data=None, bytes_data=None):
+        await self.send_input({"type": "websocket.receive", "text": text_data, "bytes": bytes_data})
+
+    async def disconnect(self, code=1000, timeout=5):
+        await self.send_input({"type": "websocket.disconnect", "code": code})
+        await self.wait(timeout)
+
+
 def session_of(role):
     user = UserFactory(role=role)
     client = Client()
@@ -142,7 +174,7 @@ def test_it_is_refused_before_the_upgrade(shell, settings, case):
     async def run():
         comm = communicator(key, **kwargs)
         connected, _ = await comm.connect(timeout=5)
-        await comm.wait()
+        await comm.disconnect()  # as the server sends it after the 403
         return connected
 
     assert in_own_loop(run) is False
@@ -318,7 +350,56 @@ def test_any_other_socket_path_is_refused(shell):
     async def run():
         comm = communicator(key, path="/status/stream/")
         connected, _ = await comm.connect(timeout=5)
-        await comm.wait()
+        await comm.disconnect()  # as the server sends it after the 403
         return connected
 
     assert in_own_loop(run) is False
+
+
+def test_a_shell_that_opens_too_late_is_closed_and_its_record_says_why(shell, monkeypatch):
+    import time
+
+    monkeypatch.setattr(terminal, "OPEN_TIMEOUT", 0.5)
+
+    def slow_open(target):
+        time.sleep(1.5)
+        return shell
+
+    monkeypatch.setattr(terminal, "_open", slow_open)
+    _, key = session_of("admin")
+
+    async def run():
+        comm = communicator(key)
+        assert (await comm.connect(timeout=5))[0]
+        return await until_closed(comm)
+
+    said, code = in_own_loop(run)
+    assert code == 4502 and said["reason"] == "the cluster did not open a shell within 0.5s"
+    assert shell.closed.wait(5)  # opened after all: closed, unused
+    row = TerminalSession.objects.get()
+    assert row.end_reason == said["reason"] and row.ended_at is not None
+    assert shell.written == []
+
+
+def test_a_browser_gone_while_the_shell_opened_leaves_no_shell_and_no_open_record(
+    shell, monkeypatch
+):
+    sent = terminal.TerminalSocket.send
+
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        if text_data and '"open"' in text_data:
+            raise OSError("the client is gone")  # what uvicorn raises for a send then
+        return await sent(self, text_data=text_data, bytes_data=bytes_data, close=close)
+
+    monkeypatch.setattr(terminal.TerminalSocket, "send", send)
+    _, key = session_of("admin")
+
+    async def run():
+        comm = communicator(key)
+        assert (await comm.connect(timeout=5))[0]
+        return await until_closed(comm)
+
+    in_own_loop(run)
+    assert shell.stopped.is_set() and shell.closed.wait(5)
+    row = TerminalSession.objects.get()
+    assert row.end_reason == "the terminal stopped while opening (OSError)"
