@@ -369,8 +369,21 @@ class ProfileAdmin(admin.ModelAdmin):
             services.profile_delete(profile=obj, actor=request.user)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records nobody adds, changes or deletes here (the audit trail, terminal sessions)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("at", "actor_name", "action", "profile_name", "target")
     list_filter = ("action", "profile")
     search_fields = ("target", "actor_name", "profile_name")
@@ -387,18 +400,9 @@ class AuditEventAdmin(admin.ModelAdmin):
         "after",
     )
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(TerminalSession)
-class TerminalSessionAdmin(admin.ModelAdmin):
+class TerminalSessionAdmin(ReadOnlyAdmin):
     """Every pod terminal session (services/terminals.py): read-only, for admins."""
 
     list_display = (
@@ -415,15 +419,6 @@ class TerminalSessionAdmin(admin.ModelAdmin):
     search_fields = ("pod", "user_name", "profile_name", "address")
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in TerminalSession._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApiToken)

@@ -253,6 +253,18 @@ def test_what_is_typed_is_kept_only_when_the_setting_asks(shell, settings):
     assert TerminalSession.objects.get().input == "echo hi\ré" + "exit\r"
 
 
+def accepted_then_closed():
+    """Open a socket as an admin that the server accepts; (last status, close code)."""
+    _, key = session_of("admin")
+
+    async def run():
+        comm = communicator(key)
+        assert (await comm.connect(timeout=5))[0]
+        return await until_closed(comm)
+
+    return in_own_loop(run)
+
+
 def end_by(shell, action, settings=None):
     """Open a session as an admin, do `action(user)`, read until closed."""
     user, key = session_of("admin")
@@ -331,14 +343,7 @@ def test_a_refusal_after_the_upgrade_says_why_and_records_nothing(shell, monkeyp
         raise ActionRefused("shop has no pod shop-web-1 in namespace shop-ns", status=404)
 
     monkeypatch.setattr(terminal, "_target", _target)
-    _, key = session_of("admin")
-
-    async def run():
-        comm = communicator(key)
-        assert (await comm.connect(timeout=5))[0]
-        return await until_closed(comm)
-
-    said, code = in_own_loop(run)
+    said, code = accepted_then_closed()
     assert said == {"status": "closed", "reason": "shop has no pod shop-web-1 in namespace shop-ns"}
     assert code == 4004
     assert not TerminalSession.objects.exists()
@@ -366,14 +371,7 @@ def test_a_shell_that_opens_too_late_is_closed_and_its_record_says_why(shell, mo
         return shell
 
     monkeypatch.setattr(terminal, "_open", slow_open)
-    _, key = session_of("admin")
-
-    async def run():
-        comm = communicator(key)
-        assert (await comm.connect(timeout=5))[0]
-        return await until_closed(comm)
-
-    said, code = in_own_loop(run)
+    said, code = accepted_then_closed()
     assert code == 4502 and said["reason"] == "the cluster did not open a shell within 0.5s"
     assert shell.closed.wait(5)  # opened after all: closed, unused
     row = TerminalSession.objects.get()
@@ -392,14 +390,7 @@ def test_a_browser_gone_while_the_shell_opened_leaves_no_shell_and_no_open_recor
         return await sent(self, text_data=text_data, bytes_data=bytes_data, close=close)
 
     monkeypatch.setattr(terminal.TerminalSocket, "send", send)
-    _, key = session_of("admin")
-
-    async def run():
-        comm = communicator(key)
-        assert (await comm.connect(timeout=5))[0]
-        return await until_closed(comm)
-
-    in_own_loop(run)
+    accepted_then_closed()
     assert shell.stopped.is_set() and shell.closed.wait(5)
     row = TerminalSession.objects.get()
     assert row.end_reason == "the terminal stopped while opening (OSError)"
