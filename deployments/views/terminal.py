@@ -201,6 +201,7 @@ class TerminalSocket(AsyncWebsocketConsumer):
         self.typed = bytearray()
         self.watching = None
         self.reading = False  # the reading thread runs: it closes the stream
+        self.accepted = False
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="terminal-write")
         user = self.scope.get("user")
         if (
@@ -214,6 +215,7 @@ class TerminalSocket(AsyncWebsocketConsumer):
         self.user = user
         self.session_key = self.scope["session"].session_key
         await self.accept()
+        self.accepted = True
         try:
             await self._open_shell()
         except asyncio.CancelledError:
@@ -380,9 +382,10 @@ class TerminalSocket(AsyncWebsocketConsumer):
                 log.exception(
                     "pod terminal: could not record the end of session %s", self.session_id
                 )
-        with contextlib.suppress(Exception):  # the browser may be gone already
-            await self.send(text_data=json.dumps({"status": "closed", "reason": reason}))
-            await self.close(code)
+        if self.accepted:  # a refused socket was closed before the upgrade
+            with contextlib.suppress(Exception):  # the browser may be gone already
+                await self.send(text_data=json.dumps({"status": "closed", "reason": reason}))
+                await self.close(code)
         self.writer.shutdown(wait=False)
 
     async def disconnect(self, code):
