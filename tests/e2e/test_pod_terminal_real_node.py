@@ -107,7 +107,9 @@ def test_an_admin_runs_a_command_in_a_real_container(
     assert session.end_reason == "the shell exited (exit code 0)"
     assert session.bytes_in > 0 and session.bytes_out > 0 and session.input == ""
     actions = list(
-        AuditEvent.objects.filter(action__startswith="pod.exec").values_list("action", "target")
+        AuditEvent.objects.filter(action__startswith="pod.exec")
+        .order_by("id")
+        .values_list("action", "target")
     )
     assert actions == [("pod.exec", f"{pod}/web"), ("pod.exec.end", f"{pod}/web")]
 
