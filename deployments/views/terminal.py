@@ -59,7 +59,6 @@ def socket_path(profile_name, pod):
 
 @require_GET
 @permission_required(terminals.EXEC_PERMISSION, raise_exception=True)
-@csp_override(TERMINAL_CSP)
 def pod_terminal(request, name, pod):
     """The terminal's page: the pod's containers to choose from and the terminal itself.
     The shell opens when the page's script connects (static/terminal.js)."""
@@ -82,7 +81,15 @@ def pod_terminal(request, name, pod):
                 idle_minutes=max(1, round(settings.HELMDECK_POD_EXEC_IDLE_SECONDS / 60)),
                 records_input=settings.HELMDECK_POD_EXEC_RECORD_INPUT,
             )
+            return _terminal_page(request, context)
     return render(request, "deployments/pod_terminal.html", context, status=status)
+
+
+@csp_override(TERMINAL_CSP)
+def _terminal_page(request, context):
+    """The page with the terminal on it: the only one whose policy lets inline styles in
+    (a refusal or the "off" page keeps the strict one)."""
+    return render(request, "deployments/pod_terminal.html", context)
 
 
 # ---- the socket --------------------------------------------------------------------------

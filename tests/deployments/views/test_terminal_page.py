@@ -72,6 +72,12 @@ def test_only_the_terminal_page_lets_inline_styles_in(login, shop, settings, mon
 
     other = client.get("/profiles/shop/")
     assert "'unsafe-inline'" not in other["Content-Security-Policy"]
+    # apart from style-src, the terminal's policy is every page's
+    assert [d for d in policy.split("; ") if not d.startswith("style-src")] == [
+        d for d in other["Content-Security-Policy"].split("; ") if not d.startswith("style-src")
+    ]
+    settings.HELMDECK_POD_EXEC = False  # the "off" page: the strict policy
+    assert "'unsafe-inline'" not in client.get(URL)["Content-Security-Policy"]
 
 
 def test_the_pods_table_links_a_terminal_for_admins_when_it_is_on(login, shop, settings):
