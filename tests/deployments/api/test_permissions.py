@@ -152,6 +152,12 @@ OPERATIONS = {
         "profile",
         lambda w: ("/api/v1/profiles/todo-app/sleep", None),
     ),
+    ("PUT", "/api/v1/profiles/{name}/sleep-schedule"): (
+        DEPLOYER,
+        True,
+        "profile",
+        lambda w: ("/api/v1/profiles/todo-app/sleep-schedule", {"hours": 8}),
+    ),
     ("POST", "/api/v1/profiles/{name}/teardown"): (
         ADMIN,
         True,
