@@ -124,10 +124,6 @@ def _still_allowed(session_key, user_pk):
     return ""
 
 
-def _allowed(user):
-    return terminals.terminal_allowed(user)
-
-
 def _target(name, pod, container):
     profile = Profile.objects.select_related("cluster").filter(name=name).first()
     if profile is None:
@@ -215,7 +211,7 @@ class TerminalSocket(AsyncWebsocketConsumer):
             not same_origin(self.scope)
             or user is None
             or not user.is_authenticated
-            or not await db(_allowed)(user)
+            or not await db(terminals.terminal_allowed)(user)
         ):
             await self.close()  # before accept: the server answers 403, nothing is upgraded
             return
