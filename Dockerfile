@@ -10,13 +10,18 @@ RUN pip install --no-cache-dir uv==0.13.9
 ENV UV_NATIVE_TLS=1
 COPY pyproject.toml uv.lock ./
 RUN uv venv /opt/venv --python "$(command -v python3)" \
- && UV_PROJECT_ENVIRONMENT=/opt/venv uv sync --frozen --no-dev --no-install-project --no-cache
+ && UV_PROJECT_ENVIRONMENT=/opt/venv uv sync --frozen --no-dev --no-install-project --no-cache \
+      --compile-bytecode
 
 FROM ${BASE_IMAGE} AS runner
 WORKDIR /app
 RUN useradd --create-home --uid 1001 --user-group helmdeck
 COPY --from=builder /opt/venv /opt/venv
 COPY --chown=1001:1001 . .
+# The venv's packages are compiled above and the panel's here: the process cannot write
+# .pyc files (a root-owned venv, PYTHONDONTWRITEBYTECODE in slim bases), and without them
+# every start compiles Django and the kubernetes client from source (~2 s more per process).
+RUN python -m compileall -q controlpanel deployments cli
 ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=controlpanel.settings \

@@ -126,17 +126,29 @@ def test_it_builds_the_panel_image_from_a_local_base_and_runs_it_as_1001(dockerd
             "sh",
             "-c",
             "id -u && python -c 'import django, celery; print(django.get_version())' "
-            "&& python manage.py check --deploy --fail-level ERROR >/dev/null && echo checked",
+            "&& python manage.py check --deploy --fail-level ERROR >/dev/null && echo checked "
+            f"&& python -c {COMPILED!r}",
         ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    uid, version, checked = run.stdout.split()
+    uid, version, checked, compiled = run.stdout.split()
     assert uid == "1001"
     assert version.startswith("6.")
     assert checked == "checked"
+    assert compiled == "compiled", "the image's packages or the panel's modules lack .pyc files"
+
+
+# Run inside the image: Django's, the kubernetes client's and the panel's modules have their
+# .pyc beside them (the process can write none: a root-owned venv, PYTHONDONTWRITEBYTECODE).
+COMPILED = (
+    "import importlib.util as u, os, django.db.models.base as a, kubernetes.client as b;"
+    "files = [a.__file__, b.__file__, os.path.abspath('deployments/models/__init__.py')];"
+    "missing = [f for f in files if not os.path.exists(u.cache_from_source(f))];"
+    "print(missing or 'compiled')"
+)
 
 
 # ---- docker-compose up, for real ----------------------------------------------------

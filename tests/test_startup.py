@@ -128,3 +128,24 @@ def test_deploy_leaves_the_url_check_and_the_api_to_manage_py_check(tmp_path):
     modules = modules_of(result)
     assert "deployments.services.releases" in modules  # what the deploy command imports
     assert {"ninja", "pydantic", "deployments.api", "controlpanel.urls"} & modules == set()
+
+
+def test_the_venvs_packages_and_the_projects_modules_are_compiled():
+    """`make venv` compiles them (scripts/dev/venv): where PYTHONDONTWRITEBYTECODE is set,
+    nothing else writes .pyc files, and every process compiled Django, Celery and the
+    kubernetes client from source again (`manage.py help` 3.0 s instead of 1.0 s)."""
+    import importlib.util
+
+    import celery
+    import django.db.models.base
+    import kubernetes.client
+
+    import deployments.services.releases
+
+    modules = (django.db.models.base, celery, kubernetes.client, deployments.services.releases)
+    missing = [
+        m.__name__
+        for m in modules
+        if not Path(importlib.util.cache_from_source(m.__file__)).exists()
+    ]
+    assert missing == []
