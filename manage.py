@@ -1,9 +1,17 @@
 #!/usr/bin/env python
+import atexit
+import gc
 import os
 import sys
 
 
 def main():
+    # At exit, the interpreter's last garbage collection walks every object Django and the
+    # client libraries made (~0.2 s here: 30 % of `manage.py help`, a fifth of a second at
+    # the end of every deploy --wait). Frozen first, they are left to the process's end; the
+    # atexit handlers registered after this one (logging's flush, threads, temp files) run
+    # before it, and stdout and stderr are flushed as always.
+    atexit.register(gc.freeze)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlpanel.settings")
     from controlpanel.state import private_umask
 
