@@ -64,28 +64,30 @@ def _tolerations(text):
 def tolerates(toleration, taint):
     """Kubernetes' Toleration.ToleratesTaint: an empty effect or key (with Exists) matches all."""
     effect = toleration.get("effect") or ""
-    if effect and effect != taint.effect:
+    if effect and effect != taint.get("effect"):
         return False
     key = toleration.get("key") or ""
-    if key and key != taint.key:
+    if key and key != taint.get("key"):
         return False
     operator = toleration.get("operator") or "Equal"
     if operator == "Exists":
         return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.value or "")
+    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def node_accepts(node, placement):
-    """Would the scheduler put a pod with this placement on the node (resources aside)?"""
-    if node.spec.unschedulable:
+    """Would the scheduler put a pod with this placement on the node (resources aside)?
+    Nodes and pods here are the API's JSON (Kube.nodes, Kube.active_pods)."""
+    spec = node.get("spec") or {}
+    if spec.get("unschedulable"):
         return False
-    labels = node.metadata.labels or {}
+    labels = node["metadata"].get("labels") or {}
     if any(labels.get(key) != value for key, value in placement.node_selector.items()):
         return False
     return all(
         any(tolerates(t, taint) for t in placement.tolerations)
-        for taint in node.spec.taints or []
-        if taint.effect in FILTERING_EFFECTS
+        for taint in spec.get("taints") or []
+        if taint.get("effect") in FILTERING_EFFECTS
     )
 
 
@@ -97,18 +99,18 @@ def _resources(mapping):
 
 
 def node_allocatable(node):
-    return _resources(node.status.allocatable)
+    return _resources((node.get("status") or {}).get("allocatable"))
 
 
 def node_capacity(node):
     """What the node was started with (Minikube's --cpus/--memory)."""
-    return _resources(node.status.capacity)
+    return _resources((node.get("status") or {}).get("capacity"))
 
 
 def pod_requests(pod):
     total = Resources()
-    for container in pod.spec.containers:
-        total += _resources(container.resources and container.resources.requests)
+    for container in pod["spec"].get("containers") or []:
+        total += _resources((container.get("resources") or {}).get("requests"))
     return total
 
 
@@ -127,23 +129,24 @@ def namespace_capacity(*, kube, namespace, exclude_release=None):
     placement = Placement.of(kube.namespace(namespace))
     nodes = kube.nodes()
     eligible = [n for n in nodes if node_accepts(n, placement)]
-    names = {n.metadata.name for n in eligible}
+    names = {n["metadata"]["name"] for n in eligible}
     total = Resources()
     for node in eligible:
         total += node_allocatable(node)
     used = Resources()
     for pod in kube.active_pods():
-        if pod.spec.node_name not in names:
+        if pod["spec"].get("nodeName") not in names:
             continue
         # A terminating pod (deletionTimestamp set) holds its requests only until its grace
         # period ends; the scheduler places the new pods then. Counting it refused a deploy
         # right after an uninstall whose pods were still stopping.
-        if pod.metadata.deletion_timestamp is not None:
+        meta = pod["metadata"]
+        if meta.get("deletionTimestamp") is not None:
             continue
-        labels = pod.metadata.labels or {}
+        labels = meta.get("labels") or {}
         if (
             exclude_release
-            and pod.metadata.namespace == namespace
+            and meta.get("namespace") == namespace
             and labels.get(INSTANCE_LABEL) == exclude_release
         ):
             continue

@@ -203,7 +203,7 @@ def _seed_sized(size):
 def largest_node(nodes):
     """(name, capacity) of the largest node: of those of the research's size if any, the
     one with the most cpu, then memory; ("", zero) without nodes."""
-    sizes = [(node_capacity(node), node.metadata.name) for node in nodes]
+    sizes = [(node_capacity(node), node["metadata"]["name"]) for node in nodes]
     if not sizes:
         return "", Resources()
     size, name = max(sizes, key=lambda s: (_seed_sized(s[0]), s[0].cpu, s[0].memory, s[1]))

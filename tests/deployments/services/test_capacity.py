@@ -1,5 +1,6 @@
-"""Which nodes a namespace's pods may use, and what is free there: unit tests with the
-Kubernetes client's own model objects standing in for what the API returns."""
+"""Which nodes a namespace's pods may use, and what is free there: unit tests with the API's
+JSON (the client's model objects, serialized as the API sends them) standing in for what
+the cluster returns."""
 
 import json
 from datetime import UTC, datetime
@@ -20,17 +21,25 @@ from deployments.services.capacity import (
 )
 
 GiB = Decimal(2**30)
-SIMULATED_TAINT = client.V1Taint(key="helmdeck.dev/simulated", value="true", effect="NoSchedule")
+SIMULATED_TAINT = {"key": "helmdeck.dev/simulated", "value": "true", "effect": "NoSchedule"}
+_API = client.ApiClient()
+
+
+def as_api(obj):
+    """A model object as the API's JSON (camelCase keys, no nulls): what Kube's lists return."""
+    return _API.sanitize_for_serialization(obj)
 
 
 def node(name, *, cpu="4", memory="8Gi", labels=None, taints=None, unschedulable=None):
-    return client.V1Node(
-        metadata=client.V1ObjectMeta(name=name, labels=labels),
-        spec=client.V1NodeSpec(taints=taints, unschedulable=unschedulable),
-        status=client.V1NodeStatus(
-            allocatable={"cpu": cpu, "memory": memory, "pods": "110"},
-            capacity={"cpu": cpu, "memory": memory, "pods": "110"},
-        ),
+    return as_api(
+        client.V1Node(
+            metadata=client.V1ObjectMeta(name=name, labels=labels),
+            spec=client.V1NodeSpec(taints=taints, unschedulable=unschedulable),
+            status=client.V1NodeStatus(
+                allocatable={"cpu": cpu, "memory": memory, "pods": "110"},
+                capacity={"cpu": cpu, "memory": memory, "pods": "110"},
+            ),
+        )
     )
 
 
@@ -42,21 +51,23 @@ def pod(
     name, node_name, *, namespace="other", cpu="500m", memory="512Mi", release=None, leaving=None
 ):
     labels = {"app.kubernetes.io/instance": release} if release else None
-    return client.V1Pod(
-        metadata=client.V1ObjectMeta(
-            name=name, namespace=namespace, labels=labels, deletion_timestamp=leaving
-        ),
-        spec=client.V1PodSpec(
-            node_name=node_name,
-            containers=[
-                client.V1Container(
-                    name="c",
-                    resources=client.V1ResourceRequirements(
-                        requests={"cpu": cpu, "memory": memory}
-                    ),
-                )
-            ],
-        ),
+    return as_api(
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(
+                name=name, namespace=namespace, labels=labels, deletion_timestamp=leaving
+            ),
+            spec=client.V1PodSpec(
+                node_name=node_name,
+                containers=[
+                    client.V1Container(
+                        name="c",
+                        resources=client.V1ResourceRequirements(
+                            requests={"cpu": cpu, "memory": memory}
+                        ),
+                    )
+                ],
+            ),
+        )
     )
 
 
@@ -102,7 +113,7 @@ def test_a_cordoned_node_takes_nothing():
     [("NoSchedule", False), ("NoExecute", False), ("PreferNoSchedule", True)],
 )
 def test_only_taints_that_filter_keep_pods_off(effect, accepted):
-    tainted = node("n", taints=[client.V1Taint(key="k", value="v", effect=effect)])
+    tainted = node("n", taints=[{"key": "k", "value": "v", "effect": effect}])
     assert node_accepts(tainted, Placement.of(namespace())) is accepted
 
 
@@ -119,14 +130,14 @@ def test_only_taints_that_filter_keep_pods_off(effect, accepted):
     ],
 )
 def test_it_matches_tolerations_as_kubernetes_does(toleration, expected):
-    taint = client.V1Taint(key="k", value="v", effect="NoSchedule")
+    taint = {"key": "k", "value": "v", "effect": "NoSchedule"}
     assert tolerates(toleration, taint) is expected
 
 
 def test_every_filtering_taint_must_be_tolerated():
     both = node(
         "n",
-        taints=[SIMULATED_TAINT, client.V1Taint(key="gpu", value="yes", effect="NoExecute")],
+        taints=[SIMULATED_TAINT, {"key": "gpu", "value": "yes", "effect": "NoExecute"}],
     )
     placement = Placement.of(namespace(SIMULATED_NODES))
     assert not node_accepts(both, placement)
@@ -184,5 +195,5 @@ def test_a_namespace_not_created_yet_gets_the_untainted_nodes():
 def test_the_eligibility_rule_reads_the_annotations_as_json():
     text = json.dumps([{"key": "dedicated", "operator": "Equal", "value": "team-a"}])
     placement = Placement.of(namespace({DEFAULT_TOLERATIONS: text}))
-    dedicated = client.V1Taint(key="dedicated", value="team-a", effect="NoExecute")
+    dedicated = {"key": "dedicated", "value": "team-a", "effect": "NoExecute"}
     assert node_accepts(node("n", taints=[dedicated]), placement)

@@ -46,9 +46,10 @@ def requested(profile, sandbox):
     """CPU the namespace's live pods request, as the capacity check counts them (the
     cluster-wide sum moves with the other tests running beside this one)."""
     with Kube(profile.cluster) as kube:
-        pods = [p for p in kube.active_pods() if p.metadata.namespace == sandbox.namespace]
+        pods = [p for p in kube.active_pods() if p["metadata"]["namespace"] == sandbox.namespace]
     return sum(
-        (pod_requests(p).cpu for p in pods if p.metadata.deletion_timestamp is None), Decimal(0)
+        (pod_requests(p).cpu for p in pods if p["metadata"].get("deletionTimestamp") is None),
+        Decimal(0),
     )
 
 
