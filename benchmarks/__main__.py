@@ -33,6 +33,7 @@ BENCHMARKS = {
     "connections": "Connections: idle SSE clients on one uvicorn process",
     "render": "Chart render + validation per profile, vs bare helm template",
     "api_deploy": "API deploy call: POST -> release row and 202, vs GET /health",
+    "startup": "Start-up: manage.py, the web process and a worker, vs the interpreter alone",
 }
 RESULTS = report.__file__.rsplit("/", 1)[0] + "/results/last.json"
 

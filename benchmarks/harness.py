@@ -141,7 +141,7 @@ def wait_for(predicate, *, timeout, what, interval=0.1, child=None):
         time.sleep(interval)
 
 
-def _http_ok(url):
+def http_ok(url):
     try:
         with urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
             return response.status == 200
@@ -159,15 +159,16 @@ def web_server(**env):
     child = Child("uvicorn", argv, child_env(HELMDECK_SERVE_STATIC="true", **env))
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _http_ok(f"{url}/health"), timeout=30, what="/health", child=child)
+        wait_for(lambda: http_ok(f"{url}/health"), timeout=30, what="/health", child=child)
         yield url, child
     finally:
         child.stop(timeout=15)
 
 
 @contextlib.contextmanager
-def celery_worker():
-    """One Celery worker (solo pool: one task at a time, as `make run` starts it)."""
+def celery_worker(interval=0.1):
+    """One Celery worker (solo pool: one task at a time, as `make run` starts it), once
+    its heartbeat is seen (looked for every `interval` seconds)."""
     from deployments import heartbeat
     from deployments.integrations.redis import app_client
 
@@ -183,6 +184,7 @@ def celery_worker():
             timeout=60,
             what="the worker's heartbeat",
             child=child,
+            interval=interval,
         )
         yield child
     finally:

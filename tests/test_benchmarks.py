@@ -58,6 +58,7 @@ def test_cli_help_and_names():
     assert parse_args(["--only", "deploy_real"]).names == ["deploy_real"]
     assert parse_args(["--only", "deploy_user_real"]).names == ["deploy_user_real"]
     assert parse_args(["--only", "api_deploy"]).names == ["api_deploy"]
+    assert parse_args(["--only", "startup"]).names == ["startup"]
     with pytest.raises(SystemExit):
         parse_args(["--only", "nope"])
 
