@@ -192,3 +192,33 @@ def test_it_predicts_pending_pods_before_helm_leaves_them_pending(
         timeout=90,
         what="one pod Running and one Pending with Insufficient cpu",
     )
+
+
+def test_the_deploy_checks_see_a_node_port_a_service_made_by_hand_holds(
+    sandbox_cluster_row, sandbox
+):
+    """A NodePort Service made with kubectl (no profile holds the port): the checks read
+    every Service of the cluster, as the API's JSON, and name it."""
+    from kubernetes import client
+
+    from deployments.services.checks import node_port_conflicts
+
+    service = sandbox.core.create_namespaced_service(
+        sandbox.namespace,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="by-hand"),
+            spec=client.V1ServiceSpec(
+                type="NodePort", selector={"app": "none"}, ports=[client.V1ServicePort(port=80)]
+            ),
+        ),
+    )
+    port = service.spec.ports[0].node_port  # the API's choice: free by definition
+    spec = {
+        "name": "wants-it",
+        "namespace": f"{sandbox.namespace}-other",
+        "components": [{"name": "web", "service": {"nodePort": port}}],
+    }
+    with Kube(sandbox_cluster_row) as kube:
+        found = node_port_conflicts(spec=spec, cluster=sandbox_cluster_row, kube=kube)
+        assert kube.node_ports()[port] == f"{sandbox.namespace}/by-hand"
+    assert found == [(port, "web", f"service {sandbox.namespace}/by-hand")]
