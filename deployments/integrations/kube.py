@@ -6,8 +6,10 @@ kubectl does. Every call has a timeout; failures become IntegrationError, transi
 """
 
 import contextlib
+import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -57,6 +59,34 @@ def api_client(cluster):
         ) from None
 
 
+# One ApiClient per kubeconfig file, as that file reads now, and context, in this process: for
+# the release stages, which run one after the other in a worker. A new client costs its
+# kubeconfig's parse and, at its first call, a TLS handshake: ~16 ms here, twice on each
+# deploy's path (the render step's checks, verify). Keyed by the process too, so a forked
+# worker never shares its parent's sockets.
+_SHARED: dict = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_api_client(cluster):
+    path = kubeconfig_path(cluster)
+    try:
+        with open(path, "rb") as config_file:  # a few KB; its digest says it is unchanged
+            stamp = hashlib.sha256(config_file.read()).digest()
+    except OSError:
+        return api_client(cluster)  # the KubeError that names the file
+    key = (os.getpid(), path, cluster.kube_context or "")
+    with _SHARED_LOCK:
+        kept = _SHARED.get(key)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
+        # a changed file (new certificates, another cluster): a new client; the old one is
+        # left to the threads that may still hold it, and closes when they let it go
+        api = api_client(cluster)
+        _SHARED[key] = (stamp, api)
+        return api
+
+
 def _call(what, fn, *args, **kwargs):
     try:
         return fn(*args, _request_timeout=TIMEOUT, **kwargs)
@@ -104,13 +134,18 @@ class Resources:
 
 
 class Kube:
-    def __init__(self, cluster):
+    def __init__(self, cluster, *, shared=False):
+        """`shared`: this process's client for the cluster's kubeconfig (close() leaves it
+        open), for short calls in a worker; not for streams a web process holds open by
+        the hundred, which need their own pools."""
         self.cluster = cluster
-        self._api = api_client(cluster)
+        self._shared = shared
+        self._api = _shared_api_client(cluster) if shared else api_client(cluster)
         self.core = client.CoreV1Api(self._api)
 
     def close(self):
-        self._api.close()
+        if not self._shared:
+            self._api.close()
 
     def __enter__(self):
         return self

@@ -323,9 +323,10 @@ def capacity_fit(*, spec, cluster, kube=None):
     return Capacity(needed, total, total, "configured")
 
 
-def kube_for(cluster):
-    """A Kube for the cluster, or None when its kubeconfig cannot even be loaded."""
+def kube_for(cluster, *, shared=False):
+    """A Kube for the cluster (`shared`: see Kube), or None when its kubeconfig cannot even
+    be loaded."""
     try:
-        return Kube(cluster)
+        return Kube(cluster, shared=shared)
     except IntegrationError:
         return None

@@ -161,7 +161,7 @@ def release_render(release_id, worker="", attempt=0):
         rendering = pool.submit(
             spec_render_check, spec=spec, keys=list(spec["secrets"]), helm=run.helm()
         )
-        kube = kube_for(run.cluster)
+        kube = kube_for(run.cluster, shared=True)
         try:
             findings = profile_checks(
                 spec=spec, cluster=run.cluster, profile=run.profile, kube=kube
@@ -310,7 +310,7 @@ def release_verify(release_id, worker="", attempt=0):
     run.begin("verify")
     spec = run.spec
     try:
-        with Kube(run.cluster) as kube:
+        with Kube(run.cluster, shared=True) as kube:
             deployments = kube.release_deployments(spec["namespace"], spec["name"])
             unready = [
                 d.metadata.name

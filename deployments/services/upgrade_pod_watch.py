@@ -26,7 +26,7 @@ class PodWatcher:
         self._last = now
         try:
             if self._kube is None:
-                self._kube = Kube(self.run.cluster)
+                self._kube = Kube(self.run.cluster, shared=True)
             spec = self.run.spec
             found = pod_problems(
                 self._kube.release_pods(spec["namespace"], spec["name"]),
