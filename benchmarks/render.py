@@ -1,15 +1,15 @@
 """6. Chart render + validation per profile, against bare `helm template`.
 
-Helmdeck's render step (deployments/services/rendering.py: `helm lint --strict`,
-`helm template`, kubernetes-validate strict for each Kubernetes version) on the todo-app
-profile, N times, against `helm template` alone with the same values files. The parts are
-timed too, so a slow render says which part is slow. Then the render with the research
-checks that ask the cluster (services/checks.py: capacity from its nodes and pods,
-nodePorts from its Services), a new client each time as a deploy's render step makes one:
-one after the other, where the step runs them side by side, so an upper bound (goal: p95
-<= 300 ms, issue 18). Last, the checks alone with OTHER_PODS pods running elsewhere in the
-cluster (a Minikube's system pods and a few apps' worth, on the kwok nodes): the capacity
-check lists every pod of the cluster, so its cost grows with them.
+Helmdeck's render step (deployments/services/rendering.py: `helm lint --strict`, `helm
+template`, kubernetes-validate strict for each Kubernetes version) on the todo-app profile,
+N times, against `helm template` alone with the same values files. The parts are timed too,
+so a slow render says which part is slow. Then the render with the research checks that ask
+the cluster (services/checks.py: capacity from its nodes and pods, nodePorts from its
+Services), through the process's shared client as a deploy's render step asks
+(Kube(shared=True)): one after the other, where the step runs them side by side, so an upper
+bound (goal: p95 <= 300 ms, issue 18). Last, the checks alone with OTHER_PODS pods running
+elsewhere in the cluster (a Minikube's system pods and a few apps' worth, on the kwok
+nodes): the capacity check lists every pod of the cluster, so its cost grows with them.
 """
 
 import subprocess
@@ -107,12 +107,8 @@ def run(*, quick=False):
         spec = parse_spec_of(profile)
 
         def checks():
-            kube = kube_for(profile.cluster)
-            try:
-                profile_checks(spec=spec, cluster=profile.cluster, profile=profile, kube=kube)
-            finally:
-                if kube is not None:
-                    kube.close()
+            kube = kube_for(profile.cluster, shared=True)
+            profile_checks(spec=spec, cluster=profile.cluster, profile=profile, kube=kube)
 
         def render_and_checks():
             profile_render(profile=profile)

@@ -4,6 +4,7 @@ with a redirect, an answer that is not the API's, a bad URL, half a configuratio
 
 import contextlib
 import http.server
+import json
 import threading
 
 import pytest
@@ -94,3 +95,56 @@ def test_a_tag_without_a_component_is_exit_2_before_any_request(no_config, monke
         monkeypatch.setenv("HELMDECK_TOKEN", "hd_x")
         assert main(["deploy", "todo-app", "--tag", "1.2.3", "--tag", "=x"]) == 2
     assert seen == [] and capsys.readouterr().err.count("expected COMPONENT=TAG") == 2
+
+
+def test_the_cli_knows_the_panels_ended_statuses():
+    from helmdeck_cli.main import ENDED
+
+    from deployments.models.releases import TERMINAL_RELEASE_STATUSES
+
+    assert set(ENDED) == {str(s) for s in TERMINAL_RELEASE_STATUSES}
+
+
+def test_deploy_wait_reads_an_ended_release_once(no_config, monkeypatch, capsys):
+    """The stream says the release ended: its final state is read once, after `done`, and
+    not also for a progress bar that is about to go."""
+    steps = [{"name": "upgrade", "status": "running"}]
+    release = {
+        "id": 7,
+        "profile": "todo-app",
+        "url": "/releases/7/",
+        "status": "succeeded",
+        "steps": steps,
+        "started_at": "2026-12-05T04:00:00Z",
+        "finished_at": "2026-12-05T04:00:12Z",
+        "helm_revision": 3,
+        "kind": "deploy",
+        "reason": "",
+    }
+    stream = (
+        'event: status\ndata: {"status": "upgrading", "reason": ""}\n\n'
+        'id: 1\nevent: log\ndata: {"sequence": 1, "step": "upgrade", "text": "helm says"}\n\n'
+        'event: status\ndata: {"status": "succeeded", "reason": ""}\n\n'
+        "event: done\ndata: succeeded\n\n"
+    )
+
+    def api(handler):
+        if handler.path.endswith("/events"):
+            body, kind = stream.encode(), "text/event-stream"
+        else:
+            body, kind = json.dumps(release).encode(), "application/json"
+        handler.send_response(202 if handler.command == "POST" else 200)
+        handler.send_header("Content-Type", kind)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with server(api) as (url, seen):
+        monkeypatch.setenv("HELMDECK_URL", url)
+        monkeypatch.setenv("HELMDECK_TOKEN", "hd_x")
+        assert main(["deploy", "todo-app", "--wait"]) == 0
+    reads = [path for method, path, _ in seen if method == "GET" and path.endswith("/releases/7")]
+    assert len(reads) == 2  # the steps after "upgrading"; the final state after `done`
+    out = capsys.readouterr()
+    assert "helm says" in out.err + out.out
+    assert "succeeded in 12s: helm revision 3, every pod Ready" in out.out

@@ -20,6 +20,9 @@ from helmdeck_cli.client import ApiError, Client
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 BAD_INPUT = (400, 401, 403, 404, 422)
 FOLLOW_EVERY = 2.0  # seconds between two reads of `logs -f`
+# A release's statuses once it has ended: the panel's TERMINAL_RELEASE_STATUSES
+# (tests/cli/test_main.py keeps the two the same).
+ENDED = ("succeeded", "failed", "rolled_back", "cancelled")
 WAKE_EVERY = 1.0  # seconds between two reads of the status by `wake --wait`
 
 
@@ -219,7 +222,9 @@ def _follow(out, client, release):
             prefix = f"[{line['step']}] " if line["step"] else ""
             out.line(safe(prefix + line["text"]), err=out.json)
         elif event == "status":
-            steps = client.call("GET", f"/releases/{release['id']}")["steps"]
+            if json.loads(data).get("status") not in ENDED:
+                steps = client.call("GET", f"/releases/{release['id']}")["steps"]
+            # else its final state is read once, after the stream's `done` (one call less)
         elif event == "login-required":
             raise ApiError(401, [("", "the token was revoked or expired while following")])
         done = sum(1 for s in steps if s["status"] in ("done", "skipped"))
