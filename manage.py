@@ -7,8 +7,8 @@ import sys
 
 def main():
     # At exit, the interpreter's last garbage collection walks every object Django and the
-    # client libraries made (~0.2 s here: 30 % of `manage.py help`, a fifth of a second at
-    # the end of every deploy --wait). Frozen first, they are left to the process's end; the
+    # client libraries made (~0.2 s here: a fifth of `manage.py help`, and of the end of
+    # every deploy --wait). Frozen first, they are left to the process's end; the
     # atexit handlers registered after this one (logging's flush, threads, temp files) run
     # before it, and stdout and stderr are flushed as always.
     atexit.register(gc.freeze)

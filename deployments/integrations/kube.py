@@ -104,8 +104,9 @@ def _call(what, fn, *args, **kwargs):
 
 def _items(what, fn, *args, **kwargs):
     """The `items` of a list call, as the API's own JSON (dicts, camelCase keys), not the
-    client's model objects: building those costs ~2 ms a pod here (64 ms for 30 pods), and
-    the capacity check lists every pod of the cluster at each deploy."""
+    client's model objects, whose building costs more than the call: listing 30 pods took
+    24.5 ms as models and 12.4 ms as JSON here, and the capacity check lists every pod of
+    the cluster at each deploy."""
     response = _call(what, fn, *args, _preload_content=False, **kwargs)
     try:
         return json.loads(response.data)["items"] or []
