@@ -19,8 +19,9 @@ RUN useradd --create-home --uid 1001 --user-group helmdeck
 COPY --from=builder /opt/venv /opt/venv
 COPY --chown=1001:1001 . .
 # The venv's packages are compiled above and the panel's here: the process cannot write
-# .pyc files (a root-owned venv, PYTHONDONTWRITEBYTECODE in slim bases), and without them
-# every start compiles Django and the kubernetes client from source (~2 s more per process).
+# .pyc files into the root-owned venv (nor anywhere under PYTHONDONTWRITEBYTECODE, which
+# our local bases set), and without them every start compiles Django and the kubernetes
+# client from source (~2 s more per process on our machines).
 RUN python -m compileall -q controlpanel deployments cli
 ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \

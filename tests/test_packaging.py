@@ -147,7 +147,7 @@ COMPILED = (
     "import importlib.util as u, os, django.db.models.base as a, kubernetes.client as b;"
     "files = [a.__file__, b.__file__, os.path.abspath('deployments/models/__init__.py')];"
     "missing = [f for f in files if not os.path.exists(u.cache_from_source(f))];"
-    "print(missing or 'compiled')"
+    "print('missing:' + ','.join(missing) if missing else 'compiled')"
 )
 
 

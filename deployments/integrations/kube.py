@@ -68,13 +68,26 @@ _SHARED: dict = {}
 _SHARED_LOCK = threading.Lock()
 
 
+def _forget_shared():
+    """In a forked child: none of the parent's clients (their sockets are the parent's), and
+    a lock no thread of the parent may be holding."""
+    global _SHARED_LOCK
+    _SHARED.clear()
+    _SHARED_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_shared)
+
+
 def _shared_api_client(cluster):
+    """The process's client for the cluster's kubeconfig, or None when the kubeconfig is not
+    one readable file (a KUBECONFIG list, a file gone): then the caller makes its own."""
     path = kubeconfig_path(cluster)
     try:
         with open(path, "rb") as config_file:  # a few KB; its digest says it is unchanged
             stamp = hashlib.sha256(config_file.read()).digest()
     except OSError:
-        return api_client(cluster)  # the KubeError that names the file
+        return None
     key = (os.getpid(), path, cluster.kube_context or "")
     with _SHARED_LOCK:
         kept = _SHARED.get(key)
@@ -140,8 +153,9 @@ class Kube:
         open), for short calls in a worker; not for streams a web process holds open by
         the hundred, which need their own pools."""
         self.cluster = cluster
-        self._shared = shared
-        self._api = _shared_api_client(cluster) if shared else api_client(cluster)
+        api = _shared_api_client(cluster) if shared else None
+        self._shared = api is not None
+        self._api = api or api_client(cluster)
         self.core = client.CoreV1Api(self._api)
 
     def close(self):

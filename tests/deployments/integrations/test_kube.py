@@ -66,3 +66,37 @@ def test_a_missing_kubeconfig_is_the_adapters_error(tmp_path):
     with pytest.raises(KubeError, match="cannot load kubeconfig"):
         Kube(gone, shared=True)
     assert not os.path.exists(gone.kubeconfig_path)
+
+
+def test_a_kubeconfig_list_gets_a_client_of_its_own_each_time(cluster, tmp_path):
+    """KUBECONFIG may name several files (a:b), which the client merges: no one file to
+    fingerprint, so each Kube makes its own client (and closes it), as a plain one does."""
+    other = tmp_path / "other"
+    other.write_text(KUBECONFIG.format(port=6445).replace("ctx", "other"))
+    listed = Cluster(
+        name="l", kubeconfig_path=f"{cluster.kubeconfig_path}:{other}", kube_context="ctx"
+    )
+    first = client_of(listed, shared=True)
+    assert first.configuration.host == "https://127.0.0.1:6443"
+    assert client_of(listed, shared=True) is not first
+
+
+def test_close_closes_only_a_client_of_the_kubes_own(cluster, tmp_path, monkeypatch):
+    from kubernetes import client
+
+    closed = []
+    real_close = client.ApiClient.close
+
+    def recorded(api):
+        closed.append(api)
+        real_close(api)
+
+    monkeypatch.setattr(client.ApiClient, "close", recorded)
+    shared = client_of(cluster, shared=True)
+    assert shared not in closed  # the next stage's Kube takes it, open
+    own = client_of(cluster)
+    listed = Cluster(
+        name="l", kubeconfig_path=f"{cluster.kubeconfig_path}:{tmp_path / 'x'}", kube_context=""
+    )
+    listed_own = client_of(listed, shared=True)  # no one file: a client of its own
+    assert closed == [own, listed_own]
