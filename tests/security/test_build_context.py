@@ -617,7 +617,7 @@ def test_it_redacts_helm_and_diagnosis_lines(secret_profile, settings, monkeypat
     monkeypatch.setattr(stage_run, "Helm", FakeHelm)
 
     class FakeKube:
-        def __init__(self, cluster):
+        def __init__(self, cluster, *, shared=False):
             pass
 
         def release_pods(self, namespace, name):
