@@ -110,9 +110,12 @@ def _call(what, fn, *args, **kwargs):
             status=exc.status,
         ) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise KubeError(
-            f"{what}: the cluster is unreachable ({type(exc).__name__})", permanent=False
-        ) from None
+        raise _unreachable(what, exc) from None
+
+
+def _unreachable(what, exc):
+    """The transient error of a call whose connection failed or broke."""
+    return KubeError(f"{what}: the cluster is unreachable ({type(exc).__name__})", permanent=False)
 
 
 def _items(what, fn, *args, **kwargs):
@@ -128,9 +131,7 @@ def _items(what, fn, *args, **kwargs):
             f"{what}: the API's answer is not a list ({exc})", permanent=False
         ) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:  # the body cut off
-        raise KubeError(
-            f"{what}: the cluster is unreachable ({type(exc).__name__})", permanent=False
-        ) from None
+        raise _unreachable(what, exc) from None
     finally:
         response.release_conn()
 
@@ -244,11 +245,7 @@ class Kube:
                 permanent=False,
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeError(
-                f"reading deployment {namespace}/{name}: the cluster is unreachable "
-                f"({type(exc).__name__})",
-                permanent=False,
-            ) from None
+            raise _unreachable(f"reading deployment {namespace}/{name}", exc) from None
         return bool(deployment.status and deployment.status.available_replicas)
 
     def api_service(self, name):
@@ -435,9 +432,7 @@ class Kube:
         try:
             response = self._api.call_api(*request, _request_timeout=timeout)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeError(
-                f"{what}: the cluster is unreachable ({type(exc).__name__})", permanent=False
-            ) from None
+            raise _unreachable(what, exc) from None
         if not 200 <= response.status <= 299:
             response.read()
             error = rest.ApiException.from_response(http_resp=response, body=None, data=None)
