@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from deployments import selectors
+from deployments import selectors, selectors_history
 from deployments.forms import ProfileForms, profile_initial
 from deployments.services.profile_health import DEGRADED, PROGRESSING
 from deployments.services.profiles import profile_apply_spec, profile_touch
@@ -36,8 +36,16 @@ def status(request):
     """The team status page: one page of profiles (filtered by text and health), live over
     one SSE stream (views.streams.status_stream) and refreshed by a meta refresh without JS."""
     view = selectors.StatusView.from_params(request.GET)
-    context = status_context(selectors.status_page(view), role=role_of(request.user))
+    page = selectors.status_page(view)
+    context = status_context(page, role=role_of(request.user))
+    if _whole_page(request):  # the delivery keys too (the stream never sends them)
+        context["keys"] = selectors_history.delivery_keys(profiles=page.profiles)
     return render_page_or_partial(request, "deployments/status.html", "table", context)
+
+
+def _whole_page(request):
+    htmx = request.htmx
+    return not htmx or htmx.boosted or htmx.history_restore_request
 
 
 def status_context(page, *, role):

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
-from deployments import selectors
+from deployments import selectors, selectors_history
 from deployments.forms import DeployForm
 from deployments.models import Profile, Release, Step
 from deployments.services.preview import fingerprint, preview_request
@@ -43,6 +43,11 @@ def render_page(request, template, context, *, partials=None, status=200):
     )
     patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response
+
+
+def _whole_page(request):
+    htmx = request.htmx
+    return not htmx or htmx.boosted or htmx.history_restore_request
 
 
 def _release_url(release):
@@ -233,6 +238,8 @@ def profile_releases(request, name):
         "has_next": len(chunk) > HISTORY_PAGE,
         "active": selectors.active_release(profile=profile),
     }
+    if page == 1 and _whole_page(request):  # the last releases' chart heads page 1
+        context["chart"] = selectors_history.release_history(profile=profile)
     return render_page(request, "deployments/release_list.html", context, partials={None: "rows"})
 
 

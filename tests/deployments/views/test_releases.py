@@ -3,13 +3,16 @@ roll back. The worker is replaced here (its results are what the fake returns); 
 integration tests in test_release_pages_worker.py use a real one."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from deployments.models import AuditEvent, Component, Release
 from deployments.views import releases as views
+from tests.deployments.test_selectors_history import FULL, timed_release
 from tests.factories import ComponentFactory, ProfileFactory, make_release
 
 pytestmark = pytest.mark.django_db
@@ -512,3 +515,50 @@ def test_it_offers_roll_back_on_an_earlier_success_only(login, todo_app, history
     assert f"/releases/{first.pk}/rollback/" in body
     for release in (failed, latest):
         assert "/rollback/" not in client.get(f"/releases/{release.pk}/").content.decode()
+
+
+# ---- the history chart --------------------------------------------------------------------
+
+
+def chart_table_rows(body):
+    """[[cell text]] of the chart's table, newest first."""
+    table = body[body.index('<table id="release-chart-table"') :]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r"<tr data-release=\"\d+\">(.*?)</tr>", table, re.S)
+    return [
+        [
+            re.sub(r"<[^>]+>", "", cell).strip()
+            for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
+        ]
+        for row in rows
+    ]
+
+
+def test_it_charts_the_last_releases_with_the_numbers_in_a_table(login, todo_app):
+    now = timezone.now()
+    first = timed_release(todo_app, at=now - timedelta(hours=2), steps=FULL, gap=3)
+    steps = {"build backend": None, "render": 1.5, "upgrade": "open"}
+    failed = timed_release(todo_app, "failed", at=now - timedelta(hours=1), steps=steps, gap=70)
+    body = login("viewer").get("/profiles/todo-app/releases/").content.decode()
+    assert 'role="img" aria-labelledby="release-chart-title release-chart-desc"' in body
+    assert body.count('<g class="bar"') == 2
+    assert body.count('<rect class="step step-') == 4 + 2
+    assert body.count('<rect class="result result-') == 2
+    assert '<rect class="result result-succeeded" x="52.0"' in body  # oldest on the left
+    assert chart_table_rows(body) == [
+        [f"#{failed.pk}", "failed", "—", "1.5s", "1m 10s", "—", "1m 11s"],
+        [f"#{first.pk}", "succeeded", "55.0s", "2.0s", "40.0s", "10.0s", "1m 50s"],
+    ]
+
+
+def test_it_shows_the_chart_on_the_whole_first_page_only(login, todo_app, history):
+    client = login("viewer")
+    assert 'id="release-chart"' in client.get("/profiles/todo-app/releases/").content.decode()
+    partial = client.get("/profiles/todo-app/releases/", headers=HX).content.decode()
+    assert "release-chart" not in partial and 'id="release-rows"' in partial
+
+
+def test_it_shows_no_chart_before_the_first_release(login, todo_app):
+    make_release(todo_app, "upgrading")  # running: not on the chart yet
+    body = login("viewer").get("/profiles/todo-app/releases/").content.decode()
+    assert "release-chart" not in body

@@ -2,11 +2,15 @@
 diagnosis with a link to the fix), pagination, text and health filters, a fixed number of
 queries at 10 or 1,000 profiles, and the same view over its SSE stream."""
 
+import re
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
 from deployments.models import Component, PodState, Profile, Release
 from deployments.selectors import STATUS_PAGE_SIZE, StatusView, status_page
+from tests.deployments.test_selectors_history import finished
 from tests.factories import (
     ClusterFactory,
     ComponentFactory,
@@ -47,7 +51,14 @@ def make_profiles(count, *, pods=10, prefix="app"):
     )
     snapshot = {"components": {"web": {"image": "img", "tag": "1.0.0"}}}
     Release.objects.bulk_create(
-        Release(profile=p, status=Release.Status.SUCCEEDED, snapshot=snapshot, helm_revision=1)
+        Release(
+            profile=p,
+            status=Release.Status.SUCCEEDED,
+            snapshot=snapshot,
+            helm_revision=1,
+            started_at=NOW,
+            finished_at=NOW,  # in the delivery keys' 30 days
+        )
         for p in profiles
     )
     PodState.objects.bulk_create(
@@ -218,13 +229,16 @@ def test_it_reads_the_page_in_a_fixed_number_of_queries(login, django_assert_num
     client = login("viewer")
     client.get("/")  # session and permission caches warm, as on any later page view
     make_profiles(10)
-    with django_assert_num_queries(11) as small:  # the 11th: where NodePorts answer
+    # the 11th: where NodePorts answer; the 12th and 13th: the delivery keys
+    with django_assert_num_queries(13) as small:
         body = client.get("/").content.decode()
     assert body.count('class="status-row') == 10 and body.count("Crash loop") == 10
+    assert body.count('<tr data-profile="app-') == 10  # their delivery keys
     make_profiles(990, prefix="more")
     with django_assert_num_queries(len(small.captured_queries)):
         body = client.get("/?q=more&page=3").content.decode()
     assert body.count('class="status-row') == STATUS_PAGE_SIZE and "Page 3 of 20" in body
+    assert body.count('<tr data-profile="more-') == STATUS_PAGE_SIZE
 
 
 def test_it_answers_htmx_with_the_table_partial(login, todo_app):
@@ -259,3 +273,65 @@ def test_it_reads_a_view_from_the_query_string():
     assert view.querystring(page=1) == "q=shop&health=degraded"
     assert StatusView.from_params({"health": "nope", "page": "x"}) == StatusView()
     assert len(StatusView.from_params({"q": "y" * 500}).query) == 100
+
+
+# ---- the delivery keys (DORA) -------------------------------------------------------------
+
+
+def keys_rows(body):
+    """{profile name or "Team": [cell text]} of the delivery keys' table."""
+    table = body[body.index('<table id="delivery-table"') :]
+    table = table[: table.index("</table>")]
+    rows = {}
+    for row in re.findall(r"<tr[ >].*?</tr>", table, re.S)[1:]:
+        cells = re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
+        text = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", c)).strip() for c in cells]
+        rows[text[0]] = text[1:]
+    return rows
+
+
+def test_it_shows_the_delivery_keys_of_the_team_and_of_the_page_profiles(login):
+    shop, blog = ProfileFactory(name="shop"), ProfileFactory(name="blog")
+    ProfileFactory(name="idle")
+    start = NOW - timedelta(days=3)
+    finished(shop, "succeeded", at=start)
+    finished(shop, "failed", at=start + timedelta(hours=1))
+    finished(shop, "succeeded", at=start + timedelta(hours=1, minutes=30))
+    finished(blog, "rolled_back", at=start)
+    finished(blog, "succeeded", at=start + timedelta(hours=2))
+    finished(blog, "failed", at=start + timedelta(hours=5))
+    finished(blog, "cancelled", at=start + timedelta(hours=6))
+    body = login("viewer").get("/").content.decode()
+    assert 'id="delivery-heading">Delivery, last 30 days' in body
+    assert keys_rows(body) == {
+        "blog": ["0.03", "1", "2", "67%", "2h 00m (1 open)"],
+        "shop": ["0.07", "2", "1", "33%", "30m 00s"],
+        "Team": ["0.10", "3", "3", "50%", "1h 15m (1 open)"],
+    }
+    assert '<dd id="key-per-day">0.10</dd>' in body
+    assert '<dd id="key-failure-rate">50%</dd>' in body
+    assert '<dd id="key-restore">1h 15m</dd>' in body
+    assert 'id="deploys-chart"' in body and body.count('<g class="day"') == 30
+    assert "Lead time for changes" in body and "not computed" in body
+
+
+def test_it_keeps_the_keys_to_the_profiles_of_the_page_shown(login):
+    shop, blog = ProfileFactory(name="shop"), ProfileFactory(name="blog")
+    finished(shop, "succeeded", at=NOW - timedelta(hours=1))
+    finished(blog, "succeeded", at=NOW - timedelta(hours=1))
+    body = login("viewer").get("/?q=shop").content.decode()
+    assert list(keys_rows(body)) == ["shop", "Team"]
+    assert keys_rows(body)["Team"][1] == "2"
+
+
+def test_it_says_so_when_nothing_was_deployed_in_30_days(login, todo_app):
+    finished(todo_app, "succeeded", at=NOW - timedelta(days=40))
+    body = login("viewer").get("/").content.decode()
+    assert 'id="delivery-empty"' in body and "delivery-table" not in body
+    assert "deploys-chart" not in body
+
+
+def test_it_leaves_the_keys_out_of_the_live_table(login, todo_app):
+    finished(todo_app, "succeeded", at=NOW - timedelta(hours=1))
+    partial = login("viewer").get("/", headers={"HX-Request": "true"}).content.decode()
+    assert "delivery" not in partial
