@@ -148,6 +148,13 @@ HELMDECK_POD_EXEC = env.bool("HELMDECK_POD_EXEC", default=False)
 HELMDECK_POD_EXEC_IDLE_SECONDS = env.float("HELMDECK_POD_EXEC_IDLE_SECONDS", default=900.0)
 HELMDECK_POD_EXEC_RECHECK_SECONDS = env.float("HELMDECK_POD_EXEC_RECHECK_SECONDS", default=5.0)
 HELMDECK_POD_EXEC_RECORD_INPUT = env.bool("HELMDECK_POD_EXEC_RECORD_INPUT", default=False)
+# /metrics (Prometheus text format; deployments/views/metrics.py, README "Metrics"): off
+# (404) unless one of these is set. HELMDECK_METRICS_TOKEN: the scraper sends
+# `Authorization: Bearer <token>`. HELMDECK_METRICS_ALLOW: addresses or CIDR networks the
+# scrape may come from (REMOTE_ADDR: X-Forwarded-For counts only from
+# HELMDECK_TRUSTED_PROXIES, as everywhere). Both set: both are required.
+HELMDECK_METRICS_TOKEN = env.str("HELMDECK_METRICS_TOKEN", default="")
+HELMDECK_METRICS_ALLOW = env.list("HELMDECK_METRICS_ALLOW", default=[])
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -232,6 +239,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Apprise logs a channel's URL (path and query: tokens) at DEBUG, and urllib3 the request
+    # line: never below WARNING, whatever LOG_LEVEL says (integrations/notify.py)
+    "loggers": {name: {"level": "WARNING"} for name in ("apprise", "urllib3")},
 }
 
 # Serve /static/ from the ASGI app itself (controlpanel/asgi.py); turn off behind a proxy.
@@ -259,3 +269,14 @@ HELMDECK_QUEUE_TIMEOUT = env.int("HELMDECK_QUEUE_TIMEOUT", default=3600)  # queu
 # Cluster or Docker unreachable: retry a stage this many times, waiting 2, 4, 8 ... seconds.
 HELMDECK_TRANSIENT_RETRIES = env.int("HELMDECK_TRANSIENT_RETRIES", default=3)
 HELMDECK_RETRY_BACKOFF = env.float("HELMDECK_RETRY_BACKOFF", default=2.0)
+
+# Notifications (services/notifications.py). Links in messages start with the panel's URL.
+HELMDECK_PUBLIC_URL = env.str("HELMDECK_PUBLIC_URL", default="http://127.0.0.1:8000")
+HELMDECK_NOTIFY_TIMEOUT = env.int("HELMDECK_NOTIFY_TIMEOUT", default=15)  # seconds per attempt
+# A message that fails is tried again this many times, after 5, 15, 45 ... s (at most 15 min).
+HELMDECK_NOTIFY_RETRIES = env.int("HELMDECK_NOTIFY_RETRIES", default=5)
+HELMDECK_NOTIFY_BACKOFF = env.float("HELMDECK_NOTIFY_BACKOFF", default=5.0)
+# A health notice waits until the profile has been unhealthy (or healthy again) this long,
+# and a Degraded notice is sent at most once per window.
+HELMDECK_HEALTH_NOTICE_HOLD = env.int("HELMDECK_HEALTH_NOTICE_HOLD", default=120)
+HELMDECK_HEALTH_NOTICE_WINDOW = env.int("HELMDECK_HEALTH_NOTICE_WINDOW", default=3600)

@@ -66,8 +66,8 @@ def live_workers(conn):
 
 def reap_if_due(conn):
     """Settle releases whose worker died, queue again those whose queued task Redis lost,
-    and send the sleep schedule's round; at most once every HELMDECK_REAP_SECONDS across
-    all workers (a Redis lock)."""
+    and send the sleep schedule's and the notifications' rounds; at most once every
+    HELMDECK_REAP_SECONDS across all workers (a Redis lock)."""
     from django.db import close_old_connections
 
     from deployments.services.reaper import release_reap
@@ -80,6 +80,7 @@ def reap_if_due(conn):
         settled = release_reap(live_workers=live_workers(conn))
         release_requeue_lost()
         _send_sleep_round()
+        _send_notifications_round()
         return settled
     finally:
         close_old_connections()
@@ -95,6 +96,16 @@ def _send_sleep_round():
     if Profile.objects.filter(sleep_after_hours__isnull=False, asleep_since=None).exists():
         # expires: a round nobody ran before the next one is sent is dropped, not piled up
         sleep_idle_profiles.apply_async(expires=settings.HELMDECK_REAP_SECONDS, retry=False)
+
+
+def _send_notifications_round():
+    """The notifications' round (services/notifications.notifications_round): lost messages
+    and the health notices. Sent only when some rule exists."""
+    from deployments.models import NotificationRule
+    from deployments.tasks import notifications_round
+
+    if NotificationRule.objects.exists():
+        notifications_round.apply_async(expires=settings.HELMDECK_REAP_SECONDS, retry=False)
 
 
 def _run(identity):

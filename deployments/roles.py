@@ -19,7 +19,14 @@ ROLE_PERMISSIONS = {
     # ... and their terminal sessions' records (services/terminals.py), read-only
     + ["view_terminalsession"]
     # everyone's API tokens in the admin site: see them, revoke them (never create them)
-    + ["view_apitoken", "change_apitoken"],
+    + ["view_apitoken", "change_apitoken"]
+    # notification channels and rules (the notifications page), and the messages sent
+    + [
+        f"{action}_{model}"
+        for model in ("notificationchannel", "notificationrule")
+        for action in ("add", "change", "delete", "view")
+    ]
+    + ["view_notification"],
 }
 
 

@@ -424,3 +424,8 @@ def status_row(pk):
 
 def release_profile_id(release_pk):
     return Release.objects.filter(pk=release_pk).values_list("profile_id", flat=True).first()
+
+
+def profiles_health():
+    """{profile pk: Health} of every profile (one query): what the notifier samples."""
+    return _status_health(Profile.objects.all())

@@ -9,7 +9,7 @@ from django.conf import settings
 import controlpanel.celery  # noqa: F401  (this project's app: the tasks are sent through it)
 from deployments import heartbeat
 from deployments.models import Cluster, Profile
-from deployments.services import operations, release_stages, teardown
+from deployments.services import notifications, operations, release_stages, teardown
 from deployments.services.doctor import doctor_store
 from deployments.services.preview import preview_store
 from deployments.services.release_queue import STAGES, release_stage_task_name
@@ -35,6 +35,34 @@ def run_doctor(cluster_id, key):
 def sleep_idle_profiles():
     """Profiles whose sleep schedule is due go to sleep (heartbeat.reap_if_due sends it)."""
     operations.profiles_sleep_idle()
+
+
+# ---- notifications: each message is its own task, retried with backoff; none holds a deploy
+
+
+@shared_task(time_limit=120, soft_time_limit=100, ignore_result=True)
+def notify_release(release_id):
+    """A release ended: queue its messages (services/notifications.release_notify)."""
+    notifications.release_notify(release_id=release_id)
+
+
+@shared_task(
+    bind=True,
+    time_limit=settings.HELMDECK_NOTIFY_TIMEOUT * 2 + 60,
+    ignore_result=True,
+    max_retries=None,  # the service counts attempts (HELMDECK_NOTIFY_RETRIES)
+)
+def deliver_notification(self, notification_id):
+    """One attempt at a message; another, later, when it failed and may succeed yet."""
+    outcome = notifications.notification_deliver(notification_id=notification_id)
+    if outcome is not None and outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+
+
+@shared_task(time_limit=300, soft_time_limit=240, ignore_result=True)
+def notifications_round():
+    """Lost messages and releases told late, and the health notices (heartbeat.py sends it)."""
+    notifications.notifications_round()
 
 
 # ---- releases: one task per stage, chained; each claims its row, so a redelivery is a no-op

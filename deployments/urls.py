@@ -4,6 +4,7 @@ from deployments.views import (
     actions,
     clusters,
     logs,
+    notifications,
     operations,
     pages,
     releases,
@@ -72,6 +73,33 @@ urlpatterns = [
     path("clusters/<slug:name>/check/", clusters.cluster_check, name="cluster_check"),
     path("status/stream/", status_stream, name="status_stream"),
     path("tokens/", tokens.api_tokens, name="api_tokens"),
+    path("notifications/", notifications.notifications, name="notifications"),
+    path(
+        "notifications/channels/",
+        notifications.channel_create_view,
+        name="notification_channel_create",
+    ),
+    path(
+        "notifications/channels/<int:pk>/test/",
+        notifications.channel_test_view,
+        name="notification_channel_test",
+    ),
+    path(
+        "notifications/channels/<int:pk>/toggle/",
+        notifications.channel_toggle_view,
+        name="notification_channel_toggle",
+    ),
+    path(
+        "notifications/channels/<int:pk>/delete/",
+        notifications.channel_delete_view,
+        name="notification_channel_delete",
+    ),
+    path("notifications/rules/", notifications.rule_create_view, name="notification_rule_create"),
+    path(
+        "notifications/rules/<int:pk>/delete/",
+        notifications.rule_delete_view,
+        name="notification_rule_delete",
+    ),
     path("profiles/<slug:name>/webhooks/", webhooks.profile_webhooks, name="profile_webhooks"),
     path(
         "profiles/<slug:name>/webhooks/<int:pk>/revoke/",

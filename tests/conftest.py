@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.infra",
     "tests.fixtures.faults",
     "tests.fixtures.profiles",
+    "tests.fixtures.receivers",
 ]
 
 ROLES = ("viewer", "deployer", "admin")

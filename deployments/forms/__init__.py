@@ -1,6 +1,7 @@
 """Forms for the profile pages, by what they hold: fields.py (building blocks), profile.py
 (one form per row of the edit page and the formsets), profile_edit.py (`ProfileForms`, the
-edit page's forms as one unit, and `profile_initial`), actions.py (import, clone, deploy).
+edit page's forms as one unit, and `profile_initial`), actions.py (import, clone, deploy),
+notifications.py (a notification channel, a rule).
 
 Every rule comes from deployments/validators.py (attached from the model fields) or from the
 spec parser; nothing here re-implements one.
@@ -16,6 +17,7 @@ from deployments.forms.actions import (
     TeardownForm,
 )
 from deployments.forms.fields import LiveValidationMixin, MappingField, marked_deleted, model_fields
+from deployments.forms.notifications import ChannelForm, RuleForm
 from deployments.forms.profile import (
     COMPONENT_FIELDS,
     COMPONENT_LABELS,
@@ -33,6 +35,8 @@ __all__ = [
     "SleepScheduleForm",
     "TeardownForm",
     "ApiTokenForm",
+    "ChannelForm",
+    "RuleForm",
     "COMPONENT_FIELDS",
     "COMPONENT_LABELS",
     "COMPONENT_PATHS",

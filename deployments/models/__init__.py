@@ -1,8 +1,16 @@
 """The app's models, by what they hold: profiles.py (clusters, profiles and their parts, the
 audit trail), releases.py (releases, steps, log lines), pods.py (the watcher's pod rows),
 tokens.py (API tokens), webhooks.py (deploy webhooks and their deliveries), terminals.py (pod
-terminal sessions)."""
+terminal sessions), notifications.py (channels, rules, messages and their attempts)."""
 
+from deployments.models.notifications import (
+    Notification,
+    NotificationAttempt,
+    NotificationChannel,
+    NotificationEvent,
+    NotificationRule,
+    ProfileHealthWatch,
+)
 from deployments.models.pods import PodState
 from deployments.models.profiles import (
     AuditEvent,
@@ -34,8 +42,14 @@ __all__ = [
     "ConfigEntry",
     "DeployWebhook",
     "LogLine",
+    "Notification",
+    "NotificationAttempt",
+    "NotificationChannel",
+    "NotificationEvent",
+    "NotificationRule",
     "PodState",
     "Profile",
+    "ProfileHealthWatch",
     "Release",
     "ReleaseStatus",
     "SecretEntry",

@@ -30,6 +30,7 @@ from django.utils import timezone
 from deployments import events
 from deployments.integrations.kube import COMPONENT_LABEL, RESTARTED_AT, Kube, KubeError
 from deployments.models import Component, Profile, Release
+from deployments.services.notifications import profile_notify_sleep
 from deployments.services.profiles import audit_record, profile_touch
 from deployments.services.releases import release_installed
 from deployments.spec import FieldError, SpecError
@@ -286,7 +287,7 @@ def profile_sleep(*, profile, actor, schedule="", idle_before=None):
                 asleep_by="the sleep schedule" if schedule else _actor_name(actor),
                 sleep_replicas=replicas,
             )
-            audit_record(
+            audited = audit_record(
                 actor=actor,
                 action="profile.sleep",
                 profile=target.profile,
@@ -296,6 +297,8 @@ def profile_sleep(*, profile, actor, schedule="", idle_before=None):
             )
     if scaled:
         _announce(profile, "sleep")
+        by = "the sleep schedule" if schedule else f"by {audited.actor_name}"
+        profile_notify_sleep(profile=profile, asleep=True, by=by, key=audited.pk)
     if failed:
         raise ActionRefused(
             f"{profile.name} is only partly asleep: {', '.join(failed)} not scaled to 0; "
@@ -334,13 +337,16 @@ def profile_wake(*, profile, actor):
             Profile.objects.filter(pk=profile.pk).update(
                 asleep_since=None, asleep_by="", sleep_replicas=None
             )
-            audit_record(
+            audited = audit_record(
                 actor=actor,
                 action="profile.wake",
                 profile=target.profile,
                 target=profile.name,
                 after=wanted,
             )
+    if not failed:
+        by = f"by {audited.actor_name}"
+        profile_notify_sleep(profile=profile, asleep=False, by=by, key=audited.pk)
     if scaled:
         _announce(profile, "wake")
     if failed:

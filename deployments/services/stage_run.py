@@ -19,6 +19,7 @@ from deployments.integrations.kube import kubeconfig_path
 from deployments.models import LogLine, Release, Step
 from deployments.redaction import redactor_for
 from deployments.services.db_retry import db_read_or, db_retry
+from deployments.services.notifications import release_notify_request
 from deployments.spec import parse_spec
 
 log = logging.getLogger(__name__)
@@ -153,9 +154,10 @@ def claim(release_id, from_statuses, to_status, *, budget, worker="", **extra):
 
 
 def settle_cancel(release_id):
-    Release.objects.filter(pk=release_id, status__in=Release.ACTIVE, cancel_requested=True).update(
-        status=Release.Status.CANCELLED, finished_at=timezone.now(), reason="cancelled"
-    )
+    if Release.objects.filter(
+        pk=release_id, status__in=Release.ACTIVE, cancel_requested=True
+    ).update(status=Release.Status.CANCELLED, finished_at=timezone.now(), reason="cancelled"):
+        release_publish_status(release_id, Release.Status.CANCELLED)
 
 
 def finish(run, status, reason=""):
@@ -185,7 +187,7 @@ def fail(run, reason, status=Release.Status.FAILED):
 
 def release_publish_status(release_id, status=None):
     """A "status" event with the release's status: `status` when the caller has just
-    written it, else read."""
+    written it, else read. A terminal status is also the release's notifications' cue."""
     if status is None:
         status = db_read_or(
             lambda: Release.objects.filter(pk=release_id).values_list("status", flat=True).first(),
@@ -193,3 +195,5 @@ def release_publish_status(release_id, status=None):
         )
     if status is not None:  # else the database is away: pages catch up when they reconnect
         events.publish(events.channel("release", release_id), "status", {"status": status})
+    if status in Release.TERMINAL:
+        release_notify_request(release_id)

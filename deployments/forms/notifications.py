@@ -1,0 +1,42 @@
+"""The notifications page's forms: a channel (its Apprise URL, never shown again) and a rule
+(the checks themselves: services/notification_channels.py)."""
+
+from django import forms
+
+from deployments.models import NotificationChannel, NotificationEvent, Profile
+from deployments.services.notification_channels import NAME_MAX, URL_MAX
+
+
+class ChannelForm(forms.Form):
+    name = forms.CharField(
+        max_length=NAME_MAX,
+        help_text="Who it reaches, e.g. “#deploys on Slack” or “on-call email”.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    url = forms.CharField(
+        label="Apprise URL",
+        max_length=URL_MAX,
+        strip=True,
+        # a password field: the browser does not keep it, the page never shows it back
+        widget=forms.PasswordInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text=(
+            "Any URL Apprise understands: slack://…, discord://…, msteams://…, tgram://…, "
+            "ntfy://…, mailtos://user:password@smtp.example.com, json://host/path (a "
+            "JSON POST). It holds credentials: it is stored encrypted and never shown again."
+        ),
+    )
+
+
+class RuleForm(forms.Form):
+    profile = forms.ModelChoiceField(
+        queryset=Profile.objects.order_by("name"),
+        required=False,
+        empty_label="Team default (every profile without rules of its own)",
+    )
+    events = forms.MultipleChoiceField(
+        choices=NotificationEvent.choices, widget=forms.CheckboxSelectMultiple
+    )
+    channels = forms.ModelMultipleChoiceField(
+        queryset=NotificationChannel.objects.order_by("name"),
+        widget=forms.CheckboxSelectMultiple,
+    )
