@@ -3,11 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from deployments.api.urls import api_urls
-from deployments.views import accounts, health
+from deployments.views import accounts, health, metrics
 
 urlpatterns = [
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
+    path("metrics", metrics.metrics, name="metrics"),
     # django.contrib.auth.urls without the password-reset pages: Helmdeck sends no mail, so
     # a reset link could never arrive; an admin sets a forgotten password (admin or
     # `manage.py changepassword`).

@@ -20,6 +20,7 @@ from django.db import connection
 from deployments.integrations import IntegrationError
 from deployments.integrations.kube import INSTANCE_LABEL, TIMEOUT, api_client
 from deployments.integrations.lazy import lazy
+from deployments.metrics.watcher_lag import watcher_lag_observe
 from deployments.services import pod_states as svc
 
 client = lazy("kubernetes.client")
@@ -339,6 +340,8 @@ class EventStream(Stream):
         self.registry.remember(namespace, pod, text, at)
         row = svc.pod_state_event(namespace=namespace, name=pod, text=text, at=at)
         if row is not None:
+            if at is not None:  # helmdeck_watcher_lag_seconds: the event's time to its row
+                watcher_lag_observe((row.updated_at - at).total_seconds())
             svc.pod_state_publish(row)
 
     def apply_list(self, events):

@@ -29,6 +29,7 @@ from django.shortcuts import render, resolve_url
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from deployments.metrics import sse_clients
 from deployments.services.terminals import terminal_allowed
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ async def revocable(stream, *, every, session_key=None, user_pk=None, role=None,
 
     pumping = asyncio.ensure_future(pump())
     due = loop.time() + every
+    sse_clients.opened()  # helmdeck_sse_clients on /metrics (metrics/sse_clients.py)
     try:
         while True:
             if loop.time() >= due:  # checked even when messages never stop coming
@@ -227,6 +229,7 @@ async def revocable(stream, *, every, session_key=None, user_pk=None, role=None,
                 raise item.exc
             yield item
     finally:
+        sse_clients.closed()
         pumping.cancel()
         await asyncio.wait({pumping})
         aclose = getattr(items, "aclose", None)
