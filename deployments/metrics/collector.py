@@ -11,7 +11,6 @@ read as a counter reset.
 
 from datetime import timedelta
 
-from django.apps import apps
 from django.db.models import Case, CharField, Count, DurationField, F, Q, Sum, Value, When
 from django.db.models.expressions import ExpressionWrapper
 from prometheus_client.core import (
@@ -24,7 +23,7 @@ from prometheus_client.utils import floatToGoString
 from deployments.integrations.redis import RedisError, app_client
 from deployments.metrics.sse_clients import sse_clients_total
 from deployments.metrics.watcher_lag import watcher_lag_read
-from deployments.models import Release, Step
+from deployments.models import NotificationAttempt, Release, Step
 
 # Seconds. A build can take minutes, helm --wait up to HELMDECK_HELM_TIMEOUT (300 s).
 STEP_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
@@ -140,27 +139,22 @@ def queue_latency_family():
 
 def notification_families():
     """helmdeck_notification_deliveries_total{result}: every attempt at sending a
-    notification, delivered or failed. One query.
-
-    NOTIFICATIONS (issue 16): deployments.models.NotificationAttempt (`result`: "delivered"
-    or "failed") comes with the notifications work; until its model is installed this
-    family is left out. Once it is, this may import the model directly."""
-    try:
-        attempt = apps.get_model("deployments", "NotificationAttempt")
-    except LookupError:
-        return []
+    notification to its channel (NotificationAttempt rows), delivered or failed. One query."""
     family = CounterMetricFamily(
         "helmdeck_notification_deliveries",
         "Attempts at delivering a notification to its channel, by result (delivered, failed).",
         labels=["result"],
     )
     counts = dict(
-        attempt.objects.order_by()
+        NotificationAttempt.objects.order_by()
         .values("result")
         .annotate(n=Count("pk"))
         .values_list("result", "n")
     )
-    for result in sorted({"delivered", "failed", *counts}):
+    for result in (
+        *NotificationAttempt.Result.values,
+        *sorted(set(counts) - set(NotificationAttempt.Result.values)),
+    ):
         family.add_metric([result], counts.get(result, 0))
     return [family]
 

@@ -135,6 +135,24 @@ def test_it_says_redis_is_down_and_still_answers_from_the_rows(metrics_redis, se
     assert value(samples, "helmdeck_releases_total", kind="deploy", result="succeeded") == 1
 
 
+def test_it_counts_notification_deliveries_by_result(metrics_redis):
+    from deployments.models import Notification, NotificationAttempt
+    from deployments.services.notification_channels import channel_create
+
+    channel = channel_create(name="ops", url="json://127.0.0.1:9/hook", actor=None)
+    for n, results in enumerate([["failed", "failed", "delivered"], ["delivered"], ["failed"]]):
+        message = Notification.objects.create(
+            channel=channel, key=f"k{n}", event="release.failed", title="t", body="b"
+        )
+        for result in results:
+            NotificationAttempt.objects.create(notification=message, result=result)
+
+    samples = scrape()
+    deliveries = "helmdeck_notification_deliveries_total"
+    assert value(samples, deliveries, result="delivered") == 2
+    assert value(samples, deliveries, result="failed") == 3
+
+
 def test_it_answers_with_a_fixed_number_of_queries(metrics_redis, django_assert_max_num_queries):
     """Aggregates, never a query per release or step: the same count for 1 or 30 releases."""
     profile = ProfileFactory()
