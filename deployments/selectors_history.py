@@ -35,7 +35,7 @@ DEPLOY_KINDS = (Release.Kind.DEPLOY, Release.Kind.ROLLBACK)
 FAILED = (Release.Status.FAILED, Release.Status.ROLLED_BACK)
 
 # The chart's geometry (SVG user units; the SVG scales to its box, see helmdeck.css)
-BAR_WIDTH, BAR_GAP = 16, 8
+BAR_WIDTH, BAR_GAP = 14, 6
 PLOT_HEIGHT = 160
 AXIS_WIDTH = 48  # room for the scale's labels, left of the bars
 RESULT_HEIGHT = 6  # the strip under each bar that shows its result
@@ -236,6 +236,8 @@ class Day:
     failed: int
     x: float = 0
     segments: tuple = ()
+    axis_label: str = ""  # under every 7th bar, counted back from today
+    label_x: float = 0
 
     @property
     def label(self):
@@ -350,13 +352,23 @@ def day_layout(days):
                 y -= height
                 segments.append(Segment(kind, count, round(y, 2), round(height, 2)))
         x = AXIS_WIDTH + DAY_GAP / 2 + i * (DAY_WIDTH + DAY_GAP)
-        placed.append(replace(day, x=round(x, 2), segments=tuple(segments)))
+        back = len(days) - 1 - i
+        label = "today" if back == 0 else (f"{day.date:%d %b}" if back % 7 == 0 else "")
+        placed.append(
+            replace(
+                day,
+                x=round(x, 2),
+                segments=tuple(segments),
+                axis_label=label,
+                label_x=round(x + DAY_WIDTH / 2, 2),
+            )
+        )
     ticks = [(round(bottom - DAY_PLOT_HEIGHT * f, 2), round(scale * f, 1)) for f in (0, 0.5, 1)]
     return DayChart(
         days=placed,
         scale=scale,
-        width=AXIS_WIDTH + max(len(days), 1) * (DAY_WIDTH + DAY_GAP),
-        height=bottom + 4,
+        width=AXIS_WIDTH + max(len(days), 1) * (DAY_WIDTH + DAY_GAP) + DAY_WIDTH,
+        height=bottom + 18,
         plot_bottom=bottom,
         ticks=ticks,
     )

@@ -7,18 +7,22 @@ import re
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from django.template import engines
+from django.utils import timezone
 
+from deployments.selectors_history import STEP_GROUPS
 from tests.conftest import free_port, stop_process
 from tests.deployments.test_permissions import (  # noqa: F401 - fixtures used by name
     client_for,
     fast_password_hashing,
     releases,
 )
+from tests.deployments.test_selectors_history import FULL, timed_release
 from tests.fixtures.infra import wait_until
 from tests.security import test_every_url as every
 from tests.security.test_every_url import body, world  # noqa: F401 - fixture used by name
@@ -410,3 +414,26 @@ def test_static_files_carry_the_same_security_headers_as_pages(static_server, pa
         status, headers, _ = raw_get(static_server, target)
         assert status == 404, target
         assert headers.get("content-security-policy") == page["content-security-policy"]
+
+
+# ---- the history charts (server-rendered SVG) ------------------------------------------
+
+
+def test_the_history_charts_draw_with_stylesheet_classes_and_no_inline_code(login, todo_app):
+    """The SVG charts (_release_chart.html, _delivery_keys.html) colour every bar through a
+    class that static/helmdeck.css styles: no style attribute, no <style>, no script."""
+    now = timezone.now()
+    timed_release(todo_app, at=now - timedelta(hours=2), steps=FULL)
+    timed_release(todo_app, "rolled_back", at=now - timedelta(hours=1), steps=FULL)
+    client = login("viewer")
+    css = (REPO / "static/helmdeck.css").read_text()
+    for url in ("/profiles/todo-app/releases/", "/"):
+        response = client.get(url)
+        html = response.content.decode()
+        assert "<svg" in html and "<rect" in html, url
+        assert inline_code(html, nonce_of(response["Content-Security-Policy"])) == [], url
+        classes = set(re.findall(r'<rect class="([^"]+)"', html))
+        for name in {c for value in classes for c in value.split()}:
+            assert re.search(rf"\.{re.escape(name)}\b", css), f"{url}: .{name} has no rule"
+    for group in STEP_GROUPS:
+        assert f".chart .step-{group}" in css
