@@ -16,6 +16,7 @@ from django.urls.exceptions import Resolver404
 
 from deployments.models import AuditEvent, Cluster, Profile, TerminalSession
 from deployments.services.api_tokens import api_token_create
+from deployments.services.notification_channels import channel_create, rule_create
 from deployments.services.profiles import audit_record
 from deployments.services.webhooks import webhook_create
 from tests.deployments import test_permissions as table
@@ -42,6 +43,9 @@ ADMIN_SITE, SUPERUSER, ADMIN_LOGIN = "admin-site", "superuser", "admin-login"
 ACCOUNTS = [
     ("get", "/health", PUBLIC, 200),
     ("get", "/ready", PUBLIC, (200, 503)),  # 503 while a dependency is down: still answered
+    # off (404) unless HELMDECK_METRICS_TOKEN or _ALLOW is set; then the token or the
+    # address, never a session (tests/deployments/views/test_metrics.py)
+    ("get", "/metrics", TOKEN, 404),
     ("get", "/accounts/login/", PUBLIC, 200),
     ("post", "/accounts/login/", PUBLIC, 200),  # wrong password: the form again
     ("get", "/accounts/password_change/", LOGIN, 200),
@@ -57,6 +61,15 @@ TOKENS_AND_WEBHOOKS = [
     ("post", "/profiles/todo-app/webhooks/", table.EDIT, 400),
     ("get", "/profiles/todo-app/webhooks/{webhook_pk}/revoke/", table.EDIT, 200),
     ("post", "/profiles/todo-app/webhooks/{webhook_pk}/revoke/", table.EDIT, 302),
+]
+NOTIFICATIONS = [  # the admin role (change_notificationchannel), as the profile editors
+    ("get", "/notifications/", table.EDIT, 200),
+    ("post", "/notifications/channels/", table.EDIT, 400),  # no name, no URL: the form says so
+    ("post", "/notifications/channels/{channel}/test/", table.EDIT, 302),  # queued, not sent
+    ("post", "/notifications/channels/{channel}/toggle/", table.EDIT, 302),
+    ("get", "/notifications/channels/{channel}/delete/", table.EDIT, 200),  # asks first
+    ("post", "/notifications/rules/", table.EDIT, 400),
+    ("get", "/notifications/rules/{rule}/delete/", table.EDIT, 200),
 ]
 API = [
     ("get", "/api/v1/openapi.json", LOGIN, 200),
@@ -144,7 +157,7 @@ def admin_rows():
     return rows
 
 
-ROWS = ACCOUNTS + TOKENS_AND_WEBHOOKS + API + STREAMS + admin_rows()
+ROWS = ACCOUNTS + TOKENS_AND_WEBHOOKS + NOTIFICATIONS + API + STREAMS + admin_rows()
 
 
 def _routes(patterns, prefix=""):
@@ -234,6 +247,9 @@ def world(todo_app, releases):  # noqa: F811 - the fixture imported above
     token, _ = api_token_create(user=User.objects.create_user("token-owner"), name="t")
     hook, _ = webhook_create(profile=todo_app, name="ci", build=False, actor=None)
     ids.update(apitoken=token.pk, webhook=hook.public_id, webhook_pk=hook.pk)
+    channel = channel_create(name="ops", url="json://127.0.0.1:9/hook", actor=None)
+    rule = rule_create(profile=None, events=["release.failed"], channels=[channel], actor=None)
+    ids.update(channel=channel.pk, rule=rule.pk)
     assert AuditEvent.objects.filter(pk=event.pk).exists()
     return ids
 
