@@ -12,25 +12,28 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from deployments import durations
 from deployments.models import Release
+from deployments.services.releases import step_kind_q
 
 CHART_RELEASES = 30
 KEYS_DAYS = 30
 
-# A release's steps grouped as the chart stacks them, bottom to top. A "load <component>"
-# (an image into the node's containerd) belongs to its build; a teardown's "uninstall" is
-# not a deploy and teardowns are left out of the chart and the keys.
-STEP_GROUPS = ("build", "render", "upgrade", "verify")
-GROUP_STEPS = {
-    "build": Q(steps__name__startswith="build ") | Q(steps__name__startswith="load "),
-    "render": Q(steps__name="render"),
-    "upgrade": Q(steps__name="upgrade"),
-    "verify": Q(steps__name="verify"),
+# A release's steps grouped as the chart stacks them, bottom to top: each group the step
+# kinds it sums (services/releases.STEP_KINDS). A load (an image into the node's containerd)
+# belongs to its build; a teardown's uninstall is not a deploy and teardowns are left out of
+# the chart and the keys.
+GROUP_KINDS = {
+    "build": ("build", "load"),
+    "render": ("render",),
+    "upgrade": ("upgrade",),
+    "verify": ("verify",),
 }
+STEP_GROUPS = tuple(GROUP_KINDS)
 DEPLOY_KINDS = (Release.Kind.DEPLOY, Release.Kind.ROLLBACK)
 FAILED = (Release.Status.FAILED, Release.Status.ROLLED_BACK)
 
@@ -104,10 +107,6 @@ class ReleaseChart:
         return STEP_GROUPS
 
 
-def _seconds(value):
-    return value.total_seconds() if value is not None else None
-
-
 def _short(seconds):
     if seconds < 60:
         return f"{seconds:.1f}s"
@@ -118,12 +117,14 @@ def _short(seconds):
 def release_history(*, profile, limit=CHART_RELEASES):
     """The profile's last `limit` finished deploys and rollbacks (oldest first), each with
     the seconds its steps took per group, summed in SQL: one query."""
-    step_time = ExpressionWrapper(
-        Coalesce(F("steps__finished_at"), F("finished_at")) - F("steps__started_at"),
-        output_field=DurationField(),
+    step_time = durations.duration(
+        "steps__started_at", Coalesce(F("steps__finished_at"), F("finished_at"))
     )
     ran = Q(steps__started_at__isnull=False)
-    sums = {g: Sum(step_time, filter=ran & q) for g, q in GROUP_STEPS.items()}
+    sums = {
+        group: Sum(step_time, filter=ran & step_kind_q(*kinds, field="steps__name"))
+        for group, kinds in GROUP_KINDS.items()
+    }
     rows: list[Any] = list(
         Release.objects.filter(profile=profile, kind__in=DEPLOY_KINDS, status__in=Release.TERMINAL)
         .order_by("-created_at", "-id")
@@ -136,8 +137,8 @@ def release_history(*, profile, limit=CHART_RELEASES):
             kind=row["kind"],
             status=row["status"],
             created_at=row["created_at"],
-            groups={g: _seconds(row[g]) for g in STEP_GROUPS},
-            total=_seconds(
+            groups={g: durations.seconds(row[g]) for g in STEP_GROUPS},
+            total=durations.seconds(
                 row["finished_at"] - row["started_at"]
                 if row["started_at"] and row["finished_at"]
                 else None

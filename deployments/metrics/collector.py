@@ -11,8 +11,7 @@ read as a counter reset.
 
 from datetime import timedelta
 
-from django.db.models import Case, CharField, Count, DurationField, F, Q, Sum, Value, When
-from django.db.models.expressions import ExpressionWrapper
+from django.db.models import Case, CharField, Count, Q, Sum, Value, When
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -20,23 +19,16 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 
+from deployments import durations
 from deployments.integrations.redis import RedisError, app_client
 from deployments.metrics.sse_clients import sse_clients_total
 from deployments.metrics.watcher_lag import watcher_lag_read
 from deployments.models import NotificationAttempt, Release, Step
+from deployments.services.releases import STEP_KINDS, step_kind_q
 
 # Seconds. A build can take minutes, helm --wait up to HELMDECK_HELM_TIMEOUT (300 s).
 STEP_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 QUEUE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
-# The `step` label: a release's Step rows by what they do (services/releases.release_request
-# names them): "build <component>" and "load <component>" (into the node's containerd) per
-# image, then render, upgrade, verify; a teardown's one step is uninstall.
-STEPS = ("build", "load", "render", "upgrade", "verify", "uninstall")
-PER_COMPONENT = ("build", "load")
-
-
-def _duration(start, end):
-    return ExpressionWrapper(F(end) - F(start), output_field=DurationField())
 
 
 def _bucket_counts(field, bounds):
@@ -51,10 +43,6 @@ def _buckets(row, bounds):
     return [(floatToGoString(bound), row[f"le_{i}"]) for i, bound in enumerate(bounds)] + [
         ("+Inf", row["count"])
     ]
-
-
-def _seconds(value):
-    return value.total_seconds() if value is not None else 0.0
 
 
 def release_families():
@@ -84,8 +72,9 @@ def release_families():
 
 
 def _step_label():
-    whens = [When(name__startswith=f"{step} ", then=Value(step)) for step in PER_COMPONENT]
-    whens += [When(name=step, then=Value(step)) for step in STEPS if step not in PER_COMPONENT]
+    """The `step` label: a Step's kind (services/releases.STEP_KINDS: build and load once per
+    image, render, upgrade, verify, uninstall), "other" for a name of no kind."""
+    whens = [When(step_kind_q(kind), then=Value(kind)) for kind in STEP_KINDS]
     return Case(*whens, default=Value("other"), output_field=CharField())
 
 
@@ -105,7 +94,7 @@ def step_duration_family():
             started_at__isnull=False,
             finished_at__isnull=False,
         )
-        .annotate(step=_step_label(), duration=_duration("started_at", "finished_at"))
+        .annotate(step=_step_label(), duration=durations.duration("started_at", "finished_at"))
         .order_by()
         .values("step")
         .annotate(
@@ -113,9 +102,11 @@ def step_duration_family():
         )
     }
     empty = {"count": 0, "total": None, **{f"le_{i}": 0 for i in range(len(STEP_BUCKETS))}}
-    for step in (*STEPS, *sorted(set(rows) - set(STEPS))):
+    for step in (*STEP_KINDS, *sorted(set(rows) - set(STEP_KINDS))):
         row = rows.get(step, empty)
-        family.add_metric([step], _buckets(row, STEP_BUCKETS), _seconds(row["total"]))
+        family.add_metric(
+            [step], _buckets(row, STEP_BUCKETS), durations.seconds(row["total"]) or 0.0
+        )
     return family
 
 
@@ -128,12 +119,12 @@ def queue_latency_family():
     )
     row = (
         Release.objects.filter(started_at__isnull=False)
-        .annotate(waited=_duration("created_at", "started_at"))
+        .annotate(waited=durations.duration("created_at", "started_at"))
         .aggregate(
             count=Count("pk"), total=Sum("waited"), **_bucket_counts("waited", QUEUE_BUCKETS)
         )
     )
-    family.add_metric([], _buckets(row, QUEUE_BUCKETS), _seconds(row["total"]))
+    family.add_metric([], _buckets(row, QUEUE_BUCKETS), durations.seconds(row["total"]) or 0.0)
     return family
 
 

@@ -30,6 +30,7 @@ from deployments.services.diagnosis import pod_problems
 from deployments.services.helm_undo import undo_pending
 from deployments.services.image_delivery import image_deliver
 from deployments.services.operations import profile_live_reset
+from deployments.services.releases import step_kind_q, step_name
 from deployments.services.rendering import spec_render_check
 from deployments.services.stage_run import (
     StageRun,
@@ -66,7 +67,7 @@ def release_build(release_id, worker="", attempt=0):
     # a "load <component>" step follows each build when the release was requested for a
     # cluster that loads images into its node's containerd (image_delivery.py)
     loads = set(
-        Step.objects.filter(release_id=release_id, name__startswith="load ").values_list(
+        Step.objects.filter(step_kind_q("load"), release_id=release_id).values_list(
             "name", flat=True
         )
     )
@@ -86,7 +87,7 @@ def release_build(release_id, worker="", attempt=0):
         if not (release.build and comp["build"]):
             images[comp["name"]] = {"ref": ref}
             continue
-        run.begin(f"build {comp['name']}")
+        run.begin(step_name("build", comp["name"]))
         try:  # checked when saved, and again now: the filesystem may have changed since
             source = build_source(
                 comp["build"]["context"], comp["build"]["dockerfile"], must_exist=True
@@ -94,7 +95,7 @@ def release_build(release_id, worker="", attempt=0):
         except ValidationError as exc:
             fail(
                 run,
-                f"build {comp['name']} refused: build.{exc.code} "
+                f"{step_name('build', comp['name'])} refused: build.{exc.code} "
                 f"{comp['build'][exc.code]!r} {' '.join(exc.messages)}",
             )
             return False
@@ -113,7 +114,9 @@ def release_build(release_id, worker="", attempt=0):
             return _build_failed(run, exc, attempt)
         images[comp["name"]] = {"ref": ref, "id": image_id}
         run.end(detail=image_id)
-        if f"load {comp['name']}" in loads and not _load(run, comp, ref, image_id, attempt):
+        if step_name("load", comp["name"]) in loads and not _load(
+            run, comp, ref, image_id, attempt
+        ):
             return False
     db_retry(lambda: Release.objects.filter(pk=release_id).update(images=images))
     return True
@@ -123,7 +126,7 @@ def _load(run, comp, ref, image_id, attempt):
     """The "load <component>" step: the built image into the node's containerd (a cluster
     whose images reach the nodes that way), unless the node has that image id already.
     Failures end or retry the stage as a build's do."""
-    run.begin(f"load {comp['name']}")
+    run.begin(step_name("load", comp["name"]))
     try:
         on_node = image_deliver(
             cluster=run.cluster,

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from deployments.models import Profile, Release, Step
@@ -19,6 +20,32 @@ from deployments.spec import FieldError, SpecError, key_path, parse_spec
 from deployments.spec_rows import spec_from_profile
 
 log = logging.getLogger(__name__)
+
+
+# A release's Step rows are named by their kind: "build <component>" and, on clusters that
+# load images into the node's containerd, "load <component>", once per built image; then
+# "render", "upgrade", "verify". A teardown's one step is "uninstall". The stages begin them
+# by these names (release_stages.py, teardown.py); the metrics label steps by their kind and
+# the history chart groups them (metrics/collector.py, selectors_history.py).
+STEP_KINDS = ("build", "load", "render", "upgrade", "verify", "uninstall")
+PER_IMAGE_STEPS = ("build", "load")
+
+
+def step_name(kind, component=None):
+    """The name of a Step of this kind (of this component's image for build and load)."""
+    return f"{kind} {component}" if kind in PER_IMAGE_STEPS else kind
+
+
+def step_kind_q(*kinds, field="name"):
+    """A filter on Steps of any of these kinds, by their name (`field`: its path from the
+    model the query is on, e.g. "steps__name" from Release)."""
+    q = Q()
+    for kind in kinds:
+        if kind in PER_IMAGE_STEPS:
+            q |= Q(**{f"{field}__startswith": step_name(kind, "")})
+        else:
+            q |= Q(**{field: kind})
+    return q
 
 
 class ReleaseRefused(Exception):
@@ -67,14 +94,14 @@ def release_request(
             # the cluster's images reach its nodes (decided now, like the build flag)
             load = profile.cluster.loads_into_containerd
             names = [
-                name
+                step_name(step, c)
                 for c, body in snapshot["components"].items()
                 if build and body.get("build")
-                for name in ([f"build {c}", f"load {c}"] if load else [f"build {c}"])
+                for step in (PER_IMAGE_STEPS if load else ("build",))
             ]
-            names += ["render", "upgrade", "verify"]
+            names += [step_name(step) for step in ("render", "upgrade", "verify")]
             if kind == Release.Kind.TEARDOWN:
-                names = ["uninstall"]
+                names = [step_name("uninstall")]
             Step.objects.bulk_create(
                 Step(release=release, position=i, name=name) for i, name in enumerate(names)
             )

@@ -19,7 +19,7 @@ from deployments.services.profile_health import DEGRADED, PROGRESSING
 from deployments.services.profiles import profile_apply_spec, profile_touch
 from deployments.services.releases import release_installed
 from deployments.spec import MAX_COMPONENTS, MAX_ENTRIES, SpecError, parse_spec
-from deployments.views.sse_htmx import render_page_or_partial, role_of
+from deployments.views.sse_htmx import render_page_or_partial, role_of, whole_page
 
 EDIT_PERMISSIONS = ("deployments.add_profile", "deployments.change_profile")
 ROW_KINDS = {"components": MAX_COMPONENTS, "config": MAX_ENTRIES, "secrets": MAX_ENTRIES}
@@ -38,14 +38,9 @@ def status(request):
     view = selectors.StatusView.from_params(request.GET)
     page = selectors.status_page(view)
     context = status_context(page, role=role_of(request.user))
-    if _whole_page(request):  # the delivery keys too (the stream never sends them)
+    if whole_page(request):  # the delivery keys too (the stream never sends them)
         context["keys"] = selectors_history.delivery_keys(profiles=page.profiles)
     return render_page_or_partial(request, "deployments/status.html", "table", context)
-
-
-def _whole_page(request):
-    htmx = request.htmx
-    return not htmx or htmx.boosted or htmx.history_restore_request
 
 
 def status_context(page, *, role):

@@ -25,6 +25,7 @@ from deployments.services.releases import (
     release_rollback_request,
 )
 from deployments.views import once
+from deployments.views.sse_htmx import whole_page
 
 VIEW, DEPLOY = "deployments.view_profile", "deployments.deploy_profile"
 HISTORY_PAGE = 50
@@ -34,20 +35,14 @@ SLOW_PREVIEW_POLLS = 30  # polls (about seconds) before the page asks whether a 
 def render_page(request, template, context, *, partials=None, status=200):
     """The whole page, or the partial `partials[HX-Target]` (`partials[None]` for any other
     htmx request) for an htmx request that is neither boosted nor a history restore."""
-    htmx = request.htmx
     partial = None
-    if htmx and not htmx.boosted and not htmx.history_restore_request and partials:
-        partial = partials.get(htmx.target, partials.get(None))
+    if not whole_page(request) and partials:
+        partial = partials.get(request.htmx.target, partials.get(None))
     response = render(
         request, f"{template}#{partial}" if partial else template, context, status=status
     )
     patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response
-
-
-def _whole_page(request):
-    htmx = request.htmx
-    return not htmx or htmx.boosted or htmx.history_restore_request
 
 
 def _release_url(release):
@@ -238,7 +233,7 @@ def profile_releases(request, name):
         "has_next": len(chunk) > HISTORY_PAGE,
         "active": selectors.active_release(profile=profile),
     }
-    if page == 1 and _whole_page(request):  # the last releases' chart heads page 1
+    if page == 1 and whole_page(request):  # the last releases' chart heads page 1
         context["chart"] = selectors_history.release_history(profile=profile)
     return render_page(request, "deployments/release_list.html", context, partials={None: "rows"})
 

@@ -35,12 +35,17 @@ from deployments.services.terminals import terminal_allowed
 log = logging.getLogger(__name__)
 
 
-def render_page_or_partial(request, name, partial, context):
-    """The full page, or just its `partial` for an htmx request that is neither a boosted
-    page load nor a history restore (those need the whole page)."""
+def whole_page(request):
+    """Whether a request wants the whole page: not htmx, or an htmx boosted page load or
+    history restore; any other htmx request swaps in a part of the page."""
     htmx = request.htmx
-    wants_partial = htmx and not htmx.boosted and not htmx.history_restore_request
-    response = render(request, f"{name}#{partial}" if wants_partial else name, context)
+    return not htmx or htmx.boosted or htmx.history_restore_request
+
+
+def render_page_or_partial(request, name, partial, context):
+    """The full page, or just its `partial` for an htmx request that does not want the
+    whole page (whole_page)."""
+    response = render(request, name if whole_page(request) else f"{name}#{partial}", context)
     patch_vary_headers(response, ("HX-Request",))
     return response
 

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 
 from deployments.models import Profile
 from deployments.services.usage import CACHE_SECONDS, ENABLE_HINT, profile_usage
+from deployments.views.sse_htmx import whole_page
 
 
 @require_GET
@@ -27,9 +28,8 @@ def profile_usage_view(request, name):
         "refresh": max(CACHE_SECONDS, 15),
         "enable_hint": ENABLE_HINT,
     }
-    htmx = request.htmx
-    partial = htmx and not htmx.boosted and not htmx.history_restore_request
-    template = "deployments/_usage.html" if partial else "deployments/profile_usage.html"
+    whole = whole_page(request)
+    template = "deployments/profile_usage.html" if whole else "deployments/_usage.html"
     response = render(request, template, context)
     patch_vary_headers(response, ("HX-Request",))
     response["Cache-Control"] = "no-store"
