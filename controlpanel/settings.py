@@ -237,11 +237,19 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "null": {"class": "logging.NullHandler"},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # Apprise logs a channel's URL (path and query: tokens) at DEBUG, and urllib3 the request
-    # line: never below WARNING, whatever LOG_LEVEL says (integrations/notify.py)
-    "loggers": {name: {"level": "WARNING"} for name in ("apprise", "urllib3")},
+    # Apprise's plugins name a channel's secrets in their messages (a URL's path and query
+    # at DEBUG, an ntfy topic or a chat id in a warning), and urllib3 its request line or
+    # the path it retries: neither reaches a log. The reason of a failed notification is
+    # read from Apprise's own result, masked (integrations/notify.py).
+    "loggers": {
+        name: {"level": "WARNING", "handlers": ["null"], "propagate": False}
+        for name in ("apprise", "urllib3")
+    },
 }
 
 # Serve /static/ from the ASGI app itself (controlpanel/asgi.py); turn off behind a proxy.

@@ -40,15 +40,19 @@ def sleep_idle_profiles():
 # ---- notifications: each message is its own task, retried with backoff; none holds a deploy
 
 
-@shared_task(time_limit=120, soft_time_limit=100, ignore_result=True)
+@shared_task(
+    name=notifications.NOTIFY_RELEASE_TASK, time_limit=120, soft_time_limit=100, ignore_result=True
+)
 def notify_release(release_id):
     """A release ended: queue its messages (services/notifications.release_notify)."""
     notifications.release_notify(release_id=release_id)
 
 
 @shared_task(
+    name=notifications.DELIVER_TASK,
     bind=True,
-    time_limit=settings.HELMDECK_NOTIFY_TIMEOUT * 2 + 60,
+    time_limit=notifications.DELIVERY_TIME_LIMIT,
+    soft_time_limit=notifications.DELIVERY_TIME_LIMIT - 10,
     ignore_result=True,
     max_retries=None,  # the service counts attempts (HELMDECK_NOTIFY_RETRIES)
 )

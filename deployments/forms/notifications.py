@@ -4,7 +4,7 @@
 from django import forms
 
 from deployments.models import NotificationChannel, NotificationEvent, Profile
-from deployments.services.notification_channels import NAME_MAX, URL_MAX
+from deployments.services.notification_channels import NAME_MAX, RULE_EVENTS, URL_MAX
 
 
 class ChannelForm(forms.Form):
@@ -34,7 +34,8 @@ class RuleForm(forms.Form):
         empty_label="Team default (every profile without rules of its own)",
     )
     events = forms.MultipleChoiceField(
-        choices=NotificationEvent.choices, widget=forms.CheckboxSelectMultiple
+        choices=[(e, NotificationEvent(e).label) for e in RULE_EVENTS],
+        widget=forms.CheckboxSelectMultiple,
     )
     channels = forms.ModelMultipleChoiceField(
         queryset=NotificationChannel.objects.order_by("name"),

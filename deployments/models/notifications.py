@@ -20,6 +20,7 @@ class NotificationEvent(models.TextChoices):
     HEALTH_RECOVERED = "health.recovered", "Health recovered"
     PROFILE_ASLEEP = "profile.asleep", "Profile went to sleep"
     PROFILE_AWOKE = "profile.awoke", "Profile woke up"
+    TEST = "test", "Test message"  # "Send test" on the page; no rule names it
 
 
 class NotificationChannel(models.Model):
@@ -72,9 +73,11 @@ class Notification(models.Model):
         DELIVERED = "delivered", "delivered"
         FAILED = "failed", "failed"
 
+    # a deleted channel's messages stay, with its name: the record of what was sent
     channel = models.ForeignKey(
-        NotificationChannel, on_delete=models.CASCADE, related_name="notifications"
+        NotificationChannel, null=True, on_delete=models.SET_NULL, related_name="notifications"
     )
+    channel_name = models.CharField(max_length=100)
     key = models.CharField(max_length=200)
     event = models.CharField(max_length=32, choices=NotificationEvent.choices)
     profile = models.ForeignKey(
@@ -102,7 +105,7 @@ class Notification(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.channel.name}: {self.title}"
+        return f"{self.channel_name}: {self.title}"
 
 
 class NotificationAttempt(models.Model):
@@ -131,15 +134,16 @@ class NotificationAttempt(models.Model):
 class ProfileHealthWatch(models.Model):
     """A profile's health as the notifier last sampled it (`status`), since when it has been
     in that kind of state (`since`: a crash-looping profile flips between Degraded and
-    Progressing at every restart, one unhealthy stretch), whether Degraded was seen in that
-    stretch, and what the team was last told (`told`, at `told_at`)."""
+    Progressing at every restart, one unhealthy stretch), when Degraded was first seen in
+    that stretch (`degraded_since`: a long deploy's Progressing does not count towards the
+    hold), and what the team was last told (`told`, at `told_at`)."""
 
     profile = models.OneToOneField(
         Profile, primary_key=True, on_delete=models.CASCADE, related_name="health_watch"
     )
     status = models.CharField(max_length=16)
     since = models.DateTimeField()
-    degraded_seen = models.BooleanField(default=False)
+    degraded_since = models.DateTimeField(null=True, blank=True)
     told = models.CharField(max_length=16, blank=True)
     told_at = models.DateTimeField(null=True, blank=True)
     degraded_told_at = models.DateTimeField(null=True, blank=True)

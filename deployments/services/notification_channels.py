@@ -17,6 +17,7 @@ from deployments.services.profiles import audit_record
 from deployments.spec import FieldError, SpecError
 
 NAME_MAX = 100
+RULE_EVENTS = [e for e in NotificationEvent.values if e != NotificationEvent.TEST]
 URL_MAX = 2000
 
 
@@ -47,7 +48,7 @@ def channel_create(*, name, url, actor):
 
 def channel_delete(*, channel, actor):
     name = channel.name
-    channel.delete()  # its messages go with it; the rules lose it
+    channel.delete()  # its messages stay, with its name, and fail if still pending; rules lose it
     audit_record(actor=actor, action="notification_channel.deleted", target=name)
 
 
@@ -64,8 +65,9 @@ def channel_send_test(*, channel, actor):
     now = timezone.now()
     with transaction.atomic():
         message = channel.notifications.create(
+            channel_name=channel.name,
             key=f"test:{now.timestamp():.6f}",
-            event=NotificationEvent.RELEASE_SUCCEEDED,
+            event=NotificationEvent.TEST,
             title="[Helmdeck] test message",
             body=f"A test of channel {channel.name}, sent by {who} from Helmdeck.",
         )
@@ -79,7 +81,7 @@ def rule_create(*, profile, events, channels, actor):
     go to `channels`. SpecError (paths `events`, `channels`) when either is empty or
     unknown."""
     errors = []
-    unknown = sorted(set(events) - set(NotificationEvent.values))
+    unknown = sorted(set(events) - set(RULE_EVENTS))
     if not events or unknown:
         errors.append(FieldError("events", "Choose at least one event from the list"))
     if not channels:
@@ -89,7 +91,7 @@ def rule_create(*, profile, events, channels, actor):
     with transaction.atomic():
         rule = NotificationRule.objects.create(
             profile=profile,
-            events=[e for e in NotificationEvent.values if e in set(events)],
+            events=[e for e in RULE_EVENTS if e in set(events)],
             created_by=actor if getattr(actor, "pk", None) else None,
         )
         rule.channels.set(channels)

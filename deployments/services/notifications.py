@@ -16,7 +16,6 @@ told: a unique key), their delivery with retries, and the health notices.
   waits for any of it: everything here runs in its own tasks.
 """
 
-import contextlib
 import functools
 import logging
 import time
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -57,35 +56,40 @@ RELEASE_EVENTS: dict[str, str] = {
 SWEEP_WINDOW = timedelta(hours=1)  # a release ended longer ago than this is not told late
 LOST_AFTER = timedelta(minutes=5)  # a retry this late was lost with its task
 UNHEALTHY = (profile_health.DEGRADED, profile_health.PROGRESSING)
+EVENT_DEGRADED = NotificationEvent.HEALTH_DEGRADED
 BODY_MAX = 4000
 
 
 # ---- triggers -------------------------------------------------------------------------
 
 
-def _send(task, *args):
-    """Send a task; a broker that is down now only delays it (the round sends it later)."""
+NOTIFY_RELEASE_TASK = "deployments.tasks.notify_release"
+DELIVER_TASK = "deployments.tasks.deliver_notification"
+
+
+def _send(name, *args):
+    """Send a task by name (the sender needs the Celery app, not deployments.tasks and every
+    stage's libraries it imports). A broker that is down now only delays it: the round
+    sends it later."""
+    from controlpanel.celery import app
+
     try:
-        task.apply_async(args, retry=False)
-    except Exception:  # kombu's errors vary by transport; nothing here may break a deploy
-        log.warning("could not queue %s%r; the next round sends it", task.name, args)
+        app.send_task(name, args, ignore_result=True, retry=False)
+    except Exception as exc:  # kombu's OperationalError, redis' errors, OSError
+        log.warning("%s%r not queued yet (%s); the next round sends it", name, args, exc)
 
 
 def release_notify_request(release_id):
     """A release has ended: tell its rules' channels, in a task, once its row is committed.
     Nothing is sent when no rule exists anywhere (most installs; one query)."""
-    from deployments.tasks import notify_release
-
     if db_read_or(lambda: NotificationRule.objects.exists(), False):
-        transaction.on_commit(functools.partial(_send, notify_release, release_id))
+        transaction.on_commit(functools.partial(_send, NOTIFY_RELEASE_TASK, release_id))
 
 
 def notifications_send(notification_ids):
     """Send a delivery task for each message, once the rows are committed."""
-    from deployments.tasks import deliver_notification
-
     for pk in notification_ids:
-        transaction.on_commit(functools.partial(_send, deliver_notification, pk))
+        transaction.on_commit(functools.partial(_send, DELIVER_TASK, pk))
 
 
 # ---- rules -> messages ---------------------------------------------------------------
@@ -119,6 +123,7 @@ def _queue(*, profile, event, key, title, body, release=None):
                 channel=channel,
                 key=key,
                 defaults={
+                    "channel_name": channel.name,
                     "event": event,
                     "profile": profile,
                     "profile_name": profile.name,
@@ -154,21 +159,22 @@ def release_message(release):
 def release_notify(*, release_id):
     """Queue the messages telling that the release ended (once: the first call claims it).
     Returns the new messages' ids."""
-    claimed = Release.objects.filter(
-        pk=release_id, status__in=Release.TERMINAL, notified_at=None
-    ).update(notified_at=timezone.now())
-    if not claimed:
-        return []
-    release = Release.objects.select_related("profile__cluster").get(pk=release_id)
-    title, body = release_message(release)
-    return _queue(
-        profile=release.profile,
-        event=RELEASE_EVENTS[release.status],
-        key=f"release:{release.pk}",
-        title=title,
-        body=body,
-        release=release,
-    )
+    with transaction.atomic():  # claimed and queued together, or neither (the round retries)
+        claimed = Release.objects.filter(
+            pk=release_id, status__in=Release.TERMINAL, notified_at=None
+        ).update(notified_at=timezone.now())
+        if not claimed:
+            return []
+        release = Release.objects.select_related("profile__cluster").get(pk=release_id)
+        title, body = release_message(release)
+        return _queue(
+            profile=release.profile,
+            event=RELEASE_EVENTS[release.status],
+            key=f"release:{release.pk}",
+            title=title,
+            body=body,
+            release=release,
+        )
 
 
 def profile_notify_sleep(*, profile, asleep, by, key):
@@ -215,7 +221,7 @@ def _health_message(profile, health, since, now, degraded):
     ]
     title = f"[Helmdeck] {profile.name} is Degraded"
     body = (
-        f"{profile.name} has not been healthy for {minutes} min: {health.ready_label} pods "
+        f"{profile.name} has been Degraded for {minutes} min: {health.ready_label} pods "
         "ready.\n" + "".join(f"Problem: {p}\n" for p in problems[:5]) + link
     )
     return title, body
@@ -227,46 +233,63 @@ def health_notices_evaluate(*, now=None):
     from deployments.selectors import profiles_health
 
     now = now or timezone.now()
-    hold = timedelta(seconds=settings.HELMDECK_HEALTH_NOTICE_HOLD)
-    window = timedelta(seconds=settings.HELMDECK_HEALTH_NOTICE_WINDOW)
     watches = {w.profile_id: w for w in ProfileHealthWatch.objects.all()}
     created = []
     for pk, health in profiles_health().items():
-        watch = watches.get(pk)
-        degraded = health.status == profile_health.DEGRADED
-        if watch is None:
-            told = "" if health.status in UNHEALTHY else health.status
-            ProfileHealthWatch.objects.create(
-                profile_id=pk, status=health.status, since=now, degraded_seen=degraded, told=told
-            )
+        try:
+            created += _health_sample(pk, health, watches.get(pk), now)
+        except (Profile.DoesNotExist, IntegrityError):  # deleted while sampled
             continue
-        if _stretch(watch.status) != _stretch(health.status):
-            watch.since, watch.degraded_seen = now, False
-        watch.status, watch.degraded_seen = health.status, watch.degraded_seen or degraded
-        held = now - watch.since >= hold
-        tell = None
-        if held and health.status in UNHEALTHY and watch.degraded_seen:
-            recent = watch.degraded_told_at is not None and now - watch.degraded_told_at < window
-            if watch.told != profile_health.DEGRADED and not recent:
-                tell, watch.degraded_told_at = NotificationEvent.HEALTH_DEGRADED, now
-                watch.told = profile_health.DEGRADED
-        elif held and health.status == profile_health.HEALTHY:
-            if watch.told == profile_health.DEGRADED:
-                tell = NotificationEvent.HEALTH_RECOVERED
-            watch.told = profile_health.HEALTHY
-        if tell is not None:
-            watch.told_at = now
-            profile = Profile.objects.select_related("cluster").get(pk=pk)
-            title, body = _health_message(
-                profile, health, watch.since, now, tell == NotificationEvent.HEALTH_DEGRADED
-            )
-            key = f"{tell}:{pk}:{watch.since.timestamp():.0f}"
-            created += _queue(profile=profile, event=tell, key=key, title=title, body=body)
+    return created
+
+
+def _health_sample(pk, health, watch, now):
+    hold = timedelta(seconds=settings.HELMDECK_HEALTH_NOTICE_HOLD)
+    window = timedelta(seconds=settings.HELMDECK_HEALTH_NOTICE_WINDOW)
+    degraded = health.status == profile_health.DEGRADED
+    if watch is None:
+        ProfileHealthWatch.objects.create(
+            profile_id=pk,
+            status=health.status,
+            since=now,
+            degraded_since=now if degraded else None,
+            told="" if health.status in UNHEALTHY else health.status,
+        )
+        return []
+    before = (watch.status, watch.since, watch.degraded_since, watch.told)
+    if _stretch(watch.status) != _stretch(health.status):
+        watch.since, watch.degraded_since = now, None
+    watch.status = health.status
+    if degraded and watch.degraded_since is None:
+        watch.degraded_since = now
+    tell = None
+    if health.status in UNHEALTHY and watch.degraded_since is not None:
+        held = now - watch.degraded_since >= hold
+        recent = watch.degraded_told_at is not None and now - watch.degraded_told_at < window
+        if held and watch.told != profile_health.DEGRADED and not recent:
+            tell, watch.told, watch.degraded_told_at = EVENT_DEGRADED, profile_health.DEGRADED, now
+    elif health.status == profile_health.HEALTHY and now - watch.since >= hold:
+        if watch.told == profile_health.DEGRADED:
+            tell = NotificationEvent.HEALTH_RECOVERED
+        watch.told = profile_health.HEALTHY
+    created = []
+    if tell is not None:
+        watch.told_at = now
+        profile = Profile.objects.select_related("cluster").get(pk=pk)
+        start = watch.degraded_since if tell == EVENT_DEGRADED else watch.since
+        title, body = _health_message(profile, health, start, now, tell == EVENT_DEGRADED)
+        key = f"{tell}:{pk}:{start.timestamp():.0f}"
+        created = _queue(profile=profile, event=tell, key=key, title=title, body=body)
+    if tell is not None or before != (watch.status, watch.since, watch.degraded_since, watch.told):
         watch.save()
     return created
 
 
 # ---- delivery ------------------------------------------------------------------------
+
+
+# the delivery task's hard limit: a send (HELMDECK_NOTIFY_TIMEOUT) and the rows around it
+DELIVERY_TIME_LIMIT = settings.HELMDECK_NOTIFY_TIMEOUT * 2 + 60
 
 
 @dataclass(frozen=True)
@@ -283,6 +306,8 @@ def retry_delay(attempts):
 
 def _attempt(notification):
     """Send it once: (None, None) when delivered, else (reason, permanent)."""
+    if notification.channel is None:
+        return "the channel was deleted", True
     if not notification.channel.enabled:
         return "the channel is turned off", True
     try:
@@ -305,10 +330,11 @@ def notification_deliver(*, notification_id):
     send it twice at once. None when there is nothing to do (delivered, failed, or being
     sent right now)."""
     now = timezone.now()
-    lease = now + timedelta(seconds=settings.HELMDECK_NOTIFY_TIMEOUT * 2 + 30)
+    lease = now + timedelta(seconds=DELIVERY_TIME_LIMIT + 30)  # outlives the task's own limit
     claimed = (
         Notification.objects.filter(pk=notification_id, status=Notification.Status.PENDING)
         .filter(Q(lease_until=None) | Q(lease_until__lt=now))
+        .filter(Q(next_attempt_at=None) | Q(next_attempt_at__lte=now))
         .update(lease_until=lease, attempts=F("attempts") + 1)
     )
     if not claimed:
@@ -351,8 +377,15 @@ def notifications_round(*, now=None):
     """The worker's periodic round: releases whose notify task was lost are told, messages
     whose retry was lost are sent again, and the health notices are evaluated."""
     now = now or timezone.now()
+    first_rule = (
+        NotificationRule.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    )
+    if first_rule is None:
+        return
+    # releases that ended before any rule existed were never meant to be told
+    since = max(now - SWEEP_WINDOW, first_rule)
     late = Release.objects.filter(
-        status__in=Release.TERMINAL, notified_at=None, finished_at__gte=now - SWEEP_WINDOW
+        status__in=Release.TERMINAL, notified_at=None, finished_at__gte=since
     ).values_list("pk", flat=True)[:100]
     for release_id in late:
         release_notify(release_id=release_id)
@@ -366,5 +399,4 @@ def notifications_round(*, now=None):
         .values_list("pk", flat=True)[:100]
     )
     notifications_send(list(lost))
-    with contextlib.suppress(Profile.DoesNotExist):  # deleted while sampled
-        health_notices_evaluate(now=now)
+    health_notices_evaluate(now=now)

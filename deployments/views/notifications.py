@@ -2,6 +2,7 @@
 shown again; a test message; turned off or on; deleted after a confirmation), rules (which
 events of which profile go to which channels), and the messages sent with every attempt."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db.models import Prefetch
@@ -24,6 +25,7 @@ from deployments.services.notification_channels import (
     rule_create,
     rule_delete,
 )
+from deployments.services.notifications import retry_delay
 from deployments.spec import SpecError
 
 MANAGE = "deployments.change_notificationchannel"
@@ -31,19 +33,17 @@ RECENT = 50
 
 
 def _page(request, *, channel_form=None, rule_form=None, status=200):
-    recent = (
-        Notification.objects.select_related("channel")
-        .prefetch_related(
-            Prefetch("attempt_rows", queryset=NotificationAttempt.objects.order_by("at", "id"))
-        )
-        .order_by("-created_at", "-id")[:RECENT]
-    )
+    recent = Notification.objects.prefetch_related(
+        Prefetch("attempt_rows", queryset=NotificationAttempt.objects.order_by("at", "id"))
+    ).order_by("-created_at", "-id")[:RECENT]
     context = {
         "channels": NotificationChannel.objects.all(),
         "rules": NotificationRule.objects.select_related("profile").prefetch_related("channels"),
         "recent": recent,
         "channel_form": channel_form or ChannelForm(),
         "rule_form": rule_form or RuleForm(),
+        "retries": settings.HELMDECK_NOTIFY_RETRIES,
+        "backoff": [f"{retry_delay(n):g}" for n in (1, 2, 3)],
     }
     response = render(request, "deployments/notifications.html", context, status=status)
     add_never_cache_headers(response)  # a refused form comes back: no URL in any cache

@@ -50,11 +50,17 @@ def _ended(profile, status=Release.Status.FAILED, reason="", by="alice"):
     )
 
 
+def _due(pk):
+    """Its retry is due now (a test does not wait out the backoff)."""
+    Notification.objects.filter(pk=pk).update(next_attempt_at=timezone.now())
+
+
 def _deliver_all():
     outcomes = {}
     for pk in (
         Notification.objects.filter(status="pending").order_by("pk").values_list("pk", flat=True)
     ):
+        _due(pk)
         outcomes[pk] = notifications.notification_deliver(notification_id=pk)
     return outcomes
 
@@ -124,8 +130,11 @@ def test_a_receiver_that_fails_twice_gets_one_message_after_retries(
 
     first = notifications.notification_deliver(notification_id=pk)
     assert (first.status, first.retry_in) == ("pending", 5.0)
+    assert notifications.notification_deliver(notification_id=pk) is None  # not due yet
+    _due(pk)
     second = notifications.notification_deliver(notification_id=pk)
     assert (second.status, second.retry_in) == ("pending", 15.0)
+    _due(pk)
     third = notifications.notification_deliver(notification_id=pk)
     assert (third.status, third.retry_in) == ("delivered", None)
     assert notifications.notification_deliver(notification_id=pk) is None
@@ -147,7 +156,10 @@ def test_it_gives_up_after_the_retries(todo_app, http_receiver, settings):
     _rule([_channel("down", http_receiver.url())])
     notifications.release_notify(release_id=_ended(todo_app).pk)
     (pk,) = Notification.objects.values_list("pk", flat=True)
-    outcomes = [notifications.notification_deliver(notification_id=pk) for _ in range(4)]
+    outcomes = []
+    for _ in range(4):
+        _due(pk)
+        outcomes.append(notifications.notification_deliver(notification_id=pk))
     assert [o and o.status for o in outcomes] == ["pending", "pending", "failed", None]
     message = Notification.objects.get(pk=pk)
     assert message.status == "failed" and "error=503" in message.last_error
@@ -180,13 +192,32 @@ def test_a_profiles_own_rules_replace_the_team_default(http_receiver):
     assert sent == [("blog", "team"), ("shop", "own")]
 
 
+@pytest.fixture
+def logged():
+    """What reaches the root logger's handlers (where the console handler writes), at every
+    level. (Not caplog: pytest hangs its capture on every logger, even those that do not
+    propagate, and would see what no handler of the panel's ever does.)"""
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(self.format(record))
+
+    root, handler = logging.getLogger(), Keep(logging.DEBUG)
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield records
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
 def test_no_secret_value_and_no_channel_url_in_messages_reasons_or_logs(
-    todo_app, http_receiver, smtp_receiver, monkeypatch, caplog, client
+    todo_app, http_receiver, smtp_receiver, monkeypatch, logged
 ):
     """The failure reason quotes a secret (the redactor masks it in the message), the
     receiver fails (its reason is recorded), and Apprise logs at every level."""
     monkeypatch.setenv("TODO_JWT_SECRET", "jwt-canary-0c7e")
-    caplog.set_level(logging.DEBUG)
     token = "tok-Zr4q9XkP"
     url = http_receiver.url(f"hooks/{token}").replace("json://", "json://deck:pw-Lm3v8@")
     http_receiver.statuses = [500]
@@ -205,11 +236,27 @@ def test_no_secret_value_and_no_channel_url_in_messages_reasons_or_logs(
     secrets = ["jwt-canary-0c7e", token, "pw-Lm3v8", "smtp-pw-9c2"]
     reasons = list(NotificationAttempt.objects.values_list("reason", flat=True))
     assert any("error=500" in r for r in reasons)
-    for text in [*texts, *reasons, caplog.text]:
+    assert logged  # the handler heard the run (aiosmtpd's own lines, at least)
+    for text in [*texts, *reasons, *logged]:
         for secret in secrets:
             assert secret not in text
     for channel in NotificationChannel.objects.all():
         assert token not in channel.ciphertext and crypto.decrypt(channel.ciphertext)
+
+
+def test_a_failing_ntfy_topic_stays_out_of_the_logs(todo_app, http_receiver, logged, capfd):
+    """ntfy names its topic (the secret of an ntfy channel) in its failure warning."""
+    topic = "deploys-Qm7r2Zt9"
+    http_receiver.statuses = [500] * 3
+    _rule([_channel("ntfy", f"ntfy://127.0.0.1:{http_receiver.port}/{topic}")])
+    notifications.release_notify(release_id=_ended(todo_app).pk)
+    (outcome,) = _deliver_all().values()
+    assert outcome.status == "pending" and http_receiver.requests  # it was sent, and refused
+    (reason,) = NotificationAttempt.objects.values_list("reason", flat=True)
+    assert reason and topic not in reason
+    out, err = capfd.readouterr()
+    for text in (*logged, out, err):
+        assert topic not in text
 
 
 # ---- health ------------------------------------------------------------------------------
@@ -317,3 +364,103 @@ def test_rules_refuse_unknown_events_and_no_channels(http_receiver):
     assert sorted(e.path for e in refused.value.errors) == ["channels", "events"]
     rule = rule_create(profile=None, events=[FAILED], channels=[channel], actor=None)
     assert NotificationRule.objects.get(pk=rule.pk).events == [FAILED]
+
+
+def test_a_long_deploy_does_not_count_towards_the_degraded_hold(shop):
+    """Ten minutes Progressing (a release running), then Degraded: the hold starts then."""
+    from deployments.models import PodState
+
+    release = Release.objects.create(profile=shop, snapshot={}, status=Release.Status.UPGRADING)
+    pod_state(shop, "shop-web-2", ready=False, reason="CrashLoopBackOff", exit_code=1)
+    start = timezone.now()
+    for minute in range(10):
+        assert notifications.health_notices_evaluate(now=start + timedelta(minutes=minute)) == []
+    Release.objects.filter(pk=release.pk).update(status=Release.Status.SUCCEEDED)
+    assert PodState.objects.filter(reason="CrashLoopBackOff").exists()
+    then = start + timedelta(minutes=10)
+    assert notifications.health_notices_evaluate(now=then) == []  # Degraded from now
+    assert notifications.health_notices_evaluate(now=then + timedelta(seconds=30)) == []
+    told = notifications.health_notices_evaluate(now=then + timedelta(seconds=61))
+    assert [n.event for n in Notification.objects.filter(id__in=told)] == ["health.degraded"]
+
+
+def test_a_release_whose_messages_could_not_be_queued_is_told_by_the_round(
+    todo_app, http_receiver, monkeypatch
+):
+    _rule([_channel("hook", http_receiver.url())])
+    release = _ended(todo_app)
+    real = notifications._queue
+
+    def broken(**kwargs):
+        raise RuntimeError("the database went away mid-queue")
+
+    monkeypatch.setattr(notifications, "_queue", broken)
+    with pytest.raises(RuntimeError):
+        notifications.release_notify(release_id=release.pk)
+    assert Release.objects.get(pk=release.pk).notified_at is None  # the claim went back
+    monkeypatch.setattr(notifications, "_queue", real)
+    notifications.notifications_round()
+    assert Notification.objects.filter(release=release).count() == 1
+
+
+def test_the_round_leaves_releases_that_ended_before_any_rule(todo_app, http_receiver):
+    earlier = _ended(todo_app)
+    Release.objects.filter(pk=earlier.pk).update(finished_at=timezone.now() - timedelta(minutes=5))
+    _rule([_channel("hook", http_receiver.url())])
+    later = _ended(todo_app)
+    notifications.notifications_round()
+    assert list(Notification.objects.values_list("release_id", flat=True)) == [later.pk]
+
+
+def test_the_round_sends_again_a_message_whose_retry_was_lost(
+    todo_app, http_receiver, django_capture_on_commit_callbacks, monkeypatch
+):
+    _rule([_channel("hook", http_receiver.url())])
+    notifications.release_notify(release_id=_ended(todo_app).pk)
+    (pk,) = Notification.objects.values_list("pk", flat=True)
+    long_ago = timezone.now() - timedelta(minutes=10)
+    Notification.objects.filter(pk=pk).update(created_at=long_ago, next_attempt_at=long_ago)
+    sent = []
+    monkeypatch.setattr(notifications, "_send", lambda name, *args: sent.append((name, args)))
+    with django_capture_on_commit_callbacks(execute=True):
+        notifications.notifications_round()
+    assert sent == [("deployments.tasks.deliver_notification", (pk,))]
+
+
+def test_it_tells_a_profile_went_to_sleep_and_woke(todo_app, http_receiver):
+    events = [NotificationEvent.PROFILE_ASLEEP, NotificationEvent.PROFILE_AWOKE]
+    _rule([_channel("hook", http_receiver.url())], events=events)
+    notifications.profile_notify_sleep(
+        profile=todo_app, asleep=True, by="the sleep schedule", key=1
+    )
+    notifications.profile_notify_sleep(
+        profile=todo_app, asleep=True, by="the sleep schedule", key=1
+    )
+    notifications.profile_notify_sleep(profile=todo_app, asleep=False, by="by alice", key=2)
+    _deliver_all()
+    assert [m["message"].splitlines()[0] for m in http_receiver.delivered] == [
+        "todo-app went to sleep (the sleep schedule).",
+        "todo-app woke up (by alice).",
+    ]
+
+
+def test_rotate_secrets_reencrypts_channel_urls(http_receiver, settings):
+    from django.core.management import call_command
+
+    old = crypto.generate_key()
+    settings.HELMDECK_SECRET_KEYS = [old]
+    channel = _channel("hook", http_receiver.url("rotated"))
+    new = crypto.generate_key()
+    settings.HELMDECK_SECRET_KEYS = [new, old]
+    call_command("rotate_secrets")
+    settings.HELMDECK_SECRET_KEYS = [new]
+    stored = NotificationChannel.objects.get(pk=channel.pk).ciphertext
+    assert crypto.decrypt(stored) == http_receiver.url("rotated")
+
+
+def test_the_tasks_it_sends_by_name_are_the_workers_tasks():
+    from deployments import tasks
+
+    assert tasks.notify_release.name == notifications.NOTIFY_RELEASE_TASK
+    assert tasks.deliver_notification.name == notifications.DELIVER_TASK
+    assert tasks.deliver_notification.soft_time_limit < tasks.deliver_notification.time_limit

@@ -69,6 +69,7 @@ def test_send_test_delivers_and_the_page_shows_the_attempt(login, http_receiver)
     assert response.status_code == 302
     (message,) = Notification.objects.all()
     assert notifications.notification_deliver(notification_id=message.pk).retry_in is not None
+    Notification.objects.filter(pk=message.pk).update(next_attempt_at=None)  # due now
     assert notifications.notification_deliver(notification_id=message.pk).status == "delivered"
     (sent,) = http_receiver.delivered
     assert sent["title"] == "[Helmdeck] test message"
@@ -124,6 +125,19 @@ def test_deleting_a_channel_asks_first(login, http_receiver):
     assert "Delete channel ops?" in client.get(url).content.decode()
     assert NotificationChannel.objects.exists()
     assert client.post(url).status_code == 302 and not NotificationChannel.objects.exists()
+
+
+def test_a_deleted_channels_messages_stay_listed(login, http_receiver):
+    client = login("admin")
+    _add(client, "ops", http_receiver.url())
+    channel = NotificationChannel.objects.get()
+    client.post(f"/notifications/channels/{channel.pk}/test/")
+    client.post(f"/notifications/channels/{channel.pk}/delete/")
+    (message,) = Notification.objects.all()
+    assert message.channel is None and message.channel_name == "ops"
+    assert notifications.notification_deliver(notification_id=message.pk).status == "failed"
+    html = client.get("/notifications/").content.decode()
+    assert "the channel was deleted" in html and "(deleted)" in html
 
 
 @pytest.mark.parametrize("role", ["viewer", "deployer"])
