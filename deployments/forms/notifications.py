@@ -3,19 +3,25 @@
 
 from django import forms
 
-from deployments.models import NotificationChannel, NotificationEvent, Profile
-from deployments.services.notification_channels import NAME_MAX, RULE_EVENTS, URL_MAX
+from deployments.models import (
+    CHANNEL_NAME_MAX,
+    CHANNEL_URL_MAX,
+    RULE_EVENTS,
+    NotificationChannel,
+    NotificationEvent,
+    Profile,
+)
 
 
 class ChannelForm(forms.Form):
     name = forms.CharField(
-        max_length=NAME_MAX,
+        max_length=CHANNEL_NAME_MAX,
         help_text="Who it reaches, e.g. “#deploys on Slack” or “on-call email”.",
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
     url = forms.CharField(
         label="Apprise URL",
-        max_length=URL_MAX,
+        max_length=CHANNEL_URL_MAX,
         strip=True,
         # a password field: the browser does not keep it, the page never shows it back
         widget=forms.PasswordInput(attrs={"autocomplete": "off", "spellcheck": "false"}),

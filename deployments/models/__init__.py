@@ -4,6 +4,9 @@ tokens.py (API tokens), webhooks.py (deploy webhooks and their deliveries), term
 terminal sessions), notifications.py (channels, rules, messages and their attempts)."""
 
 from deployments.models.notifications import (
+    CHANNEL_NAME_MAX,
+    CHANNEL_URL_MAX,
+    RULE_EVENTS,
     Notification,
     NotificationAttempt,
     NotificationChannel,
@@ -33,6 +36,9 @@ from deployments.models.tokens import ApiToken
 from deployments.models.webhooks import DeployWebhook, WebhookDelivery
 
 __all__ = [
+    "CHANNEL_NAME_MAX",
+    "CHANNEL_URL_MAX",
+    "RULE_EVENTS",
     "ACTIVE_RELEASE_STATUSES",
     "TERMINAL_RELEASE_STATUSES",
     "ApiToken",

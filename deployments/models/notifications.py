@@ -23,8 +23,12 @@ class NotificationEvent(models.TextChoices):
     TEST = "test", "Test message"  # "Send test" on the page; no rule names it
 
 
+RULE_EVENTS = [e for e in NotificationEvent.values if e != NotificationEvent.TEST]
+CHANNEL_NAME_MAX, CHANNEL_URL_MAX = 100, 2000
+
+
 class NotificationChannel(models.Model):
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=CHANNEL_NAME_MAX, unique=True)
     # what kind of channel it is (the URL's scheme: "slack", "mailto", "json"...): shown on
     # pages in place of the URL, which is never shown again
     scheme = models.CharField(max_length=32)

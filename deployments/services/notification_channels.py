@@ -8,6 +8,9 @@ from django.utils import timezone
 from deployments import crypto
 from deployments.integrations import notify
 from deployments.models import (
+    CHANNEL_NAME_MAX,
+    CHANNEL_URL_MAX,
+    RULE_EVENTS,
     NotificationChannel,
     NotificationEvent,
     NotificationRule,
@@ -16,22 +19,18 @@ from deployments.services.notifications import notifications_send
 from deployments.services.profiles import audit_record
 from deployments.spec import FieldError, SpecError
 
-NAME_MAX = 100
-RULE_EVENTS = [e for e in NotificationEvent.values if e != NotificationEvent.TEST]
-URL_MAX = 2000
-
 
 def channel_create(*, name, url, actor):
     """A channel named `name` sending to the Apprise `url`. SpecError (paths `name`, `url`)
     when the name is taken or Apprise cannot use the URL; the errors never repeat it."""
     name, url = name.strip(), url.strip()
     errors = []
-    if not name or len(name) > NAME_MAX:
-        errors.append(FieldError("name", f"Enter a name of 1 to {NAME_MAX} characters"))
+    if not name or len(name) > CHANNEL_NAME_MAX:
+        errors.append(FieldError("name", f"Enter a name of 1 to {CHANNEL_NAME_MAX} characters"))
     elif NotificationChannel.objects.filter(name=name).exists():
         errors.append(FieldError("name", f"A channel named {name} exists already"))
-    if len(url) > URL_MAX:
-        errors.append(FieldError("url", f"The URL is longer than {URL_MAX} characters"))
+    if len(url) > CHANNEL_URL_MAX:
+        errors.append(FieldError("url", f"The URL is longer than {CHANNEL_URL_MAX} characters"))
     elif (problem := notify.url_problem(url)) is not None:
         errors.append(FieldError("url", problem))
     if errors:
