@@ -7,10 +7,10 @@ told: a unique key), their delivery with retries, and the health notices.
   round (`notifications_round`, sent by heartbeat.reap_if_due) tells any release whose task
   was lost, and sends again any message whose retry was lost.
 - Health: each round samples every profile's health (the status page's badge). A notice
-  goes out when the profile has been unhealthy (Degraded, or Progressing between a crash
-  loop's restarts) for HELMDECK_HEALTH_NOTICE_HOLD seconds with Degraded seen in that
-  stretch, at most once per HELMDECK_HEALTH_NOTICE_WINDOW; "recovered" when it has then been
-  Healthy for the hold time. A crash-looping pod is one notice, not one per restart.
+  goes out when the profile has stayed unhealthy (Degraded, or Progressing between a crash
+  loop's restarts) for HELMDECK_HEALTH_NOTICE_HOLD seconds since it was first seen Degraded,
+  at most once per HELMDECK_HEALTH_NOTICE_WINDOW; "recovered" when it has then been Healthy
+  for the hold time. A crash-looping pod is one notice, not one per restart.
 - Delivery (`notification_deliver`) is one attempt, recorded as a NotificationAttempt; the
   task retries with backoff (`retry_delay`) until HELMDECK_NOTIFY_RETRIES. A deploy never
   waits for any of it: everything here runs in its own tasks.
@@ -62,7 +62,7 @@ BODY_MAX = 4000
 
 # ---- triggers -------------------------------------------------------------------------
 
-
+# the tasks (deployments/tasks.py), sent by name
 NOTIFY_RELEASE_TASK = "deployments.tasks.notify_release"
 DELIVER_TASK = "deployments.tasks.deliver_notification"
 
@@ -237,7 +237,8 @@ def health_notices_evaluate(*, now=None):
     created = []
     for pk, health in profiles_health().items():
         try:
-            created += _health_sample(pk, health, watches.get(pk), now)
+            with transaction.atomic():  # one profile's row and notices, or none of them
+                created += _health_sample(pk, health, watches.get(pk), now)
         except (Profile.DoesNotExist, IntegrityError):  # deleted while sampled
             continue
     return created
