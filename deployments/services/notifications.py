@@ -47,12 +47,6 @@ from deployments.services.diagnosis import pod_state_problem
 
 log = logging.getLogger(__name__)
 
-RELEASE_EVENTS: dict[str, str] = {
-    Release.Status.SUCCEEDED: NotificationEvent.RELEASE_SUCCEEDED,
-    Release.Status.FAILED: NotificationEvent.RELEASE_FAILED,
-    Release.Status.ROLLED_BACK: NotificationEvent.RELEASE_ROLLED_BACK,
-    Release.Status.CANCELLED: NotificationEvent.RELEASE_CANCELLED,
-}
 SWEEP_WINDOW = timedelta(hours=1)  # a release ended longer ago than this is not told late
 LOST_AFTER = timedelta(minutes=5)  # a retry this late was lost with its task
 UNHEALTHY = (profile_health.DEGRADED, profile_health.PROGRESSING)
@@ -169,7 +163,7 @@ def release_notify(*, release_id):
         title, body = release_message(release)
         return _queue(
             profile=release.profile,
-            event=RELEASE_EVENTS[release.status],
+            event=NotificationEvent(f"release.{release.status}"),  # one per terminal status
             key=f"release:{release.pk}",
             title=title,
             body=body,

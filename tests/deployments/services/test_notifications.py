@@ -464,3 +464,10 @@ def test_the_tasks_it_sends_by_name_are_the_workers_tasks():
     assert tasks.notify_release.name == notifications.NOTIFY_RELEASE_TASK
     assert tasks.deliver_notification.name == notifications.DELIVER_TASK
     assert tasks.deliver_notification.soft_time_limit < tasks.deliver_notification.time_limit
+
+
+def test_every_terminal_status_is_an_event_rules_can_name():
+    from deployments.models import RULE_EVENTS
+
+    for status in Release.TERMINAL:
+        assert NotificationEvent(f"release.{status}") in RULE_EVENTS
