@@ -30,7 +30,7 @@ def namespace_absent(run):
     """True when the release's namespace does not exist yet (helm is about to create it);
     False when it exists or the cluster cannot say (then it is never claimed as ours)."""
     try:
-        with Kube(run.cluster) as kube:
+        with Kube(run.cluster, shared=True) as kube:  # the worker's client, as verify's
             return kube.namespace(run.spec["namespace"]) is None
     except IntegrationError:
         return False
@@ -41,7 +41,7 @@ def namespace_mark_created(run):
     namespace left unmarked is only never deleted by a teardown)."""
     namespace = run.spec["namespace"]
     try:
-        with Kube(run.cluster) as kube:
+        with Kube(run.cluster, shared=True) as kube:
             if kube.namespace(namespace) is not None:
                 kube.namespace_annotate(namespace, {CREATED_FOR: run.profile.name})
                 run.log(f"namespace {namespace} created for {run.profile.name}")

@@ -1,10 +1,12 @@
 """The remote CLI's own behaviour, against small loopback HTTP servers made here (the
 end-to-end runs against the real panel are tests/e2e/test_remote_cli.py): what it does
-with a redirect, an answer that is not the API's, a bad URL, half a configuration."""
+with a redirect, an answer that is not the API's, a bad URL, half a configuration, a
+panel on https."""
 
 import contextlib
 import http.server
 import json
+import ssl
 import threading
 
 import pytest
@@ -12,9 +14,9 @@ from helmdeck_cli.main import main
 
 
 @contextlib.contextmanager
-def server(respond):
-    """A loopback HTTP server; `respond(handler)` answers each request. Yields (url, seen),
-    seen being [(method, path, headers)]."""
+def server(respond, tls=None):
+    """A loopback HTTP server (HTTPS with the ssl.SSLContext `tls`); `respond(handler)`
+    answers each request. Yields (url, seen), seen being [(method, path, headers)]."""
     seen = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -28,10 +30,12 @@ def server(respond):
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{httpd.server_address[1]}", seen
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -148,3 +152,79 @@ def test_deploy_wait_reads_an_ended_release_once(no_config, monkeypatch, capsys)
     out = capsys.readouterr()
     assert "helm says" in out.err + out.out
     assert "succeeded in 12s: helm revision 3, every pod Ready" in out.out
+
+
+def _profiles(handler):
+    body = json.dumps({"items": []}).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@pytest.fixture
+def tls_panel(tmp_path):
+    """An https server for 127.0.0.1 whose certificate a fresh CA signed: (context, ca.pem)."""
+    from tests.fixtures.faults import tls_material
+
+    tls_material(tmp_path / "certs")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "certs/server-cert.pem", tmp_path / "certs/server-key.pem")
+    return context, tmp_path / "certs/ca.pem"
+
+
+def test_a_panel_on_https_is_verified_against_the_trusted_cas(
+    no_config, tls_panel, monkeypatch, capsys
+):
+    """The TLS context is made at the first https request (not at start), and it still
+    verifies: a CA the system (here SSL_CERT_FILE) trusts passes, any other is refused."""
+    context, ca = tls_panel
+    monkeypatch.setenv("HELMDECK_TOKEN", "hd_x")
+    with server(_profiles, tls=context) as (url, seen):
+        monkeypatch.setenv("HELMDECK_URL", url)
+        assert main(["profiles"]) == 1  # this CA is nobody's
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "CERTIFICATE_VERIFY_FAILED" in err[0]
+        assert seen == []  # the token never left over a connection it could not trust
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    monkeypatch.setattr("helmdeck_cli.client._OPENER", _fresh_opener())
+    with server(_profiles, tls=context) as (url, seen):
+        monkeypatch.setenv("HELMDECK_URL", url)
+        assert main(["profiles"]) == 0
+    assert [(m, p.split("?")[0]) for m, p, _ in seen] == [("GET", "/api/v1/profiles")]
+    assert seen[0][2]["Authorization"] == "Bearer hd_x"
+
+
+def test_a_panel_on_plain_http_makes_no_tls_context(no_config, monkeypatch):
+    """A fresh process (the context would be made at import) that calls a panel on http."""
+    import subprocess
+    import sys
+
+    count = (
+        "import ssl, sys\n"
+        "made = []\n"
+        "new = ssl.SSLContext.__new__\n"
+        "ssl.SSLContext.__new__ = lambda cls, *a, **k: made.append(1) or new(cls, *a, **k)\n"
+        "from helmdeck_cli.main import main\n"
+        "code = main(['profiles'])\n"
+        "print(code, len(made))\n"
+    )
+    monkeypatch.setenv("HELMDECK_TOKEN", "hd_x")
+    with server(_profiles) as (url, seen):
+        monkeypatch.setenv("HELMDECK_URL", url)
+        done = subprocess.run(  # noqa: S603 - this interpreter
+            [sys.executable, "-c", count], capture_output=True, text=True, timeout=60
+        )
+    assert done.stdout.split()[-2:] == ["0", "0"], done.stdout + done.stderr
+    assert len(seen) == 1
+
+
+def _fresh_opener():
+    """The CLI's opener as a new process builds it (its TLS context not made yet)."""
+    import urllib.request
+
+    from helmdeck_cli import client
+
+    return urllib.request.build_opener(client._NoRedirects, client._HTTPS)
