@@ -1,9 +1,12 @@
 """/api/v1/releases: one release, its log lines after a sequence number or live (SSE),
 cancel."""
 
+import json
+
 from asgiref.sync import sync_to_async
 from ninja import Query, Router
 from ninja.errors import HttpError
+from ninja.responses import NinjaJSONEncoder
 
 from deployments import selectors
 from deployments.api import schemas
@@ -20,7 +23,7 @@ from deployments.views.sse_htmx import (
     revocable,
     stream_response,
 )
-from deployments.views.streams import AsJson, release_events
+from deployments.views.streams import release_events
 
 router = Router(tags=["releases"])
 
@@ -100,13 +103,30 @@ def log(
     }
 
 
+class AsJson:
+    """The release stream's data for a program (the remote CLI): a log line, and at each
+    status the release itself, as GET /releases/{pk} gives it (steps included). A client
+    follows the steps and reads the final state from the stream, with no call of its own
+    at every status change and at the end."""
+
+    @staticmethod
+    def log(sequence, step, text):
+        return json.dumps({"sequence": sequence, "step": step, "text": text})
+
+    @staticmethod
+    def status(release):
+        body = {"status": release.status, "reason": release.reason}
+        return json.dumps({**body, "release": schemas.release_out(release)}, cls=NinjaJSONEncoder)
+
+
 EVENTS_DOC = {
     "responses": {
         200: {
             "description": "Server-sent events: `log` (id: the line's sequence; data: JSON "
-            '{"sequence", "step", "text"}), `status` (data: JSON {"status", "reason"}), '
-            "`done` (data: the final status), and `login-required` if the token is revoked "
-            "while it streams. Resume with Last-Event-ID.",
+            '{"sequence", "step", "text"}), `status` (data: JSON {"status", "reason", '
+            '"release"}, the release as GET /releases/{pk} gives it, steps included), `done` '
+            "(data: the final status, after the last `status`), and `login-required` if the "
+            "token is revoked while it streams. Resume with Last-Event-ID.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         }
     }

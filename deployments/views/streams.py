@@ -14,8 +14,6 @@ stream in logs.py, built on the same plumbing (sse_htmx.py).
 Every stream goes through sse_htmx.sse_view (login and role, on connect and every heartbeat).
 """
 
-import json
-
 from asgiref.sync import sync_to_async
 from django.http import Http404
 from django.template.loader import render_to_string
@@ -49,25 +47,15 @@ def log_html(sequence, step, text):
 
 
 class AsHtml:
-    """The release stream's data for a page: a log line's div, the status badge."""
+    """The release stream's data for a page: a log line's div, the status badge. (The
+    API's form, for programs, is deployments.api.releases.AsJson.) `status` runs where the
+    database may be read."""
 
     log = staticmethod(log_html)
 
     @staticmethod
     def status(release):
         return status_badge(release.status, release.reason)
-
-
-class AsJson:
-    """The release stream's data for a program (the API, the remote CLI)."""
-
-    @staticmethod
-    def log(sequence, step, text):
-        return json.dumps({"sequence": sequence, "step": step, "text": text})
-
-    @staticmethod
-    def status(release):
-        return json.dumps({"status": release.status, "reason": release.reason})
 
 
 @sse_view
@@ -105,11 +93,16 @@ def _replay_rows(release, after, form=AsHtml):
         for line in lines
     ]
     if len(lines) < REPLAY_CHUNK:
-        release.refresh_from_db()
-        messages.append((None, sse("status", form.status(release))))
+        messages.append((None, _status_message(release, form)))
         if release.status in Release.TERMINAL:
             messages.append((None, sse("done", release.status)))
     return messages
+
+
+def _status_message(release, form):
+    """The release read again (its steps too), as a `status` message in `form`."""
+    release.refresh_from_db()
+    return sse("status", form.status(release))
 
 
 async def _replay(release, after, *, follow=True, form=AsHtml):
@@ -135,7 +128,7 @@ async def release_events(release, last_id, *, follow=True, form=AsHtml):
             yield NO_FOLLOW_RETRY
         return
     await request_db_done()
-    refresh = db(release.refresh_from_db)
+    status_message = db(_status_message)
     hub = get_hub()
     heartbeat = heartbeat_seconds()
     # subscribed (and confirmed by Redis) before the replay: nothing published in between
@@ -164,8 +157,7 @@ async def release_events(release, last_id, *, follow=True, form=AsHtml):
                 seen, data = item.id, item.data or {}
                 yield sse("log", form.log(seen, data.get("step", ""), data.get("text", "")), seen)
             elif item.event == "status":
-                await refresh()
-                yield sse("status", form.status(release))
+                yield await status_message(release, form)
                 if release.status in Release.TERMINAL:
                     yield sse("done", release.status)
                     return

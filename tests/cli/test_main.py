@@ -109,34 +109,31 @@ def test_the_cli_knows_the_panels_ended_statuses():
     assert set(ENDED) == {str(s) for s in TERMINAL_RELEASE_STATUSES}
 
 
-def test_deploy_wait_reads_an_ended_release_once(no_config, monkeypatch, capsys):
-    """The stream says the release ended: its final state is read once, after `done`, and
-    not also for a progress bar that is about to go."""
-    steps = [{"name": "upgrade", "status": "running"}]
-    release = {
-        "id": 7,
-        "profile": "todo-app",
-        "url": "/releases/7/",
-        "status": "succeeded",
-        "steps": steps,
-        "started_at": "2026-12-05T04:00:00Z",
-        "finished_at": "2026-12-05T04:00:12Z",
-        "helm_revision": 3,
-        "kind": "deploy",
-        "reason": "",
-    }
-    stream = (
-        'event: status\ndata: {"status": "upgrading", "reason": ""}\n\n'
-        'id: 1\nevent: log\ndata: {"sequence": 1, "step": "upgrade", "text": "helm says"}\n\n'
-        'event: status\ndata: {"status": "succeeded", "reason": ""}\n\n'
-        "event: done\ndata: succeeded\n\n"
-    )
+RELEASE = {
+    "id": 7,
+    "profile": "todo-app",
+    "url": "/releases/7/",
+    "status": "succeeded",
+    "steps": [{"name": "upgrade", "status": "done"}],
+    "started_at": "2026-12-05T04:00:00Z",
+    "finished_at": "2026-12-05T04:00:12Z",
+    "helm_revision": 3,
+    "kind": "deploy",
+    "reason": "",
+}
+
+
+def _follow_release(stream, monkeypatch):
+    """`helmdeck deploy todo-app --wait` against a panel whose release #7 stream is
+    `stream` and whose GET /releases/7 answers RELEASE; returns the GETs of the release."""
 
     def api(handler):
         if handler.path.endswith("/events"):
             body, kind = stream.encode(), "text/event-stream"
         else:
-            body, kind = json.dumps(release).encode(), "application/json"
+            queued = {**RELEASE, "status": "queued", "finished_at": None}
+            body = json.dumps(queued if handler.command == "POST" else RELEASE).encode()
+            kind = "application/json"
         handler.send_response(202 if handler.command == "POST" else 200)
         handler.send_header("Content-Type", kind)
         handler.send_header("Content-Length", str(len(body)))
@@ -147,11 +144,40 @@ def test_deploy_wait_reads_an_ended_release_once(no_config, monkeypatch, capsys)
         monkeypatch.setenv("HELMDECK_URL", url)
         monkeypatch.setenv("HELMDECK_TOKEN", "hd_x")
         assert main(["deploy", "todo-app", "--wait"]) == 0
-    reads = [path for method, path, _ in seen if method == "GET" and path.endswith("/releases/7")]
-    assert len(reads) == 2  # the steps after "upgrading"; the final state after `done`
+    return [path for method, path, _ in seen if method == "GET" and path.endswith("/releases/7")]
+
+
+def test_deploy_wait_takes_steps_and_the_end_from_the_stream(no_config, monkeypatch, capsys):
+    """Each `status` event carries the release: the CLI follows the steps and reports the
+    end from the stream, with no call of its own (each was an API request, with its token
+    check, at every status change of a deploy and once more at its end)."""
+    running = {**RELEASE, "status": "upgrading", "finished_at": None}
+    running["steps"] = [{"name": "upgrade", "status": "running"}]
+    stream = (
+        f"event: status\ndata: {json.dumps({'status': 'upgrading', 'release': running})}\n\n"
+        'id: 1\nevent: log\ndata: {"sequence": 1, "step": "upgrade", "text": "helm says"}\n\n'
+        f"event: status\ndata: {json.dumps({'status': 'succeeded', 'release': RELEASE})}\n\n"
+        "event: done\ndata: succeeded\n\n"
+    )
+    assert _follow_release(stream, monkeypatch) == []
     out = capsys.readouterr()
     assert "helm says" in out.err + out.out
     assert "succeeded in 12s: helm revision 3, every pod Ready" in out.out
+
+
+def test_deploy_wait_with_an_older_panel_reads_an_ended_release_once(
+    no_config, monkeypatch, capsys
+):
+    """A panel whose `status` events carry no release: the steps are read at each status
+    change, and the final state once, after `done`, not also for a bar about to go."""
+    stream = (
+        'event: status\ndata: {"status": "upgrading", "reason": ""}\n\n'
+        'id: 1\nevent: log\ndata: {"sequence": 1, "step": "upgrade", "text": "helm says"}\n\n'
+        'event: status\ndata: {"status": "succeeded", "reason": ""}\n\n'
+        "event: done\ndata: succeeded\n\n"
+    )
+    assert len(_follow_release(stream, monkeypatch)) == 2  # after "upgrading"; after `done`
+    assert "succeeded in 12s: helm revision 3, every pod Ready" in capsys.readouterr().out
 
 
 def _profiles(handler):

@@ -214,15 +214,21 @@ def _started(args, out, client, release):
 
 def _follow(out, client, release):
     """Print the release's log as it comes, with a progress bar of its steps; its final
-    state once it ends."""
-    steps = release["steps"]
+    state once it ends. Each `status` event carries the release (steps, final state); from
+    a panel whose events do not, they are read with a call."""
+    steps, final = release["steps"], None
     for event, _id, data in client.events(release["id"]):
         if event == "log":
             line = json.loads(data)
             prefix = f"[{line['step']}] " if line["step"] else ""
             out.line(safe(prefix + line["text"]), err=out.json)
         elif event == "status":
-            if json.loads(data).get("status") not in ENDED:
+            status = json.loads(data)
+            current = status.get("release")
+            if isinstance(current, dict) and isinstance(current.get("steps"), list):
+                steps = current["steps"]
+                final = current if current.get("status") in ENDED else None
+            elif status.get("status") not in ENDED:
                 steps = client.call("GET", f"/releases/{release['id']}")["steps"]
             # else its final state is read once, after the stream's `done` (one call less)
         elif event == "login-required":
@@ -231,7 +237,7 @@ def _follow(out, client, release):
         running = next((s["name"] for s in steps if s["status"] == "running"), "")
         out.bar(done, len(steps), running)
     out.clear_bar()
-    return client.call("GET", f"/releases/{release['id']}")
+    return final or client.call("GET", f"/releases/{release['id']}")
 
 
 def cmd_logs(args, out, client):

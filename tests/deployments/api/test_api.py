@@ -242,8 +242,11 @@ def test_the_event_stream_replays_log_and_status_as_json(todo_app, api_as):
     blocks = [b for b in text.split("\n\n") if b.strip()]
     logs = [json.loads(b.split("data: ", 1)[1]) for b in blocks if b.startswith("event: log")]
     assert [line["text"] for line in logs] == ["two", "three"]
-    status = [b for b in blocks if b.startswith("event: status")]
-    assert json.loads(status[0].split("data: ", 1)[1])["status"] == "succeeded"
+    status = [json.loads(b.split("data: ", 1)[1]) for b in blocks if b.startswith("event: status")]
+    assert status[0]["status"] == "succeeded"
+    # the release as GET /releases/{pk} gives it: a client needs no call to report the end
+    got = api_as("viewer").get(f"/api/v1/releases/{release.pk}").json()
+    assert status[0]["release"] == got and got["helm_revision"] == 1 and got["steps"]
     assert blocks[-1] == "event: done\ndata: succeeded"
 
 
