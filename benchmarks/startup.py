@@ -8,11 +8,15 @@ started anew N times, the kinds alternated.
 - the web process (`python -m controlpanel.serve`, as `make run` and the image start
   it): start -> the first `GET /health` answered (goal <= 1 s);
 - a Celery worker (`celery -A controlpanel worker`, solo pool): start -> its heartbeat in
-  Redis, written once the worker is ready to take a task (goal <= 1 s).
+  Redis, written once the worker is ready to take a task (goal <= 1 s);
+- the remote CLI (`helmdeck --version`, its console script with every module a command
+  imports): start -> exit, what each `helmdeck` command pays before its first request.
 """
 
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 from benchmarks import harness
 from benchmarks.report import Goal, Result, median, percentile
@@ -21,6 +25,7 @@ NAME = "startup"
 TITLE = "Start-up of each process: manage.py, the web process, a worker, vs the interpreter alone"
 GOAL = Goal("<=", 1000, unit="ms")
 MISSING = "bench-startup-missing"
+HELMDECK = Path(sys.executable).with_name("helmdeck")  # the remote CLI's console script
 
 
 def _exits(argv, *, expect):
@@ -70,6 +75,7 @@ def run(*, quick=False):
         "deploy": lambda: _exits([py, "manage.py", "deploy", MISSING], expect=2),
         "web": _web_ready,
         "worker": _worker_ready,
+        "remote": lambda: _exits([str(HELMDECK), "--version"], expect=0),
         "bare": lambda: _exits([py, "-c", "pass"], expect=0),
     }
     for kind in kinds.values():  # untimed: the page cache, the database's first connection
@@ -101,6 +107,11 @@ def run(*, quick=False):
         percentile(times["worker"], 95),
         bare=bare,
         goal=GOAL,
+    )
+    result.add(
+        "remote CLI: helmdeck --version, start -> exit, median",
+        median(times["remote"]),
+        bare=bare,
     )
     result.notes.append(
         f"{n} starts of each kind, alternated, after one untimed round; "
