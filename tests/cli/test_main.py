@@ -14,9 +14,10 @@ from helmdeck_cli.main import main
 
 
 @contextlib.contextmanager
-def server(respond, tls=None):
-    """A loopback HTTP server (HTTPS with the ssl.SSLContext `tls`); `respond(handler)`
-    answers each request. Yields (url, seen), seen being [(method, path, headers)]."""
+def server(respond, tls=None, host="127.0.0.1"):
+    """A loopback HTTP server (HTTPS with the ssl.SSLContext `tls`) on `host`;
+    `respond(handler)` answers each request. Yields (url, seen), seen being
+    [(method, path, headers)]."""
     seen = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -29,13 +30,13 @@ def server(respond, tls=None):
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
     if tls is not None:
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"{'https' if tls else 'http'}://127.0.0.1:{httpd.server_address[1]}", seen
+        yield f"{'https' if tls else 'http'}://{host}:{httpd.server_address[1]}", seen
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -180,6 +181,46 @@ def test_deploy_wait_with_an_older_panel_reads_an_ended_release_once(
     assert "succeeded in 12s: helm revision 3, every pod Ready" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "event",
+    [
+        "event: status\ndata: not json\n\n",
+        'event: status\ndata: ["upgrading"]\n\n',
+        'id: 1\nevent: log\ndata: {"sequence": 1, "text": 7}\n\n',
+    ],
+)
+def test_an_event_that_is_not_the_apis_is_one_line_not_a_traceback(
+    no_config, monkeypatch, capsys, event
+):
+    stream = event + "event: done\ndata: succeeded\n\n"
+
+    def api(handler):
+        body = stream if handler.path.endswith("/events") else json.dumps(RELEASE)
+        handler.send_response(202 if handler.command == "POST" else 200)
+        handler.send_header("Content-Length", str(len(body.encode())))
+        handler.end_headers()
+        handler.wfile.write(body.encode())
+
+    with server(api) as (url, _):
+        monkeypatch.setenv("HELMDECK_URL", url)
+        monkeypatch.setenv("HELMDECK_TOKEN", "hd_x")
+        assert main(["deploy", "todo-app", "--wait"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("helmdeck:")]
+    assert len(err) == 1 and "did not answer as Helmdeck's API does" in err[0]
+
+
+def test_a_status_event_with_a_malformed_release_falls_back_to_a_call(
+    no_config, monkeypatch, capsys
+):
+    broken = {**RELEASE, "steps": ["upgrade"]}
+    stream = (
+        f"event: status\ndata: {json.dumps({'status': 'succeeded', 'release': broken})}\n\n"
+        "event: done\ndata: succeeded\n\n"
+    )
+    assert len(_follow_release(stream, monkeypatch)) == 1  # the final state, read
+    assert "succeeded in 12s: helm revision 3" in capsys.readouterr().out
+
+
 def _profiles(handler):
     body = json.dumps({"items": []}).encode()
     handler.send_response(200)
@@ -221,6 +262,20 @@ def test_a_panel_on_https_is_verified_against_the_trusted_cas(
         assert main(["profiles"]) == 0
     assert [(m, p.split("?")[0]) for m, p, _ in seen] == [("GET", "/api/v1/profiles")]
     assert seen[0][2]["Authorization"] == "Bearer hd_x"
+
+
+def test_a_certificate_for_another_address_is_refused(no_config, tls_panel, monkeypatch, capsys):
+    """The CA is trusted, but the certificate names 127.0.0.1 and localhost, and the panel
+    is reached as 127.0.0.2: the host check still applies to the lazily made context."""
+    context, ca = tls_panel
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    monkeypatch.setenv("HELMDECK_TOKEN", "hd_x")
+    monkeypatch.setattr("helmdeck_cli.client._OPENER", _fresh_opener())
+    with server(_profiles, tls=context, host="127.0.0.2") as (url, seen):
+        monkeypatch.setenv("HELMDECK_URL", url)
+        assert main(["profiles"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mismatch" in err[0].lower() and seen == []
 
 
 def test_a_panel_on_plain_http_makes_no_tls_context(no_config, monkeypatch):

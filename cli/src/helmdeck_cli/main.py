@@ -219,16 +219,16 @@ def _follow(out, client, release):
     steps, final = release["steps"], None
     for event, _id, data in client.events(release["id"]):
         if event == "log":
-            line = json.loads(data)
+            line = _event_data(client, data, ("step", "text"))
             prefix = f"[{line['step']}] " if line["step"] else ""
             out.line(safe(prefix + line["text"]), err=out.json)
         elif event == "status":
-            status = json.loads(data)
+            status = _event_data(client, data, ("status",))
             current = status.get("release")
-            if isinstance(current, dict) and isinstance(current.get("steps"), list):
+            if _is_release(current):
                 steps = current["steps"]
-                final = current if current.get("status") in ENDED else None
-            elif status.get("status") not in ENDED:
+                final = current if current["status"] in ENDED else None
+            elif status["status"] not in ENDED:
                 steps = client.call("GET", f"/releases/{release['id']}")["steps"]
             # else its final state is read once, after the stream's `done` (one call less)
         elif event == "login-required":
@@ -238,6 +238,38 @@ def _follow(out, client, release):
         out.bar(done, len(steps), running)
     out.clear_bar()
     return final or client.call("GET", f"/releases/{release['id']}")
+
+
+# what the CLI reads of a release (its report, its progress bar's steps)
+RELEASE_KEYS = ("id", "profile", "kind", "status", "reason", "helm_revision", "started_at")
+
+
+def _is_release(value):
+    """A release as the API gives it, with everything the CLI reads; anything else in a
+    stream's event is not used (the release is read with a call instead)."""
+    return (
+        isinstance(value, dict)
+        and all(key in value for key in (*RELEASE_KEYS, "finished_at"))
+        and isinstance(value.get("steps"), list)
+        and all(
+            isinstance(s, dict)
+            and isinstance(s.get("name"), str)
+            and isinstance(s.get("status"), str)
+            for s in value["steps"]
+        )
+    )
+
+
+def _event_data(client, data, keys):
+    """An event's JSON data with `keys`, or the one-line error of an answer that is not
+    Helmdeck's (never a traceback)."""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in keys):
+        raise ApiError(0, [("", f"{client.base} did not answer as Helmdeck's API does")])
+    return body
 
 
 def cmd_logs(args, out, client):

@@ -121,3 +121,56 @@ def test_it_ends_the_stream_after_the_replay_under_wsgi(release, client):
     logs = [event_id for event, event_id, _ in messages if event == "log"]
     assert logs == ["3"]
     assert body.endswith("retry: 10000\n\n")
+
+
+def test_the_apis_live_status_events_carry_the_release(release):
+    """The API's stream (a token, JSON): a status published while it follows carries the
+    release as GET /releases/{pk} gives it, read in the stream's database thread."""
+    import json
+
+    from tests.deployments.api.conftest import token_for
+
+    _, raw = token_for("viewer")
+    aclient = AsyncClient()
+    replayed = threading.Event()
+
+    def produce():
+        from django.db import connection
+
+        assert replayed.wait(60), "the stream never replayed"
+        run = StageRun(Release.objects.get(pk=release.pk))
+        run.begin("render")  # a live status: render running
+        run.end()
+        finish(run, Release.Status.SUCCEEDED)
+        connection.close()
+
+    async def read():
+        response = await aclient.get(
+            f"/api/v1/releases/{release.pk}/events", headers={"Authorization": f"Bearer {raw}"}
+        )
+        assert response.status_code == 200
+        chunks = []
+        threading.Thread(target=produce).start()
+
+        async def collect():
+            async for chunk in response.streaming_content:
+                chunks.append(chunk.decode())
+                if any(e == "status" for e, _, _ in parse(chunks)):
+                    replayed.set()
+
+        try:
+            await asyncio.wait_for(collect(), timeout=30)
+        finally:
+            replayed.set()
+        return chunks
+
+    messages = parse(in_own_loop(read))
+    statuses = [json.loads(data) for event, _, data in messages if event == "status"]
+    assert len(statuses) >= 2  # the replay's, then live ones (a burst may be one)
+    replayed_first, live = statuses[0], statuses[-1]
+    assert replayed_first["release"]["status"] == "queued"
+    assert live["status"] == live["release"]["status"] == "succeeded"
+    assert live["release"]["id"] == release.pk and live["release"]["finished_at"]
+    steps = {step["name"]: step["status"] for step in live["release"]["steps"]}
+    assert steps["render"] == "done" and steps["upgrade"] == "skipped"
+    assert messages[-1] == ("done", None, "succeeded")
