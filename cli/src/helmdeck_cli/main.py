@@ -241,7 +241,16 @@ def _follow(out, client, release):
 
 
 # what the CLI reads of a release (its report, its progress bar's steps)
-RELEASE_KEYS = ("id", "profile", "kind", "status", "reason", "helm_revision", "started_at")
+RELEASE_KEYS = (
+    "id",
+    "profile",
+    "kind",
+    "status",
+    "reason",
+    "helm_revision",
+    "started_at",
+    "finished_at",
+)
 
 
 def _is_release(value):
@@ -249,7 +258,7 @@ def _is_release(value):
     stream's event is not used (the release is read with a call instead)."""
     return (
         isinstance(value, dict)
-        and all(key in value for key in (*RELEASE_KEYS, "finished_at"))
+        and all(key in value for key in RELEASE_KEYS)
         and isinstance(value.get("steps"), list)
         and all(
             isinstance(s, dict)

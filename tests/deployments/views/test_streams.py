@@ -45,6 +45,41 @@ def parse(chunks):
     return messages
 
 
+def follow_live(aclient, url, headers, *, replayed_when, produce):
+    """GET the stream at `url` and read it until it ends; once `replayed_when(messages)`
+    holds, `produce()` runs in a thread with its own database connection (the stream
+    subscribes before it replays: what it writes then is live). Returns the messages."""
+    replayed = threading.Event()
+
+    def producer():
+        from django.db import connection
+
+        assert replayed.wait(60), "the stream never replayed"
+        produce()
+        connection.close()
+
+    async def read():
+        response = await aclient.get(url, headers=headers)
+        assert response.status_code == 200
+        assert response["Content-Type"] == "text/event-stream"
+        chunks = []
+        threading.Thread(target=producer).start()
+
+        async def collect():
+            async for chunk in response.streaming_content:
+                chunks.append(chunk.decode())
+                if replayed_when(parse(chunks)):
+                    replayed.set()
+
+        try:
+            await asyncio.wait_for(collect(), timeout=30)
+        finally:
+            replayed.set()
+        return chunks
+
+    return parse(in_own_loop(read))
+
+
 @pytest.fixture
 def release(todo_app, redis_url, settings):
     settings.REDIS_URL = redis_url
@@ -61,41 +96,19 @@ def test_it_replays_after_last_event_id_then_streams_live_until_done(release, cl
     aclient = AsyncClient()
     in_own_loop(aclient.aforce_login, user)
 
-    replayed = threading.Event()
-
     def produce():
-        from django.db import connection
-
-        # the stream subscribes before it replays: once line 3 arrived, a new line is live
-        assert replayed.wait(60), "the stream never replayed"
         run = StageRun(Release.objects.get(pk=release.pk))
         run.step = Step.objects.get(release=release, name="render")
         run.log("line 4 live")
         finish(run, Release.Status.SUCCEEDED)
-        connection.close()
 
-    async def read():
-        response = await aclient.get(
-            f"/releases/{release.pk}/stream/", headers={"Last-Event-ID": "1"}
-        )
-        assert response.status_code == 200
-        assert response["Content-Type"] == "text/event-stream"
-        chunks = []
-        threading.Thread(target=produce).start()
-
-        async def collect():
-            async for chunk in response.streaming_content:
-                chunks.append(chunk.decode())
-                if any(e == "log" and i == "3" for e, i, _ in parse(chunks)):
-                    replayed.set()
-
-        try:
-            await asyncio.wait_for(collect(), timeout=30)
-        finally:
-            replayed.set()
-        return chunks
-
-    messages = parse(in_own_loop(read))
+    messages = follow_live(
+        aclient,
+        f"/releases/{release.pk}/stream/",
+        {"Last-Event-ID": "1"},
+        replayed_when=lambda messages: any(e == "log" and i == "3" for e, i, _ in messages),
+        produce=produce,
+    )
     logs = [(event_id, data) for event, event_id, data in messages if event == "log"]
     assert [event_id for event_id, _ in logs] == ["2", "3", "4"]
     assert "line 2 &lt;b&gt;escaped&lt;/b&gt;" in logs[0][1]
@@ -131,40 +144,20 @@ def test_the_apis_live_status_events_carry_the_release(release):
     from tests.deployments.api.conftest import token_for
 
     _, raw = token_for("viewer")
-    aclient = AsyncClient()
-    replayed = threading.Event()
 
     def produce():
-        from django.db import connection
-
-        assert replayed.wait(60), "the stream never replayed"
         run = StageRun(Release.objects.get(pk=release.pk))
         run.begin("render")  # a live status: render running
         run.end()
         finish(run, Release.Status.SUCCEEDED)
-        connection.close()
 
-    async def read():
-        response = await aclient.get(
-            f"/api/v1/releases/{release.pk}/events", headers={"Authorization": f"Bearer {raw}"}
-        )
-        assert response.status_code == 200
-        chunks = []
-        threading.Thread(target=produce).start()
-
-        async def collect():
-            async for chunk in response.streaming_content:
-                chunks.append(chunk.decode())
-                if any(e == "status" for e, _, _ in parse(chunks)):
-                    replayed.set()
-
-        try:
-            await asyncio.wait_for(collect(), timeout=30)
-        finally:
-            replayed.set()
-        return chunks
-
-    messages = parse(in_own_loop(read))
+    messages = follow_live(
+        AsyncClient(),
+        f"/api/v1/releases/{release.pk}/events",
+        {"Authorization": f"Bearer {raw}"},
+        replayed_when=lambda messages: any(e == "status" for e, _, _ in messages),
+        produce=produce,
+    )
     statuses = [json.loads(data) for event, _, data in messages if event == "status"]
     assert len(statuses) >= 2  # the replay's, then live ones (a burst may be one)
     replayed_first, live = statuses[0], statuses[-1]
