@@ -1,8 +1,9 @@
 """The Content-Security-Policy in a real Chromium against the real ASGI app (uvicorn, static
 files served by the app itself): the status page and the profile form load with no policy
-violation, and htmx still works under it (the status stream's table swap; the form's blur
-validation, an added component row with its out-of-band counter, the focus after a refused
-save). An inline script injected at run time is refused, so the watch for violations works."""
+violation, and htmx still works under it (a status row swapped in from the stream; the
+form's blur validation, an added component row with its out-of-band counter, the focus after
+a refused save). An inline script injected at run time is refused, so the watch for
+violations works."""
 
 import os
 import subprocess
@@ -99,13 +100,21 @@ def assert_refuses_injected_script(page):
 
 
 @pytest.mark.integration
-def test_the_status_page_loads_without_violations_and_htmx_swaps(panel, signed_in_page):
+def test_the_status_page_loads_without_violations_and_htmx_swaps(
+    panel, signed_in_page, redis_url, settings
+):
+    from deployments import events
+
     base, user = panel
     page = signed_in_page(base, user, "/", timeout=30_000, init_script=WATCH)
     console = watched(page, "/", base)
-    # the stream's first event replaces the table: a partial swap done by htmx + sse
+    # the stream's first event is the table the page shows: kept, not swapped
     wait_for_js(page, "window.sseTypes.includes('table')")
-    wait_for_js(page, "window.swapped.includes('status-profiles')")
+    # a pod change of todo-app: its row is swapped in by htmx + sse
+    row = page.get_attribute("#status-profiles tr.status-row[data-profile=todo-app]", "id")
+    settings.REDIS_URL = redis_url  # the panel's Redis database, so its channel
+    events.publish(events.channel("profile", int(row.rpartition("-")[2])), "pod", {})
+    wait_for_js(page, f"window.swapped.includes('{row}')")
     wait_for_js(page, "document.querySelector('#status-profiles').innerText.includes('todo-app')")
     assert page.evaluate("window.cspViolations") == []
     assert csp_messages(console) == []

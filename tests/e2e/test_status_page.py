@@ -84,6 +84,46 @@ def test_it_turns_a_badge_degraded_live_when_a_pod_starts_crash_looping(
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
 
 
+# Counts each stream event the page is sent (window.streamed.<event>) and marks the live
+# regions the page was served with (a property, not an attribute: the DOM stays as served).
+REGIONS_SCRIPT = (
+    "window.streamed = new Proxy({}, {get: (o, k) => o[k] || 0});"
+    "document.addEventListener('htmx:sseBeforeMessage', (e) => {"
+    " window.streamed[e.detail.type] += 1; });"
+    "document.addEventListener('DOMContentLoaded', () => {"
+    " for (const id of ['pods', 'status-profiles']) {"
+    "  const region = document.getElementById(id); if (region) region.served = true; } });"
+)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_region_the_stream_sends_again_unchanged_is_not_replaced(
+    asgi_server, signed_in_page, todo_app
+):
+    """On connect each stream sends its region again (it cannot know what the page shows).
+    The same HTML is not swapped in, so the keyboard focus (and a click in progress, a
+    selection) stays where it was; a change is swapped in."""
+    from deployments.services.pod_states import pod_state_publish
+    from tests.factories import pod_state
+
+    pod_state(todo_app, "backend-oom", ready=False, ready_containers=0, reason="OOMKilled")
+    user = UserFactory(role="admin")
+    for path, region, event in (
+        ("/", "status-profiles", "table"),
+        ("/profiles/todo-app/", "pods", "pods"),
+    ):
+        page = signed_in_page(asgi_server, user, path, init_script=REGIONS_SCRIPT)
+        page.focus(f"#{region} a.fix-link")
+        wait_for_js(page, f"window.streamed.{event} >= 1")
+        assert page.evaluate(f"document.getElementById('{region}').served") is True, path
+        assert page.evaluate(f"!!document.activeElement.closest('#{region} .fix-link')"), path
+
+    pod_state_publish(pod_state(todo_app, "backend-2"))  # the profile page's pods change
+    wait_for_js(page, "!document.getElementById('pods').served")
+    assert "backend-2" in page.inner_text("#pods")
+
+
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_a_diagnosis_link_lands_on_and_focuses_the_field_to_change(
@@ -95,7 +135,8 @@ def test_a_diagnosis_link_lands_on_and_focuses_the_field_to_change(
 
     pod_state(todo_app, "backend-oom", ready=False, ready_containers=0, reason="OOMKilled")
     user = UserFactory(role="admin")
-    page = signed_in_page(asgi_server, user, "/")
+    page = signed_in_page(asgi_server, user, "/", init_script=REGIONS_SCRIPT)
+    wait_for_js(page, "window.streamed.table >= 1")  # the stream's first say is in
     page.click(f"#profile-row-{todo_app.pk} a.fix-link")
     page.wait_for_url("**/profiles/todo-app/edit/#component-backend-memory_limit")
     wait_for_js(page, "document.activeElement.name === 'components-1-memory_limit'")
@@ -104,6 +145,7 @@ def test_a_diagnosis_link_lands_on_and_focuses_the_field_to_change(
         reason="", phase="Running", last_event="Unhealthy: Readiness probe failed: 503"
     )
     page.goto(f"{asgi_server}/profiles/todo-app/")
+    wait_for_js(page, "window.streamed.pods >= 1")
     page.click("#pods a.fix-link")
     page.wait_for_url("**/profiles/todo-app/edit/#component-backend-readiness_path")
     wait_for_js(page, "document.activeElement.name === 'components-1-readiness_path'")
@@ -124,24 +166,14 @@ def test_an_empty_status_page_keeps_offering_what_its_user_may_do_once_the_strea
 ):
     """The stream's `table` event renders the empty page for the user's Role, as the page
     did (it once rendered it as nobody's, and an admin's "Create a profile" turned into
-    "Ask an admin" a moment after loading)."""
+    "Ask an admin" a moment after loading). Rendered alike, it is the same HTML, which the
+    page keeps rather than swapping it in (static/streams.js)."""
     user = UserFactory(role=role)
-    page = signed_in_page(
-        asgi_server,
-        user,
-        "/",
-        # the section is replaced whole (outerHTML): remember the one the page came with
-        init_script="window.tables = 0; document.addEventListener('htmx:sseBeforeMessage', "
-        "(e) => { if (e.detail.type === 'table') window.tables += 1; }); "
-        "document.addEventListener('DOMContentLoaded', () => { "
-        "window.served = document.querySelector('#status-profiles'); });",
-    )
+    page = signed_in_page(asgi_server, user, "/", init_script=REGIONS_SCRIPT)
     empty = page.locator("#status-profiles .empty")
     assert offer in empty.inner_text() and not_offered not in empty.inner_text()
-    wait_for_js(
-        page,
-        "window.tables >= 1 && document.querySelector('#status-profiles') !== window.served",
-    )
+    wait_for_js(page, "window.streamed.table >= 1")
+    assert page.evaluate("document.getElementById('status-profiles').served") is True
     text = page.locator("#status-profiles .empty").inner_text()
     assert "No profiles yet" in text
     assert offer in text and not_offered not in text

@@ -14,6 +14,7 @@ from django.test import AsyncClient
 
 from deployments.models import PodState, Release
 from deployments.services.pod_states import pod_state_publish
+from tests.deployments.views.test_digest import opens_region
 from tests.deployments.views.test_status import crashing, pod_state
 from tests.deployments.views.test_streams import in_own_loop, parse
 from tests.factories import ProfileFactory, UserFactory, make_release
@@ -110,7 +111,7 @@ def test_it_sends_the_page_then_a_row_when_a_pod_changes(todo_app, redis_url, se
         until=lambda m: any(e == "counts" for e, _, _ in m),
     )
     event, _, table = messages[0]
-    assert event == "table" and table.startswith('<section id="status-profiles"')
+    assert event == "table" and opens_region(table, "status-profiles")
     assert "health-healthy" in table and 'data-profile="other"' in table
     assert 'id="health-summary"' in table and "1 Healthy" in table
     rows = events_named(messages, "profile-")
