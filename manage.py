@@ -14,12 +14,29 @@ def main():
     # is skipped (PostgreSQL's log shows no unclean disconnect either way).
     atexit.register(gc.freeze)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlpanel.settings")
+    if sys.argv[1:2] != ["watch_cluster"]:
+        # A command holds one connection at a time: no pool (settings.py), so a database
+        # that cannot be reached fails at once with the driver's reason, not after the
+        # pool's 10 s timeout. The long-running processes keep theirs: the watcher here,
+        # uvicorn and Celery, which do not start through manage.py.
+        os.environ.setdefault("HELMDECK_DB_POOL_SIZE", "0")
     from controlpanel.state import private_umask
 
     private_umask()  # the database, its journal and collected files: owner only
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except Exception as exc:
+        if "--traceback" in sys.argv:
+            raise
+        from controlpanel.database import unreachable
+
+        line = unreachable(exc)  # the database cannot be reached: one line that says why
+        if line is None:
+            raise
+        sys.stderr.write(f"{line}\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":
