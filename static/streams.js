@@ -8,8 +8,17 @@
 
   document.addEventListener("htmx:sseBeforeMessage", function (event) {
     var region = event.target;
-    var shown = region && region.getAttribute ? region.getAttribute("data-digest") : null;
-    if (!shown) { return; }
+    if (!region || !region.getAttribute) { return; }
+    var shown = region.getAttribute("data-digest");
+    if (!shown) {
+      // a swap inside a marked region (a status row, the health counts): the region's HTML
+      // is no longer what its digest says, so the next copy of the region is swapped in
+      // even when it equals the HTML the page first had (a row changed, then changed back
+      // while the stream was down: the reconnect's table must replace the stale row)
+      var outer = region.parentElement ? region.parentElement.closest("[data-digest]") : null;
+      if (outer) { outer.removeAttribute("data-digest"); }
+      return;
+    }
     var sent = DIGEST.exec(String((event.detail || {}).data || ""));
     if (sent && sent[1] === shown) { event.preventDefault(); }
   });
