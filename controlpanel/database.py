@@ -14,15 +14,18 @@ MAX_REASON = 500
 
 
 def unreachable(exc):
-    """ "cannot reach the database <where>: <reason>" when `exc` is a database error and a
-    fresh connection attempt fails too (its error is the reason); else None (the database
-    answers: `exc` is some other failure)."""
+    """The line "cannot reach the database <where>: <reason>" when `exc` is a database error
+    raised while connecting (the command holds no connection) and a fresh attempt fails too
+    (its error is the reason); else None: an error on a live connection (a deadlock, a
+    timeout) or from a database that answers now keeps its traceback."""
     from django.db.utils import InterfaceError, OperationalError
 
     if not isinstance(exc, OperationalError | InterfaceError):
         return None
     from django.db import connection
 
+    if connection.connection is not None:
+        return None
     reason = _connect_error(connection)
     if reason is None:
         return None

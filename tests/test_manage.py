@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -117,6 +118,15 @@ def test_with_traceback_the_traceback_stays(database_url):
 
 @pytest.mark.django_db
 def test_an_error_while_the_database_answers_is_not_called_unreachable():
-    """The fresh attempt connects: the command's own error is left to show as it is."""
-    assert unreachable(OperationalError("deadlock detected")) is None
+    """The command's own error is left to show as it is: one on a live connection (a
+    deadlock), even when a fresh connection would fail now; one while connecting to a
+    database that answers the fresh attempt; one that is not the database's."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    with mock.patch("controlpanel.database._connect_error", return_value="too many clients"):
+        assert unreachable(OperationalError("deadlock detected")) is None
+    connection.close()
+    assert connection.connection is None
+    assert unreachable(OperationalError("connection failed")) is None  # it answers now
     assert unreachable(ValueError("not a database error")) is None

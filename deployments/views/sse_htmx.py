@@ -15,6 +15,7 @@ the browser to the login form or the 403 page).
 import asyncio
 import functools
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 from typing import NamedTuple
@@ -77,12 +78,19 @@ def heartbeat_seconds():
     return settings.HELMDECK_SSE_HEARTBEAT_SECONDS
 
 
+# What ends a line of an event stream (the HTML standard's EventSource parser): CRLF, a lone
+# LF, and a lone CR too, so a CR in a log line would start a line of its own.
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def sse(event, data, event_id=None):
-    """One SSE message; `data` may span lines (each gets its own data: field)."""
+    """One SSE message; `data` may span lines: each gets its own data: field, whichever
+    break ends it (text a container, helm or a user wrote cannot start an event:, id: or
+    retry: line of its own; the browser joins the data lines with LF)."""
     lines = [f"event: {event}"]
     if event_id is not None:
         lines.append(f"id: {event_id}")
-    lines += [f"data: {part}" for part in str(data).split("\n")]
+    lines += [f"data: {part}" for part in LINE_BREAK.split(str(data))]
     return "\n".join(lines) + "\n\n"
 
 
