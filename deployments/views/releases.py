@@ -143,16 +143,24 @@ def _preview_context(request, profile):
 # ---- one release ----------------------------------------------------------------------------
 
 
-def _release_context(release, *, with_log=True):
+def steps_context(release):
+    """What the page's Steps section shows (its `steps` partial): the page renders it, and
+    the release stream sends it with each status (views/streams.py)."""
     steps = list(release.steps.all())
     finished = sum(1 for s in steps if s.status in (Step.Status.DONE, Step.Status.SKIPPED))
-    context = {
+    return {
         "release": release,
-        "profile": release.profile,
         "steps": steps,
         "steps_done": finished,
         "steps_percent": round(100 * finished / len(steps)) if steps else 0,
         "current_step": next((s for s in steps if s.status == Step.Status.RUNNING), None),
+    }
+
+
+def _release_context(release, *, with_log=True):
+    context = {
+        **steps_context(release),
+        "profile": release.profile,
         "images": selectors.release_images(release),
     }
     if with_log:
@@ -166,17 +174,11 @@ def _release_context(release, *, with_log=True):
 @permission_required(VIEW, raise_exception=True)
 def release_detail(request, pk):
     release = get_object_or_404(selectors.release_detail_queryset(), pk=pk)
-    steps_only = bool(request.htmx) and request.htmx.target == "release-steps"
-    context = _release_context(release, with_log=not steps_only)
-    if release.status == Release.Status.SUCCEEDED and not steps_only:
+    context = _release_context(release)
+    if release.status == Release.Status.SUCCEEDED:
         last = selectors.current_release(profile=release.profile)
         context["is_last_success"] = last is not None and last.pk == release.pk
-    return render_page(
-        request,
-        "deployments/release_detail.html",
-        context,
-        partials={"release-steps": "steps", None: "live"},
-    )
+    return render_page(request, "deployments/release_detail.html", context, partials={None: "live"})
 
 
 @require_http_methods(["GET", "POST"])

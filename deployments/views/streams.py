@@ -47,7 +47,8 @@ def log_html(sequence, step, text):
 
 
 class AsHtml:
-    """The release stream's data for a page: a log line's div, the status badge. (The
+    """The release stream's data for a page: a log line's div; the status badge with the
+    Steps section out of band (hx-swap-oob), so the page needs no request per status. (The
     API's form, for programs, is deployments.api.releases.AsJson.) `status` runs where the
     database may be read."""
 
@@ -55,7 +56,11 @@ class AsHtml:
 
     @staticmethod
     def status(release):
-        return status_badge(release.status, release.reason)
+        from deployments.views.releases import steps_context
+
+        context = {**steps_context(release), "oob": True}
+        steps = render_to_string("deployments/release_detail.html#steps", context).strip()
+        return status_badge(release.status, release.reason) + steps
 
 
 @sse_view

@@ -1,6 +1,7 @@
 """The release page in a real Chromium against the real ASGI app (uvicorn: Django's
 live_server is WSGI and cannot stream): replayed lines, live lines through SSE, step
-progress on status events, and a reload that loses and repeats no line."""
+progress carried by the status events (no request per status), and a reload that loses
+and repeats no line."""
 
 import os
 from pathlib import Path
@@ -49,6 +50,12 @@ def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, signed
         asgi_server, user, f"/releases/{release.pk}/", init_script=SSE_OPENED_SCRIPT
     )
     assert page.evaluate("typeof htmx") == "object"
+    detail = f"{asgi_server}/releases/{release.pk}/"
+    fetched = []  # htmx's requests for the release page: only `done` makes one
+    page.on(
+        "request",
+        lambda r: fetched.append(r.url) if r.url == detail and "hx-request" in r.headers else None,
+    )
 
     # replayed: rendered by the server, escaped
     assert line_ids(page) == ["log-1", "log-2", "log-3"]
@@ -70,6 +77,7 @@ def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, signed
     run.log("helm upgrade --install todo-app")
     page.locator("#release-status .badge-upgrading").wait_for()
     wait_for_js(page, "document.querySelector('#release-steps').innerText.includes('now: upgrade')")
+    assert fetched == []  # the steps came with the status event (out of band)
     page.locator("#log-7").wait_for()
     assert_log_matches_rows(page, release)
 
@@ -88,5 +96,6 @@ def test_it_streams_the_log_live_and_loses_no_line_on_reload(asgi_server, signed
     page.locator("#release-status .badge-succeeded").wait_for()
     wait_for_js(page, "!document.querySelector('#release-live[sse-connect]')")
     assert "3/3 done" in page.inner_text("#release-steps")
+    assert fetched == [detail]  # the live part, once, after `done`
     assert_log_matches_rows(page, release)
     assert LogLine.objects.filter(release=release).count() == 8

@@ -136,6 +136,38 @@ def test_it_ends_the_stream_after_the_replay_under_wsgi(release, client):
     assert body.endswith("retry: 10000\n\n")
 
 
+def test_the_pages_status_events_carry_the_steps_section_out_of_band(release):
+    """Each `status` event of the page's stream carries the badge and the Steps section as
+    the page renders it, marked hx-swap-oob: the page makes no request per status."""
+    user = UserFactory(role="viewer")
+    aclient = AsyncClient()
+    in_own_loop(aclient.aforce_login, user)
+
+    def produce():
+        run = StageRun(Release.objects.get(pk=release.pk))
+        run.begin("render")  # a live status: render running
+        run.end()
+        finish(run, Release.Status.SUCCEEDED)
+
+    messages = follow_live(
+        aclient,
+        f"/releases/{release.pk}/stream/",
+        {},
+        replayed_when=lambda messages: any(e == "status" for e, _, _ in messages),
+        produce=produce,
+    )
+    statuses = [data for event, _, data in messages if event == "status"]
+    assert len(statuses) >= 2  # the replay's, then live ones (a burst may be one)
+    oob = '<section id="release-steps" aria-labelledby="h-steps" hx-swap-oob="true">'
+    for data in statuses:
+        badge, _, steps = data.partition(oob)
+        assert 'class="badge badge-' in badge and steps.rstrip().endswith("</section>"), data
+    assert "badge-queued" in statuses[0] and "0/3 done" in statuses[0]
+    assert "badge-succeeded" in statuses[-1]
+    assert 'class="step step-done"' in statuses[-1] and "step-skipped" in statuses[-1]
+    assert messages[-1] == ("done", None, "succeeded")
+
+
 def test_the_apis_live_status_events_carry_the_release(release):
     """The API's stream (a token, JSON): a status published while it follows carries the
     release as GET /releases/{pk} gives it, read in the stream's database thread."""
