@@ -24,6 +24,7 @@ from deployments.hub import OVERFLOW, RESET, get_hub
 from deployments.models import LogLine, Profile, Release
 from deployments.templatetags.releases import status_badge
 from deployments.views.pages import pods_context
+from deployments.views.releases import steps_context
 from deployments.views.sse_htmx import (
     HEARTBEAT,
     NO_FOLLOW_RETRY,
@@ -56,8 +57,6 @@ class AsHtml:
 
     @staticmethod
     def status(release):
-        from deployments.views.releases import steps_context
-
         context = {**steps_context(release), "oob": True}
         steps = render_to_string("deployments/release_detail.html#steps", context).strip()
         return status_badge(release.status, release.reason) + steps
