@@ -136,26 +136,32 @@ def test_it_ends_the_stream_after_the_replay_under_wsgi(release, client):
     assert body.endswith("retry: 10000\n\n")
 
 
+def follow_render_to_success(client, url, headers, release):
+    """The messages of a release stream followed live (follow_live) while "the worker" runs
+    render (a live status: render running) and finishes the release succeeded."""
+
+    def produce():
+        run = StageRun(Release.objects.get(pk=release.pk))
+        run.begin("render")
+        run.end()
+        finish(run, Release.Status.SUCCEEDED)
+
+    return follow_live(
+        client,
+        url,
+        headers,
+        replayed_when=lambda messages: any(e == "status" for e, _, _ in messages),
+        produce=produce,
+    )
+
+
 def test_the_pages_status_events_carry_the_steps_section_out_of_band(release):
     """Each `status` event of the page's stream carries the badge and the Steps section as
     the page renders it, marked hx-swap-oob: the page makes no request per status."""
     user = UserFactory(role="viewer")
     aclient = AsyncClient()
     in_own_loop(aclient.aforce_login, user)
-
-    def produce():
-        run = StageRun(Release.objects.get(pk=release.pk))
-        run.begin("render")  # a live status: render running
-        run.end()
-        finish(run, Release.Status.SUCCEEDED)
-
-    messages = follow_live(
-        aclient,
-        f"/releases/{release.pk}/stream/",
-        {},
-        replayed_when=lambda messages: any(e == "status" for e, _, _ in messages),
-        produce=produce,
-    )
+    messages = follow_render_to_success(aclient, f"/releases/{release.pk}/stream/", {}, release)
     statuses = [data for event, _, data in messages if event == "status"]
     assert len(statuses) >= 2  # the replay's, then live ones (a burst may be one)
     oob = '<section id="release-steps" aria-labelledby="h-steps" hx-swap-oob="true">'
@@ -176,19 +182,11 @@ def test_the_apis_live_status_events_carry_the_release(release):
     from tests.deployments.api.conftest import token_for
 
     _, raw = token_for("viewer")
-
-    def produce():
-        run = StageRun(Release.objects.get(pk=release.pk))
-        run.begin("render")  # a live status: render running
-        run.end()
-        finish(run, Release.Status.SUCCEEDED)
-
-    messages = follow_live(
+    messages = follow_render_to_success(
         AsyncClient(),
         f"/api/v1/releases/{release.pk}/events",
         {"Authorization": f"Bearer {raw}"},
-        replayed_when=lambda messages: any(e == "status" for e, _, _ in messages),
-        produce=produce,
+        release,
     )
     statuses = [json.loads(data) for event, _, data in messages if event == "status"]
     assert len(statuses) >= 2  # the replay's, then live ones (a burst may be one)
