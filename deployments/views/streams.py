@@ -109,6 +109,13 @@ def _status_message(release, form):
     return sse("status", form.status(release))
 
 
+def _live_status(release, form):
+    """(status, `status` message) of the release read again: what every client following
+    it live shares (hub.shared), since neither form depends on who reads it."""
+    message = _status_message(release, form)
+    return release.status, message
+
+
 async def _replay(release, after, *, follow=True, form=AsHtml):
     """The rows after `after` in chunks (a long build log is never all in memory), then
     the status. Database work in _DB_THREADS when following."""
@@ -132,7 +139,7 @@ async def release_events(release, last_id, *, follow=True, form=AsHtml):
             yield NO_FOLLOW_RETRY
         return
     await request_db_done()
-    status_message = db(_status_message)
+    live_status = db(_live_status)
     hub = get_hub()
     heartbeat = heartbeat_seconds()
     # subscribed (and confirmed by Redis) before the replay: nothing published in between
@@ -161,9 +168,13 @@ async def release_events(release, last_id, *, follow=True, form=AsHtml):
                 seen, data = item.id, item.data or {}
                 yield sse("log", form.log(seen, data.get("step", ""), data.get("text", "")), seen)
             elif item.event == "status":
-                yield await status_message(release, form)
-                if release.status in Release.TERMINAL:
-                    yield sse("done", release.status)
+                key = ("release-status", release.pk, form)
+                status, message = await hub.shared(
+                    key, item.seq, lambda: live_status(release, form)
+                )
+                yield message
+                if status in Release.TERMINAL:
+                    yield sse("done", status)
                     return
 
 

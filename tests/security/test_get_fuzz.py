@@ -64,7 +64,7 @@ numbers = st.one_of(st.integers(-(2**70), 2**70).map(str), value)
     params=st.dictionaries(st.sampled_from(PARAMS), numbers, max_size=4),
     headers=st.dictionaries(
         st.sampled_from(HEADERS),
-        st.one_of(st.just("true"), st.sampled_from(["preview", "release-steps", "pods"]), numbers),
+        st.one_of(st.just("true"), st.sampled_from(["preview", "release-live", "pods"]), numbers),
         max_size=3,
     ),
 )

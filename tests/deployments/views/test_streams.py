@@ -45,10 +45,11 @@ def parse(chunks):
     return messages
 
 
-def follow_live(aclient, url, headers, *, replayed_when, produce):
-    """GET the stream at `url` and read it until it ends; once `replayed_when(messages)`
-    holds, `produce()` runs in a thread with its own database connection (the stream
-    subscribes before it replays: what it writes then is live). Returns the messages."""
+def follow_live(aclient, url, headers, *, replayed_when, produce, readers=1):
+    """GET the stream at `url` (`readers` times at once) and read it until it ends; once
+    `replayed_when(messages)` holds for every reader, `produce()` runs in a thread with its
+    own database connection (the stream subscribes before it replays: what it writes then
+    is live). Returns the messages (a list of them per reader when readers > 1)."""
     replayed = threading.Event()
 
     def producer():
@@ -58,26 +59,36 @@ def follow_live(aclient, url, headers, *, replayed_when, produce):
         produce()
         connection.close()
 
-    async def read():
+    async def read(ready):
         response = await aclient.get(url, headers=headers)
         assert response.status_code == 200
         assert response["Content-Type"] == "text/event-stream"
         chunks = []
-        threading.Thread(target=producer).start()
-
-        async def collect():
-            async for chunk in response.streaming_content:
-                chunks.append(chunk.decode())
-                if replayed_when(parse(chunks)):
-                    replayed.set()
-
-        try:
-            await asyncio.wait_for(collect(), timeout=30)
-        finally:
-            replayed.set()
+        async for chunk in response.streaming_content:
+            chunks.append(chunk.decode())
+            if not ready.is_set() and replayed_when(parse(chunks)):
+                ready.set()
         return chunks
 
-    return parse(in_own_loop(read))
+    async def read_all():
+        ready = [asyncio.Event() for _ in range(readers)]
+        threading.Thread(target=producer).start()
+
+        async def all_replayed():
+            await asyncio.gather(*(event.wait() for event in ready))
+            replayed.set()
+
+        waiter = asyncio.ensure_future(all_replayed())
+        try:
+            return await asyncio.wait_for(
+                asyncio.gather(*(read(event) for event in ready)), timeout=30
+            )
+        finally:
+            waiter.cancel()
+            replayed.set()
+
+    results = [parse(chunks) for chunks in in_own_loop(read_all)]
+    return results if readers > 1 else results[0]
 
 
 @pytest.fixture
@@ -136,7 +147,7 @@ def test_it_ends_the_stream_after_the_replay_under_wsgi(release, client):
     assert body.endswith("retry: 10000\n\n")
 
 
-def follow_render_to_success(client, url, headers, release):
+def follow_render_to_success(client, url, headers, release, *, readers=1):
     """The messages of a release stream followed live (follow_live) while "the worker" runs
     render (a live status: render running) and finishes the release succeeded."""
 
@@ -152,10 +163,14 @@ def follow_render_to_success(client, url, headers, release):
         headers,
         replayed_when=lambda messages: any(e == "status" for e, _, _ in messages),
         produce=produce,
+        readers=readers,
     )
 
 
-def test_the_pages_status_events_carry_the_steps_section_out_of_band(release):
+STEPS_OOB = '<section id="release-steps" aria-labelledby="h-steps" hx-swap-oob="true">'
+
+
+def test_the_pages_status_events_carry_the_steps_section_out_of_band(release, client):
     """Each `status` event of the page's stream carries the badge and the Steps section as
     the page renders it, marked hx-swap-oob: the page makes no request per status."""
     user = UserFactory(role="viewer")
@@ -164,14 +179,49 @@ def test_the_pages_status_events_carry_the_steps_section_out_of_band(release):
     messages = follow_render_to_success(aclient, f"/releases/{release.pk}/stream/", {}, release)
     statuses = [data for event, _, data in messages if event == "status"]
     assert len(statuses) >= 2  # the replay's, then live ones (a burst may be one)
-    oob = '<section id="release-steps" aria-labelledby="h-steps" hx-swap-oob="true">'
     for data in statuses:
-        badge, _, steps = data.partition(oob)
+        badge, _, steps = data.partition(STEPS_OOB)
         assert 'class="badge badge-' in badge and steps.rstrip().endswith("</section>"), data
     assert "badge-queued" in statuses[0] and "0/3 done" in statuses[0]
     assert "badge-succeeded" in statuses[-1]
     assert 'class="step step-done"' in statuses[-1] and "step-skipped" in statuses[-1]
     assert messages[-1] == ("done", None, "succeeded")
+
+    # the last event's section is the page's own, but for the out-of-band mark
+    client.force_login(user)
+    page = client.get(f"/releases/{release.pk}/").content.decode()
+    start = page.index('<section id="release-steps"')
+    on_page = page[start : page.index("</section>", start) + len("</section>")]
+    streamed = STEPS_OOB + statuses[-1].partition(STEPS_OOB)[2]
+    assert streamed.strip().replace(' hx-swap-oob="true"', "", 1) == on_page
+
+
+def test_clients_following_one_release_share_each_status_render(release, monkeypatch):
+    """Five pages follow one release: each live status is rendered once for all of them
+    (hub.shared), not once per page, and every page gets the same events."""
+    from deployments.views.streams import AsHtml
+
+    renders = []
+    render = AsHtml.status
+
+    def counted(release):
+        renders.append(release.status)
+        return render(release)
+
+    monkeypatch.setattr(AsHtml, "status", staticmethod(counted))
+    readers = 5
+    aclient = AsyncClient()
+    in_own_loop(aclient.aforce_login, UserFactory(role="viewer"))
+    followed = follow_render_to_success(
+        aclient, f"/releases/{release.pk}/stream/", {}, release, readers=readers
+    )
+    live = [[data for event, _, data in messages if event == "status"][1:] for messages in followed]
+    assert all(statuses and statuses[-1] == live[0][-1] for statuses in live), live
+    assert "badge-succeeded" in live[0][-1]
+    assert all(messages[-1] == ("done", None, "succeeded") for messages in followed)
+    # one render per reader on connect (the replay), then at most one per live status for
+    # all of them (a reader that is behind takes a newer render; unshared: one per event)
+    assert len(renders) <= readers + max(len(statuses) for statuses in live), renders
 
 
 def test_the_apis_live_status_events_carry_the_release(release):
