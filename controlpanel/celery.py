@@ -3,6 +3,12 @@ import os
 from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlpanel.settings")
+# Celery's Django fixup runs every system check as a worker starts and drops what they find
+# (celery/fixups/django.py, validate_models). The URL check alone imports every view and
+# the API's schemas, ~0.3 s of the worker's start (`python -X importtime`), for a process
+# that serves no URL. `manage.py check`, `migrate` (make run, each deploy of the panel) and
+# `doctor` run them all and report. CELERY_SKIP_CHECKS= (empty) brings them back.
+os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 
 # DjangoTask adds delay_on_commit(): enqueue only once the transaction that made the row commits.
 app = Celery("controlpanel", task_cls="celery.contrib.django.task:DjangoTask")

@@ -149,3 +149,20 @@ def test_the_venvs_packages_and_the_projects_modules_are_compiled():
         if not Path(importlib.util.cache_from_source(str(source))).exists()
     ]
     assert missing == []
+
+
+def test_a_worker_starts_without_the_url_check_and_the_api():
+    """Celery's Django fixup sets Django up as a worker starts (validate_models, as the
+    worker calls it) without running the system checks, whose findings it dropped: the URL
+    check imported every view and the API's schemas (Ninja, pydantic), ~0.3 s of a start,
+    for a process that serves no URL."""
+    code = (
+        "from controlpanel.celery import app;"
+        "from celery.fixups.django import DjangoWorkerFixup;"
+        "DjangoWorkerFixup(app).validate_models();"
+        "import sys; print('django.apps' in sys.modules and 'deployments.models' in sys.modules)"
+    )
+    result = fresh_python("-X", "importtime", "-c", code)
+    assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr[-2000:]
+    modules = modules_of(result)
+    assert {"ninja", "deployments.api", "controlpanel.urls"} & modules == set()
