@@ -7,7 +7,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlpanel.settings")
 # (celery/fixups/django.py, validate_models). The URL check alone imports every view and
 # the API's schemas, ~0.3 s of the worker's start (`python -X importtime`), for a process
 # that serves no URL. `manage.py check`, `migrate` (make run, each deploy of the panel) and
-# `doctor` run them all and report. CELERY_SKIP_CHECKS= (empty) brings them back.
+# `doctor` run them all and report. CELERY_SKIP_CHECKS= (empty) brings them back. A task
+# that needs the URLconf (a notification's links) imports it at its first reverse().
 os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 
 # DjangoTask adds delay_on_commit(): enqueue only once the transaction that made the row commits.
