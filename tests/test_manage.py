@@ -19,14 +19,20 @@ ROOT = Path(__file__).parent.parent
 PASSWORD = "Wr0ng-pa55word-7f3a"
 
 
-def manage(*argv, database_url, **env):
+def command_env(database_url, **env):
+    """This process's environment for a `manage.py` child, with `database_url` and `env`,
+    and without HELMDECK_DB_POOL_SIZE: the child picks its pool as a user's command would."""
     environ = {k: v for k, v in os.environ.items() if k != "HELMDECK_DB_POOL_SIZE"}
+    return {**environ, "DATABASE_URL": database_url, **env}
+
+
+def manage(*argv, database_url, **env):
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *argv],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**environ, "DATABASE_URL": database_url, **env},
+        env=command_env(database_url, **env),
         timeout=120,
     )
 
@@ -83,12 +89,11 @@ def test_the_watcher_keeps_its_pool_and_retries(database_url):
     database) and retries; SIGTERM still stops it cleanly."""
     import signal
 
-    environ = {k: v for k, v in os.environ.items() if k != "HELMDECK_DB_POOL_SIZE"}
     url = postgres(database_url, name="helmdeck_missing_db")
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "watch_cluster"],
         cwd=ROOT,
-        env={**environ, "DATABASE_URL": url},
+        env=command_env(url),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
